@@ -1,0 +1,40 @@
+"""The cache as one object: its location, object store, action cache, state table and hasher."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlbuild.cache.actions import ActionCache
+from mlbuild.cache.hashing import Hasher
+from mlbuild.cache.objects import ObjectStore
+from mlbuild.cache.state import StateTable
+
+CACHE_DIR_ENV = "MLBUILD_CACHE_DIR"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Cache:
+    """The workspace's cache. ``MLBUILD_CACHE_DIR`` points many clones at one shared cache."""
+
+    root: Path
+    objects: ObjectStore
+    actions: ActionCache
+    state: StateTable
+    hasher: Hasher
+
+    @classmethod
+    def open(cls, workspace: Path, meta_dir: Path) -> Cache:
+        """The cache for ``workspace``; ``meta_dir`` is its ``.mlbuild`` directory."""
+        configured = os.environ.get(CACHE_DIR_ENV)
+        root = Path(configured).expanduser().resolve() if configured else meta_dir / "cache"
+        state = StateTable(meta_dir / "state.db")
+        return cls(
+            root=root,
+            objects=ObjectStore(root / "objects"),
+            actions=ActionCache(root / "actions"),
+            state=state,
+            hasher=Hasher(workspace, state),
+        )

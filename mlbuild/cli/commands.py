@@ -1,0 +1,291 @@
+"""One function per command: parse nothing, call the library, print, return the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlbuild.cli.output import (
+    Console,
+    JsonReporter,
+    StepReporter,
+    dump_json,
+    format_metrics,
+    summary_json,
+    summary_line,
+    table,
+)
+from mlbuild.errors import RecipeError, StepFailedError, UsageError
+
+
+def _workspace(args: argparse.Namespace) -> Any:
+    from mlbuild.graph import Workspace
+
+    return Workspace.find(Path.cwd(), Path(args.file) if args.file else None)
+
+
+def _split(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Command-line words → (step names, Hydra overrides)."""
+    steps = [t for t in tokens if "=" not in t and not t.startswith(("~", "+"))]
+    return steps, [t for t in tokens if t not in steps]
+
+
+def _check_steps(names: list[str], known: list[str]) -> None:
+    from mlbuild.params import suggest
+
+    for name in names:
+        if name not in known:
+            raise UsageError(
+                f"no step named '{name}'{suggest(name, known)}; steps: {', '.join(known)}"
+            )
+
+
+def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
+    if not multirun:
+        return [overrides]
+    from mlbuild.params import expand_sweeps
+
+    return expand_sweeps(overrides)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from mlbuild.recipe.starter import write_starter
+
+    path = write_starter(Path.cwd(), name=args.name, force=args.force)
+    print(f"wrote {path.name}; check it with `mlbuild validate`, then `mlbuild run`")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mlbuild.recipe import load_recipe
+
+    ws = _workspace(args)
+    try:
+        load_recipe(ws.recipe_path)
+        graph = ws.graph(list(args.overrides))
+    except RecipeError as exc:
+        if not args.json:
+            raise
+        dump_json({"valid": False, "problems": [p.__dict__ for p in exc.problems]})
+        return exc.exit_code
+    finally:
+        ws.save_state()
+    if args.json:
+        dump_json(
+            {"valid": True, "name": graph.name, "steps": list(graph.steps), "params": graph.params}
+        )
+    else:
+        count = len(graph.steps)
+        print(
+            f"{graph.recipe_file}: valid "
+            f"({count} step{'s' if count != 1 else ''}: {', '.join(graph.steps)})"
+        )
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from mlbuild.recipe import render_schema
+
+    sys.stdout.write(render_schema())
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from mlbuild.graph import make_plan
+
+    ws = _workspace(args)
+    names, overrides = _split(args.args)
+    reports = []
+    try:
+        for combo in _combinations(overrides, args.multirun):
+            graph = ws.graph(combo)
+            _check_steps(names, list(graph.steps))
+            planner = ws.planner(
+                graph,
+                force=set(graph.upstream_closure(names or list(graph.steps)))
+                if args.force
+                else None,
+            )
+            reports.append(
+                (combo, make_plan(planner, graph.upstream_closure(names or list(graph.steps))))
+            )
+    finally:
+        ws.save_state()
+    if args.json:
+        dump_json(
+            [
+                {
+                    "overrides": combo,
+                    "steps": [
+                        {
+                            "name": d.step,
+                            "action": d.action.value,
+                            "reasons": d.reasons,
+                            "fingerprint": d.fingerprint,
+                        }
+                        for d in decisions
+                    ],
+                }
+                for combo, decisions in reports
+            ]
+        )
+        return 0
+    for combo, decisions in reports:
+        title = f"plan ({' '.join(combo)})" if combo else "plan"
+        print(title + ":")
+        rows = [[d.step, d.action.value, "; ".join(d.reasons)] for d in decisions]
+        print(_indent(table(rows, ["STEP", "ACTION", "WHY"])))
+        will = sum(1 for d in decisions if d.action.value in ("run", "restore"))
+        maybe = sum(1 for d in decisions if d.action.value == "pending")
+        tail = f", {maybe} more if upstream outputs change" if maybe else ""
+        print(f"{will} of {len(decisions)} steps will run or be restored{tail}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return cmd_plan(args)
+    from mlbuild.exec import run_lock, run_steps
+
+    if args.jobs < 1:
+        raise UsageError(f"-j/--jobs must be at least 1, got {args.jobs}")
+    ws = _workspace(args)
+    names, overrides = _split(args.args)
+    combos = _combinations(overrides, args.multirun)
+    console = Console()
+    reporter: StepReporter | JsonReporter = (
+        JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)
+    )
+    summaries = []
+    try:
+        with run_lock(
+            ws.meta, wait=args.wait, on_wait=lambda text: print(f"mlbuild: {text}", file=sys.stderr)
+        ):
+            for combo in combos:
+                graph = ws.graph(combo)
+                _check_steps(names, list(graph.steps))
+                if len(combos) > 1 and not args.json:
+                    console.print(console.paint(f"── {' '.join(combo)}", "bold"))
+                summary = run_steps(
+                    ws, graph, targets=names, force=args.force, jobs=args.jobs, reporter=reporter
+                )
+                summaries.append(summary)
+                if not args.json:
+                    console.print(summary_line(summary))
+                if summary.failed:
+                    break
+    finally:
+        reporter.close()
+        ws.save_state()
+    if args.json:
+        dump_json(
+            summary_json(summaries[0])
+            if not args.multirun
+            else [summary_json(s) for s in summaries]
+        )
+    else:
+        _print_metrics(console, summaries, args.multirun)
+    failed = [o for s in summaries for o in s.failed]
+    if failed:
+        first = failed[0]
+        log = f"; log: {first.log}" if first.log else ""
+        names_failed = ", ".join(f"'{o.name}'" for o in failed)
+        raise StepFailedError(f"step {names_failed} failed: {first.message}{log}")
+    return 0
+
+
+def _print_metrics(console: Console, summaries: list[Any], multirun: bool) -> None:
+    if multirun and len(summaries) > 1:
+        keys = sorted({k for s in summaries for k in s.metrics})
+        rows = [
+            [" ".join(s.overrides), *(str(s.metrics.get(k, "")) for k in keys)] for s in summaries
+        ]
+        console.print(table(rows, ["OVERRIDES", *keys]))
+    elif summaries and summaries[0].metrics:
+        console.print(f"metrics: {format_metrics(summaries[0].metrics)}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import time
+
+    from mlbuild.graph import make_plan
+
+    ws = _workspace(args)
+    try:
+        graph = ws.graph(list(args.overrides))
+        decisions = make_plan(ws.planner(graph), list(graph.steps))
+    finally:
+        ws.save_state()
+    states = {
+        "cached": "up to date",
+        "restore": "restorable from cache",
+        "run": "changed",
+        "pending": "waits on upstream",
+    }
+    rows = []
+    data = []
+    for d in decisions:
+        record = ws.records.get(d.step)
+        last = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.finished))
+            if record
+            else "never"
+        )
+        took = f"{record.duration:.2f}s" if record else ""
+        rows.append([d.step, states[d.action.value], last, took, d.reasons[0] if d.reasons else ""])
+        data.append(
+            {
+                "name": d.step,
+                "state": d.action.value,
+                "reasons": d.reasons,
+                "last_run": record.finished if record else None,
+                "duration": record.duration if record else None,
+            }
+        )
+    if args.json:
+        dump_json(data)
+    else:
+        print(table(rows, ["STEP", "STATE", "LAST RUN", "TOOK", "WHY"]))
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from mlbuild.cache import collect
+
+    ws = _workspace(args)
+    keep = set()
+    for name in _known_steps(ws):
+        record = ws.records.get(name)
+        if record is not None:
+            keep.add(record.fingerprint)
+    report = collect(ws.cache, keep=keep, keep_days=args.keep_days, dry_run=args.dry_run)
+    if args.json:
+        dump_json(report.__dict__)
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        f"{verb} {report.actions_removed} cached results and {report.objects_removed} objects "
+        f"({_size(report.bytes_freed)}); kept {report.actions_kept} results, "
+        f"{report.objects_kept} objects"
+    )
+    return 0
+
+
+def _known_steps(ws: Any) -> list[str]:
+    if not ws.records.root.is_dir():
+        return []
+    return [p.stem for p in ws.records.root.glob("*.json")]
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())

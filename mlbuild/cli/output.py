@@ -1,0 +1,195 @@
+"""Terminal output: live progress on a TTY, plain lines in CI, tables, and JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from mlbuild.exec import RunSummary, Status, StepOutcome
+
+_COLORS = {"green": "32", "red": "31", "yellow": "33", "blue": "34", "dim": "2", "bold": "1"}
+_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class Console:
+    """Where output goes and whether it may use colour and redraw lines."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.is_tty = self.stream.isatty() and os.environ.get("TERM") != "dumb"
+        self.color = self.is_tty and "NO_COLOR" not in os.environ
+
+    def paint(self, text: str, color: str) -> str:
+        return f"\x1b[{_COLORS[color]}m{text}\x1b[0m" if self.color else text
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.stream, flush=True)
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """A plain left-aligned text table."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
+    lines += [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def dump_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str), flush=True)
+
+
+_LABEL = {
+    Status.CACHED: ("cached", "dim"),
+    Status.RESTORED: ("restored from cache", "blue"),
+    Status.RAN: ("done", "green"),
+    Status.FAILED: ("FAILED", "red"),
+    Status.SKIPPED: ("skipped", "yellow"),
+    Status.INTERRUPTED: ("interrupted", "yellow"),
+}
+
+
+class StepReporter:
+    """Prints step events as lines; on a TTY also keeps a live status line at the bottom.
+
+    Called from executor threads, so every write holds one lock. With ``quiet`` the steps' own
+    output goes only to their log files.
+    """
+
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.lock = threading.Lock()
+        self.running: dict[str, float] = {}
+        self.done = 0
+        self._status_shown = False
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if console.is_tty:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        with self.lock:
+            self._clear()
+
+    def step_started(self, name: str, reasons: list[str]) -> None:
+        why = f" ({'; '.join(reasons)})" if reasons else ""
+        self._line(f"{self.console.paint(name, 'bold')}: running{why}")
+        with self.lock:
+            self.running[name] = time.monotonic()
+
+    def step_output(self, name: str, line: str) -> None:
+        if not self.quiet:
+            self._line(f"{self.console.paint(f'[{name}]', 'dim')} {line}")
+
+    def step_finished(self, outcome: StepOutcome) -> None:
+        label, color = _LABEL[outcome.status]
+        text = f"{self.console.paint(outcome.name, 'bold')}: {self.console.paint(label, color)}"
+        if outcome.status is Status.RAN:
+            text += f" in {outcome.duration:.2f}s"
+        if outcome.status is Status.RESTORED and outcome.reasons:
+            text += f" ({'; '.join(outcome.reasons)})"
+        if outcome.message:
+            text += f": {outcome.message}"
+        if outcome.status is Status.FAILED and outcome.log:
+            text += f" (log: {outcome.log})"
+        with self.lock:
+            self.running.pop(outcome.name, None)
+            self.done += 1
+        self._line(text)
+
+    def _line(self, text: str) -> None:
+        with self.lock:
+            self._clear()
+            self.console.print(text)
+            self._draw()
+
+    def _clear(self) -> None:
+        if self._status_shown:
+            self.console.stream.write("\r\x1b[K")
+            self._status_shown = False
+
+    def _draw(self) -> None:
+        if not self.console.is_tty or not self.running:
+            return
+        now = time.monotonic()
+        frame = _SPINNER[int(now * 10) % len(_SPINNER)]
+        busy = ", ".join(f"{n} {now - t:.0f}s" for n, t in self.running.items())
+        self.console.stream.write(self.console.paint(f"{frame} running: {busy}", "blue"))
+        self.console.stream.flush()
+        self._status_shown = True
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.1):
+            with self.lock:
+                self._clear()
+                self._draw()
+
+
+class JsonReporter:
+    """For ``--json``: nothing on stdout until the summary; steps' output goes to stderr."""
+
+    def step_started(self, name: str, reasons: list[str]) -> None:
+        pass
+
+    def step_output(self, name: str, line: str) -> None:
+        print(f"[{name}] {line}", file=sys.stderr, flush=True)
+
+    def step_finished(self, outcome: StepOutcome) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def summary_line(summary: RunSummary) -> str:
+    counts: dict[str, int] = {}
+    for outcome in summary.outcomes:
+        counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items())
+    total = len(summary.outcomes)
+    return f"{total} step{'s' if total != 1 else ''}: {parts} in {summary.duration:.2f}s"
+
+
+def summary_json(summary: RunSummary) -> dict[str, Any]:
+    return {
+        "overrides": summary.overrides,
+        "duration": round(summary.duration, 4),
+        "ok": not summary.failed,
+        "steps": [
+            {
+                "name": o.name,
+                "status": o.status.value,
+                "duration": round(o.duration, 4),
+                "reasons": o.reasons,
+                "fingerprint": o.fingerprint,
+                "metrics": o.metrics,
+                "message": o.message,
+                "log": o.log,
+            }
+            for o in summary.outcomes
+        ],
+        "metrics": summary.metrics,
+        "hashing": {
+            "files_hashed": summary.hashing.files_hashed,
+            "bytes_hashed": summary.hashing.bytes_hashed,
+            "files_from_state": summary.hashing.files_from_state,
+        },
+    }
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    return "  ".join(f"{k}={_num(v)}" for k, v in sorted(metrics.items()))
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

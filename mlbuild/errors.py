@@ -1,0 +1,87 @@
+"""The error family of mlbuild.
+
+Every failure a user can cause or fix is an :class:`MlbuildError` with a message that says what
+failed, where, and what to do. The one handler in :mod:`mlbuild.cli.main` turns them into exit
+codes; anything else is an internal error and gets a traceback in a log file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class MlbuildError(Exception):
+    """Root of every error a user sees as a message rather than a traceback."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(MlbuildError):
+    """The command line is wrong: an unknown step, a malformed override, a bad flag value."""
+
+    exit_code = EXIT_USAGE
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a recipe, located as precisely as the source allows."""
+
+    file: str
+    line: int | None
+    column: int | None
+    path: str
+    message: str
+    source_line: str | None = None
+
+    def render(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}:{self.column or 1}"
+        head = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        if self.source_line is None or self.line is None:
+            return head
+        gutter = f"{self.line:>5} | "
+        caret = " " * (len(gutter) - 2) + "| " + " " * max((self.column or 1) - 1, 0) + "^"
+        return f"{head}\n{gutter}{self.source_line}\n{caret}"
+
+
+class RecipeError(MlbuildError):
+    """The recipe is wrong. Carries every problem found, not only the first."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        count = len(problems)
+        summary = f"{count} problem{'s' if count != 1 else ''} in {problems[0].file}"
+        super().__init__("\n".join([*(p.render() for p in problems), summary]))
+
+
+class OverrideError(UsageError):
+    """A parameter override on the command line cannot be applied."""
+
+
+class CacheError(MlbuildError):
+    """The cache is unusable: unreadable, corrupt, or missing an object it claims to hold."""
+
+
+class StepFailedError(MlbuildError):
+    """One or more steps failed; the message names them and their logs."""
+
+
+class LockedError(MlbuildError):
+    """Another mlbuild process holds the repository's run lock."""
+
+
+class InterruptError(MlbuildError):
+    """The user pressed Ctrl-C (or the process got SIGTERM); children were stopped."""
+
+    exit_code = EXIT_INTERRUPTED

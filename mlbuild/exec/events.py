@@ -1,0 +1,59 @@
+"""What the executor reports while it works, and what a run amounts to at the end."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mlbuild.cache import HashStats
+
+
+class Status(enum.StrEnum):
+    CACHED = "cached"
+    RESTORED = "restored"
+    RAN = "ran"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # an upstream step failed
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    status: Status
+    duration: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    fingerprint: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    log: str | None = None
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[StepOutcome]
+    duration: float
+    overrides: list[str]
+    hashing: HashStats
+
+    @property
+    def failed(self) -> list[StepOutcome]:
+        return [o for o in self.outcomes if o.status is Status.FAILED]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for outcome in self.outcomes:
+            merged.update(outcome.metrics)
+        return merged
+
+
+class Reporter(Protocol):
+    """Receives events from executor threads; implementations serialise their own output."""
+
+    def step_started(self, name: str, reasons: list[str]) -> None: ...
+
+    def step_output(self, name: str, line: str) -> None: ...
+
+    def step_finished(self, outcome: StepOutcome) -> None: ...

@@ -1,0 +1,274 @@
+"""Run a graph's steps as local child processes, independent steps in parallel.
+
+Steps are scheduled with ``graphlib``: a step starts when every step it depends on is done. Each is
+decided just before it starts (cached, restore, run), so a step after one that reproduced identical
+outputs is a cache hit (early cutoff). A failed step stops its dependents; the others go on, and
+what finished stays cached. Ctrl-C stops every child and raises :class:`InterruptError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from graphlib import TopologicalSorter
+from typing import Any
+
+from mlbuild.cache import ActionResult, OutRecord, remove
+from mlbuild.errors import InterruptError, MlbuildError
+from mlbuild.exec.events import Reporter, RunSummary, Status, StepOutcome
+from mlbuild.exec.metrics import read_metrics
+from mlbuild.exec.process import StepProcess, describe_exit
+from mlbuild.graph import Action, Decision, Graph, StepRecord, StepSpec, Workspace
+from mlbuild.params import PARAMS_ENV, nest
+
+
+def run_steps(
+    workspace: Workspace,
+    graph: Graph,
+    *,
+    targets: list[str],
+    force: bool,
+    jobs: int,
+    reporter: Reporter,
+) -> RunSummary:
+    """Bring ``targets`` (every step if empty) and what they depend on up to date."""
+    return _Run(workspace, graph, targets, force, jobs, reporter).execute()
+
+
+class _Run:
+    def __init__(
+        self,
+        workspace: Workspace,
+        graph: Graph,
+        targets: list[str],
+        force: bool,
+        jobs: int,
+        reporter: Reporter,
+    ) -> None:
+        self.ws = workspace
+        self.graph = graph
+        self.names = graph.upstream_closure(targets or list(graph.steps))
+        self.planner = workspace.planner(graph, force=set(self.names) if force else set())
+        self.jobs = max(1, jobs)
+        self.reporter = reporter
+        self.outcomes: dict[str, StepOutcome] = {}
+        self.running: dict[str, StepProcess] = {}
+        self.cancelled = threading.Event()
+        self.lock = threading.Lock()
+
+    def execute(self) -> RunSummary:
+        started = time.monotonic()
+        self.planner.check_inputs(self.names)
+        selected = set(self.names)
+        sorter = TopologicalSorter(
+            {n: [u for u in self.graph.steps[n].upstream if u in selected] for n in self.names}
+        )
+        sorter.prepare()
+        pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="mlbuild-step")
+        futures: dict[Future[StepOutcome], str] = {}
+        try:
+            while sorter.is_active():
+                for name in sorter.get_ready():
+                    blocked = self._blocked_by(name)
+                    if blocked:
+                        self._finish(
+                            StepOutcome(
+                                name, Status.SKIPPED, message=f"not run: '{blocked}' failed"
+                            )
+                        )
+                        sorter.done(name)
+                    else:
+                        futures[pool.submit(self._step, name)] = name
+                if not futures:
+                    continue
+                done, _ = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = futures.pop(future)
+                    self._finish(future.result())
+                    sorter.done(name)
+        except KeyboardInterrupt:
+            self.cancelled.set()
+            with self.lock:
+                stopping = list(self.running.values())
+            for proc in stopping:
+                threading.Thread(target=proc.stop, daemon=True).start()
+            for future in futures:
+                with contextlib.suppress(MlbuildError):
+                    self._finish(future.result())
+            stopped = [o.name for o in self.outcomes.values() if o.status is Status.INTERRUPTED]
+            what = f"; stopped {', '.join(stopped)}" if stopped else ""
+            raise InterruptError(f"interrupted{what}; finished steps stay cached") from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.ws.save_state()
+        ordered = [self.outcomes[n] for n in self.names if n in self.outcomes]
+        return RunSummary(
+            ordered, time.monotonic() - started, self.graph.overrides, self.ws.cache.hasher.stats
+        )
+
+    def _blocked_by(self, name: str) -> str | None:
+        """The failed step that keeps ``name`` from running, if any."""
+        for upstream in self.graph.steps[name].upstream:
+            outcome = self.outcomes.get(upstream)
+            if outcome is not None and outcome.status is Status.FAILED:
+                return upstream
+            if outcome is not None and outcome.status is Status.SKIPPED:
+                return self._blocked_by(upstream)
+        return None
+
+    def _finish(self, outcome: StepOutcome) -> None:
+        self.outcomes[outcome.name] = outcome
+        self.reporter.step_finished(outcome)
+
+    def _step(self, name: str) -> StepOutcome:
+        spec = self.graph.steps[name]
+        started = time.monotonic()
+        try:
+            decision = self.planner.decide(spec)
+            if decision.action is Action.CACHED:
+                assert decision.fingerprint is not None and decision.result is not None
+                self.ws.cache.actions.touch(decision.fingerprint)
+                return StepOutcome(
+                    name,
+                    Status.CACHED,
+                    fingerprint=decision.fingerprint,
+                    metrics=decision.result.metrics,
+                )
+            if decision.action is Action.RESTORE:
+                return self._restore(spec, decision, started)
+            return self._run(spec, decision, started)
+        except MlbuildError as exc:
+            return StepOutcome(name, Status.FAILED, time.monotonic() - started, message=exc.message)
+
+    def _restore(self, spec: StepSpec, decision: Decision, started: float) -> StepOutcome:
+        assert decision.result is not None and decision.fingerprint is not None
+        for path, record in decision.result.outs.items():
+            if record.cached:
+                self.ws.cache.objects.restore(record.digest, self.ws.root / path)
+        self._remember(spec, decision, started, "restored")
+        return StepOutcome(
+            spec.name,
+            Status.RESTORED,
+            time.monotonic() - started,
+            decision.reasons,
+            decision.fingerprint,
+            decision.result.metrics,
+        )
+
+    def _run(self, spec: StepSpec, decision: Decision, started: float) -> StepOutcome:
+        assert decision.fingerprint is not None
+        self.reporter.step_started(spec.name, decision.reasons)
+        missing = [s for s in spec.secrets if s not in os.environ]
+        if missing:
+            return StepOutcome(
+                spec.name,
+                Status.FAILED,
+                reasons=decision.reasons,
+                message=f"secret {', '.join(missing)} is not set in the environment; export it "
+                "before running (secrets are passed through, never stored)",
+            )
+        for out in spec.outs:
+            target = self.ws.root / out.path
+            if not out.persist:
+                remove(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        log_path = self.ws.meta / "logs" / f"{spec.name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = ["/bin/sh", "-c", spec.cmd] if isinstance(spec.cmd, str) else list(spec.cmd)
+        try:
+            proc = StepProcess(
+                argv,
+                cwd=self.ws.root,
+                env=self._environment(spec),
+                log_path=log_path,
+                secrets=[os.environ[s] for s in spec.secrets],
+                timeout=spec.timeout,
+                on_line=lambda line: self.reporter.step_output(spec.name, line),
+            )
+        except OSError as exc:
+            return StepOutcome(
+                spec.name,
+                Status.FAILED,
+                reasons=decision.reasons,
+                message=f"cannot start {argv[0]!r}: {exc.strerror}",
+            )
+        with self.lock:
+            self.running[spec.name] = proc
+        try:
+            result = proc.wait()
+        finally:
+            with self.lock:
+                self.running.pop(spec.name, None)
+        duration = time.monotonic() - started
+        log = os.path.relpath(log_path)
+        if result.stopped or self.cancelled.is_set():
+            return StepOutcome(spec.name, Status.INTERRUPTED, duration, decision.reasons, log=log)
+        if result.timed_out:
+            message = f"timed out after {spec.timeout:g}s and was stopped"
+            return StepOutcome(
+                spec.name, Status.FAILED, duration, decision.reasons, message=message, log=log
+            )
+        if result.returncode != 0:
+            message = f"command {describe_exit(result.returncode)}"
+            return StepOutcome(
+                spec.name, Status.FAILED, duration, decision.reasons, message=message, log=log
+            )
+        action = self._store(spec, duration)
+        self.ws.cache.actions.put(decision.fingerprint, action)
+        self._remember(spec, decision, started, "ran")
+        return StepOutcome(
+            spec.name,
+            Status.RAN,
+            duration,
+            decision.reasons,
+            decision.fingerprint,
+            action.metrics,
+            log=log,
+        )
+
+    def _environment(self, spec: StepSpec) -> dict[str, str]:
+        params_file = self.ws.meta / "params" / f"{spec.name}.json"
+        params_file.parent.mkdir(parents=True, exist_ok=True)
+        params_file.write_text(json.dumps(nest(spec.params), indent=2), encoding="utf-8")
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            **spec.env,
+            PARAMS_ENV: str(params_file),
+            "MLBUILD_STEP": spec.name,
+        }
+
+    def _store(self, spec: StepSpec, duration: float) -> ActionResult:
+        """Hash the step's outputs, put them in the object store, read its metrics."""
+        outs: dict[str, OutRecord] = {}
+        for out in spec.outs:
+            digest = self.ws.cache.hasher.digest(out.path)
+            if digest is None:
+                raise MlbuildError(
+                    f"step '{spec.name}' finished but did not create its declared output "
+                    f"'{out.path}'; fix the command or the outs list"
+                )
+            if out.cache:
+                self.ws.cache.objects.put(self.ws.root / out.path, digest)
+            outs[out.path] = OutRecord(digest.value, digest.size, out.cache)
+        metrics: dict[str, Any] = {}
+        for path in spec.metrics:
+            metrics.update(read_metrics(self.ws.root / path, path))
+        return ActionResult(spec.name, outs, metrics, duration, time.time())
+
+    def _remember(self, spec: StepSpec, decision: Decision, started: float, how: str) -> None:
+        assert decision.fingerprint is not None and decision.components is not None
+        self.ws.records.put(
+            StepRecord(
+                spec.name,
+                decision.fingerprint,
+                decision.components,
+                time.time(),
+                time.monotonic() - started,
+                how,
+            )
+        )

@@ -1,0 +1,48 @@
+"""One ``mlbuild run`` at a time per workspace: an advisory lock on ``.mlbuild/run.lock``.
+
+The kernel drops a ``flock`` when its holder dies, even by SIGKILL, so a crashed run never leaves
+a stale lock behind. The file names the holder for the message a second run prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from mlbuild.errors import LockedError
+
+
+@contextlib.contextmanager
+def run_lock(meta: Path, *, wait: bool, on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold the workspace's run lock; without ``wait``, refuse at once if another run holds it."""
+    meta.mkdir(parents=True, exist_ok=True)
+    path = meta / "run.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(path)
+            if not wait:
+                raise LockedError(
+                    f"another mlbuild run ({holder}) is running in this workspace; "
+                    "wait for it to finish, or pass --wait to queue behind it"
+                ) from None
+            on_wait(f"waiting for the other mlbuild run ({holder}) to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip() or "pid unknown"
+    except OSError:
+        return "pid unknown"

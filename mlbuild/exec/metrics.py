@@ -1,0 +1,40 @@
+"""Read a step's metrics files (JSON or YAML) into flat ``{dotted.key: value}`` mappings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mlbuild.errors import MlbuildError
+
+
+def read_metrics(path: Path, display: str) -> dict[str, Any]:
+    """Scalar values of the metrics file at ``path``; nested keys are joined with dots."""
+    is_yaml = path.suffix in (".yaml", ".yml")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if is_yaml:
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise MlbuildError(
+            f"metrics file {display} is not valid {'YAML' if is_yaml else 'JSON'}: {exc}"
+        ) from None
+    if not isinstance(data, dict):
+        raise MlbuildError(f"metrics file {display} must hold a mapping of names to values")
+    return _flatten(data)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        elif isinstance(value, int | float | str | bool) or value is None:
+            flat[name] = value
+    return flat

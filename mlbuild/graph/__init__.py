@@ -1,0 +1,29 @@
+"""The pipeline graph: compilation from the recipe, fingerprints, and the plan with its reasons."""
+
+from __future__ import annotations
+
+from mlbuild.graph.compiled import load_graph
+from mlbuild.graph.fingerprint import Components, components, explain, fingerprint
+from mlbuild.graph.model import Graph, Output, StepSpec
+from mlbuild.graph.plan import Action, Decision, Planner, make_plan
+from mlbuild.graph.records import StepRecord, StepRecords
+from mlbuild.graph.workspace import META_DIR, Workspace
+
+__all__ = [
+    "META_DIR",
+    "Action",
+    "Components",
+    "Decision",
+    "Graph",
+    "Output",
+    "Planner",
+    "StepRecord",
+    "StepRecords",
+    "StepSpec",
+    "Workspace",
+    "components",
+    "explain",
+    "fingerprint",
+    "load_graph",
+    "make_plan",
+]

@@ -1,0 +1,97 @@
+"""A step's fingerprint, and the explanation of why it differs from the last run.
+
+The fingerprint hashes everything that can change what a step produces: the mlbuild cache format,
+the resolved command, declared env (never secrets), the selected param values, the content hashes
+of the deps, the declared outputs, the Python version and the environment lock file's hash.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlbuild.cache import FORMAT_VERSION, hash_bytes
+from mlbuild.graph.model import Graph, StepSpec
+from mlbuild.params import render
+
+Components = dict[str, Any]
+
+
+def components(
+    graph: Graph, step: StepSpec, deps: dict[str, str | None], lock: str | None
+) -> Components:
+    """What the fingerprint of ``step`` is made of; a dep hash of ``None`` is not yet known."""
+    return {
+        "format": FORMAT_VERSION,
+        "cmd": step.cmd,
+        "env": dict(sorted(step.env.items())),
+        "params": step.params,
+        "deps": dict(sorted(deps.items())),
+        "outs": [[o.path, o.cache, o.persist] for o in step.outs],
+        "python": graph.python,
+        "lock": {graph.lock_file: lock} if graph.lock_file else {},
+    }
+
+
+def fingerprint(parts: Components) -> str:
+    return hash_bytes(json.dumps(parts, sort_keys=True, default=str).encode())
+
+
+def explain(old: Components | None, new: Components) -> list[str]:
+    """Why ``new`` differs from ``old``, most specific first: one line per changed input."""
+    if old is None:
+        return ["never run in this workspace"]
+    reasons: list[str] = []
+    if old.get("format") != new["format"]:
+        reasons.append("mlbuild's cache format changed")
+    if old.get("cmd") != new["cmd"]:
+        reasons.append(f"command changed: {_show(old.get('cmd'))} → {_show(new['cmd'])}")
+    reasons += _mapping_diff("param", old.get("params", {}), new["params"], values=True)
+    reasons += _deps_diff(old.get("deps", {}), new["deps"])
+    reasons += _mapping_diff("env", old.get("env", {}), new["env"], values=True)
+    if old.get("outs") != new["outs"]:
+        reasons.append("declared outputs changed")
+    if old.get("python") != new["python"]:
+        reasons.append(f"environment.python changed: {old.get('python')} → {new['python']}")
+    reasons += _mapping_diff("environment lock", old.get("lock", {}), new["lock"], values=False)
+    return reasons
+
+
+def _deps_diff(old: dict[str, str | None], new: dict[str, str | None]) -> list[str]:
+    reasons = []
+    for path, digest in new.items():
+        if digest is None:
+            continue  # produced by a step that runs first; judged when that step is done
+        if path not in old:
+            reasons.append(f"dep {path} added")
+        elif old[path] != digest:
+            reasons.append(f"dep {path} changed ({_short(old[path])} → {_short(digest)})")
+    reasons += [f"dep {path} removed" for path in old if path not in new]
+    return reasons
+
+
+def _mapping_diff(
+    label: str, old: dict[str, Any], new: dict[str, Any], *, values: bool
+) -> list[str]:
+    reasons = []
+    for key, value in new.items():
+        if key not in old:
+            reasons.append(f"{label} {key} added" + (f" (= {_show(value)})" if values else ""))
+        elif old[key] != value:
+            change = f": {_show(old[key])} → {_show(value)}" if values else ""
+            reasons.append(f"{label} {key} changed{change}")
+    reasons += [f"{label} {key} removed" for key in old if key not in new]
+    return reasons
+
+
+def _short(digest: str | None) -> str:
+    return "missing" if digest is None else digest[:8]
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else render(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        import shlex
+
+        text = shlex.join(value)
+    return repr(text) if isinstance(value, str | list) else text

@@ -1,0 +1,110 @@
+"""The compiled pipeline: resolved steps in dependency order, plain data that serialises to JSON.
+
+A :class:`Graph` is what the engine works on. It is derived from the recipe and the composed params
+and cached (``compiled.py``), so a no-op run needs neither pydantic nor Hydra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlbuild.errors import Problem
+
+
+@dataclass(frozen=True)
+class Output:
+    path: str
+    cache: bool = True
+    persist: bool = False
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step, resolved: interpolated command, normalised paths, selected params."""
+
+    name: str
+    cmd: str | list[str]
+    deps: list[str]
+    outs: list[Output]
+    params: dict[str, Any]
+    metrics: list[str]
+    env: dict[str, str]
+    secrets: list[str]
+    needs: list[str]
+    always_run: bool
+    timeout: float | None
+    upstream: list[str]  # steps that must finish first: producers of deps, and needs
+
+    @property
+    def uses_shell(self) -> bool:
+        return isinstance(self.cmd, str)
+
+    def display_cmd(self) -> str:
+        import shlex
+
+        return self.cmd if isinstance(self.cmd, str) else shlex.join(self.cmd)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Steps in a topological order, with the context every fingerprint shares."""
+
+    name: str
+    recipe_file: str
+    steps: dict[str, StepSpec]
+    params: dict[str, Any]
+    overrides: list[str]
+    python: str | None
+    lock_file: str | None
+    # where each recipe key path starts ("steps.train.deps[0]" → [line, column]), for errors
+    # found after compilation (a dep file that went missing)
+    positions: dict[str, list[int]] = field(default_factory=dict)
+    lines: dict[int, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Graph:
+        steps = {
+            name: StepSpec(**{**spec, "outs": [Output(**o) for o in spec["outs"]]})
+            for name, spec in raw["steps"].items()
+        }
+        lines = {int(k): v for k, v in raw.get("lines", {}).items()}
+        return cls(**{**raw, "steps": steps, "lines": lines})
+
+    def problem(self, key: str, message: str) -> Problem:
+        """A recipe problem at key path ``key`` (``steps.train.deps[0]``), located if known."""
+        line, column = self.positions.get(key, [None, None])
+        return Problem(
+            file=self.recipe_file,
+            line=line,
+            column=column,
+            path=key,
+            message=message,
+            source_line=self.lines.get(line) if line else None,
+        )
+
+    def downstream(self, name: str) -> list[str]:
+        """Every step that depends on ``name``, directly or not."""
+        found: list[str] = []
+        frontier = [name]
+        while frontier:
+            current = frontier.pop()
+            for step in self.steps.values():
+                if current in step.upstream and step.name not in found:
+                    found.append(step.name)
+                    frontier.append(step.name)
+        return found
+
+    def upstream_closure(self, names: list[str]) -> list[str]:
+        """``names`` and everything they depend on, in topological order."""
+        wanted: set[str] = set()
+        frontier = list(names)
+        while frontier:
+            current = frontier.pop()
+            if current not in wanted:
+                wanted.add(current)
+                frontier.extend(self.steps[current].upstream)
+        return [n for n in self.steps if n in wanted]

@@ -1,0 +1,199 @@
+"""Decide, step by step and cheapest check first, whether a step is cached, restorable or must run.
+
+::
+
+    deps hashed (state table) ─▶ fingerprint ─▶ action cache entry?
+        no  ──▶ RUN, with the reasons: what changed since this step's last run
+        yes ──▶ workspace outputs match the entry? ── yes ─▶ CACHED
+                                                   └─ no ─▶ objects present? ─ yes ─▶ RESTORE
+                                                                           └─ no ─▶ RUN
+
+The same :meth:`Planner.decide` serves ``mlbuild plan`` (before anything runs, where a step after
+one that will run is PENDING) and the executor (when the step's upstream steps are done).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache
+from mlbuild.errors import Problem, RecipeError
+from mlbuild.graph.fingerprint import Components, components, explain, fingerprint
+from mlbuild.graph.model import Graph, StepSpec
+from mlbuild.graph.records import StepRecords
+
+
+class Action(enum.StrEnum):
+    CACHED = "cached"
+    RESTORE = "restore"
+    RUN = "run"
+    PENDING = "pending"  # inputs come from a step that runs first; decided after it
+
+
+@dataclass
+class Decision:
+    step: str
+    action: Action
+    reasons: list[str]
+    fingerprint: str | None = None
+    components: Components | None = None
+    result: ActionResult | None = None
+    after: list[str] = field(default_factory=list)
+
+
+class Planner:
+    """Decisions for the steps of ``graph`` in workspace ``root``."""
+
+    def __init__(
+        self, graph: Graph, root: Path, cache: Cache, records: StepRecords, *, force: set[str]
+    ) -> None:
+        self.graph = graph
+        self.root = root
+        self.cache = cache
+        self.records = records
+        self.force = force
+        self._lock_digest: str | bool | None = False  # False: not computed yet
+
+    def decide(
+        self,
+        step: StepSpec,
+        running: Collection[str] = (),
+        restored: dict[str, str] | None = None,
+    ) -> Decision:
+        """The decision for ``step``.
+
+        ``running`` names steps that will run before it (their outputs are unknown yet);
+        ``restored`` maps outputs that will be restored from the cache first to their digests.
+        """
+        waiting = sorted(s for s in step.upstream if s in running)
+        restored = restored or {}
+        deps = {
+            dep: restored[dep] if dep in restored else self._dep_digest(step, dep, waiting)
+            for dep in step.deps
+        }
+        parts = components(self.graph, step, deps, self._lock())
+        previous = self.records.get(step.name)
+        old = previous.components if previous else None
+        if waiting:
+            own = [r for r in explain(old, parts) if not r.startswith("never run")]
+            reasons = [*own, *(f"runs after '{w}', whose outputs may change" for w in waiting)]
+            action = (
+                Action.RUN if own or step.always_run or step.name in self.force else Action.PENDING
+            )
+            return Decision(step.name, action, reasons, components=parts, after=waiting)
+        fp = fingerprint(parts)
+        if step.name in self.force:
+            return Decision(step.name, Action.RUN, ["--force"], fp, parts)
+        if step.always_run:
+            return Decision(step.name, Action.RUN, ["always_run is set"], fp, parts)
+        result = self.cache.actions.get(fp)
+        if result is None:
+            reasons = explain(old, parts) or ["no cached result for these inputs"]
+            return Decision(step.name, Action.RUN, reasons, fp, parts)
+        modified = self._outs_differ(step, result)
+        if not modified:
+            return Decision(step.name, Action.CACHED, [], fp, parts, result)
+        uncached = [o.path for o in step.outs if not o.cache and o.path in modified]
+        if uncached:
+            reasons = [f"output {path} (cache: false) is missing" for path in uncached]
+            return Decision(step.name, Action.RUN, reasons, fp, parts)
+        if all(self.cache.objects.has_all(r.digest) for r in result.outs.values() if r.cached):
+            if previous is not None and previous.fingerprint == fp:
+                why = [f"{path} {how}" for path, how in modified.items()]
+            else:
+                why = [f"inputs match an earlier run; restores {', '.join(modified)}"]
+            return Decision(step.name, Action.RESTORE, why, fp, parts, result)
+        return Decision(
+            step.name, Action.RUN, ["cached outputs were removed from the cache (gc)"], fp, parts
+        )
+
+    def check_inputs(self, names: list[str]) -> None:
+        """Raise :class:`RecipeError` listing every dep of ``names`` that no step makes and no
+        file provides, and a missing lock file, before anything runs."""
+        self._lock()
+        problems = [
+            self._missing(self.graph.steps[name], dep)
+            for name in names
+            for dep in self.graph.steps[name].deps
+            if not self._produced_by_any(dep) and not (self.root / dep).exists()
+        ]
+        if problems:
+            raise RecipeError(problems)
+
+    def _dep_digest(self, step: StepSpec, dep: str, waiting: list[str]) -> str | None:
+        if waiting and any(self._produces(w, dep) for w in waiting):
+            return None
+        digest = self.cache.hasher.digest(dep)
+        if digest is None:
+            if self._produced_by_any(dep):
+                return None
+            raise RecipeError([self._missing(step, dep)])
+        return digest.value
+
+    def _produces(self, name: str, dep: str) -> bool:
+        return any(
+            dep == o.path or dep.startswith(o.path + "/") or o.path.startswith(dep + "/")
+            for o in self.graph.steps[name].outs
+        )
+
+    def _produced_by_any(self, dep: str) -> bool:
+        return any(self._produces(name, dep) for name in self.graph.steps)
+
+    def _missing(self, step: StepSpec, dep: str) -> Problem:
+        return self.graph.problem(
+            f"steps.{step.name}.deps[{step.deps.index(dep)}]",
+            f"'{dep}' does not exist and no step makes it; create the file or add a "
+            "step that lists it in outs",
+        )
+
+    def _lock(self) -> str | None:
+        if self._lock_digest is False:
+            lock = self.graph.lock_file
+            digest = self.cache.hasher.digest(lock) if lock else None
+            if lock and digest is None:
+                raise RecipeError(
+                    [
+                        self.graph.problem(
+                            "environment",
+                            f"lock file {lock} does not exist; create it (`pipenv lock` or "
+                            "`pip freeze > FILE`) or remove it from the recipe",
+                        )
+                    ]
+                )
+            self._lock_digest = digest.value if digest else None
+        return self._lock_digest if isinstance(self._lock_digest, str) else None
+
+    def _outs_differ(self, step: StepSpec, result: ActionResult) -> dict[str, str]:
+        """Outputs whose workspace copy differs from the cached result, with how."""
+        differ: dict[str, str] = {}
+        for out in step.outs:
+            record = result.outs.get(out.path)
+            current = self.cache.hasher.digest(out.path)
+            if current is None:
+                differ[out.path] = "is missing"
+            elif record is not None and out.cache and current.value != record.digest:
+                differ[out.path] = "was modified in the workspace"
+        return differ
+
+
+def make_plan(planner: Planner, names: list[str]) -> list[Decision]:
+    """Decisions for ``names`` (in topological order) before anything runs."""
+    planner.check_inputs(names)
+    running: set[str] = set()
+    restored: dict[str, str] = {}
+    decisions = []
+    for name in names:
+        decision = planner.decide(planner.graph.steps[name], running, restored)
+        if decision.action in (Action.RUN, Action.PENDING):
+            running.add(name)
+        elif decision.action is Action.RESTORE and decision.result is not None:
+            for path, record in decision.result.outs.items():
+                restored[path] = record.digest
+                if record.digest.endswith(DIR_SUFFIX):  # deps may name a file inside it
+                    for entry in planner.cache.objects.read_manifest(record.digest):
+                        restored[f"{path}/{entry.relpath}"] = entry.digest
+        decisions.append(decision)
+    return decisions

@@ -1,0 +1,69 @@
+"""A workspace: the directory holding ``ml.yaml``, its ``.mlbuild`` state and its cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlbuild.cache import Cache
+from mlbuild.errors import Problem, RecipeError
+from mlbuild.graph.compiled import load_graph
+from mlbuild.graph.model import Graph
+from mlbuild.graph.plan import Planner
+from mlbuild.graph.records import StepRecords
+from mlbuild.recipe import RECIPE_FILE
+
+META_DIR = ".mlbuild"
+
+
+@dataclass
+class Workspace:
+    root: Path
+    recipe_path: Path
+    meta: Path
+    cache: Cache
+    records: StepRecords
+
+    @classmethod
+    def find(cls, start: Path, recipe: Path | None = None) -> Workspace:
+        """The workspace of ``recipe``, or of the nearest ``ml.yaml`` at or above ``start``."""
+        if recipe is None:
+            for folder in [start, *start.parents]:
+                if (folder / RECIPE_FILE).is_file():
+                    recipe = folder / RECIPE_FILE
+                    break
+            else:
+                raise RecipeError(
+                    [
+                        Problem(
+                            RECIPE_FILE,
+                            None,
+                            None,
+                            "",
+                            f"no {RECIPE_FILE} in {start} or any parent directory; "
+                            "create one with `mlbuild init`",
+                        )
+                    ]
+                )
+        recipe = recipe.absolute()
+        root = recipe.parent
+        meta = root / META_DIR
+        return cls(root, recipe, meta, Cache.open(root, meta), StepRecords(meta / "steps"))
+
+    def ensure_meta(self) -> None:
+        """Create ``.mlbuild/`` with a ``.gitignore`` so git never tracks its contents."""
+        if not self.meta.is_dir():
+            self.meta.mkdir(parents=True, exist_ok=True)
+            (self.meta / ".gitignore").write_text("# mlbuild's local state and cache\n*\n")
+
+    def graph(self, overrides: list[str]) -> Graph:
+        self.ensure_meta()
+        return load_graph(self.recipe_path, self.meta, self.cache.hasher, overrides)
+
+    def planner(self, graph: Graph, *, force: set[str] | None = None) -> Planner:
+        return Planner(graph, self.root, self.cache, self.records, force=force or set())
+
+    def save_state(self) -> None:
+        """Persist the file hashes learnt in this command (cheap when nothing changed)."""
+        if self.meta.is_dir():
+            self.cache.state.save()

@@ -1,0 +1,88 @@
+"""Select the parameter values a step declares, and interpolate ``${params.KEY}`` into strings."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+from typing import Any
+
+_REF = re.compile(r"\$\{params\.([A-Za-z0-9_.\-]+)\}")
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a": {"b": 1}, "a.b": 1}``: every key path, inner nodes included."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        flat[dotted] = value
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{dotted}."))
+    return flat
+
+
+def select(params: dict[str, Any], patterns: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The values ``patterns`` select, as ``{dotted_key: value}``, and the patterns matching none.
+
+    A pattern is a dotted key (``train.lr``, or ``train`` for the whole subtree) or a glob
+    (``train.*``). Overlapping selections are reduced to the outermost key.
+    """
+    flat = flatten(params)
+    chosen: dict[str, Any] = {}
+    unmatched: list[str] = []
+    for pattern in patterns:
+        hits = [k for k in flat if fnmatch.fnmatchcase(k, pattern)]
+        if not hits:
+            unmatched.append(pattern)
+        for key in hits:
+            chosen[key] = flat[key]
+    outermost = {
+        k: v for k, v in chosen.items() if not any(k.startswith(f"{o}.") for o in chosen if o != k)
+    }
+    return dict(sorted(outermost.items())), unmatched
+
+
+def nest(selected: dict[str, Any]) -> dict[str, Any]:
+    """``{"train.lr": 1}`` → ``{"train": {"lr": 1}}``: the shape a step's params file has."""
+    tree: dict[str, Any] = {}
+    for dotted, value in selected.items():
+        node = tree
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def references(text: str) -> list[str]:
+    """The parameter keys ``text`` refers to as ``${params.KEY}``."""
+    return _REF.findall(text)
+
+
+def interpolate(text: str, flat: dict[str, Any], *, quote: bool) -> str:
+    """Replace ``${params.KEY}`` by the value; shell-quote it when ``text`` is a shell command.
+
+    Raises ``KeyError`` with the missing key.
+    """
+
+    def value_of(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in flat:
+            raise KeyError(key)
+        value = render(flat[key])
+        return shlex.quote(value) if quote else value
+
+    return _REF.sub(value_of, text)
+
+
+def render(value: Any) -> str:
+    """A parameter value as text on a command line: YAML-ish scalars, JSON for containers."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict | list):
+        import json
+
+        return json.dumps(value, sort_keys=True)
+    return str(value)

@@ -1,0 +1,78 @@
+"""The ``ml.yaml`` recipe: models, the position-aware loader and the JSON Schema.
+
+pydantic costs ~0.15 s to import, more than a no-op ``mlbuild run`` may take in all, so the
+models and the loader are loaded on first use (PEP 562); a run whose compiled graph is cached
+never loads them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+RECIPE_FILE = "ml.yaml"
+
+if TYPE_CHECKING:
+    from mlbuild.recipe._yaml import KeyPath as KeyPath
+    from mlbuild.recipe._yaml import Position as Position
+    from mlbuild.recipe._yaml import SourceMap as SourceMap
+    from mlbuild.recipe._yaml import format_path as format_path
+    from mlbuild.recipe._yaml import load_yaml as load_yaml
+    from mlbuild.recipe.loader import load_recipe as load_recipe
+    from mlbuild.recipe.loader import parse_recipe as parse_recipe
+    from mlbuild.recipe.models import SCHEMA_VERSION as SCHEMA_VERSION
+    from mlbuild.recipe.models import Environment as Environment
+    from mlbuild.recipe.models import HydraParams as HydraParams
+    from mlbuild.recipe.models import OutSpec as OutSpec
+    from mlbuild.recipe.models import Recipe as Recipe
+    from mlbuild.recipe.models import Step as Step
+    from mlbuild.recipe.models import parse_duration as parse_duration
+    from mlbuild.recipe.schema import recipe_json_schema as recipe_json_schema
+    from mlbuild.recipe.schema import render_schema as render_schema
+
+_LAZY = {
+    "KeyPath": "_yaml",
+    "Position": "_yaml",
+    "SourceMap": "_yaml",
+    "format_path": "_yaml",
+    "load_yaml": "_yaml",
+    "load_recipe": "loader",
+    "parse_recipe": "loader",
+    "SCHEMA_VERSION": "models",
+    "Environment": "models",
+    "HydraParams": "models",
+    "OutSpec": "models",
+    "Recipe": "models",
+    "Step": "models",
+    "parse_duration": "models",
+    "recipe_json_schema": "schema",
+    "render_schema": "schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlbuild.recipe' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"mlbuild.recipe.{module}"), name)
+
+
+__all__ = [  # noqa: RUF022 - the lazy names follow the constant
+    "RECIPE_FILE",
+    "KeyPath",
+    "Position",
+    "SourceMap",
+    "format_path",
+    "load_yaml",
+    "load_recipe",
+    "parse_recipe",
+    "SCHEMA_VERSION",
+    "Environment",
+    "HydraParams",
+    "OutSpec",
+    "Recipe",
+    "Step",
+    "parse_duration",
+    "recipe_json_schema",
+    "render_schema",
+]

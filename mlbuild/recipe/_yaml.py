@@ -1,0 +1,149 @@
+"""YAML read with the position of every key and value, and duplicate keys rejected.
+
+PyYAML's composer gives each node a start mark; we walk the composed tree once to record where each
+key path begins, then let the safe constructor build plain Python values from the same tree. Errors
+can then point at the key itself, not at its parent mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from mlbuild.errors import Problem, RecipeError
+
+try:  # libyaml is an order of magnitude faster; fall back to pure Python where it is missing
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Position:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass
+class SourceMap:
+    """Where each key path of a YAML document begins, for pointing errors into the file."""
+
+    file: str
+    lines: list[str]
+    keys: dict[KeyPath, Position] = field(default_factory=dict)
+    values: dict[KeyPath, Position] = field(default_factory=dict)
+
+    def locate(self, path: KeyPath, *, at_key: bool = False) -> Position | None:
+        """The position of ``path``'s key (or value), else of its nearest located ancestor."""
+        table = self.keys if at_key else self.values
+        while True:
+            found = table.get(path) or self.keys.get(path) or self.values.get(path)
+            if found is not None or not path:
+                return found
+            path = path[:-1]
+
+    def problem(
+        self, path: KeyPath, message: str, *, at_key: bool = False, pos: Position | None = None
+    ) -> Problem:
+        pos = pos or self.locate(path, at_key=at_key)
+        line = pos.line if pos else None
+        source = self.lines[line - 1] if line is not None and line <= len(self.lines) else None
+        return Problem(
+            file=self.file,
+            line=line,
+            column=pos.column if pos else None,
+            path=format_path(path),
+            message=message,
+            source_line=source,
+        )
+
+
+def format_path(path: KeyPath) -> str:
+    """``('steps', 'train', 'outs', 0)`` → ``steps.train.outs[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _pos(mark: yaml.Mark) -> Position:
+    return Position(mark.line + 1, mark.column + 1)
+
+
+def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
+    """Parse one YAML document safely; return its value and a :class:`SourceMap`.
+
+    Raises :class:`RecipeError` for a syntax error or for keys that appear twice in one mapping.
+    """
+    source = SourceMap(file=file, lines=text.splitlines())
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, source
+        problems: list[Problem] = []
+        _walk(node, (), source, problems)
+        if problems:
+            raise RecipeError(problems)
+        value = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = f"YAML syntax error: {exc.problem or exc.context}"
+        if exc.context and exc.problem:
+            message += f" ({exc.context})"
+        line = mark.line + 1 if mark else None
+        raise RecipeError(
+            [
+                Problem(
+                    file=file,
+                    line=line,
+                    column=mark.column + 1 if mark else None,
+                    path="",
+                    message=message,
+                    source_line=source.lines[line - 1]
+                    if line is not None and line <= len(source.lines)
+                    else None,
+                )
+            ]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise RecipeError([Problem(file, None, None, "", f"YAML error: {exc}")]) from None
+    finally:
+        loader.dispose()
+    return value, source
+
+
+def _walk(node: yaml.Node, path: KeyPath, source: SourceMap, problems: list[Problem]) -> None:
+    source.values.setdefault(path, _pos(node.start_mark))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, Position] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            child = (*path, key)
+            key_pos = _pos(key_node.start_mark)
+            if key == "<<":  # a merge key; its entries may legitimately repeat keys
+                _walk(value_node, path, source, problems)
+                continue
+            if key in seen:
+                problems.append(
+                    source.problem(
+                        child,
+                        f"duplicate key '{key}' (first defined at line {seen[key].line}); "
+                        "a key may appear once per mapping",
+                        pos=key_pos,
+                    )
+                )
+                continue
+            seen[key] = key_pos
+            source.keys[child] = key_pos
+            _walk(value_node, child, source, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*path, index), source, problems)

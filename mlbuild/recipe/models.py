@@ -1,0 +1,291 @@
+"""The ``ml.yaml`` recipe as pydantic models: the single source of truth.
+
+The JSON Schema in ``schema/ml.schema.json``, the editor completions and the loader's error messages
+all derive from these classes. Every field carries a description; unknown keys are errors.
+
+Unions that a reader tells apart by shape (a string or a list, a path or a mapping) use a callable
+discriminator so that a wrong value gets one error for the shape it has, not one per alternative.
+The tags start with ``#`` so the loader can drop them from error paths.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+DURATION = r"^\d+(\.\d+)?\s*[smh]?$"  # ECMA-262 too: editors run this pattern
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _shape(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "#str"
+    if isinstance(value, list):
+        return "#list"
+    if isinstance(value, dict):
+        return "#map"
+    return None
+
+
+class OutSpec(_Model):
+    """An output with options; a bare string is the same as ``{path: ...}``."""
+
+    path: str = Field(
+        min_length=1,
+        description="Path of the file or directory the step writes, relative to the recipe.",
+        examples=["model.joblib", "data/features/"],
+    )
+    cache: bool = Field(
+        default=True,
+        description="Store the output in mlbuild's content-addressed cache so a later run with the "
+        "same inputs restores it instead of re-running the step.",
+    )
+    persist: bool = Field(
+        default=False,
+        description="Keep the existing file when the step re-runs instead of deleting it first "
+        "(for steps that update an output incrementally, e.g. a checkpoint).",
+    )
+
+
+Out = Annotated[
+    Annotated[str, Field(min_length=1), Tag("#str")] | Annotated[OutSpec, Tag("#map")],
+    Discriminator(
+        _shape,
+        custom_error_type="out_shape",
+        custom_error_message="expected a path string or a mapping with 'path', 'cache', 'persist'",
+    ),
+]
+
+Command = Annotated[
+    Annotated[str, Field(min_length=1), Tag("#str")]
+    | Annotated[list[str], Field(min_length=1), Tag("#list")],
+    Discriminator(
+        _shape,
+        custom_error_type="cmd_shape",
+        custom_error_message="expected a shell command string or a list of arguments (argv)",
+    ),
+]
+
+
+def _number_or_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return "#num"
+    return "#str" if isinstance(value, str) else None
+
+
+Timeout = Annotated[
+    Annotated[float, Field(gt=0), Tag("#num")]
+    | Annotated[str, Field(pattern=DURATION), Tag("#str")],
+    Discriminator(
+        _number_or_text,
+        custom_error_type="duration",
+        custom_error_message="expected seconds (a number) or a duration such as 90s, 30m, 2h",
+    ),
+]
+
+
+class Step(_Model):
+    """One step of the pipeline: a command with declared inputs and outputs."""
+
+    cmd: Command = Field(
+        description="The command. A string runs through `/bin/sh -c`; a list runs as argv without "
+        "a shell. `${params.KEY}` is replaced by the parameter's value (shell-quoted in a string).",
+        examples=["python src/train.py", ["python", "src/train.py", "--lr", "${params.train.lr}"]],
+    )
+    description: str | None = Field(default=None, description="What the step does, for humans.")
+    deps: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Files or directories the step reads. Their content hashes enter the step's "
+        "fingerprint; an output of another step makes that step run first.",
+        examples=[["src/train.py", "data/features/"]],
+    )
+    outs: list[Out] = Field(
+        default_factory=list,
+        description="Files or directories the step writes. They are cached by content and "
+        "restored when the step's inputs are unchanged.",
+        examples=[["model.joblib"], [{"path": "checkpoints/", "persist": True}]],
+    )
+    params: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Parameter keys the step reads (dotted, globs allowed: `train.*`). Only these "
+        "values enter the fingerprint and the step's MLBUILD_PARAMS file.",
+        examples=[["train.lr", "model.*"]],
+    )
+    metrics: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="JSON or YAML files the step writes whose values are recorded as metrics. "
+        "They are outputs too.",
+        examples=[["metrics.json"]],
+    )
+    env: dict[Annotated[str, Field(pattern=ENV_NAME)], str] = Field(
+        default_factory=dict,
+        description="Environment variables set for the command. They enter the fingerprint; use "
+        "`secrets` for credentials.",
+        examples=[{"OMP_NUM_THREADS": "1"}],
+    )
+    secrets: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(
+        default_factory=list,
+        description="Names of environment variables passed through to the command. Their values "
+        "are never recorded, hashed or logged (they are masked in the step's output).",
+        examples=[["AWS_SECRET_ACCESS_KEY"]],
+    )
+    needs: list[Annotated[str, Field(pattern=STEP_NAME)]] = Field(
+        default_factory=list,
+        description="Steps that must finish first although no file links them.",
+    )
+    always_run: bool = Field(
+        default=False, description="Run the step every time, even when its inputs are unchanged."
+    )
+    timeout: Timeout | None = Field(
+        default=None,
+        description="Stop the step and fail it after this long: seconds, or a number with s, m or "
+        "h (`90`, `30m`, `2h`).",
+        examples=["30m", 600],
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float | str | None) -> float | str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+
+def parse_duration(value: float | str) -> float:
+    """``90`` → 90.0, ``"30m"`` → 1800.0 (the pattern was checked by the model)."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip()
+    if re.match(DURATION, text) is None:
+        raise ValueError(f"not a duration: {value!r}")
+    unit = text[-1] if text[-1] in "smh" else "s"
+    number = text.rstrip("smh").strip()
+    return float(number) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+class Environment(_Model):
+    """The software environment the steps run in. Its lock file's hash enters every fingerprint."""
+
+    python: str | None = Field(
+        default=None,
+        pattern=r"^3\.\d+(\.\d+)?$",
+        description="Python version the steps are meant to run with (`3.11`).",
+        examples=["3.11"],
+    )
+    pipfile: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Path of a Pipfile; its Pipfile.lock beside it pins the environment.",
+        examples=["Pipfile"],
+    )
+    requirements: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Path of a fully pinned requirements (lock) file.",
+        examples=["requirements.lock"],
+    )
+
+    @model_validator(mode="after")
+    def _one_lock(self) -> Environment:
+        if self.pipfile and self.requirements:
+            raise ValueError("give either 'pipfile' or 'requirements', not both")
+        return self
+
+
+class HydraParams(_Model):
+    """Parameters composed by Hydra from a config directory."""
+
+    config_dir: str = Field(
+        min_length=1,
+        description="Hydra config directory, relative to the recipe.",
+        examples=["conf"],
+    )
+    config_name: str = Field(
+        default="config",
+        min_length=1,
+        description="Primary config file in `config_dir`, without `.yaml`.",
+        examples=["config"],
+    )
+
+
+def _params_shape(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "#hydra" if "config_dir" in value else "#inline"
+    return None
+
+
+InlineParams = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "not": {"required": ["config_dir"]},
+            "description": "Parameters written inline as a (nested) mapping.",
+        }
+    ),
+]
+
+Params = Annotated[
+    Annotated[HydraParams, Tag("#hydra")] | Annotated[InlineParams, Tag("#inline")],
+    Discriminator(
+        _params_shape,
+        custom_error_type="params_shape",
+        custom_error_message="expected a mapping of parameters, or {config_dir, config_name} "
+        "for a Hydra config directory",
+    ),
+]
+
+
+class Recipe(_Model):
+    """An ``ml.yaml`` recipe: everything needed to go from data to a trained, evaluated model."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="mlbuild recipe (ml.yaml)",
+        json_schema_extra={"$id": "https://mlbuild.dev/schema/ml.schema.json"},
+    )
+
+    schema_version: Literal[1] = Field(
+        description="Version of the recipe format. This mlbuild reads version 1.", examples=[1]
+    )
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        description="Name of the project: lowercase letters, digits, `.`, `_`, `-`.",
+        examples=["iris-classifier"],
+    )
+    description: str | None = Field(default=None, description="What the project is, for humans.")
+    environment: Environment | None = Field(
+        default=None, description="The Python version and lock file the steps run with."
+    )
+    params: Params | None = Field(
+        default=None,
+        description="Parameters: an inline mapping, or a Hydra config directory "
+        "(`{config_dir: conf, config_name: config}`). Override them on the command line with "
+        "Hydra's syntax: `mlbuild run train.lr=0.01 model=xgb`.",
+        examples=[{"train": {"lr": 0.1}}, {"config_dir": "conf", "config_name": "config"}],
+    )
+    steps: dict[Annotated[str, Field(pattern=STEP_NAME)], Step] = Field(
+        min_length=1,
+        description="The pipeline's steps by name. Order does not matter: deps, outs and needs "
+        "decide it.",
+    )

@@ -1,0 +1,44 @@
+"""The JSON Schema of ``ml.yaml``, generated from the models.
+
+Tuned for Red Hat's yaml-language-server (VS Code, Neovim, JetBrains): every property has a
+``description`` and a ``markdownDescription`` for hovers, defaults and examples for completion, and
+no ``title`` noise in completion lists.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlbuild.recipe.models import Recipe
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def recipe_json_schema() -> dict[str, Any]:
+    """The JSON Schema document for ``ml.yaml``."""
+    schema = Recipe.model_json_schema(mode="validation")
+    _polish(schema)
+    return {"$schema": DRAFT, **schema}
+
+
+def render_schema() -> str:
+    """The schema as the exact text committed in ``schema/ml.schema.json``."""
+    return json.dumps(recipe_json_schema(), indent=2, sort_keys=False) + "\n"
+
+
+def _polish(node: Any) -> None:
+    if isinstance(node, dict):
+        if "patternProperties" in node:  # mapping keys must match, as pydantic enforces
+            node.setdefault("additionalProperties", False)
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            for prop in properties.values():
+                prop.pop("title", None)
+                if "description" in prop:
+                    prop.setdefault("markdownDescription", prop["description"])
+        for value in node.values():
+            _polish(value)
+    elif isinstance(node, list):
+        for value in node:
+            _polish(value)

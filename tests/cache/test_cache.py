@@ -1,0 +1,112 @@
+"""The cache in-process: hashing with the state table, objects, action entries."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from mlbuild.cache import ActionResult, Cache, OutRecord
+from tests.conftest import write_tree
+
+
+def age(path: Path, seconds: float = 10) -> None:
+    old = time.time() - seconds
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.utime(p, (old, old))
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Cache:
+    return Cache.open(tmp_path, tmp_path / ".mlbuild")
+
+
+def fresh(cache: Cache) -> Cache:
+    """The same cache as a new process would open it."""
+    return Cache.open(cache.hasher.root, cache.state.db_path.parent)
+
+
+def test_an_unchanged_file_is_not_read_again(cache: Cache, tmp_path: Path) -> None:
+    write_tree(tmp_path, {"data": {"a.bin": b"x" * 1000, "b.bin": b"y" * 10}})
+    age(tmp_path / "data")
+    first = cache.hasher.digest("data")
+    cache.state.save()
+    again = fresh(cache)
+    assert again.hasher.digest("data") == first
+    assert (again.hasher.stats.files_hashed, again.hasher.stats.files_from_state) == (0, 2)
+
+
+def test_a_changed_file_is_read_again_even_with_the_same_size(cache: Cache, tmp_path: Path) -> None:
+    write_tree(tmp_path, {"a.txt": "aaaa"})
+    age(tmp_path / "a.txt", 20)
+    before = cache.hasher.digest("a.txt")
+    cache.state.save()
+    (tmp_path / "a.txt").write_text("bbbb")
+    age(tmp_path / "a.txt", 5)
+    after = fresh(cache).hasher.digest("a.txt")
+    assert before is not None and after is not None and before.value != after.value
+
+
+def test_a_just_written_file_is_not_trusted_from_the_state_table(
+    cache: Cache, tmp_path: Path
+) -> None:
+    write_tree(tmp_path, {"a.txt": "new"})
+    cache.hasher.digest("a.txt")
+    cache.state.save()
+    again = fresh(cache)
+    again.hasher.digest("a.txt")
+    assert again.hasher.stats.files_hashed == 1
+
+
+def test_a_directory_hash_covers_names_contents_and_the_executable_bit(
+    cache: Cache, tmp_path: Path
+) -> None:
+    write_tree(tmp_path, {"d": {"run.sh": "echo", "sub": {"x": "1"}, "__pycache__": {"c": "?"}}})
+    base = cache.hasher.digest("d")
+    assert base is not None and base.manifest is not None
+    assert [e.relpath for e in base.manifest] == ["run.sh", "sub/x"]
+    os.chmod(tmp_path / "d/run.sh", 0o755)
+    assert cache.hasher.digest("d") != base
+    (tmp_path / "d/__pycache__/c").write_text("changes nothing")
+    os.chmod(tmp_path / "d/run.sh", 0o644)
+    again = cache.hasher.digest("d")
+    assert again is not None and again.value == base.value
+
+
+def test_objects_are_read_only_and_restores_are_independent_copies(
+    cache: Cache, tmp_path: Path
+) -> None:
+    write_tree(tmp_path, {"model.bin": b"weights"})
+    digest = cache.hasher.digest("model.bin")
+    assert digest is not None
+    cache.objects.put(tmp_path / "model.bin", digest)
+    obj = cache.objects.path_of(digest.value)
+    assert stat.S_IMODE(obj.stat().st_mode) == 0o444
+    cache.objects.restore(digest.value, tmp_path / "restored.bin")
+    with open(tmp_path / "restored.bin", "ab") as handle:
+        handle.write(b" edited")
+    assert obj.read_bytes() == b"weights"
+    assert os.stat(obj).st_ino != os.stat(tmp_path / "restored.bin").st_ino
+
+
+def test_a_directory_round_trips_through_the_object_store(cache: Cache, tmp_path: Path) -> None:
+    write_tree(tmp_path, {"out": {"a.txt": "a", "nested": {"b.txt": "b"}}})
+    os.chmod(tmp_path / "out/a.txt", 0o755)
+    digest = cache.hasher.digest("out")
+    assert digest is not None
+    cache.objects.put(tmp_path / "out", digest)
+    cache.objects.restore(digest.value, tmp_path / "copy")
+    assert (tmp_path / "copy/nested/b.txt").read_text() == "b"
+    assert os.access(tmp_path / "copy/a.txt", os.X_OK)
+    assert cache.objects.has_all(digest.value)
+
+
+def test_a_damaged_action_entry_is_a_miss_not_a_crash(cache: Cache) -> None:
+    result = ActionResult("train", {"m.bin": OutRecord("ab" * 32, 3)}, {"acc": 0.9}, 1.5, 1.0)
+    cache.actions.put("f" * 64, result)
+    assert cache.actions.get("f" * 64) == result
+    cache.actions.path_of("f" * 64).write_text("{truncated")
+    assert cache.actions.get("f" * 64) is None

@@ -1,0 +1,111 @@
+"""Shared helpers: build a workspace in a tmp dir in one line, run the real CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_tree(root: Path, tree: dict[str, Any]) -> None:
+    """``{"a.txt": "x", "d": {"b.txt": "y"}}`` → files under ``root`` (text is dedented)."""
+    for name, content in tree.items():
+        path = root / name
+        if isinstance(content, dict):
+            path.mkdir(parents=True, exist_ok=True)
+            write_tree(path, content)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(textwrap.dedent(content).lstrip("\n"))
+
+
+class Workspace:
+    """A tmp directory with an ``ml.yaml``, and the ``mlbuild`` CLI run in it for real."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def gen(self, tree: dict[str, Any]) -> Workspace:
+        write_tree(self.root, tree)
+        return self
+
+    def recipe(self, text: str) -> Workspace:
+        return self.gen({"ml.yaml": text})
+
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mlbuild.cli.main", *args],
+            cwd=self.root,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def cli_python(self, code: str) -> subprocess.CompletedProcess[str]:
+        """Run Python ``code`` in the workspace, as the CLI would run there."""
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mlbuild.cli.main", *args],
+            cwd=self.root,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run_json(self, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+        """``mlbuild run --json ARGS``; fails the test unless it exits 0."""
+        done = self.cli("run", "--json", *args, env=env)
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def read(self, name: str) -> str:
+        return (self.root / name).read_text()
+
+
+def statuses(result: dict[str, Any]) -> dict[str, str]:
+    """``{"steps": [{"name": "a", "status": "ran"}]}`` → ``{"a": "ran"}``."""
+    return {step["name"]: step["status"] for step in result["steps"]}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    root = tmp_path / "repo"
+    root.mkdir()
+    return Workspace(root)
+
+
+@pytest.fixture
+def make_ws(tmp_path: Path) -> Callable[[str], Workspace]:
+    def make(name: str) -> Workspace:
+        root = tmp_path / name
+        root.mkdir()
+        return Workspace(root)
+
+    return make
