@@ -1,4 +1,4 @@
-"""Failures, timeouts, kills, Ctrl-C and concurrent runs: the cache stays whole through all of them."""
+"""Failures, timeouts, kills, Ctrl-C and concurrent runs: the cache stays whole through them."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_steps_that_finished_before_a_failure_stay_cached(ws: Workspace) -> None
 
 
 def test_independent_steps_run_in_parallel(ws: Workspace) -> None:
-    step = "python -c \"import time; s = time.time(); time.sleep(1.5); print(s, time.time())\" > {}"
+    step = 'python -c "import time; s = time.time(); time.sleep(1.5); print(s, time.time())" > {}'
     ws.recipe(
         f"""\
         schema_version: 1
@@ -93,9 +93,7 @@ def test_a_step_that_does_not_write_its_declared_output_fails(ws: Workspace) -> 
     )
     done = ws.cli("run")
     assert done.returncode == 1
-    assert (
-        "step 'lazy' finished but did not create its declared output 'model.pkl'" in done.stderr
-    )
+    assert "step 'lazy' finished but did not create its declared output 'model.pkl'" in done.stderr
     assert ws.cli("run").returncode == 1, "a step that failed must not count as done"
 
 
@@ -175,9 +173,7 @@ def test_a_second_run_in_the_same_workspace_refuses_while_the_first_holds_it(
 
 
 @pytest.mark.parametrize("secret", ["s3cr3t-value-123"])
-def test_secrets_reach_the_step_but_are_masked_and_never_stored(
-    ws: Workspace, secret: str
-) -> None:
+def test_secrets_reach_the_step_but_are_masked_and_never_stored(ws: Workspace, secret: str) -> None:
     ws.recipe(
         """\
         schema_version: 1

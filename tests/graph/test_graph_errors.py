@@ -10,7 +10,11 @@ def errors(ws: Workspace, recipe: str) -> list[str]:
     done = ws.cli("validate")
     assert done.returncode == 2, done.stdout
     assert "Traceback" not in done.stderr
-    return [line for line in done.stderr.splitlines() if line.startswith(("mlbuild: ml.yaml", "ml.yaml"))]
+    return [
+        line
+        for line in done.stderr.splitlines()
+        if line.startswith(("mlbuild: ml.yaml", "ml.yaml"))
+    ]
 
 
 def test_a_cycle_is_printed_as_a_loop(ws: Workspace) -> None:

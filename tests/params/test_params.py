@@ -1,4 +1,4 @@
-"""Parameters: inline or a Hydra config tree, Hydra's override grammar, sweeps, per-step selection."""
+"""Parameters: inline or a Hydra tree, Hydra's override grammar, sweeps, per-step selection."""
 
 from __future__ import annotations
 
@@ -107,7 +107,12 @@ def test_sweeps_expand_to_every_combination() -> None:
 def test_a_step_selects_keys_subtrees_and_globs() -> None:
     params = {"train": {"lr": 0.1, "opt": {"name": "adam"}}, "model": {"C": 1}, "seed": 3}
     selected, unmatched = select(params, ["train.*", "model", "seed", "nope.*"])
-    assert selected == {"model": {"C": 1}, "seed": 3, "train.lr": 0.1, "train.opt": {"name": "adam"}}
+    assert selected == {
+        "model": {"C": 1},
+        "seed": 3,
+        "train.lr": 0.1,
+        "train.opt": {"name": "adam"},
+    }
     assert unmatched == ["nope.*"]
     assert nest({"train.lr": 0.1, "seed": 3}) == {"train": {"lr": 0.1}, "seed": 3}
 
@@ -135,7 +140,7 @@ def test_a_group_override_reruns_the_steps_that_read_it_only(ws: Workspace) -> N
     result = ws.run_json("model=xgb")
     assert statuses(result) == {"prepare": "cached", "train": "ran"}
     assert result["steps"][1]["reasons"] == [
-        "param model changed: {\"C\": 1.0, \"name\": \"logreg\"} → {\"depth\": 6, \"name\": \"xgb\"}"
+        'param model changed: {"C": 1.0, "name": "logreg"} → {"depth": 6, "name": "xgb"}'
     ]
     assert ws.read("model.json") == '{"model": {"name": "xgb", "depth": 6}, "train": {"lr": 0.1}}'
 
@@ -155,7 +160,8 @@ def test_a_cached_no_op_run_imports_neither_pydantic_nor_hydra(ws: Workspace) ->
         "import sys\n"
         "from mlbuild.cli.main import main\n"
         "code = main(['run', '-q'])\n"
-        "heavy = {'pydantic', 'hydra', 'omegaconf', 'yaml'} & {m.split('.')[0] for m in sys.modules}\n"
+        "top = {m.split('.')[0] for m in sys.modules}\n"
+        "heavy = {'pydantic', 'hydra', 'omegaconf', 'yaml'} & top\n"
         "print(code, sorted(heavy))\n"
     )
     done = ws.cli_python(probe)

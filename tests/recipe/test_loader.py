@@ -66,8 +66,7 @@ steps:
 """
     assert problems(text) == [
         "ml.yaml:1:17: schema_version: expected 1, got 2",
-        "ml.yaml:2:7: name: value 'Demo Project' does not match the pattern "
-        "^[a-z0-9][a-z0-9._-]*$",
+        "ml.yaml:2:7: name: value 'Demo Project' does not match the pattern ^[a-z0-9][a-z0-9._-]*$",
         "ml.yaml:5:10: steps.train.cmd: expected a shell command string or a list of arguments "
         "(argv), got 3",
         "ml.yaml:7:9: steps.train.outs[0]: expected a path string or a mapping with 'path', "
@@ -105,7 +104,10 @@ def test_missing_top_level_keys_are_named() -> None:
     ("text", "expected"),
     [
         ("", "ml.yaml: expected a mapping with schema_version, name and steps, got an empty file"),
-        ("- a\n", "ml.yaml:1:1: expected a mapping with schema_version, name and steps, got a list"),
+        (
+            "- a\n",
+            "ml.yaml:1:1: expected a mapping with schema_version, name and steps, got a list",
+        ),
     ],
 )
 def test_a_recipe_that_is_not_a_mapping(text: str, expected: str) -> None:
