@@ -11,12 +11,13 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import Workspace, statuses
 
 pytestmark = pytest.mark.slow
 
@@ -24,61 +25,46 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iris"
 STEPS = ("prepare", "featurize", "train", "evaluate")
 OUTPUTS = ("data", "model", "metrics.json")  # what the steps write
 GENERATED = {*OUTPUTS, ".mlbuild"}  # what a run in the source tree leaves behind
+# The steps' `python` must be this interpreter, the one that has mlbuild and scikit-learn.
+STEP_ENV = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 @pytest.fixture
-def iris(tmp_path: Path) -> Path:
+def iris(tmp_path: Path) -> Workspace:
     """A fresh copy of the example, without outputs or state from a run in the source tree."""
 
     def generated(folder: str, names: list[str]) -> set[str]:
         at_top = Path(folder) == EXAMPLE
         return {n for n in names if n == "__pycache__" or (at_top and n in GENERATED)}
 
-    return Path(shutil.copytree(EXAMPLE, tmp_path / "iris", ignore=generated))
+    return Workspace(Path(shutil.copytree(EXAMPLE, tmp_path / "iris", ignore=generated)))
 
 
-def mlbuild_run(workdir: Path, *args: str) -> dict[str, Any]:
-    """``mlbuild run --json ARGS`` in ``workdir``: the run's summary, once it has succeeded."""
-    # The steps' `python` must be this interpreter, the one that has mlbuild and scikit-learn.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    result = subprocess.run(
-        [sys.executable, "-m", "mlbuild.cli.main", "run", "--json", *args],
-        cwd=workdir,
-        check=False,  # a failure is reported below with mlbuild's own message
-        env={**os.environ, "PATH": path},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert result.returncode == 0, f"mlbuild run {' '.join(args)} failed:\n{result.stderr}"
-    summary: dict[str, Any] = json.loads(result.stdout)
-    return summary
-
-
-def statuses(summary: dict[str, Any]) -> dict[str, str]:
-    return {step["name"]: step["status"] for step in summary["steps"]}
+def mlbuild_run(iris: Workspace, *args: str) -> dict[str, Any]:
+    """``mlbuild run --json ARGS`` in the copy: the run's summary, once it has succeeded."""
+    return iris.run_json(*args, env=STEP_ENV)
 
 
 def reasons(summary: dict[str, Any], step: str) -> list[str]:
     return next(s["reasons"] for s in summary["steps"] if s["name"] == step)
 
 
-def metrics_file(workdir: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((workdir / "metrics.json").read_text(encoding="utf-8"))
+def metrics_file(iris: Workspace) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(iris.read("metrics.json"))
     return loaded
 
 
-def output_digests(workdir: Path) -> dict[str, str]:
-    """SHA-256 of every file the pipeline wrote, by path relative to ``workdir``."""
-    written = [p.relative_to(workdir) for p in workdir.rglob("*") if p.is_file()]
+def output_digests(iris: Workspace) -> dict[str, str]:
+    """SHA-256 of every file the pipeline wrote, by path relative to the workspace."""
+    written = [p.relative_to(iris.root) for p in iris.root.rglob("*") if p.is_file()]
     return {
-        path.as_posix(): hashlib.sha256((workdir / path).read_bytes()).hexdigest()
+        path.as_posix(): hashlib.sha256((iris.root / path).read_bytes()).hexdigest()
         for path in sorted(written)
         if path.parts[0] in OUTPUTS
     }
 
 
-def test_quick_start_runs_caches_switches_model_and_restores(iris: Path) -> None:
+def test_quick_start_runs_caches_switches_model_and_restores(iris: Workspace) -> None:
     # The first run runs every step and scores the default model (logistic regression).
     first = mlbuild_run(iris)
     assert statuses(first) == dict.fromkeys(STEPS, "ran")
@@ -98,7 +84,7 @@ def test_quick_start_runs_caches_switches_model_and_restores(iris: Path) -> None
         "train": "ran",
         "evaluate": "ran",
     }
-    assert reasons(tree, "train")[0].startswith("param model changed")
+    assert reasons(tree, "train")[0].startswith("param model.name changed: 'logreg' → 'tree'")
     assert tree["metrics"]["accuracy"] > 0.8
     assert metrics_file(iris) == tree["metrics"]
 
@@ -114,7 +100,7 @@ def test_quick_start_runs_caches_switches_model_and_restores(iris: Path) -> None
     assert back["metrics"] == scores
 
 
-def test_every_step_reproduces_its_outputs_byte_for_byte(iris: Path) -> None:
+def test_every_step_reproduces_its_outputs_byte_for_byte(iris: Workspace) -> None:
     mlbuild_run(iris)
     before = output_digests(iris)
     assert {"model/model.joblib", "model/featurizer.json", "metrics.json"} <= before.keys()

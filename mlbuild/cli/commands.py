@@ -13,6 +13,7 @@ from mlbuild.cli.output import (
     StepReporter,
     dump_json,
     format_metrics,
+    format_value,
     summary_json,
     summary_line,
     table,
@@ -51,10 +52,17 @@ def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from mlbuild.recipe import SCHEMA_COPY, write_schema
     from mlbuild.recipe.starter import write_starter
 
     path = write_starter(Path.cwd(), name=args.name, force=args.force)
-    print(f"wrote {path.name}; check it with `mlbuild validate`, then `mlbuild run`")
+    ws = _workspace(args)
+    ws.ensure_meta()
+    write_schema(ws.root / SCHEMA_COPY)
+    print(
+        f"wrote {path.name} (editors validate it against {SCHEMA_COPY}); "
+        "check it with `mlbuild validate`, then `mlbuild run`"
+    )
     return 0
 
 
@@ -200,7 +208,8 @@ def _print_metrics(console: Console, summaries: list[Any], multirun: bool) -> No
     if multirun and len(summaries) > 1:
         keys = sorted({k for s in summaries for k in s.metrics})
         rows = [
-            [" ".join(s.overrides), *(str(s.metrics.get(k, "")) for k in keys)] for s in summaries
+            [" ".join(s.overrides), *(format_value(s.metrics.get(k, "")) for k in keys)]
+            for s in summaries
         ]
         console.print(table(rows, ["OVERRIDES", *keys]))
     elif summaries and summaries[0].metrics:
@@ -234,6 +243,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             else "never"
         )
         took = f"{record.duration:.2f}s" if record else ""
+        if record and record.how == "restored":
+            took += " (restored)"
         rows.append([d.step, states[d.action.value], last, took, d.reasons[0] if d.reasons else ""])
         data.append(
             {

@@ -188,8 +188,8 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
-    return "  ".join(f"{k}={_num(v)}" for k, v in sorted(metrics.items()))
+    return "  ".join(f"{k}={format_value(v)}" for k, v in sorted(metrics.items()))
 
 
-def _num(value: Any) -> str:
+def format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)

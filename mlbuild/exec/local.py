@@ -149,7 +149,7 @@ class _Run:
         for path, record in decision.result.outs.items():
             if record.cached:
                 self.ws.cache.objects.restore(record.digest, self.ws.root / path)
-        self._remember(spec, decision, started, "restored")
+        self._remember(spec, decision, decision.result, "restored")
         return StepOutcome(
             spec.name,
             Status.RESTORED,
@@ -219,7 +219,7 @@ class _Run:
             )
         action = self._store(spec, duration)
         self.ws.cache.actions.put(decision.fingerprint, action)
-        self._remember(spec, decision, started, "ran")
+        self._remember(spec, decision, action, "ran")
         return StepOutcome(
             spec.name,
             Status.RAN,
@@ -260,15 +260,16 @@ class _Run:
             metrics.update(read_metrics(self.ws.root / path, path))
         return ActionResult(spec.name, outs, metrics, duration, time.time())
 
-    def _remember(self, spec: StepSpec, decision: Decision, started: float, how: str) -> None:
+    def _remember(self, spec: StepSpec, decision: Decision, result: ActionResult, how: str) -> None:
+        """Record what the workspace now holds for ``spec``: when and how long it took to make."""
         assert decision.fingerprint is not None and decision.components is not None
         self.ws.records.put(
             StepRecord(
                 spec.name,
                 decision.fingerprint,
                 decision.components,
-                time.time(),
-                time.monotonic() - started,
+                result.created,
+                result.duration,
                 how,
             )
         )

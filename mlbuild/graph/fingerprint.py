@@ -73,6 +73,8 @@ def _deps_diff(old: dict[str, str | None], new: dict[str, str | None]) -> list[s
 def _mapping_diff(
     label: str, old: dict[str, Any], new: dict[str, Any], *, values: bool
 ) -> list[str]:
+    if values:  # name the leaf that changed, not the whole subtree a step selected
+        old, new = _leaves(old), _leaves(new)
     reasons = []
     for key, value in new.items():
         if key not in old:
@@ -82,6 +84,16 @@ def _mapping_diff(
             reasons.append(f"{label} {key} changed{change}")
     reasons += [f"{label} {key} removed" for key in old if key not in new]
     return reasons
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _short(digest: str | None) -> str:

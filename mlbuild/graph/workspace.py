@@ -52,9 +52,10 @@ class Workspace:
 
     def ensure_meta(self) -> None:
         """Create ``.mlbuild/`` with a ``.gitignore`` so git never tracks its contents."""
-        if not self.meta.is_dir():
+        ignore = self.meta / ".gitignore"
+        if not ignore.exists():
             self.meta.mkdir(parents=True, exist_ok=True)
-            (self.meta / ".gitignore").write_text("# mlbuild's local state and cache\n*\n")
+            ignore.write_text("# mlbuild's local state and cache\n*\n")
 
     def graph(self, overrides: list[str]) -> Graph:
         self.ensure_meta()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +74,9 @@ def compose_params(
                     missing_base = not (config_dir / f"{config_name}.yaml").exists()
                     if missing_base:
                         raise _config_error(exc, recipe_file, config_dir) from None
-                base = OmegaConf.to_container(compose(config_name=name, overrides=[]))
-                known = (
-                    list(flatten({str(k): v for k, v in base.items()}))
-                    if isinstance(base, dict)
-                    else []
-                )
-                raise OverrideError(_explain(str(exc), overrides, known)) from None
+                raise OverrideError(
+                    _explain(str(exc), overrides, lambda others: _keys(compose(name, others)))
+                ) from None
     except OverrideParseException as exc:
         raise OverrideError(f"bad override: {_first_line(str(exc))}") from None
     except (HydraException, OmegaConfBaseException) as exc:
@@ -138,8 +135,14 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
-def _explain(message: str, overrides: list[str], known: list[str]) -> str:
-    """Hydra's message, plus a did-you-mean when it names a key that does not exist."""
+def _explain(
+    message: str, overrides: list[str], known_with: Callable[[list[str]], list[str]]
+) -> str:
+    """Hydra's message, plus a did-you-mean when it names a key that does not exist.
+
+    ``known_with(overrides)`` lists the keys of the config composed with those overrides, so a
+    suggestion accounts for group choices made on the same command line (``model=tree``).
+    """
     text = _first_line(message)
     match = re.search(r"Could not override '([^']+)'", message) or re.search(
         r"Could not delete from config. '([^']+)' does not exist", message
@@ -147,16 +150,27 @@ def _explain(message: str, overrides: list[str], known: list[str]) -> str:
     if match:
         key = match.group(1)
         line = next((o for o in overrides if key in o), key)
+        try:
+            known = known_with([o for o in overrides if o != line])
+        except Exception:  # the other overrides fail too: suggest from the base config
+            known = known_with([])
         hint = "" if line.startswith("~") else f"; to add a new key use +{line.lstrip('+')}"
         return (
             f"cannot apply override '{line}': there is no parameter '{key}'"
-            f"{suggest(key, known)}{hint}"
+            f"{suggest(key, [k for k in known if k != key])}{hint}"
         )
     options = re.search(r"Available options in '([^']+)':\n((?:\s+\S+\n?)+)", message)
     if options:
         choices = ", ".join(options.group(2).split())
         text += f"; options for '{options.group(1)}': {choices}"
     return f"cannot apply overrides {' '.join(overrides)}: {text}"
+
+
+def _keys(cfg: Any) -> list[str]:
+    from omegaconf import OmegaConf
+
+    tree = OmegaConf.to_container(cfg)
+    return list(flatten({str(k): v for k, v in tree.items()})) if isinstance(tree, dict) else []
 
 
 def suggest(key: str, known: list[str]) -> str:

@@ -11,6 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 RECIPE_FILE = "ml.yaml"
+# where a workspace keeps a current copy of the schema for editors (init's modeline points here)
+SCHEMA_COPY = ".mlbuild/ml.schema.json"
 
 if TYPE_CHECKING:
     from mlbuild.recipe._yaml import KeyPath as KeyPath
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from mlbuild.recipe.models import parse_duration as parse_duration
     from mlbuild.recipe.schema import recipe_json_schema as recipe_json_schema
     from mlbuild.recipe.schema import render_schema as render_schema
+    from mlbuild.recipe.schema import write_schema as write_schema
 
 _LAZY = {
     "KeyPath": "_yaml",
@@ -47,6 +50,7 @@ _LAZY = {
     "parse_duration": "models",
     "recipe_json_schema": "schema",
     "render_schema": "schema",
+    "write_schema": "schema",
 }
 
 
@@ -59,6 +63,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "RECIPE_FILE",
+    "SCHEMA_COPY",
     "KeyPath",
     "Position",
     "SourceMap",
@@ -75,4 +80,5 @@ __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "parse_duration",
     "recipe_json_schema",
     "render_schema",
+    "write_schema",
 ]

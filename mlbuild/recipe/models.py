@@ -262,7 +262,6 @@ class Recipe(_Model):
         extra="forbid",
         frozen=True,
         title="mlbuild recipe (ml.yaml)",
-        json_schema_extra={"$id": "https://mlbuild.dev/schema/ml.schema.json"},
     )
 
     schema_version: Literal[1] = Field(

@@ -8,6 +8,7 @@ no ``title`` noise in completion lists.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from mlbuild.recipe.models import Recipe
@@ -25,6 +26,20 @@ def recipe_json_schema() -> dict[str, Any]:
 def render_schema() -> str:
     """The schema as the exact text committed in ``schema/ml.schema.json``."""
     return json.dumps(recipe_json_schema(), indent=2, sort_keys=False) + "\n"
+
+
+def write_schema(path: Path) -> None:
+    """Write the schema to ``path`` (atomically), unless it already holds exactly that."""
+    text = render_schema()
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _polish(node: Any) -> None:

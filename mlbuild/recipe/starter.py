@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 from mlbuild.errors import UsageError
-from mlbuild.recipe import RECIPE_FILE
+from mlbuild.recipe import RECIPE_FILE, SCHEMA_COPY
 from mlbuild.recipe.loader import parse_recipe
 
-SCHEMA_URL = "https://mlbuild.dev/schema/ml.schema.json"
 _SCRIPTS = ("prepare", "featurize", "train", "evaluate")
 
 
@@ -30,7 +29,7 @@ def write_starter(root: Path, *, name: str | None, force: bool) -> Path:
 def starter_text(root: Path, name: str | None) -> str:
     project = _slug(name or root.resolve().name)
     lines = [
-        f"# yaml-language-server: $schema={SCHEMA_URL}",
+        f"# yaml-language-server: $schema={SCHEMA_COPY}",
         "schema_version: 1",
         f"name: {project}",
         "environment:",

@@ -135,7 +135,9 @@ def test_init_writes_a_recipe_that_validates_and_will_not_overwrite(ws: Workspac
     done = ws.cli("init")
     assert done.returncode == 0, done.stderr
     text = ws.read("ml.yaml")
-    assert text.startswith("# yaml-language-server: $schema=")
+    assert text.startswith("# yaml-language-server: $schema=.mlbuild/ml.schema.json\n")
+    assert ws.read(".mlbuild/ml.schema.json") == ws.cli("schema").stdout
+    assert ws.read(".mlbuild/.gitignore").endswith("*\n")
     assert "cmd: python src/train.py" in text and "requirements: requirements.txt" in text
     assert ws.cli("validate").returncode == 0
     again = ws.cli("init")

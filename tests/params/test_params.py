@@ -140,7 +140,9 @@ def test_a_group_override_reruns_the_steps_that_read_it_only(ws: Workspace) -> N
     result = ws.run_json("model=xgb")
     assert statuses(result) == {"prepare": "cached", "train": "ran"}
     assert result["steps"][1]["reasons"] == [
-        'param model changed: {"C": 1.0, "name": "logreg"} → {"depth": 6, "name": "xgb"}'
+        "param model.name changed: 'logreg' → 'xgb'",
+        "param model.depth added (= 6)",
+        "param model.C removed",
     ]
     assert ws.read("model.json") == '{"model": {"name": "xgb", "depth": 6}, "train": {"lr": 0.1}}'
 
@@ -166,6 +168,18 @@ def test_a_cached_no_op_run_imports_neither_pydantic_nor_hydra(ws: Workspace) ->
     )
     done = ws.cli_python(probe)
     assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_suggestion_accounts_for_a_group_chosen_on_the_same_command_line(
+    ws: Workspace,
+) -> None:
+    ws.recipe(HYDRA_RECIPE).gen(HYDRA_TREE)
+    done = ws.cli("run", "model=xgb", "model.dept=3")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "mlbuild: cannot apply override 'model.dept=3': there is no parameter 'model.dept' "
+        "(did you mean 'model.depth'?); to add a new key use +model.dept=3\n"
+    )
 
 
 def test_a_bad_override_on_the_command_line_exits_2_without_a_traceback(ws: Workspace) -> None:
