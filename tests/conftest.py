@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Subprocesses import mlbuild from this checkout, whatever else is installed.
+CHILD_ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
 def write_tree(root: Path, tree: dict[str, Any]) -> None:
@@ -50,7 +52,7 @@ class Workspace:
         return subprocess.run(
             [sys.executable, "-m", "mlbuild.cli.main", *args],
             cwd=self.root,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **CHILD_ENV, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -62,6 +64,7 @@ class Workspace:
         return subprocess.run(
             [sys.executable, "-c", code],
             cwd=self.root,
+            env={**os.environ, **CHILD_ENV},
             capture_output=True,
             text=True,
             timeout=120,
@@ -72,7 +75,7 @@ class Workspace:
         return subprocess.Popen(
             [sys.executable, "-m", "mlbuild.cli.main", *args],
             cwd=self.root,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **CHILD_ENV, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
