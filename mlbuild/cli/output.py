@@ -91,6 +91,9 @@ class StepReporter:
         if not self.quiet:
             self._line(f"{self.console.paint(f'[{name}]', 'dim')} {line}")
 
+    def step_note(self, name: str, text: str) -> None:
+        self._line(f"{self.console.paint(name, 'bold')}: {text}")
+
     def step_finished(self, outcome: StepOutcome) -> None:
         label, color = _LABEL[outcome.status]
         text = f"{self.console.paint(outcome.name, 'bold')}: {self.console.paint(label, color)}"
@@ -144,6 +147,9 @@ class JsonReporter:
     def step_output(self, name: str, line: str) -> None:
         print(f"[{name}] {line}", file=sys.stderr, flush=True)
 
+    def step_note(self, name: str, text: str) -> None:
+        print(f"{name}: {text}", file=sys.stderr, flush=True)
+
     def step_finished(self, outcome: StepOutcome) -> None:
         pass
 
@@ -179,6 +185,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
             for o in summary.outcomes
         ],
         "metrics": summary.metrics,
+        "data": [version.to_json() for version in summary.data],
         "hashing": {
             "files_hashed": summary.hashing.files_hashed,
             "bytes_hashed": summary.hashing.bytes_hashed,

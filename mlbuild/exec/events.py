@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mlbuild.cache import HashStats
+from mlbuild.data import DataVersion
 
 
 class Status(enum.StrEnum):
@@ -36,6 +37,7 @@ class RunSummary:
     duration: float
     overrides: list[str]
     hashing: HashStats
+    data: list[DataVersion] = field(default_factory=list)
 
     @property
     def failed(self) -> list[StepOutcome]:
@@ -55,5 +57,8 @@ class Reporter(Protocol):
     def step_started(self, name: str, reasons: list[str]) -> None: ...
 
     def step_output(self, name: str, line: str) -> None: ...
+
+    def step_note(self, name: str, text: str) -> None:
+        """Something mlbuild does for the step (fetching its data), shown apart from its output."""
 
     def step_finished(self, outcome: StepOutcome) -> None: ...

@@ -107,7 +107,11 @@ class _Run:
             self.ws.save_state()
         ordered = [self.outcomes[n] for n in self.names if n in self.outcomes]
         return RunSummary(
-            ordered, time.monotonic() - started, self.graph.overrides, self.ws.cache.hasher.stats
+            ordered,
+            time.monotonic() - started,
+            self.graph.overrides,
+            self.ws.cache.hasher.stats,
+            self.planner.used_data(self.names),
         )
 
     def _blocked_by(self, name: str) -> str | None:
@@ -162,6 +166,11 @@ class _Run:
     def _run(self, spec: StepSpec, decision: Decision, started: float) -> StepOutcome:
         assert decision.fingerprint is not None
         self.reporter.step_started(spec.name, decision.reasons)
+        for dataset in spec.data:  # fetch only what this step reads, only when it must run
+            if self.planner.data.kind(dataset) != "file":
+                self.planner.data.ensure_present(
+                    dataset, lambda text: self.reporter.step_note(spec.name, text)
+                )
         missing = [s for s in spec.secrets if s not in os.environ]
         if missing:
             return StepOutcome(
@@ -218,6 +227,10 @@ class _Run:
                 spec.name, Status.FAILED, duration, decision.reasons, message=message, log=log
             )
         action = self._store(spec, duration)
+        versioned = [out.path for out in spec.outs if out.dvc]
+        if versioned:
+            self.reporter.step_note(spec.name, f"adding {', '.join(versioned)} to DVC")
+            self.planner.data.adapter().add(versioned)
         self.ws.cache.actions.put(decision.fingerprint, action)
         self._remember(spec, decision, action, "ran")
         return StepOutcome(

@@ -11,6 +11,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.model import Graph, Output, StepSpec
 from mlbuild.params import flatten, interpolate, references, select, suggest
@@ -24,11 +25,14 @@ def compile_graph(
     problems found."""
     problems: list[Problem] = []
     flat = flatten(params)
+    datasets = _compile_datasets(recipe, root, source, problems)
     steps: dict[str, StepSpec] = {}
     for name, step in recipe.steps.items():
-        steps[name] = _compile_step(name, step, flat, params, root, source, problems)
+        spec = _compile_step(name, step, flat, params, root, source, problems)
+        steps[name] = _resolve_data(spec, step, datasets, source, problems)
     _check_needs(recipe, source, problems)
     producers = _check_outs(steps, source, problems)
+    _check_data_not_produced(datasets, producers, source, problems)
     if problems:
         raise RecipeError(_sorted(problems))
     linked = {name: _link(spec, producers) for name, spec in steps.items()}
@@ -48,6 +52,7 @@ def compile_graph(
         overrides=list(overrides),
         python=env.python if env else None,
         lock_file=lock,
+        datasets=datasets,
         positions=positions,
         lines=dict(enumerate(source.lines, start=1)),
     )
@@ -113,7 +118,7 @@ def _compile_step(
     outs_raw = [o if isinstance(o, OutSpec) else OutSpec(path=o) for o in step.outs]
     out_paths = paths("outs", [o.path for o in outs_raw])
     outs = [
-        Output(path=p, cache=o.cache, persist=o.persist)
+        Output(path=p, cache=o.cache, persist=o.persist, dvc=o.dvc)
         for p, o in zip(out_paths, outs_raw, strict=False)
     ]
     metrics = paths("metrics", list(step.metrics))
@@ -142,6 +147,86 @@ def _compile_step(
         timeout=parse_duration(step.timeout) if step.timeout is not None else None,
         upstream=[],
     )
+
+
+def _compile_datasets(
+    recipe: Recipe, root: Path, source: SourceMap, problems: list[Problem]
+) -> dict[str, DatasetSpec]:
+    datasets = {}
+    for name, dataset in recipe.data.items():
+        path = _relpath(root, dataset.path)
+        if path is None:
+            problems.append(
+                source.problem(
+                    ("data", name, "path"),
+                    f"'{dataset.path}' is outside the repository; a dataset lands inside it",
+                )
+            )
+            continue
+        imported = dataset.import_
+        datasets[name] = DatasetSpec(
+            name=name,
+            path=path,
+            dvc=dataset.dvc,
+            remote=dataset.remote,
+            import_repo=imported.repo if imported else None,
+            import_rev=imported.rev if imported else None,
+            import_path=imported.path if imported else None,
+        )
+    return datasets
+
+
+def _resolve_data(
+    spec: StepSpec,
+    step: Step,
+    datasets: dict[str, DatasetSpec],
+    source: SourceMap,
+    problems: list[Problem],
+) -> StepSpec:
+    """Move deps that name a dataset (``data:NAME``, or its path) from ``deps`` to ``data``."""
+    by_path = {d.path: d.name for d in datasets.values()}
+    deps: list[str] = []
+    data: list[str] = []
+    for index, raw in enumerate(step.deps):
+        if raw.startswith("data:"):
+            name = raw.removeprefix("data:")
+            if name in datasets:
+                data.append(name)
+            else:
+                known = sorted(datasets)
+                problems.append(
+                    source.problem(
+                        ("steps", spec.name, "deps", index),
+                        f"no dataset named '{name}'{suggest(name, known)}"
+                        + ("" if known else "; declare it under `data:`"),
+                    )
+                )
+    for dep in spec.deps:
+        if dep.startswith("data:"):
+            continue
+        if dep in by_path:
+            data.append(by_path[dep])
+        else:
+            deps.append(dep)
+    return StepSpec(**{**spec.__dict__, "deps": deps, "data": sorted(set(data))})
+
+
+def _check_data_not_produced(
+    datasets: dict[str, DatasetSpec],
+    producers: dict[str, str],
+    source: SourceMap,
+    problems: list[Problem],
+) -> None:
+    for name, dataset in datasets.items():
+        for out, step in producers.items():
+            if out == dataset.path or _inside(out, dataset.path) or _inside(dataset.path, out):
+                problems.append(
+                    source.problem(
+                        ("data", name, "path"),
+                        f"dataset '{name}' ({dataset.path}) is also written by step '{step}'; "
+                        "a dataset is an input: read it in deps, or drop it from data",
+                    )
+                )
 
 
 def _relpath(root: Path, raw: str) -> str | None:

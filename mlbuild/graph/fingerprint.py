@@ -18,15 +18,24 @@ Components = dict[str, Any]
 
 
 def components(
-    graph: Graph, step: StepSpec, deps: dict[str, str | None], lock: str | None
+    graph: Graph,
+    step: StepSpec,
+    deps: dict[str, str | None],
+    lock: str | None,
+    data: dict[str, str] | None = None,
 ) -> Components:
-    """What the fingerprint of ``step`` is made of; a dep hash of ``None`` is not yet known."""
+    """What the fingerprint of ``step`` is made of; a dep hash of ``None`` is not yet known.
+
+    ``data`` maps the datasets the step reads to their versions (DVC's hash for DVC-tracked data,
+    commit and hash for imports, the content hash for plain paths).
+    """
     return {
         "format": FORMAT_VERSION,
         "cmd": step.cmd,
         "env": dict(sorted(step.env.items())),
         "params": step.params,
         "deps": dict(sorted(deps.items())),
+        "data": dict(sorted((data or {}).items())),
         "outs": [[o.path, o.cache, o.persist] for o in step.outs],
         "python": graph.python,
         "lock": {graph.lock_file: lock} if graph.lock_file else {},
@@ -47,6 +56,7 @@ def explain(old: Components | None, new: Components) -> list[str]:
     if old.get("cmd") != new["cmd"]:
         reasons.append(f"command changed: {_show(old.get('cmd'))} → {_show(new['cmd'])}")
     reasons += _mapping_diff("param", old.get("params", {}), new["params"], values=True)
+    reasons += _data_diff(old.get("data", {}), new["data"])
     reasons += _deps_diff(old.get("deps", {}), new["deps"])
     reasons += _mapping_diff("env", old.get("env", {}), new["env"], values=True)
     if old.get("outs") != new["outs"]:
@@ -55,6 +65,23 @@ def explain(old: Components | None, new: Components) -> list[str]:
         reasons.append(f"environment.python changed: {old.get('python')} → {new['python']}")
     reasons += _mapping_diff("environment lock", old.get("lock", {}), new["lock"], values=False)
     return reasons
+
+
+def _data_diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    reasons = []
+    for name, version in new.items():
+        if name not in old:
+            reasons.append(f"dataset {name} added (version {_short_version(version)})")
+        elif old[name] != version:
+            change = f"{_short_version(old[name])} → {_short_version(version)}"
+            reasons.append(f"dataset {name} changed ({change})")
+    reasons += [f"dataset {name} removed" for name in old if name not in new]
+    return reasons
+
+
+def _short_version(version: str) -> str:
+    """``commit:md5`` or a bare hash, shortened the way git shows commits."""
+    return ":".join(part[:8] for part in version.split(":"))
 
 
 def _deps_diff(old: dict[str, str | None], new: dict[str, str | None]) -> list[str]:

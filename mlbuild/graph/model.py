@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem
 
 
@@ -17,6 +18,7 @@ class Output:
     path: str
     cache: bool = True
     persist: bool = False
+    dvc: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class StepSpec:
     always_run: bool
     timeout: float | None
     upstream: list[str]  # steps that must finish first: producers of deps, and needs
+    data: list[str] = field(default_factory=list)  # datasets it reads (named or by path)
 
     @property
     def uses_shell(self) -> bool:
@@ -57,6 +60,7 @@ class Graph:
     overrides: list[str]
     python: str | None
     lock_file: str | None
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     # where each recipe key path starts ("steps.train.deps[0]" → [line, column]), for errors
     # found after compilation (a dep file that went missing)
     positions: dict[str, list[int]] = field(default_factory=dict)
@@ -72,7 +76,8 @@ class Graph:
             for name, spec in raw["steps"].items()
         }
         lines = {int(k): v for k, v in raw.get("lines", {}).items()}
-        return cls(**{**raw, "steps": steps, "lines": lines})
+        datasets = {k: DatasetSpec(**v) for k, v in raw.get("datasets", {}).items()}
+        return cls(**{**raw, "steps": steps, "lines": lines, "datasets": datasets})
 
     def problem(self, key: str, message: str) -> Problem:
         """A recipe problem at key path ``key`` (``steps.train.deps[0]``), located if known."""

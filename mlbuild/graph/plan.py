@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache
+from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.fingerprint import Components, components, explain, fingerprint
 from mlbuild.graph.model import Graph, StepSpec
@@ -48,12 +49,20 @@ class Planner:
     """Decisions for the steps of ``graph`` in workspace ``root``."""
 
     def __init__(
-        self, graph: Graph, root: Path, cache: Cache, records: StepRecords, *, force: set[str]
+        self,
+        graph: Graph,
+        root: Path,
+        cache: Cache,
+        records: StepRecords,
+        data: DataSources,
+        *,
+        force: set[str],
     ) -> None:
         self.graph = graph
         self.root = root
         self.cache = cache
         self.records = records
+        self.data = data
         self.force = force
         self._lock_digest: str | bool | None = False  # False: not computed yet
 
@@ -74,7 +83,7 @@ class Planner:
             dep: restored[dep] if dep in restored else self._dep_digest(step, dep, waiting)
             for dep in step.deps
         }
-        parts = components(self.graph, step, deps, self._lock())
+        parts = components(self.graph, step, deps, self._lock(), self.data_versions(step))
         previous = self.records.get(step.name)
         old = previous.components if previous else None
         if waiting:
@@ -110,6 +119,41 @@ class Planner:
             step.name, Action.RUN, ["cached outputs were removed from the cache (gc)"], fp, parts
         )
 
+    def data_versions(self, step: StepSpec) -> dict[str, str]:
+        """Versions of the datasets ``step`` reads, without fetching anything."""
+        versions = {}
+        for name in step.data:
+            if self.data.kind(name) == "file":
+                path = self.graph.datasets[name].path
+                digest = self.cache.hasher.digest(path)
+                if digest is None:
+                    raise RecipeError([self._missing_dataset(name)])
+                versions[name] = digest.value
+            else:
+                found = self.data.version(name)
+                versions[name] = f"{found.commit}:{found.hash}" if found.commit else found.hash
+        return versions
+
+    def used_data(self, names: list[str]) -> list[DataVersion]:
+        """What a run records about the datasets the steps ``names`` read."""
+        used: list[DataVersion] = []
+        for dataset in sorted({d for n in names for d in self.graph.steps[n].data}):
+            spec = self.graph.datasets[dataset]
+            if self.data.kind(dataset) == "file":
+                digest = self.cache.hasher.digest(spec.path)
+                used.append(DataVersion(dataset, spec.path, "file", digest.value if digest else ""))
+            else:
+                used.append(self.data.version(dataset))
+        return used
+
+    def _missing_dataset(self, name: str) -> Problem:
+        path = self.graph.datasets[name].path
+        return self.graph.problem(
+            f"data.{name}.path",
+            f"dataset '{name}': '{path}' does not exist; add the file, or track it with DVC "
+            f"(`dvc add {path}`) so mlbuild can fetch it",
+        )
+
     def check_inputs(self, names: list[str]) -> None:
         """Raise :class:`RecipeError` listing every dep of ``names`` that no step makes and no
         file provides, and a missing lock file, before anything runs."""
@@ -119,6 +163,12 @@ class Planner:
             for name in names
             for dep in self.graph.steps[name].deps
             if not self._produced_by_any(dep) and not (self.root / dep).exists()
+        ]
+        problems += [
+            self._missing_dataset(dataset)
+            for dataset in sorted({d for n in names for d in self.graph.steps[n].data})
+            if self.data.kind(dataset) == "file"
+            and not (self.root / self.graph.datasets[dataset].path).exists()
         ]
         if problems:
             raise RecipeError(problems)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlbuild.cache import Cache
+from mlbuild.data import DataSources
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.model import Graph
@@ -62,7 +63,8 @@ class Workspace:
         return load_graph(self.recipe_path, self.meta, self.cache.hasher, overrides)
 
     def planner(self, graph: Graph, *, force: set[str] | None = None) -> Planner:
-        return Planner(graph, self.root, self.cache, self.records, force=force or set())
+        sources = DataSources(self.root, self.meta, graph.datasets)
+        return Planner(graph, self.root, self.cache, self.records, sources, force=force or set())
 
     def save_state(self) -> None:
         """Persist the file hashes learnt in this command (cheap when nothing changed)."""

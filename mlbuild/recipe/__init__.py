@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from mlbuild.recipe.loader import load_recipe as load_recipe
     from mlbuild.recipe.loader import parse_recipe as parse_recipe
     from mlbuild.recipe.models import SCHEMA_VERSION as SCHEMA_VERSION
+    from mlbuild.recipe.models import DataImport as DataImport
+    from mlbuild.recipe.models import Dataset as Dataset
     from mlbuild.recipe.models import Environment as Environment
     from mlbuild.recipe.models import HydraParams as HydraParams
     from mlbuild.recipe.models import OutSpec as OutSpec
@@ -42,6 +44,8 @@ _LAZY = {
     "load_recipe": "loader",
     "parse_recipe": "loader",
     "SCHEMA_VERSION": "models",
+    "DataImport": "models",
+    "Dataset": "models",
     "Environment": "models",
     "HydraParams": "models",
     "OutSpec": "models",
@@ -72,6 +76,8 @@ __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "load_recipe",
     "parse_recipe",
     "SCHEMA_VERSION",
+    "DataImport",
+    "Dataset",
     "Environment",
     "HydraParams",
     "OutSpec",

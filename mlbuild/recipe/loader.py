@@ -88,7 +88,7 @@ def _unknown_key(loc: KeyPath, data: dict[str, Any]) -> str:
     model = _model_at(loc[:-1], data)
     if model is None:
         return f"unknown key '{key}'"
-    valid = sorted(model.model_fields)
+    valid = sorted(f.alias or name for name, f in model.model_fields.items())
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key '{key}'{hint}; expected one of: {', '.join(valid)}"
@@ -96,7 +96,7 @@ def _unknown_key(loc: KeyPath, data: dict[str, Any]) -> str:
 
 def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
     """The pydantic model that validates the mapping at ``loc`` of the recipe."""
-    from mlbuild.recipe.models import Environment, HydraParams, OutSpec, Step
+    from mlbuild.recipe.models import DataImport, Dataset, Environment, HydraParams, OutSpec, Step
 
     if not loc:
         return Recipe
@@ -109,6 +109,10 @@ def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
         return Step
     if head == "steps" and len(loc) == 4 and loc[2] == "outs":
         return OutSpec
+    if head == "data" and len(loc) == 2:
+        return Dataset
+    if head == "data" and len(loc) == 3 and loc[2] == "import":
+        return DataImport
     return None
 
 

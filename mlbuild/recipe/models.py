@@ -62,6 +62,12 @@ class OutSpec(_Model):
         description="Keep the existing file when the step re-runs instead of deleting it first "
         "(for steps that update an output incrementally, e.g. a checkpoint).",
     )
+    dvc: bool = Field(
+        default=False,
+        description="Also version the output with DVC: after the step runs it is added to DVC's "
+        "cache (a `.dvc` file is written beside it) and `mlbuild push` uploads it to the DVC "
+        "remote.",
+    )
 
 
 Out = Annotated[
@@ -69,7 +75,8 @@ Out = Annotated[
     Discriminator(
         _shape,
         custom_error_type="out_shape",
-        custom_error_message="expected a path string or a mapping with 'path', 'cache', 'persist'",
+        custom_error_message="expected a path string or a mapping with 'path', 'cache', 'persist', "
+        "'dvc'",
     ),
 ]
 
@@ -114,8 +121,9 @@ class Step(_Model):
     description: str | None = Field(default=None, description="What the step does, for humans.")
     deps: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
-        description="Files or directories the step reads. Their content hashes enter the step's "
-        "fingerprint; an output of another step makes that step run first.",
+        description="Files or directories the step reads, or datasets as `data:NAME`. Their "
+        "content hashes (a dataset's version) enter the step's fingerprint; an output of another "
+        "step makes that step run first.",
         examples=[["src/train.py", "data/features/"]],
     )
     outs: list[Out] = Field(
@@ -211,6 +219,69 @@ class Environment(_Model):
         return self
 
 
+DATASET_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+
+
+class DataImport(_Model):
+    """Data imported from another git repository, as `dvc import` does."""
+
+    repo: str = Field(
+        min_length=1,
+        description="URL or local path of the git repository (tracked with DVC or plain git) that "
+        "holds the data.",
+        examples=["https://github.com/org/datasets", "../data-registry"],
+    )
+    rev: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Tag, branch or commit to import from (default: the default branch). The "
+        "commit it resolves to is recorded as part of the data version.",
+        examples=["v1.2.0"],
+    )
+    path: str = Field(
+        min_length=1,
+        description="Path of the file or directory inside that repository.",
+        examples=["datasets/iris.csv"],
+    )
+
+
+class Dataset(_Model):
+    """A named dataset: DVC-tracked in this repository, imported from another, or a plain path."""
+
+    path: str = Field(
+        min_length=1,
+        description="Where the data lives in this repository. Steps name the dataset in `deps` as "
+        "`data:NAME` or by this path.",
+        examples=["data/raw/train.csv", "data/images/"],
+    )
+    description: str | None = Field(default=None, description="What the data is, for humans.")
+    dvc: bool | None = Field(
+        default=None,
+        description="`true`: the path must be tracked by DVC (a `.dvc` file beside it or an output "
+        "in `dvc.lock`), and its version is DVC's hash. `false`: a plain path hashed by mlbuild. "
+        "Unset: DVC when DVC tracks it, else plain.",
+    )
+    remote: str | None = Field(
+        default=None,
+        min_length=1,
+        description="DVC remote to fetch the data from and push it to (default: DVC's default "
+        "remote).",
+        examples=["storage"],
+    )
+    import_: DataImport | None = Field(
+        default=None,
+        alias="import",
+        description="Import the data from another git repository at a revision instead of "
+        "tracking it here.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Dataset:
+        if self.import_ is not None and self.dvc is False:
+            raise ValueError("an imported dataset is fetched through DVC; remove 'dvc: false'")
+        return self
+
+
 class HydraParams(_Model):
     """Parameters composed by Hydra from a config directory."""
 
@@ -282,6 +353,13 @@ class Recipe(_Model):
         "(`{config_dir: conf, config_name: config}`). Override them on the command line with "
         "Hydra's syntax: `mlbuild run train.lr=0.01 model=xgb`.",
         examples=[{"train": {"lr": 0.1}}, {"config_dir": "conf", "config_name": "config"}],
+    )
+    data: dict[Annotated[str, Field(pattern=DATASET_NAME)], Dataset] = Field(
+        default_factory=dict,
+        description="Named datasets. Their versions (DVC's hashes, or content hashes for plain "
+        "paths) enter the fingerprint of every step that reads them and are recorded with every "
+        "run; missing data is fetched through DVC before a step that needs it runs.",
+        examples=[{"train": {"path": "data/train.csv"}}],
     )
     steps: dict[Annotated[str, Field(pattern=STEP_NAME)], Step] = Field(
         min_length=1,

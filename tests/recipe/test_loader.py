@@ -70,10 +70,10 @@ steps:
         "ml.yaml:5:10: steps.train.cmd: expected a shell command string or a list of arguments "
         "(argv), got 3",
         "ml.yaml:7:9: steps.train.outs[0]: expected a path string or a mapping with 'path', "
-        "'cache', 'persist', got 5",
+        "'cache', 'persist', 'dvc', got 5",
         "ml.yaml:8:9: steps.train.outs[1]: missing required key 'path'",
         "ml.yaml:8:10: steps.train.outs[1].pth: unknown key 'pth' (did you mean 'path'?); "
-        "expected one of: cache, path, persist",
+        "expected one of: cache, dvc, path, persist",
         "ml.yaml:9:17: steps.train.always_run: expected true or false, got 'maybe'",
     ]
 

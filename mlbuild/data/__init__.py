@@ -1,0 +1,18 @@
+"""Data versions with DVC: DVC-tracked and imported datasets as first-class step inputs.
+
+Only ``dvc_adapter`` imports dvc, and only when a workspace copy must be verified or fetched.
+"""
+
+from __future__ import annotations
+
+from mlbuild.data.sources import DataSources
+from mlbuild.data.version import DataError, DatasetSpec, DataVersion, dvc_repo_root, resolve_kind
+
+__all__ = [
+    "DataError",
+    "DataSources",
+    "DataVersion",
+    "DatasetSpec",
+    "dvc_repo_root",
+    "resolve_kind",
+]

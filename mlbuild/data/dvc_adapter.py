@@ -1,0 +1,163 @@
+"""Everything mlbuild asks of DVC, through DVC's Python API. The only module that imports dvc.
+
+DVC's ``Repo`` is not thread-safe; callers (``sources.DataSources``) serialise calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlbuild.data.version import DataError
+
+INSTALL_HINT = "install DVC support with `pip install 'mlbuild[dvc]'`"
+
+
+class DvcAdapter:
+    """A DVC repository opened at the workspace root."""
+
+    def __init__(self, root: Path) -> None:
+        try:
+            from dvc.exceptions import NotDvcRepoError
+            from dvc.repo import Repo
+        except ImportError:
+            raise DataError(
+                f"this recipe has DVC-tracked data but DVC is missing: {INSTALL_HINT}"
+            ) from None
+        try:
+            self.repo: Any = Repo(str(root))
+        except NotDvcRepoError:
+            raise DataError(
+                f"{root} is not a DVC repository, but the recipe has DVC-tracked data; run "
+                "`dvc init` (and `dvc add` the data)"
+            ) from None
+        self.root = root
+
+    def workspace_state(self, path: str) -> str:
+        """``clean``, ``missing`` (files absent) or ``modified``, against the recorded DVC hash."""
+        status = self.repo.data_status(targets=[str(self.root / path)], granular=True)
+        changes = status.get("uncommitted", {})
+        if changes.get("modified") or changes.get("added"):
+            return "modified"
+        if changes.get("deleted"):
+            return "missing"
+        return "clean"
+
+    def pull(self, path: str, remote: str | None, *, dataset: str, digest: str) -> None:
+        """Fetch ``path`` from the DVC cache or ``remote`` and check it out."""
+        from dvc.config import NoRemoteError, RemoteNotFoundError
+        from dvc.exceptions import CheckoutError, DvcException
+
+        where = f"remote '{remote}'" if remote else "the default DVC remote"
+        try:
+            self.repo.pull(targets=[str(self.root / path)], remote=remote)
+        except CheckoutError:
+            raise DataError(
+                f"dataset '{dataset}': {path} (md5 {digest}) is neither in the local DVC cache "
+                f"nor on {where}; push it from a machine that has it (`dvc push {path}`)"
+            ) from None
+        except RemoteNotFoundError:
+            raise DataError(
+                f"dataset '{dataset}': DVC has no remote named '{remote}'; list them with "
+                "`dvc remote list`"
+            ) from None
+        except NoRemoteError:
+            raise DataError(
+                f"dataset '{dataset}': {path} is not in the local DVC cache and no DVC remote is "
+                "configured; add one (`dvc remote add -d NAME URL`) or name it in the dataset's "
+                "`remote:`"
+            ) from None
+        except DvcException as exc:
+            raise DataError(
+                f"dataset '{dataset}': fetching {path} from {where} failed: {_first_line(exc)}"
+            ) from None
+
+    def resolve_import(
+        self, repo: str, rev: str | None, path: str, *, dataset: str
+    ) -> tuple[str, str]:
+        """``(commit, hash)`` of ``path`` in git repository ``repo`` at ``rev``."""
+        fs = self._import_fs(repo, rev, dataset)
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            raise DataError(
+                f"dataset '{dataset}': {path} does not exist in {repo} at "
+                f"{rev or 'its default branch'}"
+            ) from None
+        digest = info.get("md5") or info.get("sha") or _dvc_info_hash(info)
+        commit = str(fs.repo.get_rev())
+        return commit, str(digest)
+
+    def download_import(
+        self, repo: str, commit: str, path: str, dest: Path, *, dataset: str
+    ) -> None:
+        """Download ``path`` of ``repo`` at ``commit`` to ``dest``, replacing it atomically."""
+        fs = self._import_fs(repo, commit, dataset)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        target = staging / dest.name
+        try:
+            if fs.isdir(path):
+                fs.get(path, str(target), recursive=True)
+            else:
+                fs.get_file(path, str(target))
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            elif dest.exists():
+                dest.unlink()
+            os.replace(target, dest)
+        except Exception as exc:  # DVC raises many types; none may leave a half-written dest
+            raise DataError(
+                f"dataset '{dataset}': downloading {path} from {repo} failed: {_first_line(exc)}"
+            ) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def add(self, paths: list[str]) -> None:
+        from dvc.exceptions import DvcException
+
+        try:
+            self.repo.add([str(self.root / p) for p in paths])
+        except DvcException as exc:
+            raise DataError(f"`dvc add` of {', '.join(paths)} failed: {_first_line(exc)}") from None
+
+    def push(self, paths: list[str], remote: str | None) -> int:
+        """Upload ``paths`` to ``remote``; the number of files sent."""
+        from dvc.config import NoRemoteError
+        from dvc.exceptions import DvcException
+
+        try:
+            pushed = self.repo.push(targets=[str(self.root / p) for p in paths], remote=remote)
+        except NoRemoteError:
+            raise DataError(
+                "no DVC remote to push to; add one (`dvc remote add -d NAME URL`) or pass --remote"
+            ) from None
+        except DvcException as exc:
+            raise DataError(f"pushing {', '.join(paths)} failed: {_first_line(exc)}") from None
+        return int(pushed or 0)
+
+    def _import_fs(self, repo: str, rev: str | None, dataset: str) -> Any:
+        from dvc.fs import DVCFileSystem
+        from dvc.scm import SCMError
+
+        url = str((self.root / repo).resolve()) if os.path.isdir(self.root / repo) else repo
+        try:
+            return DVCFileSystem(url=url, rev=rev)
+        except (SCMError, OSError, ValueError) as exc:
+            raise DataError(
+                f"dataset '{dataset}': cannot open {repo} at {rev or 'its default branch'}: "
+                f"{_first_line(exc)}"
+            ) from None
+
+
+def _dvc_info_hash(info: dict[str, Any]) -> str:
+    entry = info.get("dvc_info", {})
+    return str(entry.get("md5") or entry.get("etag") or "")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

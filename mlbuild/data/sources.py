@@ -1,0 +1,165 @@
+"""The versions and presence of a recipe's DVC-tracked and imported datasets.
+
+``version`` is cheap when nothing changed (a parsed ``.dvc`` file and one ``stat`` per file) and
+imports DVC only when it must: to verify a workspace copy it has not seen, or to resolve an import.
+``ensure_present`` fetches what a step about to run needs, through DVC's API.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from mlbuild.data.dvc_adapter import DvcAdapter
+from mlbuild.data.version import (
+    DataError,
+    DatasetSpec,
+    DataVersion,
+    Kind,
+    Record,
+    find_dvc_hash,
+    read_record,
+    resolve_kind,
+    snapshot,
+    write_record,
+)
+
+
+class DataSources:
+    """Dataset versions for one workspace; safe to call from executor threads."""
+
+    def __init__(self, root: Path, meta: Path, datasets: dict[str, DatasetSpec]) -> None:
+        self.root = root
+        self.meta = meta
+        self.datasets = datasets
+        self._versions: dict[str, DataVersion] = {}
+        self._kinds: dict[str, Kind] = {}
+        self._adapter: DvcAdapter | None = None
+        self._lock = threading.RLock()
+
+    def kind(self, name: str) -> Kind:
+        with self._lock:
+            if name not in self._kinds:
+                self._kinds[name] = resolve_kind(self.root, self.datasets[name])
+            return self._kinds[name]
+
+    def version(self, name: str) -> DataVersion:
+        """The version of DVC-tracked or imported dataset ``name``; ``present`` says whether the
+        workspace holds it. Raises :class:`DataError` when the workspace copy was modified."""
+        with self._lock:
+            if name not in self._versions:
+                spec = self.datasets[name]
+                kind = self.kind(name)
+                if kind == "dvc":
+                    self._versions[name] = self._dvc_version(spec)
+                elif kind == "import":
+                    self._versions[name] = self._import_version(spec)
+                else:
+                    raise ValueError(f"dataset {name} is a plain path; hash it as a dep")
+            return self._versions[name]
+
+    def ensure_present(self, name: str, on_fetch: Callable[[str], None]) -> DataVersion:
+        """Fetch dataset ``name`` if the workspace lacks it; its (now present) version."""
+        with self._lock:
+            current = self.version(name)
+            if current.present:
+                return current
+            spec = self.datasets[name]
+            adapter = self._dvc()
+            if current.kind == "dvc":
+                on_fetch(
+                    f"fetching dataset '{name}' ({spec.path}) through DVC"
+                    + (f" from remote '{spec.remote}'" if spec.remote else "")
+                )
+                adapter.pull(spec.path, spec.remote, dataset=name, digest=current.hash)
+            else:
+                assert spec.import_repo and spec.import_path and current.commit
+                on_fetch(
+                    f"importing dataset '{name}' from {spec.import_repo} at "
+                    f"{spec.import_rev or 'the default branch'} ({current.commit[:12]})"
+                )
+                adapter.download_import(
+                    spec.import_repo,
+                    current.commit,
+                    spec.import_path,
+                    self.root / spec.path,
+                    dataset=name,
+                )
+            files = snapshot(self.root / spec.path) or []
+            write_record(self.meta, name, Record(current.hash, files, _source(spec, current)))
+            present = DataVersion(**{**current.to_json(), "present": True})
+            self._versions[name] = present
+            return present
+
+    def _dvc_version(self, spec: DatasetSpec) -> DataVersion:
+        found = find_dvc_hash(self.root, spec.path)
+        assert found is not None  # resolve_kind said DVC tracks it
+        digest, tracked_in = found
+        version = DataVersion(
+            spec.name, spec.path, "dvc", digest, remote=spec.remote, tracked_in=tracked_in
+        )
+        files = snapshot(self.root / spec.path)
+        if files is None:
+            return DataVersion(**{**version.to_json(), "present": False})
+        record = read_record(self.meta, spec.name)
+        if record is not None and record.version == digest and record.files == files:
+            return version
+        state = self._dvc().workspace_state(spec.path)
+        if state == "modified":
+            raise DataError(
+                f"dataset '{spec.name}': {spec.path} differs from the version in {tracked_in} "
+                f"(md5 {digest}); record the new data with `dvc add {spec.path}`, or restore the "
+                f"recorded version with `dvc checkout {spec.path}`"
+            )
+        if state == "missing":
+            return DataVersion(**{**version.to_json(), "present": False})
+        write_record(self.meta, spec.name, Record(digest, files))
+        return version
+
+    def _import_version(self, spec: DatasetSpec) -> DataVersion:
+        assert spec.import_repo is not None and spec.import_path is not None
+        wanted = {"repo": spec.import_repo, "rev": spec.import_rev, "path": spec.import_path}
+        record = read_record(self.meta, spec.name)
+        files = snapshot(self.root / spec.path)
+        if record is not None and {k: record.source.get(k) for k in wanted} == wanted:
+            commit = str(record.source.get("commit"))
+            present = files is not None and files == record.files
+            return _import(spec, record.version, commit, present=present)
+        commit, digest = self._dvc().resolve_import(
+            spec.import_repo, spec.import_rev, spec.import_path, dataset=spec.name
+        )
+        return _import(spec, digest, commit, present=False)
+
+    def _dvc(self) -> DvcAdapter:
+        if self._adapter is None:
+            self._adapter = DvcAdapter(self.root)
+        return self._adapter
+
+    def adapter(self) -> DvcAdapter:
+        with self._lock:
+            return self._dvc()
+
+
+def _import(spec: DatasetSpec, digest: str, commit: str, *, present: bool) -> DataVersion:
+    return DataVersion(
+        spec.name,
+        spec.path,
+        "import",
+        digest,
+        repo=spec.import_repo,
+        rev=spec.import_rev,
+        commit=commit,
+        present=present,
+    )
+
+
+def _source(spec: DatasetSpec, version: DataVersion) -> dict[str, str | None]:
+    if version.kind != "import":
+        return {}
+    return {
+        "repo": spec.import_repo,
+        "rev": spec.import_rev,
+        "path": spec.import_path,
+        "commit": version.commit,
+    }

@@ -1,0 +1,185 @@
+"""Data versions read from DVC's own metadata, without importing DVC.
+
+A DVC-tracked path's version is the md5 DVC wrote in its ``.dvc`` file (or in ``dvc.lock`` for a
+pipeline output); a directory's is DVC's ``.dir`` manifest hash. Nothing is re-hashed: to know the
+workspace still holds that version, mlbuild keeps the stat of every file it last saw verified
+(``.mlbuild/data/NAME.json``), so a no-op run costs one ``stat`` per file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlbuild.errors import MlbuildError
+
+Kind = str  # "dvc" | "import" | "file"
+
+
+class DataError(MlbuildError):
+    """A dataset cannot be versioned or made present; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset as the recipe declares it (paths relative to the workspace)."""
+
+    name: str
+    path: str
+    dvc: bool | None = None
+    remote: str | None = None
+    import_repo: str | None = None
+    import_rev: str | None = None
+    import_path: str | None = None
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """What a run records about a dataset."""
+
+    name: str
+    path: str
+    kind: Kind
+    hash: str
+    remote: str | None = None
+    repo: str | None = None
+    rev: str | None = None
+    commit: str | None = None
+    tracked_in: str | None = None  # the .dvc file or dvc.lock that holds the hash
+    present: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_dvc_hash(root: Path, path: str) -> tuple[str, str] | None:
+    """``(hash, where)`` for a DVC-tracked ``path``: from ``PATH.dvc`` or a ``dvc.lock`` output.
+
+    Raises :class:`DataError` for a malformed ``.dvc`` file.
+    """
+    dvc_file = root / f"{path}.dvc"
+    if dvc_file.is_file():
+        data = _load_yaml(dvc_file, f"{path}.dvc")
+        outs = data.get("outs") if isinstance(data, dict) else None
+        if not isinstance(outs, list) or not outs or not isinstance(outs[0], dict):
+            raise DataError(
+                f"{path}.dvc is malformed: expected an 'outs' list with the tracked path; "
+                f"recreate it with `dvc add {path}`"
+            )
+        out = outs[0]
+        digest = out.get("md5") or out.get("etag") or out.get("checksum")
+        if not isinstance(digest, str):
+            raise DataError(
+                f"{path}.dvc has no md5 for {out.get('path', path)}; it was never committed: run "
+                f"`dvc commit {path}.dvc` or `dvc add {path}`"
+            )
+        return digest, f"{path}.dvc"
+    lock = root / "dvc.lock"
+    if lock.is_file():
+        data = _load_yaml(lock, "dvc.lock")
+        stages = data.get("stages", {}) if isinstance(data, dict) else {}
+        for stage in stages.values():
+            for out in stage.get("outs", []) if isinstance(stage, dict) else []:
+                if isinstance(out, dict) and os.path.normpath(str(out.get("path"))) == path:
+                    return str(out.get("md5")), "dvc.lock"
+    return None
+
+
+def _load_yaml(file: Path, display: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise DataError(f"{display} is malformed ({reason}); fix or recreate it") from None
+
+
+def dvc_repo_root(root: Path) -> Path | None:
+    for folder in [root, *root.parents]:
+        if (folder / ".dvc").is_dir():
+            return folder
+    return None
+
+
+def resolve_kind(root: Path, spec: DatasetSpec) -> Kind:
+    """Which kind of dataset ``spec`` is, in the workspace as it is now."""
+    if spec.import_repo is not None:
+        return "import"
+    if spec.dvc is False:
+        return "file"
+    tracked = (root / f"{spec.path}.dvc").is_file() or _in_lock(root, spec.path)
+    if tracked:
+        return "dvc"
+    if spec.dvc:
+        where = (
+            "no DVC repository here (run `dvc init`)"
+            if dvc_repo_root(root) is None
+            else (f"no {spec.path}.dvc and no dvc.lock output for it")
+        )
+        raise DataError(
+            f"dataset '{spec.name}' ({spec.path}) is declared `dvc: true` but DVC does not track "
+            f"it: {where}; track it with `dvc add {spec.path}`"
+        )
+    return "file"
+
+
+def _in_lock(root: Path, path: str) -> bool:
+    lock = root / "dvc.lock"
+    return lock.is_file() and path in lock.read_text(encoding="utf-8", errors="replace")
+
+
+# ---- the stat record that proves the workspace still holds a verified version -----------------
+
+Stat = list[Any]  # [relpath, inode, size, mtime_ns]
+
+
+def snapshot(full: Path) -> list[Stat] | None:
+    """The stat of every file under ``full`` (or of the file), or ``None`` if it is absent."""
+    try:
+        st = full.stat()
+    except FileNotFoundError:
+        return None
+    if not full.is_dir():
+        return [["", st.st_ino, st.st_size, st.st_mtime_ns]]
+    found: list[Stat] = []
+    stack = [(str(full), "")]
+    while stack:
+        current, rel = stack.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    stack.append((entry.path, f"{rel}{entry.name}/"))
+                elif entry.is_file():
+                    est = entry.stat()
+                    found.append([f"{rel}{entry.name}", est.st_ino, est.st_size, est.st_mtime_ns])
+    return sorted(found)
+
+
+@dataclass
+class Record:
+    """What mlbuild last verified about a dataset's workspace copy."""
+
+    version: str
+    files: list[Stat]
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def read_record(meta: Path, name: str) -> Record | None:
+    try:
+        raw = json.loads((meta / "data" / f"{name}.json").read_text(encoding="utf-8"))
+        return Record(raw["version"], raw["files"], raw.get("source", {}))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_record(meta: Path, name: str, record: Record) -> None:
+    folder = meta / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(asdict(record)), encoding="utf-8")
+    tmp.replace(folder / f"{name}.json")
