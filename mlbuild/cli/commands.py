@@ -180,6 +180,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                     ws, graph, targets=names, force=args.force, jobs=args.jobs, reporter=reporter
                 )
                 summaries.append(summary)
+                if not summary.failed and summary.data:
+                    from mlbuild.data import record_run
+
+                    record_run(ws.meta, summary.data)
                 if not args.json:
                     console.print(summary_line(summary))
                 if summary.failed:

@@ -7,13 +7,14 @@ so ``mlbuild --help`` never loads pydantic, Hydra or any heavy library.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -98,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of ml.yaml")
 
+    p = sub.add_parser("data", help="datasets: versions and changes since the last run")
+    data = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    d = data.add_parser("status", help="which datasets differ from the last run, and which files")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(handler="mlbuild.cli.data:cmd_data_status")
+
+    p = sub.add_parser(
+        "push", help="upload DVC-tracked data and `dvc: true` outputs to DVC remotes"
+    )
+    p.add_argument("--remote", help="DVC remote (default: the dataset's, else DVC's default)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler="mlbuild.cli.data:cmd_push")
+
     p = sub.add_parser("gc", help="remove cached results the workspace no longer uses")
     p.add_argument(
         "--keep-days",
@@ -130,10 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.chdir(args.directory)
             except OSError as exc:
                 raise UsageError(f"-C {args.directory}: {exc.strerror}") from None
-        from mlbuild.cli import commands
-
-        handler = getattr(commands, f"cmd_{args.command}")
-        code: int = handler(args)
+        code: int = _handler(args)(args)
         return code
     except MlbuildError as exc:
         print(f"mlbuild: {exc.message}", file=sys.stderr)
@@ -152,6 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    """The function for the chosen command: ``handler="module:function"`` set by its subparser,
+    else ``cmd_COMMAND`` in :mod:`mlbuild.cli.commands`. Imported only now, to start fast."""
+    ref = getattr(args, "handler", None)
+    if ref is None and args.command == "data":
+        raise UsageError("mlbuild data needs a subcommand: status")
+    module, _, name = (ref or f"mlbuild.cli.commands:cmd_{args.command}").partition(":")
+    found: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
+    return found
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:

@@ -6,6 +6,7 @@ Only ``dvc_adapter`` imports dvc, and only when a workspace copy must be verifie
 from __future__ import annotations
 
 from mlbuild.data.sources import DataSources
+from mlbuild.data.status import DatasetStatus, compare, last_run, record_run
 from mlbuild.data.version import DataError, DatasetSpec, DataVersion, dvc_repo_root, resolve_kind
 
 __all__ = [
@@ -13,6 +14,10 @@ __all__ = [
     "DataSources",
     "DataVersion",
     "DatasetSpec",
+    "DatasetStatus",
+    "compare",
     "dvc_repo_root",
+    "last_run",
+    "record_run",
     "resolve_kind",
 ]

@@ -5,37 +5,69 @@ DVC's ``Repo`` is not thread-safe; callers (``sources.DataSources``) serialise c
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from mlbuild.data.version import DataError
 
 INSTALL_HINT = "install DVC support with `pip install 'mlbuild[dvc]'`"
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _quiet_stdout(method: _F) -> _F:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with contextlib.redirect_stdout(sys.stderr):
+            return method(*args, **kwargs)
+
+    return cast(_F, wrapper)
+
 
 class DvcAdapter:
-    """A DVC repository opened at the workspace root."""
+    """DVC at the workspace root. The local repository is opened on first use: imports need none.
+
+    DVC prints progress and hints on stdout; while it works, that goes to stderr, so mlbuild's
+    stdout stays clean for ``--json``.
+    """
 
     def __init__(self, root: Path) -> None:
         try:
-            from dvc.exceptions import NotDvcRepoError
-            from dvc.repo import Repo
+            import dvc.logger  # noqa: F401 - importing dvc sets up its log handlers
         except ImportError:
             raise DataError(
                 f"this recipe has DVC-tracked data but DVC is missing: {INSTALL_HINT}"
             ) from None
-        try:
-            self.repo: Any = Repo(str(root))
-        except NotDvcRepoError:
-            raise DataError(
-                f"{root} is not a DVC repository, but the recipe has DVC-tracked data; run "
-                "`dvc init` (and `dvc add` the data)"
-            ) from None
+        for handler in logging.getLogger("dvc").handlers:  # DVC logs hints to stdout
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sys.stderr)
         self.root = root
+        self._repo: Any = None
 
+    @property
+    def repo(self) -> Any:
+        if self._repo is None:
+            from dvc.exceptions import NotDvcRepoError
+            from dvc.repo import Repo
+
+            try:
+                self._repo = Repo(str(self.root))
+            except NotDvcRepoError:
+                raise DataError(
+                    f"{self.root} is not a DVC repository, but the recipe has DVC-tracked data; "
+                    "run `dvc init` (and `dvc add` the data)"
+                ) from None
+        return self._repo
+
+    @_quiet_stdout
     def workspace_state(self, path: str) -> str:
         """``clean``, ``missing`` (files absent) or ``modified``, against the recorded DVC hash."""
         status = self.repo.data_status(targets=[str(self.root / path)], granular=True)
@@ -46,6 +78,7 @@ class DvcAdapter:
             return "missing"
         return "clean"
 
+    @_quiet_stdout
     def pull(self, path: str, remote: str | None, *, dataset: str, digest: str) -> None:
         """Fetch ``path`` from the DVC cache or ``remote`` and check it out."""
         from dvc.config import NoRemoteError, RemoteNotFoundError
@@ -75,6 +108,7 @@ class DvcAdapter:
                 f"dataset '{dataset}': fetching {path} from {where} failed: {_first_line(exc)}"
             ) from None
 
+    @_quiet_stdout
     def resolve_import(
         self, repo: str, rev: str | None, path: str, *, dataset: str
     ) -> tuple[str, str]:
@@ -91,6 +125,7 @@ class DvcAdapter:
         commit = str(fs.repo.get_rev())
         return commit, str(digest)
 
+    @_quiet_stdout
     def download_import(
         self, repo: str, commit: str, path: str, dest: Path, *, dataset: str
     ) -> None:
@@ -116,6 +151,7 @@ class DvcAdapter:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    @_quiet_stdout
     def add(self, paths: list[str]) -> None:
         from dvc.exceptions import DvcException
 
@@ -124,6 +160,7 @@ class DvcAdapter:
         except DvcException as exc:
             raise DataError(f"`dvc add` of {', '.join(paths)} failed: {_first_line(exc)}") from None
 
+    @_quiet_stdout
     def push(self, paths: list[str], remote: str | None) -> int:
         """Upload ``paths`` to ``remote``; the number of files sent."""
         from dvc.config import NoRemoteError
