@@ -166,11 +166,12 @@ def test_a_workspace_copy_that_differs_from_its_dvc_file_is_an_error_with_the_fi
     done = repo.cli("run")
     assert done.returncode == 1
     assert done.stderr.startswith(
-        "mlbuild: dataset 'rows': data/rows.csv differs from the version in data/rows.csv.dvc "
-        "(md5 "
+        "mlbuild: dataset 'rows': data/rows.csv differs from the version in data/rows.csv.dvc (md5 "
     )
-    assert "record the new data with `dvc add data/rows.csv`, or restore the recorded version " \
+    assert (
+        "record the new data with `dvc add data/rows.csv`, or restore the recorded version "
         "with `dvc checkout data/rows.csv`" in done.stderr
+    )
     assert "Traceback" not in done.stderr
 
 
