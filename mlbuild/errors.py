@@ -7,7 +7,7 @@ codes; anything else is an internal error and gets a traceback in a log file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -30,8 +30,7 @@ class UsageError(MlbuildError):
     exit_code = EXIT_USAGE
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong in a recipe, located as precisely as the source allows."""
 
     file: str

@@ -77,9 +77,20 @@ class Hasher:
         self.threads = threads
         self.stats = HashStats()
         self._lock = threading.Lock()
+        self._path_locks: dict[str, threading.Lock] = {}
 
     def digest(self, relpath: str) -> Digest | None:
-        """The digest of a file or directory, or ``None`` when it does not exist."""
+        """The digest of a file or directory, or ``None`` when it does not exist.
+
+        Concurrent calls for one path hash it once: the later callers wait and then find every
+        file in the state table's memory.
+        """
+        with self._lock:
+            path_lock = self._path_locks.setdefault(relpath, threading.Lock())
+        with path_lock:
+            return self._digest(relpath)
+
+    def _digest(self, relpath: str) -> Digest | None:
         full = self.root / relpath
         try:
             st = os.stat(full)

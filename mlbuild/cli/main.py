@@ -11,11 +11,7 @@ import importlib
 import os
 import signal
 import sys
-import tempfile
-import time
-import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from types import FrameType
 
 from mlbuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, MlbuildError, UsageError
@@ -155,6 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:
+        import tempfile
+        import time
+        import traceback
+        from pathlib import Path
+
         log = Path(tempfile.gettempdir()) / f"mlbuild-crash-{int(time.time())}-{os.getpid()}.log"
         log.write_text(traceback.format_exc(), encoding="utf-8")
         print(

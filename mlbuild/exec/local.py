@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,6 +25,25 @@ from mlbuild.exec.metrics import read_metrics
 from mlbuild.exec.process import StepProcess, describe_exit
 from mlbuild.graph import Action, Decision, Graph, StepRecord, StepSpec, Workspace
 from mlbuild.params import PARAMS_ENV, nest
+
+
+def _on_stop_signals(cancelled: threading.Event) -> dict[int, Any]:
+    """Turn Ctrl-C and SIGTERM into ``cancelled`` while steps run.
+
+    An exception raised asynchronously in the main thread could land inside a lock held by the
+    executor's bookkeeping; a flag checked by the scheduling loop cannot.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, lambda _sig, _frame: cancelled.set())
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def run_steps(
@@ -70,8 +90,9 @@ class _Run:
         sorter.prepare()
         pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="mlbuild-step")
         futures: dict[Future[StepOutcome], str] = {}
+        previous = _on_stop_signals(self.cancelled)
         try:
-            while sorter.is_active():
+            while sorter.is_active() and not self.cancelled.is_set():
                 for name in sorter.get_ready():
                     blocked = self._blocked_by(name)
                     if blocked:
@@ -90,19 +111,13 @@ class _Run:
                     name = futures.pop(future)
                     self._finish(future.result())
                     sorter.done(name)
-        except KeyboardInterrupt:
+            if self.cancelled.is_set():
+                self._stop(futures)
+        except KeyboardInterrupt:  # before the handlers were in place, or a non-main thread
             self.cancelled.set()
-            with self.lock:
-                stopping = list(self.running.values())
-            for proc in stopping:
-                threading.Thread(target=proc.stop, daemon=True).start()
-            for future in futures:
-                with contextlib.suppress(MlbuildError):
-                    self._finish(future.result())
-            stopped = [o.name for o in self.outcomes.values() if o.status is Status.INTERRUPTED]
-            what = f"; stopped {', '.join(stopped)}" if stopped else ""
-            raise InterruptError(f"interrupted{what}; finished steps stay cached") from None
+            self._stop(futures)
         finally:
+            _restore_signals(previous)
             pool.shutdown(wait=True, cancel_futures=True)
             self.ws.save_state()
         ordered = [self.outcomes[n] for n in self.names if n in self.outcomes]
@@ -113,6 +128,19 @@ class _Run:
             self.ws.cache.hasher.stats,
             self.planner.used_data(self.names),
         )
+
+    def _stop(self, futures: dict[Future[StepOutcome], str]) -> None:
+        """Stop every running step (SIGTERM, then SIGKILL), wait for them, and raise."""
+        with self.lock:
+            stopping = list(self.running.values())
+        for proc in stopping:
+            threading.Thread(target=proc.stop, daemon=True).start()
+        for future in futures:
+            with contextlib.suppress(MlbuildError):
+                self._finish(future.result())
+        stopped = [o.name for o in self.outcomes.values() if o.status is Status.INTERRUPTED]
+        what = f"; stopped {', '.join(stopped)}" if stopped else ""
+        raise InterruptError(f"interrupted{what}; finished steps stay cached")
 
     def _blocked_by(self, name: str) -> str | None:
         """The failed step that keeps ``name`` from running, if any."""
@@ -188,6 +216,8 @@ class _Run:
         log_path = self.ws.meta / "logs" / f"{spec.name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = ["/bin/sh", "-c", spec.cmd] if isinstance(spec.cmd, str) else list(spec.cmd)
+        if self.cancelled.is_set():
+            return StepOutcome(spec.name, Status.INTERRUPTED, reasons=decision.reasons)
         try:
             proc = StepProcess(
                 argv,

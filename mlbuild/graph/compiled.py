@@ -76,7 +76,7 @@ def _compile(
     recipe_path: Path, text: bytes, hasher: Hasher, overrides: list[str]
 ) -> tuple[Graph, dict[str, str]]:
     from mlbuild.graph.build import compile_graph
-    from mlbuild.params import compose_params
+    from mlbuild.params import compose_params, needs_hydra
     from mlbuild.recipe import SCHEMA_COPY, HydraParams, parse_recipe, write_schema
 
     root = recipe_path.parent
@@ -98,10 +98,12 @@ def _compile(
         digest = hasher.digest(rel)
         if digest is not None:
             inputs[rel] = digest.value
-    elif recipe.params or overrides:
+    elif needs_hydra(recipe.params, overrides):
         params = compose_params(
             inline=recipe.params or {}, config_dir=None, overrides=overrides, recipe_file=display
         )
+    elif recipe.params:
+        params = dict(recipe.params)
     return compile_graph(recipe, source, root, params, overrides), inputs
 
 

@@ -48,9 +48,13 @@ def test_help_loads_no_heavy_library(ws: Workspace) -> None:
     assert loaded_modules(ws, "--help") & set(HEAVY) == set()
 
 
-def test_validate_loads_pydantic_but_nothing_heavier(ws: Workspace) -> None:
+def test_validate_answers_from_the_compiled_cache_until_the_recipe_changes(
+    ws: Workspace,
+) -> None:
     ws.recipe(RECIPE)
-    ws.cli("validate")  # composes the params once; validate reuses the composition
+    ws.cli("validate")
+    assert loaded_modules(ws, "validate") & set(HEAVY) == set()
+    ws.recipe(RECIPE.replace("n: 1", "n: 2"))
     assert loaded_modules(ws, "validate") & set(HEAVY) == {"pydantic"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -157,19 +158,23 @@ def test_ctrl_c_stops_the_children_and_exits_130(ws: Workspace) -> None:
 def test_a_second_run_in_the_same_workspace_refuses_while_the_first_holds_it(
     ws: Workspace,
 ) -> None:
-    ws.recipe(KILLABLE.replace("sleep 60", "sleep 3"))
+    gated = "echo $$ > pid.txt; while [ ! -f release ]; do sleep 0.05; done; echo done > out.txt"
+    ws.recipe(KILLABLE.replace(KILLABLE.splitlines()[4].split("cmd: ")[1], gated))
     first = ws.start("run")
     wait_for(ws.root / "pid.txt")
     second = ws.cli("run")
     assert second.returncode == 1
     assert "another mlbuild run (pid " in second.stderr
     assert "pass --wait to queue behind it" in second.stderr
-    waiting = ws.cli("run", "--wait", "--json")
-    assert first.wait(timeout=60) == 0
-    assert waiting.returncode == 0, waiting.stderr
-    assert "waiting for the other mlbuild run" in waiting.stderr
-    assert statuses(__import__("json").loads(waiting.stdout)) == {"slow": "cached"}
-    assert ws.read("out.txt") == "complete\n"
+    waiting = ws.start("run", "--wait", "--json")
+    assert waiting.stderr is not None
+    assert "waiting for the other mlbuild run" in waiting.stderr.readline()
+    (ws.root / "release").touch()
+    assert first.wait(timeout=120) == 0
+    stdout, _ = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0
+    assert statuses(json.loads(stdout)) == {"slow": "cached"}
+    assert ws.read("out.txt") == "done\n"
 
 
 @pytest.mark.parametrize("secret", ["s3cr3t-value-123"])
@@ -195,7 +200,7 @@ def test_secrets_reach_the_step_but_are_masked_and_never_stored(ws: Workspace, s
             assert secret.encode() not in path.read_bytes(), f"secret written to {path}"
     # changing the secret's value does not change the fingerprint
     again = ws.cli("run", "--json", env={"API_TOKEN": "another-value"})
-    assert statuses(__import__("json").loads(again.stdout)) == {"upload": "cached"}
+    assert statuses(json.loads(again.stdout)) == {"upload": "cached"}
 
 
 def test_a_missing_secret_fails_the_step_with_what_to_do(ws: Workspace) -> None:
