@@ -6,8 +6,9 @@ loaded on first use (PEP 562), so ``import mlbuild`` in a step's code stays chea
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlbuild._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from mlbuild.params.compose import check_overrides as check_overrides
@@ -41,12 +42,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mlbuild.params' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"mlbuild.params.{module}"), name)
-
+__getattr__ = lazy_getattr("mlbuild.params", _LAZY)
 
 __all__ = [  # noqa: RUF022 - grouped by submodule
     "check_overrides",

@@ -7,8 +7,9 @@ never loads them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlbuild._lazy import lazy_getattr
 
 RECIPE_FILE = "ml.yaml"
 # where a workspace keeps a current copy of the schema for editors (init's modeline points here)
@@ -58,12 +59,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mlbuild.recipe' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"mlbuild.recipe.{module}"), name)
-
+__getattr__ = lazy_getattr("mlbuild.recipe", _LAZY)
 
 __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "RECIPE_FILE",
