@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,17 @@ def _age_files(root: Path) -> None:
     for path in root.rglob("*"):
         if ".mlbuild" not in path.parts and path.is_file():
             os.utime(path, (old, old))
+
+
+def test_a_fresh_clone_sharing_the_cache_restores_instead_of_rerunning(
+    make_ws: Callable[[str], Workspace], tmp_path: Path
+) -> None:
+    """No lock file is committed: a clone recomputes fingerprints and finds the outputs."""
+    shared = {"MLBUILD_CACHE_DIR": str(tmp_path / "shared-cache")}
+    laptop = make_ws("laptop").recipe(PIPELINE).gen(SCRIPTS)
+    assert set(statuses(laptop.run_json(env=shared)).values()) == {"ran"}
+    ci = make_ws("ci").recipe(PIPELINE).gen(SCRIPTS)
+    result = ci.run_json(env=shared)
+    assert statuses(result) == {"prepare": "restored", "train": "restored", "evaluate": "restored"}
+    assert ci.read("report.txt") == laptop.read("report.txt")
+    assert not list(ci.root.glob("*.lock")), "nothing to commit, nothing to conflict on"
