@@ -270,7 +270,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     keep = set()
-    for name in _known_steps(ws):
+    for name in ws.records.names():
         record = ws.records.get(name)
         if record is not None:
             keep.add(record.fingerprint)
@@ -285,12 +285,6 @@ def cmd_gc(args: argparse.Namespace) -> int:
         f"{report.objects_kept} objects"
     )
     return 0
-
-
-def _known_steps(ws: Any) -> list[str]:
-    if not ws.records.root.is_dir():
-        return []
-    return [p.stem for p in ws.records.root.glob("*.json")]
 
 
 def _size(n: float) -> str:

@@ -306,13 +306,12 @@ class _Run:
     def _remember(self, spec: StepSpec, decision: Decision, result: ActionResult, how: str) -> None:
         """Record what the workspace now holds for ``spec``: when and how long it took to make."""
         assert decision.fingerprint is not None and decision.components is not None
-        self.ws.records.put(
-            StepRecord(
-                spec.name,
-                decision.fingerprint,
-                decision.components,
-                result.created,
-                result.duration,
-                how,
-            )
+        record = StepRecord(
+            spec.name,
+            decision.fingerprint,
+            decision.components,
+            result.created,
+            result.duration,
+            how,
         )
+        self.ws.records.put(record, self.planner.manifests(spec))

@@ -8,9 +8,10 @@ of the deps, the declared outputs, the Python version and the environment lock f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from mlbuild.cache import FORMAT_VERSION, hash_bytes
+from mlbuild.cache import DIR_SUFFIX, FORMAT_VERSION, hash_bytes
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.params import render
 
@@ -46,7 +47,12 @@ def fingerprint(parts: Components) -> str:
     return hash_bytes(json.dumps(parts, sort_keys=True, default=str).encode())
 
 
-def explain(old: Components | None, new: Components) -> list[str]:
+DirDetail = Callable[[str], str]  # a directory dep → what changed in it ("2 modified (a, b)")
+
+
+def explain(
+    old: Components | None, new: Components, dir_detail: DirDetail | None = None
+) -> list[str]:
     """Why ``new`` differs from ``old``, most specific first: one line per changed input."""
     if old is None:
         return ["never run in this workspace"]
@@ -57,7 +63,7 @@ def explain(old: Components | None, new: Components) -> list[str]:
         reasons.append(f"command changed: {_show(old.get('cmd'))} → {_show(new['cmd'])}")
     reasons += _mapping_diff("param", old.get("params", {}), new["params"], values=True)
     reasons += _data_diff(old.get("data", {}), new["data"])
-    reasons += _deps_diff(old.get("deps", {}), new["deps"])
+    reasons += _deps_diff(old.get("deps", {}), new["deps"], dir_detail)
     reasons += _mapping_diff("env", old.get("env", {}), new["env"], values=True)
     if old.get("outs") != new["outs"]:
         reasons.append("declared outputs changed")
@@ -84,7 +90,9 @@ def _short_version(version: str) -> str:
     return ":".join(part[:8] for part in version.split(":"))
 
 
-def _deps_diff(old: dict[str, str | None], new: dict[str, str | None]) -> list[str]:
+def _deps_diff(
+    old: dict[str, str | None], new: dict[str, str | None], dir_detail: DirDetail | None
+) -> list[str]:
     reasons = []
     for path, digest in new.items():
         if digest is None:
@@ -92,7 +100,9 @@ def _deps_diff(old: dict[str, str | None], new: dict[str, str | None]) -> list[s
         if path not in old:
             reasons.append(f"dep {path} added")
         elif old[path] != digest:
-            reasons.append(f"dep {path} changed ({_short(old[path])} → {_short(digest)})")
+            detail = dir_detail(path) if dir_detail and digest.endswith(DIR_SUFFIX) else ""
+            change = f"{_short(old[path])} → {_short(digest)}"
+            reasons.append(f"dep {path} changed ({change})" + (f": {detail}" if detail else ""))
     reasons += [f"dep {path} removed" for path in old if path not in new]
     return reasons
 
@@ -121,6 +131,21 @@ def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def describe_dir_change(old: dict[str, str], new: dict[str, str], shown: int = 3) -> str:
+    """``2 modified (a.csv, b.csv), 1 added (c.csv)``: what differs between two manifests."""
+    groups = {
+        "modified": sorted(p for p in old.keys() & new.keys() if old[p] != new[p]),
+        "added": sorted(new.keys() - old.keys()),
+        "removed": sorted(old.keys() - new.keys()),
+    }
+    parts = []
+    for label, paths in groups.items():
+        if paths:
+            names = ", ".join(paths[:shown]) + (", …" if len(paths) > shown else "")
+            parts.append(f"{len(paths)} {label} ({names})")
+    return ", ".join(parts)
 
 
 def _short(digest: str | None) -> str:

@@ -15,14 +15,20 @@ one that will run is PENDING) and the executor (when the step's upstream steps a
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache
 from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import Problem, RecipeError
-from mlbuild.graph.fingerprint import Components, components, explain, fingerprint
+from mlbuild.graph.fingerprint import (
+    Components,
+    components,
+    describe_dir_change,
+    explain,
+    fingerprint,
+)
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.graph.records import StepRecords
 
@@ -87,7 +93,9 @@ class Planner:
         previous = self.records.get(step.name)
         old = previous.components if previous else None
         if waiting:
-            own = [r for r in explain(old, parts) if not r.startswith("never run")]
+            own = [
+                r for r in explain(old, parts, self._dir_detail(step)) if not r.startswith("never")
+            ]
             reasons = [*own, *(f"runs after '{w}', whose outputs may change" for w in waiting)]
             action = (
                 Action.RUN if own or step.always_run or step.name in self.force else Action.PENDING
@@ -100,7 +108,9 @@ class Planner:
             return Decision(step.name, Action.RUN, ["always_run is set"], fp, parts)
         result = self.cache.actions.get(fp)
         if result is None:
-            reasons = explain(old, parts) or ["no cached result for these inputs"]
+            reasons = explain(old, parts, self._dir_detail(step)) or [
+                "no cached result for these inputs"
+            ]
             return Decision(step.name, Action.RUN, reasons, fp, parts)
         modified = self._outs_differ(step, result)
         if not modified:
@@ -118,6 +128,25 @@ class Planner:
         return Decision(
             step.name, Action.RUN, ["cached outputs were removed from the cache (gc)"], fp, parts
         )
+
+    def manifests(self, step: StepSpec) -> dict[str, dict[str, str]]:
+        """The current file hashes of ``step``'s directory deps, to record with its run."""
+        found = {}
+        for dep in step.deps:
+            digest = self.cache.hasher.digest(dep)
+            if digest is not None and digest.manifest is not None:
+                found[dep] = {e.relpath: e.digest for e in digest.manifest}
+        return found
+
+    def _dir_detail(self, step: StepSpec) -> Callable[[str], str]:
+        def detail(dep: str) -> str:
+            before = self.records.manifests(step.name).get(dep)
+            now = self.cache.hasher.digest(dep)
+            if before is None or now is None or now.manifest is None:
+                return ""
+            return describe_dir_change(before, {e.relpath: e.digest for e in now.manifest})
+
+        return detail
 
     def data_versions(self, step: StepSpec) -> dict[str, str]:
         """Versions of the datasets ``step`` reads, without fetching anything."""

@@ -33,9 +33,31 @@ class StepRecords:
         except (OSError, ValueError, TypeError):
             return None
 
-    def put(self, record: StepRecord) -> None:
+    def put(self, record: StepRecord, manifests: dict[str, dict[str, str]] | None = None) -> None:
+        """Record a step's run; ``manifests`` (directory dep → {file: hash}) are kept beside it,
+        read only to explain which files of a directory changed."""
+        self._write(f"{record.step}.json", asdict(record))
+        if manifests is not None:
+            self._write(f"{record.step}.deps.json", manifests)
+
+    def manifests(self, step: str) -> dict[str, dict[str, str]]:
+        try:
+            loaded: dict[str, dict[str, str]] = json.loads(
+                (self.root / f"{step}.deps.json").read_text(encoding="utf-8")
+            )
+            return loaded
+        except (OSError, ValueError):
+            return {}
+
+    def names(self) -> list[str]:
+        """Steps with a record."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob("*.json") if not p.stem.endswith(".deps"))
+
+    def _write(self, name: str, data: object) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(asdict(record), handle, sort_keys=True)
-        os.replace(tmp, self.root / f"{record.step}.json")
+            json.dump(data, handle, sort_keys=True)
+        os.replace(tmp, self.root / name)

@@ -233,3 +233,13 @@ def test_a_fresh_clone_sharing_the_cache_restores_instead_of_rerunning(
     assert statuses(result) == {"prepare": "restored", "train": "restored", "evaluate": "restored"}
     assert ci.read("report.txt") == laptop.read("report.txt")
     assert not list(ci.root.glob("*.lock")), "nothing to commit, nothing to conflict on"
+
+
+def test_a_changed_directory_dep_names_the_files_that_changed(pipeline: Workspace) -> None:
+    pipeline.run_json()
+    (pipeline.root / "raw.txt").write_text("7\n8\n9\n")
+    result = pipeline.run_json()
+    train = result["steps"][1]
+    assert train["status"] == "ran"
+    assert train["reasons"][0].startswith("dep data changed (")
+    assert train["reasons"][0].endswith("): 1 modified (nums.txt)")
