@@ -81,7 +81,7 @@ def _compile(
 
     root = recipe_path.parent
     display = _display(recipe_path)
-    write_schema(root / SCHEMA_COPY)  # keep the editors' copy current with this mlbuild
+    write_schema(root / SCHEMA_COPY, if_stale=True)  # keep the editors' copy current
     recipe, source = parse_recipe(text.decode("utf-8"), display)
     inputs: dict[str, str] = {}
     params: dict[str, object] = {}
