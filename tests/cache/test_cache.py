@@ -110,3 +110,15 @@ def test_a_damaged_action_entry_is_a_miss_not_a_crash(cache: Cache) -> None:
     assert cache.actions.get("f" * 64) == result
     cache.actions.path_of("f" * 64).write_text("{truncated")
     assert cache.actions.get("f" * 64) is None
+
+
+def test_parallel_steps_reading_one_directory_hash_it_once(cache: Cache, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    write_tree(tmp_path, {"data": {f"f{i}.bin": bytes([i]) * 4096 for i in range(50)}})
+    age(tmp_path / "data")
+    with ThreadPoolExecutor(4) as pool:
+        digests = list(pool.map(lambda _: cache.hasher.digest("data"), range(4)))
+    assert len({d.value for d in digests if d is not None}) == 1
+    assert cache.hasher.stats.files_hashed == 50
+    assert cache.hasher.stats.bytes_hashed == 50 * 4096
