@@ -2,13 +2,16 @@
 """Benchmark mlbuild against DVC on one generated 8-stage pipeline, side by side.
 
 The script generates ``--files`` files of ``--file-size-mb`` MiB of random bytes under
-``data/raw/`` and the same pipeline three ways:
+``data/raw/`` and the same pipeline in these repositories:
 
 * ``dvc``: a git + DVC repository with ``dvc.yaml`` and ``params.yaml``;
 * ``ml``:  ``ml.yaml`` with an inline ``params:`` mapping;
-* ``mlh``: ``ml.yaml`` with ``params: {config_dir: conf, config_name: config}`` (a Hydra tree).
+* ``mlh``: ``ml.yaml`` with ``params: {config_dir: conf, config_name: config}`` (a Hydra tree);
+* ``dd``:  DVC-tracked data (unless ``--no-dvc-data``): one git + DVC repo with both pipelines,
+  where ``dvc add data/raw`` wrote ``data/raw.dvc``; ``ml.yaml`` declares ``data: {raw: {path:
+  data/raw}}`` and its steps depend on ``data:raw`` (outputs in ``mlout/``, DVC's in ``out/``).
 
-Every repetition starts from fresh copies of the three repositories (``data/raw`` is hard-linked,
+Every repetition starts from fresh copies of the repositories (``data/raw`` is hard-linked,
 so each copy has its own state/cache but no tool gets a warm hash for free) and measures, with
 the tools alternating (and the order flipped on every other repetition):
 
@@ -17,7 +20,9 @@ the tools alternating (and the order flipped on every other repetition):
 * no-op run and status (all cached): ``dvc repro``/``dvc status`` vs ``mlbuild run``/``status``;
 * one param changed by editing the params file (``params.yaml``, ``ml.yaml``, ``conf/config.yaml``)
   and, for mlbuild, by a command-line override: which stages ran, wall time, and mlbuild's own
-  overhead = wall time - the sum of the ran steps' durations reported by ``mlbuild run --json``.
+  overhead = wall time - the sum of the ran steps' durations reported by ``mlbuild run --json``;
+* on ``dd``: first run, no-op ``dvc repro``/``dvc status`` vs ``mlbuild run``/``status``, and both
+  pipelines after one data file is replaced and ``dvc add``-ed (exactly s1, s2, s4 must re-run).
 
 The pipeline (each stage reads its own param ``sN.n``; changing ``s6.n`` re-runs s6, s7, s8)::
 
@@ -68,6 +73,13 @@ CHANGED = "s6"
 AFFECTED = ["s6", "s7", "s8"]
 HEAVY = ("dvc", "optuna", "hydra", "kubernetes", "docker", "sqlalchemy")
 KINDS = ("dvc", "ml", "mlh")
+# The DVC-data repo ("dd"): data/raw tracked by `dvc add` (data/raw.dvc); dvc.yaml's stages
+# depend on data/raw, ml.yaml's read it as the dataset `data:raw`. One repo for both tools, so each
+# writes its outputs to its own folder. A changed (unsampled) data file re-runs exactly the stages
+# that read data/raw.
+DD = "dd"
+DD_OUT = {"dvc": "out", "ml": "mlout"}
+DATA_READERS = sorted(name for name, deps in STAGES.items() if "data/raw" in deps)
 # How the import-time table groups top-level modules; the rest (mostly the stdlib) is "".
 IMPORT_GROUPS: dict[str, tuple[str, ...]] = {
     "mlbuild": ("mlbuild",),
@@ -75,6 +87,30 @@ IMPORT_GROUPS: dict[str, tuple[str, ...]] = {
     "hydra": ("hydra", "omegaconf", "antlr4"),
     "yaml": ("yaml", "_yaml"),
     "blake3": ("blake3",),
+    "dvc": (
+        "dvc",
+        "dvc_data",
+        "dvc_objects",
+        "dvc_render",
+        "dvc_studio_client",
+        "dvc_task",
+        "dvc_http",
+        "scmrepo",
+        "dulwich",
+        "pygit2",
+        "fsspec",
+        "funcy",
+        "networkx",
+        "kombu",
+        "celery",
+        "gto",
+        "rich",
+        "ruamel",
+        "voluptuous",
+        "pygtrie",
+        "psutil",
+        "tqdm",
+    ),
     ".pth hooks": ("__editable___mlbuild_0_1_0_finder", "certifi", "_distutils_hack"),
 }
 NOTES_MARKER = "<!-- notes: everything below is kept when the script rewrites this file -->"
@@ -154,6 +190,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, default=None, help="also dump the raw samples here")
     parser.add_argument(
+        "--no-dvc-data",
+        dest="dvc_data",
+        action="store_false",
+        help="skip the repo where data/raw is tracked by `dvc add` and read as an ml.yaml dataset",
+    )
+    parser.add_argument(
         "--no-snapshot",
         dest="snapshot",
         action="store_false",
@@ -166,9 +208,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # ── generating the repositories ──────────────────────────────────────────────────────────────
 
 
-def stage_cmd(python: str, name: str, n: str) -> str:
-    deps = " ".join(STAGES[name])
-    return f"{shlex.quote(python)} -S stage.py {name} {n} out/{name}.txt {deps}"
+def stage_inputs(name: str, out: str = "out") -> list[str]:
+    """The stage's inputs, with the other stages' outputs under ``out/``."""
+    return [f"{out}/{dep[4:]}" if dep.startswith("out/") else dep for dep in STAGES[name]]
+
+
+def stage_cmd(python: str, name: str, n: str, out: str = "out") -> str:
+    deps = " ".join(stage_inputs(name, out))
+    return f"{shlex.quote(python)} -S stage.py {name} {n} {out}/{name}.txt {deps}"
 
 
 def params_yaml(values: dict[str, int]) -> str:
@@ -188,21 +235,29 @@ def dvc_yaml(python: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ml_yaml(python: str, values: dict[str, int] | None) -> str:
-    """``values`` inline, or ``None`` for the Hydra config tree in ``conf/``."""
+def ml_yaml(python: str, values: dict[str, int] | None, *, dataset: bool = False) -> str:
+    """``values`` inline, or ``None`` for the Hydra config tree in ``conf/``. With ``dataset``,
+    ``data/raw`` is the DVC-tracked dataset ``raw``, read by name, and outputs go to ``mlout/``."""
     if values is None:
         params = "params: {config_dir: conf, config_name: config}"
     else:
         inline = ", ".join(f"{name}: {{n: {n}}}" for name, n in values.items())
         params = f"params: {{{inline}}}"
-    lines = ["schema_version: 1", "name: bench", params, "steps:"]
-    for name, deps in STAGES.items():
+    lines = ["schema_version: 1", "name: bench", params]
+    if dataset:
+        lines += ["data:", "  raw: {path: data/raw}"]
+    out = DD_OUT["ml"] if dataset else "out"
+    lines.append("steps:")
+    for name in STAGES:
+        deps = stage_inputs(name, out)
+        if dataset:
+            deps = ["data:raw" if dep == "data/raw" else dep for dep in deps]
         lines += [
             f"  {name}:",
-            f"    cmd: {stage_cmd(python, name, '${params.' + name + '.n}')}",
+            f"    cmd: {stage_cmd(python, name, '${params.' + name + '.n}', out)}",
             f"    deps: [stage.py, {', '.join(deps)}]",
             f"    params: [{name}.n]",
-            f"    outs: [out/{name}.txt]",
+            f"    outs: [{out}/{name}.txt]",
         ]
     return "\n".join(lines) + "\n"
 
@@ -226,6 +281,22 @@ def generate_data(target: Path, files: int, size: int) -> None:
         os.utime(path, (past, past))
 
 
+def changed_file_index(files: int) -> int:
+    """A file of data/raw the stages do not sample (see STAGE_SCRIPT), so only the stages that
+    read data/raw re-run when it changes: their outputs, hence the downstream stages, stay."""
+    if files < 16:
+        raise BenchError("the DVC-data variant needs --files >= 16 (or use --no-dvc-data)")
+    return 1
+
+
+def change_data_file(repo: Path, files: int) -> None:
+    """Give one data file new bytes (a new file: the old one is hard-linked to the template)."""
+    path = repo / "data" / "raw" / f"f{changed_file_index(files):05d}.bin"
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.write_bytes(os.urandom(path.stat().st_size))
+    tmp.replace(path)
+
+
 def run_quiet(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -234,15 +305,22 @@ def run_quiet(argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None)
 
 
 def make_template(kind: str, root: Path, data: Path, tools: Tools, site_cache: Path) -> Path:
+    """A committed repository of ``kind``: ``dvc``, ``ml``, ``mlh`` or ``dd`` (DVC-tracked data,
+    both tools' pipelines; ``dvc add data/raw`` has run)."""
     repo = root / f"template-{kind}"
     (repo / "data").mkdir(parents=True)
     shutil.copytree(data, repo / "data" / "raw", copy_function=os.link)
     (repo / "stage.py").write_text(STAGE_SCRIPT, encoding="utf-8")
     values = dict.fromkeys(STAGES, 1)
-    (repo / ".gitignore").write_text("/data/\n", encoding="utf-8")
-    if kind == "dvc":
+    # In the DVC-data repo, `dvc add` writes data/.gitignore and data/raw.dvc is committed.
+    ignored = "/.mlbuild/\n" if kind == DD else "/data/\n"
+    (repo / ".gitignore").write_text(ignored, encoding="utf-8")
+    if kind in ("dvc", DD):
         (repo / "dvc.yaml").write_text(dvc_yaml(tools.stage_python), encoding="utf-8")
-        set_params(kind, repo, tools.stage_python, values)
+        set_params("dvc", repo, tools.stage_python, values)
+    if kind == DD:
+        ml = ml_yaml(tools.stage_python, values, dataset=True)
+        (repo / "ml.yaml").write_text(ml, encoding="utf-8")
     elif kind == "ml":
         (repo / "ml.yaml").write_text(ml_yaml(tools.stage_python, values), encoding="utf-8")
     else:
@@ -251,7 +329,7 @@ def make_template(kind: str, root: Path, data: Path, tools: Tools, site_cache: P
         set_params(kind, repo, tools.stage_python, values)
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
     run_quiet([*git, "init", "-q"], repo)
-    if kind == "dvc":
+    if kind in ("dvc", DD):
         run_quiet([tools.dvc, "init", "-q"], repo, tools.env)
         for key, value in (
             ("core.analytics", "false"),
@@ -259,6 +337,8 @@ def make_template(kind: str, root: Path, data: Path, tools: Tools, site_cache: P
             ("core.site_cache_dir", str(site_cache)),
         ):
             run_quiet([tools.dvc, "config", key, value], repo, tools.env)
+    if kind == DD:  # DVC's default cache type: the workspace files stay, the cache gets copies
+        run_quiet([tools.dvc, "add", "-q", "data/raw"], repo, tools.env)
     run_quiet([*git, "add", "-A"], repo)
     run_quiet([*git, "commit", "-q", "-m", "benchmark pipeline"], repo)
     past = time.time() - 3600
@@ -290,11 +370,12 @@ def snapshot_mlbuild(python: str, env: dict[str, str], dest: Path) -> tuple[Path
 
 
 def fresh_copy(template: Path, dest: Path) -> Path:
-    """Copy a template; the data files are hard-linked (same bytes, separate tool state)."""
-    raw = template / "data" / "raw"
+    """Copy a template; the data files and DVC's cache are hard-linked (same bytes, separate tool
+    state). Change a data file in a copy by replacing it, never by writing into it."""
+    raw, dvc_cache = template / "data" / "raw", template / ".dvc" / "cache"
 
     def copy(src: str, dst: str) -> None:
-        if Path(src).parent == raw:
+        if Path(src).parent == raw or Path(src).is_relative_to(dvc_cache):
             os.link(src, dst)
         else:
             shutil.copy2(src, dst)
@@ -386,8 +467,10 @@ class Bench:
         total = self.args.files * size / (1 << 30)
         log(f"generated {self.args.files} files, {total:.2f} GiB in {_since(started)}")
         site_cache = self.workdir / "dvc-site-cache"
-        for kind in KINDS:
+        for kind in (*KINDS, DD) if self.args.dvc_data else KINDS:
+            started = time.perf_counter()
             self.templates[kind] = make_template(kind, self.workdir, data, self.tools, site_cache)
+            log(f"template {kind} in {_since(started)}")
         self._bare_setup()
 
     def _bare_setup(self) -> None:
@@ -463,15 +546,7 @@ class Bench:
             samples.add_run(f"noop.{kind}", run)
             if run.report is not None:
                 samples.hashing.setdefault(f"noop.{kind}", []).append(run.report["hashing"])
-            if kind == "dvc":
-                status = self.dvc(repos[kind], "status")
-                if "up to date" not in status.output:
-                    raise BenchError(f"dvc status is not clean:\n{status.output}")
-            else:
-                status = self.mlbuild(repos[kind], "status")
-                if any(word in status.output for word in ("changed", "never")):
-                    raise BenchError(f"mlbuild status is not clean:\n{status.output}")
-            samples.add_run(f"status.{kind}", status)
+            samples.add_run(f"status.{kind}", self.clean_status(kind, repos[kind]))
         for kind in alternate(rep, ["ml", "mlh"]):
             samples.add_run(f"validate.{kind}", self.mlbuild(repos[kind], "validate"))
 
@@ -490,11 +565,59 @@ class Bench:
         samples.add("bare.affected", sum(self._bare(n, 100 + rep) for n in AFFECTED))
         samples.add("bare.all", sum(self._bare(n, 1) for n in STAGES))
 
+        if self.args.dvc_data:
+            repos[DD] = self._dvc_data_rep(rep)
         for kind, repo in repos.items():
             old = self.last.get(kind)
             if old is not None:
                 shutil.rmtree(old)
             self.last[kind] = repo
+
+    def _dvc_data_rep(self, rep: int) -> Path:
+        """Both tools on one repo whose data/raw is tracked by `dvc add`; returns the repo."""
+        samples = self.samples
+        repo = fresh_copy(self.templates[DD], self.workdir / f"copy{self.copies}-{DD}")
+        # DVC keeps its hash state per repo path: `dvc status` here leaves it as `dvc add` would
+        # have in the user's repo (otherwise whichever tool asks DVC first hashes the 1 GiB).
+        self.dvc(repo, "status")
+        for tool in alternate(rep, DD_OUT):
+            run = self.pipeline_run(tool, repo)
+            self._expect(f"{DD} {tool}", "first run", run, list(STAGES))
+            samples.add_run(f"first.{DD}.{tool}", run)
+        time.sleep(1.2)
+        for tool in DD_OUT:
+            self._expect(f"{DD} {tool}", "warm-up no-op", self.pipeline_run(tool, repo), [])
+
+        for tool in alternate(rep, DD_OUT):
+            run = self.pipeline_run(tool, repo)
+            self._expect(f"{DD} {tool}", "no-op run", run, [])
+            samples.add_run(f"noop.{DD}.{tool}", run)
+            if run.report is not None:
+                samples.hashing.setdefault(f"noop.{DD}.{tool}", []).append(run.report["hashing"])
+            samples.add_run(f"status.{DD}.{tool}", self.clean_status(tool, repo))
+
+        # one data file replaced and recorded with `dvc add`: the readers of data/raw re-run
+        change_data_file(repo, self.args.files)
+        self.dvc(repo, "add", "-q", "data/raw")
+        for tool in alternate(rep, DD_OUT):
+            # no "overhead" here: the three readers run in parallel, and a step's duration
+            # includes verifying the dataset through DVC (see the notes in RESULTS.md)
+            run = self.pipeline_run(tool, repo)
+            samples.ran.setdefault(f"change.{DD}.{tool}", []).append(run.ran())
+            samples.add_run(f"change.{DD}.{tool}", run)
+        return repo
+
+    def clean_status(self, tool: str, repo: Path) -> Run:
+        """``dvc status`` / ``mlbuild status``, which must report nothing to do."""
+        if tool == "dvc":
+            status = self.dvc(repo, "status")
+            if "up to date" not in status.output:
+                raise BenchError(f"dvc status is not clean in {repo}:\n{status.output}")
+        else:
+            status = self.mlbuild(repo, "status")
+            if any(word in status.output for word in ("changed", "never")):
+                raise BenchError(f"mlbuild status is not clean in {repo}:\n{status.output}")
+        return status
 
     def _record_change(self, key: str, kind: str, run: Run) -> None:
         ran = run.ran()
@@ -513,10 +636,25 @@ class Bench:
 
     # import checks (not timed)
 
+    def _probe(self, python: str, probe: Probe) -> None:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [python, "-X", "importtime", self.tools.mlbuild, *probe.argv],
+            cwd=probe.cwd,
+            env=self.tools.ml_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        probe.wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise BenchError(f"{probe.label} failed:\n{proc.stderr[-3000:]}")
+        probe.parse(proc.stderr)
+
     def imports(self) -> list[Probe]:
         """What each command imports, from ``python -X importtime`` (one untimed sample)."""
         python = self.tools.mlbuild_python()
-        ml, mlh = self.last["ml"], self.last["mlh"]
+        ml, mlh, dd = self.last["ml"], self.last["mlh"], self.last.get(DD)
         for repo in (ml, mlh):
             self.mlbuild(repo, "run")  # settle after the override runs
         probes = [
@@ -527,20 +665,18 @@ class Bench:
             Probe("no-op `mlbuild run` (Hydra config tree)", mlh, ["run"], "light"),
             Probe(f"`mlbuild run {CHANGED}.n=V`", ml, ["run", f"{CHANGED}.n=9999"], ""),
         ]
+        if dd is not None:
+            time.sleep(1.2)
+            self.mlbuild(dd, "run")  # settle after the data change
+            probes.append(Probe("no-op `mlbuild run` (DVC-tracked data)", dd, ["run"], "light"))
         for probe in probes:
-            start = time.perf_counter()
-            proc = subprocess.run(
-                [python, "-X", "importtime", self.tools.mlbuild, *probe.argv],
-                cwd=probe.cwd,
-                env=self.tools.ml_env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            probe.wall = time.perf_counter() - start
-            if proc.returncode != 0:
-                raise BenchError(f"{probe.label} failed:\n{proc.stderr[-3000:]}")
-            probe.parse(proc.stderr)
+            self._probe(python, probe)
+        if dd is not None:  # what verifying a new version of the dataset costs
+            change_data_file(dd, self.args.files)
+            self.dvc(dd, "add", "-q", "data/raw")
+            probe = Probe("`mlbuild run` after `dvc add` of a changed file", dd, ["run"], "")
+            self._probe(python, probe)
+            probes.append(probe)
         return probes
 
 
@@ -628,6 +764,7 @@ class Rows:
         for kind, label in (("ml", "inline params"), ("mlh", "Hydra config tree")):
             self.param_change(kind, label)
         self.bare()
+        self.dvc_data()
         self.import_checks()
         return self.rows
 
@@ -705,9 +842,9 @@ class Rows:
         )
         self.timing("no-op status, Hydra config tree", "status.dvc", "status.mlh", "—", None)
 
-    def _ran(self, key: str) -> tuple[str, bool]:
+    def _ran(self, key: str, expected: list[str] = AFFECTED) -> tuple[str, bool]:
         runs = self.samples.ran.get(key, [])
-        exact = bool(runs) and all(sorted(r) == AFFECTED for r in runs)
+        exact = bool(runs) and all(sorted(r) == expected for r in runs)
         counts = "/".join(str(c) for c in sorted({len(r) for r in runs}))
         return f"{counts} of {len(STAGES)}" + ("" if exact else f" ({runs})"), exact
 
@@ -758,6 +895,65 @@ class Rows:
             )
         self.fact("the 8 commands run bare, one after another", "—", _s(med("bare.all")), "—", None)
 
+    def dvc_data(self) -> None:
+        """The repo where data/raw is tracked by `dvc add` and ml.yaml reads it as `data:raw`."""
+        if f"noop.{DD}.ml" not in self.samples.values:
+            return
+        label = "DVC-tracked data/raw"
+        self.timing(
+            f"{label}: first run, `dvc repro` / `mlbuild run` (verifies the dataset through DVC)",
+            f"first.{DD}.dvc",
+            f"first.{DD}.ml",
+            "—",
+            None,
+        )
+        self.timing(
+            f"{label}: no-op run: `dvc repro` / `mlbuild run`",
+            f"noop.{DD}.dvc",
+            f"noop.{DD}.ml",
+            "≥ 4× and < 0.3 s",
+            faster(4, 0.3),
+        )
+        self.timing(
+            f"{label}: no-op `dvc status` / `mlbuild run`",
+            f"status.{DD}.dvc",
+            f"noop.{DD}.ml",
+            "≥ 4× and < 0.3 s",
+            faster(4, 0.3),
+        )
+        self.timing(
+            f"{label}: no-op status: `dvc status` / `mlbuild status`",
+            f"status.{DD}.dvc",
+            f"status.{DD}.ml",
+            "—",
+            None,
+        )
+        reread = [h["files_hashed"] for h in self.samples.hashing.get(f"noop.{DD}.ml", [])]
+        self.fact(
+            f"{label}: no-op run: files re-read",
+            "—",
+            str(max(reread, default=0)),
+            "0",
+            not any(reread),
+        )
+        readers = ", ".join(DATA_READERS)
+        dvc_text, dvc_exact = self._ran(f"change.{DD}.dvc", DATA_READERS)
+        ml_text, ml_exact = self._ran(f"change.{DD}.ml", DATA_READERS)
+        self.fact(
+            f"{label}: one file replaced + `dvc add data/raw`: stages that ran",
+            dvc_text,
+            ml_text,
+            f"exactly {readers} (the readers of data:raw)",
+            ml_exact and dvc_exact,
+        )
+        self.timing(
+            f"{label}: one file replaced + `dvc add data/raw`: wall",
+            f"change.{DD}.dvc",
+            f"change.{DD}.ml",
+            "—",
+            None,
+        )
+
     def import_checks(self) -> None:
         for probe in self.probes:
             if not probe.check:
@@ -801,6 +997,10 @@ CPU_ROWS = [
     ("no-op status", "status.dvc", "status.ml"),
     ("param edited, inline (3 stages run)", "param.dvc", "param.ml"),
     ("param edited, Hydra config tree (3 stages run)", "param.dvc", "param.mlh"),
+    ("DVC-tracked data: first run", f"first.{DD}.dvc", f"first.{DD}.ml"),
+    ("DVC-tracked data: no-op run", f"noop.{DD}.dvc", f"noop.{DD}.ml"),
+    ("DVC-tracked data: no-op `dvc status` / `mlbuild run`", f"status.{DD}.dvc", f"noop.{DD}.ml"),
+    ("DVC-tracked data: a file changed (3 stages run)", f"change.{DD}.dvc", f"change.{DD}.ml"),
 ]
 
 
@@ -810,6 +1010,8 @@ def render_cpu(samples: Samples) -> str:
     for label, dvc_key, ml_key in CPU_ROWS:
         dvc = samples.median(f"{dvc_key}.cpu") if dvc_key else None
         ml = samples.median(f"{ml_key}.cpu")
+        if ml is None:
+            continue
         lines.append(f"| {label} | {_s(dvc)} | {_s(ml)} | {_ratio(dvc, ml)} |")
     return "\n".join(lines)
 
@@ -873,6 +1075,7 @@ def render_markdown(
     size = args.files * args.file_size_mb
     first = samples.hashing.get("first.ml", [{}])[-1]
     noop = samples.hashing.get("noop.ml", [{}])[-1]
+    dd_noop = samples.hashing.get(f"noop.{DD}.ml", [{}])[-1]
     return "\n".join(
         [
             "# mlbuild vs DVC",
@@ -881,6 +1084,19 @@ def render_markdown(
             f"({size / 1024:.2f} GiB) in `data/raw/`; medians of {args.reps} repetitions, "
             "the tools alternating. Generated by `bench/bench_vs_dvc.py`.",
             "",
+            *(
+                [
+                    'Rows "DVC-tracked data/raw": one git + DVC repo holding both pipelines, '
+                    "where `dvc add data/raw` wrote `data/raw.dvc`; `dvc.yaml`'s stages depend on "
+                    "`data/raw`, `ml.yaml` declares `data: {raw: {path: data/raw}}` and its steps "
+                    "depend on `data:raw` (outputs in `out/` and `mlout/`). Its first "
+                    "`mlbuild run` asks DVC whether the workspace matches `data/raw.dvc`; later "
+                    "runs compare the files' stats with `.mlbuild/data/raw.json`.",
+                    "",
+                ]
+                if args.dvc_data
+                else []
+            ),
             *header,
             "",
             "Command:",
@@ -891,7 +1107,8 @@ def render_markdown(
             "",
             render_table(rows),
             "",
-            f"mlbuild hashing, first run: {first}; no-op run: {noop}.",
+            f"mlbuild hashing, first run: {first}; no-op run: {noop}; no-op run over the "
+            f"DVC-tracked data: {dd_noop}.",
             "",
             "CPU time (user + sys of the command and the processes it waited for) does not count "
             "time spent waiting for a CPU, so it moves less than wall time when the machine is "
