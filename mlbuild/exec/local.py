@@ -171,13 +171,14 @@ class _Run:
                     metrics=decision.result.metrics,
                 )
             if decision.action is Action.RESTORE:
-                return self._restore(spec, decision, started)
-            return self._run(spec, decision, started)
+                return self._restore(spec, decision)
+            return self._run(spec, decision)
         except MlbuildError as exc:
             return StepOutcome(name, Status.FAILED, time.monotonic() - started, message=exc.message)
 
-    def _restore(self, spec: StepSpec, decision: Decision, started: float) -> StepOutcome:
+    def _restore(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         assert decision.result is not None and decision.fingerprint is not None
+        started = time.monotonic()
         for path, record in decision.result.outs.items():
             if record.cached:
                 self.ws.cache.objects.restore(record.digest, self.ws.root / path)
@@ -191,7 +192,9 @@ class _Run:
             decision.result.metrics,
         )
 
-    def _run(self, spec: StepSpec, decision: Decision, started: float) -> StepOutcome:
+    def _run(self, spec: StepSpec, decision: Decision) -> StepOutcome:
+        """Fetch the step's data, run its command, store its outputs. The reported duration is
+        the command's own, from spawn to exit: mlbuild's work before it is not billed to it."""
         assert decision.fingerprint is not None
         self.reporter.step_started(spec.name, decision.reasons)
         for dataset in spec.data:  # fetch only what this step reads, only when it must run
@@ -218,6 +221,7 @@ class _Run:
         argv = ["/bin/sh", "-c", spec.cmd] if isinstance(spec.cmd, str) else list(spec.cmd)
         if self.cancelled.is_set():
             return StepOutcome(spec.name, Status.INTERRUPTED, reasons=decision.reasons)
+        started = time.monotonic()
         try:
             proc = StepProcess(
                 argv,
