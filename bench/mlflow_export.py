@@ -17,4 +17,10 @@ from train_model import build, data
 kind, out = sys.argv[1], sys.argv[2]
 x, y = data()
 model = build(kind).fit(x, y)
-mlflow.sklearn.save_model(model, out, signature=infer_signature(x, model.predict(x)))
+mlflow.sklearn.save_model(
+    model,
+    out,
+    signature=infer_signature(x, model.predict(x)),
+    # a pickle, as the other servers load (MLflow 3 defaults to skops, which refuses HGB trees)
+    serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+)

@@ -60,12 +60,16 @@ class Response:
     extra: tuple[tuple[bytes, bytes], ...] = ()
 
 
-@dataclass(frozen=True)
 class _Request:
-    route: str
-    body: bytes
-    content_type: bytes
-    header_length: int | None
+    __slots__ = ("body", "content_type", "header_length", "route")
+
+    def __init__(
+        self, route: str, body: bytes, content_type: bytes, header_length: int | None
+    ) -> None:
+        self.route = route
+        self.body = body
+        self.content_type = content_type
+        self.header_length = header_length
 
 
 Handler = Callable[[_Request], Response]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,7 @@ class Metrics:
             if len(labels) == 1:
                 self._count_class(name, labels[0], 1)
             else:
-                tally: dict[Any, int] = {}
-                for label in labels:
-                    tally[label] = tally.get(label, 0) + 1
-                for label, count in tally.items():
+                for label, count in Counter(labels).items():  # counts in C
                     self._count_class(name, label, count)
 
     def _count_class(self, output: str, label: Any, count: int) -> None:

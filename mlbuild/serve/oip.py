@@ -11,6 +11,7 @@ https://github.com/triton-inference-server/server/blob/main/docs/protocol/extens
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -65,7 +66,7 @@ def decode_request(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
         ):
             raise InvalidInput(f"{at}.shape: expected a list of sizes (integers >= 0)")
-        size = int(np.prod(shape)) if shape else 1
+        size = math.prod(shape)
         parameters = item.get("parameters")
         binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
         if binary_size is not None:
