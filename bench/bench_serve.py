@@ -526,10 +526,10 @@ def _report(points: list[Point], startups: list[tuple[str, str, float]]) -> None
         )
     print()
     print(
-        "| model | rows | conc | mlbuild body | CPU vs bare | p99 vs bare "
+        "| model | rows | conc | server | body | CPU vs bare | p99 vs bare "
         "| req/s vs mlflow (split) | req/s vs bentoml |"
     )
-    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |")
     index = {(p.model, p.rows, p.concurrency, p.server, p.body): p for p in points}
     for p in points:
         if not p.server.startswith("mlbuild"):
@@ -544,7 +544,7 @@ def _report(points: list[Point], startups: list[tuple[str, str, float]]) -> None
             return f"{a / getattr(b, attr):.2f}x" if b else "—"
 
         print(
-            f"| {p.model} | {p.rows} | {p.concurrency} | {p.body} | "
+            f"| {p.model} | {p.rows} | {p.concurrency} | {p.server} | {p.body} | "
             f"{ratio(p.cpu_ms_per_request, bare, 'cpu_ms_per_request')} | "
             f"{ratio(p.p99_ms, bare, 'p99_ms')} | {ratio(p.rps, mlflow, 'rps')} | "
             f"{ratio(p.rps, bento, 'rps')} |"
