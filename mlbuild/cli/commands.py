@@ -297,3 +297,70 @@ def _size(n: float) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mlbuild.serve import ServerOptions, resolve_model, serve
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    ws = _workspace(args)
+    try:
+        source = resolve_model(ws, ws.graph(list(args.overrides)))
+    finally:
+        ws.save_state()
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        max_body=args.max_body_size,
+        token_env=args.token_env,
+        token_file=args.token_file,
+        access_log=args.access_log,
+    )
+    workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+    auth = "bearer token required" if args.token_env or args.token_file else "no auth"
+    banner = (
+        f"mlbuild: serving model '{source.name}' version {source.version} on "
+        f"http://{args.host}:{args.port} ({workers}, {auth}); Ctrl-C stops"
+    )
+    serve(
+        source,
+        options,
+        ws.meta / "serving",
+        announce=lambda: print(banner, file=sys.stderr, flush=True),
+    )
+    print("mlbuild: server stopped", file=sys.stderr)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mlbuild.serve import InvalidInput, ModelRuntime, predict_file, resolve_model
+
+    path = Path(args.input)
+    if not path.is_file():
+        raise UsageError(f"{args.input}: no such file")
+    if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
+        raise UsageError(f"{args.input}: expected a .csv or .jsonl file, got '{path.suffix}'")
+    ws = _workspace(args)
+    try:
+        source = resolve_model(ws, ws.graph(list(args.overrides)))
+    finally:
+        ws.save_state()
+    runtime = ModelRuntime.load(source)
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        rows = predict_file(runtime, path, out)
+    except InvalidInput as exc:
+        raise UsageError(f"{args.input}: {exc.message}") from None
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(
+        f"mlbuild: scored {rows} row{'s' if rows != 1 else ''} with model '{runtime.name}' "
+        f"version {runtime.version}",
+        file=sys.stderr,
+    )
+    return 0

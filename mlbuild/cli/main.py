@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any
 
 from mlbuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, MlbuildError, UsageError
 
@@ -93,8 +94,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="OVERRIDE")
     p.add_argument("--json", action="store_true")
 
+    _add_serving_commands(sub)
+
     sub.add_parser("schema", help="print the JSON Schema of ml.yaml")
 
+    _add_data_commands(sub)
+
+    p = sub.add_parser("gc", help="remove cached results the workspace no longer uses")
+    p.add_argument(
+        "--keep-days",
+        type=float,
+        default=None,
+        metavar="N",
+        help="also keep results used in the last N days",
+    )
+    p.add_argument("-n", "--dry-run", action="store_true", help="report what would be removed")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _add_serving_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the recipe's model over HTTP (Open Inference Protocol v2, MLflow, metrics)",
+    )
+    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    p.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="server processes (default: 1)"
+    )
+    p.add_argument(
+        "--max-body-size",
+        type=_size,
+        default=8 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest request body accepted, e.g. 65536, 512k, 8M (default: 8M)",
+    )
+    auth = p.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--token-env",
+        metavar="VAR",
+        help="require `Authorization: Bearer TOKEN`, TOKEN being this environment variable's value",
+    )
+    auth.add_argument(
+        "--token-file", metavar="FILE", help="require a bearer token, read from this secret file"
+    )
+    p.add_argument("--access-log", action="store_true", help="log every request")
+
+    p = sub.add_parser(
+        "predict", help="score a CSV or JSON Lines file with the recipe's model, in-process"
+    )
+    p.add_argument(
+        "input", metavar="FILE", help="rows to score (.csv with a header row, or .jsonl)"
+    )
+    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides")
+    p.add_argument(
+        "-o", "--output", metavar="OUT", help="write the predictions here (default: stdout)"
+    )
+
+
+def _add_data_commands(sub: Any) -> None:
     p = sub.add_parser("data", help="datasets: versions and changes since the last run")
     data = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
     d = data.add_parser("status", help="which datasets differ from the last run, and which files")
@@ -108,17 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler="mlbuild.cli.data:cmd_push")
 
-    p = sub.add_parser("gc", help="remove cached results the workspace no longer uses")
-    p.add_argument(
-        "--keep-days",
-        type=float,
-        default=None,
-        metavar="N",
-        help="also keep results used in the last N days",
-    )
-    p.add_argument("-n", "--dry-run", action="store_true", help="report what would be removed")
-    p.add_argument("--json", action="store_true")
-    return parser
+
+def _size(text: str) -> int:
+    """``65536``, ``512k``, ``8M`` → bytes."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    raw = text.strip().lower().removesuffix("b").removesuffix("i")
+    factor = units.get(raw[-1:], 1)
+    number = raw[:-1] if raw[-1:] in units else raw
+    if not number.isdigit() or int(number) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 65536, 512k or 8M, got {text!r}")
+    return int(number) * factor
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.fingerprint import Components, components, explain, fingerprint
-from mlbuild.graph.model import Graph, Output, StepSpec
+from mlbuild.graph.model import Graph, Output, ServedModel, StepSpec
 from mlbuild.graph.plan import Action, Decision, Planner, make_plan
 from mlbuild.graph.records import StepRecord, StepRecords
 from mlbuild.graph.workspace import META_DIR, Workspace
@@ -17,6 +17,7 @@ __all__ = [
     "Graph",
     "Output",
     "Planner",
+    "ServedModel",
     "StepRecord",
     "StepRecords",
     "StepSpec",

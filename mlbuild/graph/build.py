@@ -13,9 +13,18 @@ from typing import Any
 
 from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem, RecipeError
-from mlbuild.graph.model import Graph, Output, StepSpec
+from mlbuild.graph.model import Graph, Output, ServedModel, StepSpec
 from mlbuild.params import flatten, interpolate, references, select, suggest
-from mlbuild.recipe import KeyPath, OutSpec, Recipe, SourceMap, Step, format_path, parse_duration
+from mlbuild.recipe import (
+    KeyPath,
+    OutSpec,
+    Recipe,
+    ServingModel,
+    SourceMap,
+    Step,
+    format_path,
+    parse_duration,
+)
 
 
 def compile_graph(
@@ -33,6 +42,7 @@ def compile_graph(
     _check_needs(recipe, source, problems)
     producers = _check_outs(steps, source, problems)
     _check_data_not_produced(datasets, producers, source, problems)
+    model = _compile_model(recipe.name, recipe.model, producers, root, source, problems)
     if problems:
         raise RecipeError(_sorted(problems))
     linked = {name: _link(spec, producers) for name, spec in steps.items()}
@@ -55,6 +65,63 @@ def compile_graph(
         datasets=datasets,
         positions=positions,
         lines=dict(enumerate(source.lines, start=1)),
+        model=model,
+    )
+
+
+def _compile_model(
+    project: str,
+    section: ServingModel | None,
+    producers: dict[str, str],
+    root: Path,
+    source: SourceMap,
+    problems: list[Problem],
+) -> ServedModel | None:
+    """The ``model:`` section with its paths checked: artifacts and a signature file must be step
+    outputs, because the server loads only what mlbuild built and cached."""
+    if section is None:
+        return None
+
+    def output(raw: str, path: KeyPath) -> str:
+        normal = _relpath(root, raw)
+        if normal is None:
+            problems.append(source.problem(path, f"'{raw}' is outside the repository"))
+            return raw
+        if not any(normal == out or _inside(normal, out) for out in producers):
+            problems.append(
+                source.problem(
+                    path,
+                    f"'{raw}' is not an output of any step; add it to the outs of the step "
+                    "that writes it (mlbuild serves only artifacts it built and cached)",
+                )
+            )
+        return normal
+
+    artifacts = {
+        name: output(raw, ("model", "artifacts", name)) for name, raw in section.artifacts.items()
+    }
+    signature_file = None
+    signature = None
+    if isinstance(section.signature, str):
+        signature_file = output(section.signature, ("model", "signature"))
+    else:
+        signature = section.signature.model_dump()
+    class_ref = None
+    if section.class_ is not None:
+        file, _, attr = section.class_.rpartition(":")
+        normal = _relpath(root, file)
+        if normal is None:
+            problems.append(
+                source.problem(("model", "class"), f"'{file}' is outside the repository")
+            )
+        class_ref = f"{normal or file}:{attr}"
+    return ServedModel(
+        name=section.name or project,
+        artifacts=artifacts,
+        flavor=section.flavor,
+        class_ref=class_ref,
+        signature_file=signature_file,
+        signature=signature,
     )
 
 

@@ -50,6 +50,30 @@ class StepSpec:
 
 
 @dataclass(frozen=True)
+class ServedModel:
+    """The recipe's ``model:`` section, resolved: artifact paths are step outputs."""
+
+    name: str
+    artifacts: dict[str, str]  # artifact name → output path (normalised)
+    flavor: str | None
+    class_ref: str | None  # "src/serve.py:Model", the file relative to the workspace
+    signature_file: str | None  # a step output holding the signature JSON …
+    signature: dict[str, Any] | None  # … or the signature declared in the recipe
+
+    def producers(self, graph: Graph) -> dict[str, str]:
+        """Each file the server reads from the cache → the step whose outputs hold it."""
+        files = [*self.artifacts.values()]
+        if self.signature_file:
+            files.append(self.signature_file)
+        found = {}
+        for path in files:
+            for step in graph.steps.values():
+                if any(path == o.path or path.startswith(o.path + "/") for o in step.outs):
+                    found[path] = step.name
+        return found
+
+
+@dataclass(frozen=True)
 class Graph:
     """Steps in a topological order, with the context every fingerprint shares."""
 
@@ -65,6 +89,7 @@ class Graph:
     # found after compilation (a dep file that went missing)
     positions: dict[str, list[int]] = field(default_factory=dict)
     lines: dict[int, str] = field(default_factory=dict)
+    model: ServedModel | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +102,8 @@ class Graph:
         }
         lines = {int(k): v for k, v in raw.get("lines", {}).items()}
         datasets = {k: DatasetSpec(**v) for k, v in raw.get("datasets", {}).items()}
-        return cls(**{**raw, "steps": steps, "lines": lines, "datasets": datasets})
+        model = ServedModel(**raw["model"]) if raw.get("model") else None
+        return cls(**{**raw, "steps": steps, "lines": lines, "datasets": datasets, "model": model})
 
     def problem(self, key: str, message: str) -> Problem:
         """A recipe problem at key path ``key`` (``steps.train.deps[0]``), located if known."""

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from mlbuild.recipe.models import HydraParams as HydraParams
     from mlbuild.recipe.models import OutSpec as OutSpec
     from mlbuild.recipe.models import Recipe as Recipe
+    from mlbuild.recipe.models import ServingModel as ServingModel
+    from mlbuild.recipe.models import Signature as Signature
     from mlbuild.recipe.models import Step as Step
+    from mlbuild.recipe.models import TensorSpec as TensorSpec
     from mlbuild.recipe.models import parse_duration as parse_duration
     from mlbuild.recipe.schema import recipe_json_schema as recipe_json_schema
     from mlbuild.recipe.schema import render_schema as render_schema
@@ -52,6 +55,9 @@ _LAZY = {
     "OutSpec": "models",
     "Recipe": "models",
     "Step": "models",
+    "TensorSpec": "models",
+    "Signature": "models",
+    "ServingModel": "models",
     "parse_duration": "models",
     "recipe_json_schema": "schema",
     "render_schema": "schema",
@@ -79,6 +85,7 @@ __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "OutSpec",
     "Recipe",
     "Step",
+    "ServingModel",
     "parse_duration",
     "recipe_json_schema",
     "render_schema",

@@ -88,7 +88,7 @@ def _unknown_key(loc: KeyPath, data: dict[str, Any]) -> str:
     model = _model_at(loc[:-1], data)
     if model is None:
         return f"unknown key '{key}'"
-    valid = sorted(f.alias or name for name, f in model.model_fields.items())
+    valid = sorted(field.alias or name for name, field in model.model_fields.items())
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key '{key}'{hint}; expected one of: {', '.join(valid)}"
@@ -96,7 +96,17 @@ def _unknown_key(loc: KeyPath, data: dict[str, Any]) -> str:
 
 def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
     """The pydantic model that validates the mapping at ``loc`` of the recipe."""
-    from mlbuild.recipe.models import DataImport, Dataset, Environment, HydraParams, OutSpec, Step
+    from mlbuild.recipe.models import (
+        DataImport,
+        Dataset,
+        Environment,
+        HydraParams,
+        OutSpec,
+        ServingModel,
+        Signature,
+        Step,
+        TensorSpec,
+    )
 
     if not loc:
         return Recipe
@@ -113,6 +123,12 @@ def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
         return Dataset
     if head == "data" and len(loc) == 3 and loc[2] == "import":
         return DataImport
+    if head == "model" and len(loc) == 1:
+        return ServingModel
+    if head == "model" and len(loc) == 2 and loc[1] == "signature":
+        return Signature
+    if head == "model" and len(loc) == 4 and loc[1] == "signature":
+        return TensorSpec
     return None
 
 
@@ -142,6 +158,8 @@ def _describe(error: Any) -> str:
     if kind == "string_pattern_mismatch":
         what = "key" if error.get("is_key") else "value"
         return f"{what} {shown} does not match the pattern {error['ctx']['pattern']}"
+    if kind == "greater_than_equal":
+        return f"must be at least {error['ctx']['ge']}, got {shown}"
     if kind == "greater_than":
         return f"must be greater than {error['ctx']['gt']}"
     if kind == "string_too_short":

@@ -11,7 +11,7 @@ The tags start with ``#`` so the loader can drop them from error paths.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -326,6 +326,160 @@ Params = Annotated[
 ]
 
 
+Datatype = Literal[
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
+DATATYPES: tuple[str, ...] = get_args(Datatype)
+"""The tensor datatypes of the Open Inference Protocol (v2)."""
+
+TENSOR_NAME = r"^[A-Za-z_][A-Za-z0-9_.\-\[\]]*$"
+CLASS_REF = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class TensorSpec(_Model):
+    """One named input or output tensor of a model."""
+
+    name: str = Field(
+        pattern=TENSOR_NAME,
+        description="The tensor's name: a column name for tabular inputs (`petal_length`), or "
+        "any name for one whole-matrix input (`input-0`).",
+        examples=["petal_length", "input-0", "label"],
+    )
+    datatype: Datatype = Field(
+        description="Element type, as the Open Inference Protocol names it (`FP64`, `INT64`, "
+        "`BYTES` for strings, …).",
+        examples=["FP64", "INT64"],
+    )
+    shape: list[Annotated[int, Field(ge=-1)]] = Field(
+        min_length=1,
+        description="Dimensions; -1 is any size. The first is the batch (rows): `[-1]` for a "
+        "column, `[-1, 20]` for rows of 20 features.",
+        examples=[[-1], [-1, 20]],
+    )
+
+
+class Signature(_Model):
+    """The model's inputs and outputs, checked on every request."""
+
+    inputs: list[TensorSpec] = Field(
+        min_length=1,
+        description="The input tensors: one per column (shape `[-1]`), or one matrix "
+        "(shape `[-1, N]`).",
+    )
+    outputs: list[TensorSpec] = Field(min_length=1, description="The output tensors.")
+
+
+def _signature_shape(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "#str"
+    if isinstance(value, dict):
+        return "#map"
+    return None
+
+
+SignatureRef = Annotated[
+    Annotated[str, Field(min_length=1), Tag("#str")] | Annotated[Signature, Tag("#map")],
+    Discriminator(
+        _signature_shape,
+        custom_error_type="signature_shape",
+        custom_error_message="expected the path of a signature JSON file (a step output) or a "
+        "mapping with 'inputs' and 'outputs'",
+    ),
+]
+
+
+class ServingModel(_Model):
+    """The model that ``mlbuild serve`` and ``mlbuild predict`` load: artifacts, code, signature."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # the rules of _one_loader, for editors
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["flavor"], "not": {"required": ["class"]}},
+                {"required": ["class"], "not": {"required": ["flavor"]}},
+            ],
+            "if": {
+                "required": ["flavor"],
+                "properties": {
+                    "flavor": {"const": "sklearn", "description": "The sklearn flavor."}
+                },
+            },
+            "then": {
+                "properties": {
+                    "artifacts": {
+                        "required": ["model"],
+                        "description": "The sklearn flavor loads the artifact named `model`.",
+                    }
+                }
+            },
+        },
+    )
+
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Name the server publishes the model under (`/v2/models/NAME`). Default: "
+        "the recipe's `name`.",
+        examples=["iris"],
+    )
+    artifacts: dict[
+        Annotated[str, Field(pattern=ENV_NAME)], Annotated[str, Field(min_length=1)]
+    ] = Field(
+        min_length=1,
+        description="The files the model needs, by name. Each must be a step output: "
+        "mlbuild loads them only from its own cache.",
+        examples=[{"model": "model/model.joblib", "featurizer": "model/featurizer.json"}],
+    )
+    flavor: Literal["sklearn"] | None = Field(
+        default=None,
+        description="A built-in loader: `sklearn` loads the `model` artifact (a joblib or skops "
+        "file) and calls its `predict`. Give either `flavor` or `class`.",
+        examples=["sklearn"],
+    )
+    class_: str | None = Field(
+        default=None,
+        alias="class",
+        pattern=CLASS_REF,
+        description="Your own servable, `FILE.py:Class`: a class with `load(artifacts)` (a dict "
+        "of artifact name → path) and `predict(inputs)` (a dict of input name → numpy array, "
+        "returning a dict of output name → array). Give either `flavor` or `class`.",
+        examples=["src/serve.py:Model"],
+    )
+    signature: SignatureRef = Field(
+        description="The inputs and outputs (names, datatypes, shapes): the path of a JSON file "
+        "a step writes (`mlbuild.serve.infer_signature(...)` at training time), or declared here.",
+        examples=[
+            "model/signature.json",
+            {
+                "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}],
+                "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
+            },
+        ],
+    )
+
+    @model_validator(mode="after")
+    def _one_loader(self) -> ServingModel:
+        if (self.flavor is None) == (self.class_ is None):
+            raise ValueError("give either 'flavor' or 'class', not both or neither")
+        if self.flavor == "sklearn" and "model" not in self.artifacts:
+            raise ValueError("the sklearn flavor loads the artifact named 'model'; add it")
+        return self
+
+
 class Recipe(_Model):
     """An ``ml.yaml`` recipe: everything needed to go from data to a trained, evaluated model."""
 
@@ -365,4 +519,10 @@ class Recipe(_Model):
         min_length=1,
         description="The pipeline's steps by name. Order does not matter: deps, outs and needs "
         "decide it.",
+    )
+    model: ServingModel | None = Field(
+        default=None,
+        description="The model to serve: its artifacts (step outputs), how to load it (a "
+        "built-in flavor or your class) and its signature. `mlbuild serve` serves it; "
+        "`mlbuild predict FILE` scores a file with it.",
     )

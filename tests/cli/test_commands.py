@@ -24,7 +24,10 @@ steps:
     outs: [copy.txt]
 """
 
-HEAVY = ("pydantic", "hydra", "omegaconf", "dvc", "optuna", "docker", "kubernetes", "sqlalchemy")
+HEAVY = (
+    *("pydantic", "hydra", "omegaconf", "dvc", "optuna", "docker", "kubernetes", "sqlalchemy"),
+    *("uvicorn", "orjson", "numpy", "sklearn", "joblib"),  # the server stack
+)
 
 
 def loaded_modules(ws: Workspace, *argv: str) -> set[str]:

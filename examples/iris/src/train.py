@@ -1,7 +1,8 @@
 """Train the classifier chosen by the Hydra config group ``model``.
 
 Params: ``model`` (its ``name`` picks the estimator, every other key is passed to it) and
-``train.seed``. Writes ``model/model.joblib``.
+``train.seed``. Writes ``model/model.joblib`` and ``model/signature.json``: the servable model
+(``serve.Model``) is run on a few raw training rows and its signature inferred from them.
 """
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ from typing import Any
 
 import joblib
 import numpy as np
+from features import MEASUREMENTS
+from featurize import PREPARED, read_split
+from serve import Model
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 import mlbuild
+from mlbuild.serve import infer_signature
 
 FEATURES = Path("data/features")
 OUT = Path("model/model.joblib")
+FEATURIZER = Path("model/featurizer.json")
+SIGNATURE = Path("model/signature.json")
 
 ESTIMATORS: dict[str, Callable[..., Any]] = {
     "logreg": LogisticRegression,
@@ -48,10 +55,20 @@ def main() -> None:
     estimator.fit(x_train, y_train)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(estimator, OUT)
+    write_signature()
     print(
         f"trained {estimator!r} on {len(y_train)} rows; training accuracy "
         f"{estimator.score(x_train, y_train):.4f}"
     )
+
+
+def write_signature() -> None:
+    """Serve a few raw training rows through ``serve.Model`` and record what goes in and out."""
+    raw, _ = read_split(PREPARED / "train.csv")
+    sample = {name: raw[:5, i] for i, name in enumerate(MEASUREMENTS)}
+    servable = Model()
+    servable.load({"model": str(OUT), "featurizer": str(FEATURIZER)})
+    infer_signature(sample, servable.predict(sample)).save(SIGNATURE)
 
 
 if __name__ == "__main__":
