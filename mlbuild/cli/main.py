@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="if another run holds the workspace, wait for it instead of failing",
             )
+            p.add_argument(
+                "--tag",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="tag the run's record (repeatable)",
+            )
+            p.add_argument("--note", default="", metavar="TEXT", help="a note on the run's record")
 
     p = sub.add_parser("status", help="which steps are up to date, and when they last ran")
     p.add_argument("overrides", nargs="*", metavar="OVERRIDE")
@@ -108,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-n", "--dry-run", action="store_true", help="report what would be removed")
     p.add_argument("--json", action="store_true")
+
+    from mlbuild.cli.store_parser import add_store_commands
+
+    add_store_commands(sub, _Parser)
     return parser
 
 
@@ -130,9 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.chdir(args.directory)
             except OSError as exc:
                 raise UsageError(f"-C {args.directory}: {exc.strerror}") from None
-        from mlbuild.cli import commands
+        if args.command in ("runs", "model"):
+            from mlbuild.cli import store_commands
 
-        handler = getattr(commands, f"cmd_{args.command}")
+            handler = getattr(store_commands, f"cmd_{args.command}_{args.action}")
+        else:
+            from mlbuild.cli import commands
+
+            handler = getattr(commands, f"cmd_{args.command}")
         code: int = handler(args)
         return code
     except MlbuildError as exc:
