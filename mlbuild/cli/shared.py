@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from mlbuild.errors import UsageError
+
+META_DIR = ".mlbuild"  # mlbuild.graph.META_DIR, named here so store commands skip the engine
 
 
 def open_workspace_store(ws: Any) -> Any:
@@ -13,6 +17,31 @@ def open_workspace_store(ws: Any) -> Any:
 
     ws.ensure_meta()
     return open_store(store_url(ws.meta))
+
+
+def open_store_here(recipe: str | None) -> Any:
+    """The run store of the workspace around the current directory, found without loading the
+    engine; with ``MLBUILD_STORE`` set, no workspace is needed at all."""
+    from mlbuild.recipe import RECIPE_FILE
+    from mlbuild.store import STORE_ENV, open_store, store_url
+
+    start = Path.cwd()
+    if recipe is not None:
+        meta: Path | None = Path(recipe).absolute().parent / META_DIR
+    else:
+        found = (f for f in [start, *start.parents] if (f / RECIPE_FILE).is_file())
+        meta = next((f / META_DIR for f in found), None)
+    if meta is None:
+        if not os.environ.get(STORE_ENV):
+            from mlbuild.graph import Workspace
+
+            Workspace.find(start)  # raises the usual "no ml.yaml" error
+        meta = start / META_DIR
+    elif not (meta / ".gitignore").exists():  # a first command in a fresh workspace: rare
+        from mlbuild.graph import Workspace
+
+        Workspace.find(meta.parent).ensure_meta()
+    return open_store(store_url(meta))
 
 
 def parse_assignments(items: list[str], option: str) -> dict[str, str]:

@@ -11,14 +11,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlbuild.cli.output import Console, JsonReporter, StepReporter, dump_json, format_value, table
-from mlbuild.cli.shared import open_workspace_store, parse_assignments
+from mlbuild.cli.shared import open_store_here, open_workspace_store, parse_assignments
+from mlbuild.cli.text import dump_json, format_value, table
 from mlbuild.errors import NotFoundError, ReproduceError, UsageError
 
 _METRIC_COLUMNS = 5  # a terminal table shows at most this many metrics; --json has them all
 
 
-def _store(args: argparse.Namespace) -> tuple[Any, Any]:
+def _store(args: argparse.Namespace) -> Any:
+    return open_store_here(args.file)
+
+
+def _workspace_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
     from mlbuild.graph import Workspace
 
     ws = Workspace.find(Path.cwd(), Path(args.file) if args.file else None)
@@ -42,7 +46,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         descending=descending,
         limit=args.limit or None,
     )
-    _, store = _store(args)
+    store = _store(args)
     found = store.list_runs(query)
     if args.json:
         dump_json([_summary(r) for r in found])
@@ -132,7 +136,7 @@ def _write_csv(found: list[Any]) -> None:
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
-    _, store = _store(args)
+    store = _store(args)
     run = store.get_run(args.run)
     if args.json:
         dump_json(run.to_json())
@@ -192,7 +196,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 def cmd_runs_compare(args: argparse.Namespace) -> int:
     if len(args.runs) < 2:
         raise UsageError("runs compare needs at least two runs")
-    _, store = _store(args)
+    store = _store(args)
     found = [store.get_run(r) for r in args.runs]
     rows = _comparison(found)
     if args.diff:
@@ -259,7 +263,7 @@ def cmd_runs_tag(args: argparse.Namespace) -> int:
     tags = parse_assignments(args.tags, "tag")
     if not tags and not args.remove and args.note is None:
         raise UsageError("give tags as KEY=VALUE, --remove KEY or --note TEXT")
-    _, store = _store(args)
+    store = _store(args)
     run = store.get_run(args.run)
     if tags or args.remove:
         run = store.set_tags(run.id, tags, args.remove)
@@ -274,7 +278,7 @@ def cmd_runs_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_get(args: argparse.Namespace) -> int:
-    ws, store = _store(args)
+    ws, store = _workspace_and_store(args)
     run = store.get_run(args.run)
     path = args.path.rstrip("/")
     digest = _artifact_digest(ws, run, path)
@@ -325,11 +329,11 @@ def cmd_runs_reproduce(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError(f"-j/--jobs must be at least 1, got {args.jobs}")
-    ws, store = _store(args)
+    from mlbuild.cli.output import Console, JsonReporter, StepReporter
+
+    ws, store = _workspace_and_store(args)
     console = Console()
-    reporter: StepReporter | JsonReporter = (
-        JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)
-    )
+    reporter: Any = JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)
     try:
         with run_lock(ws.meta, wait=False, on_wait=lambda text: None):
             result = reproduce(
@@ -395,7 +399,7 @@ def _counted(items: list[Any], *, names: bool) -> str:
 
 
 def cmd_model_register(args: argparse.Namespace) -> int:
-    _, store = _store(args)
+    store = _store(args)
     run = store.get_run(args.run)
     chosen = [a for a in run.artifacts if a.cached]
     if args.artifact:
@@ -421,7 +425,7 @@ def cmd_model_register(args: argparse.Namespace) -> int:
 
 
 def cmd_model_list(args: argparse.Namespace) -> int:
-    _, store = _store(args)
+    store = _store(args)
     versions = store.model_versions(args.name)
     aliases: dict[str, dict[int, list[str]]] = {}
     for name in {v.name for v in versions}:
@@ -457,7 +461,7 @@ def cmd_model_list(args: argparse.Namespace) -> int:
 def cmd_model_alias(args: argparse.Namespace) -> int:
     if args.remove == (args.number is not None):
         raise UsageError("give either a VERSION to point the alias at, or --remove")
-    _, store = _store(args)
+    store = _store(args)
     before = store.aliases(args.name).get(args.alias) if args.remove else None
     change = store.set_alias(args.name, args.alias, None if args.remove else args.number)
     if args.remove:
@@ -468,7 +472,7 @@ def cmd_model_alias(args: argparse.Namespace) -> int:
 
 
 def cmd_model_rollback(args: argparse.Namespace) -> int:
-    _, store = _store(args)
+    store = _store(args)
     before = store.aliases(args.name).get(args.alias)
     change = store.rollback_alias(args.name, args.alias)
     print(
@@ -479,7 +483,7 @@ def cmd_model_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_model_history(args: argparse.Namespace) -> int:
-    _, store = _store(args)
+    store = _store(args)
     store.model_versions(args.name)  # an unknown model is an error, not an empty history
     changes = store.alias_history(args.name)
     if args.json:
