@@ -179,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for combo in combos:
                 graph = ws.graph(combo)
                 _check_steps(names, list(graph.steps))
-                store = store or open_workspace_store(ws)
+                store = store or open_workspace_store(ws, graph)
                 if len(combos) > 1 and not args.json:
                     console.print(console.paint(f"── {' '.join(combo)}", "bold"))
                 recorded = recorded_run(

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from mlbuild.errors import UsageError
 
 META_DIR = ".mlbuild"  # mlbuild.graph.META_DIR, named here so store commands skip the engine
+_CONFIGURES_STORE = re.compile(r"^store\s*:", re.MULTILINE)
 
 
-def open_workspace_store(ws: Any) -> Any:
-    """The run store of workspace ``ws`` (``MLBUILD_STORE``, else ``.mlbuild/runs.db``)."""
+def open_workspace_store(ws: Any, graph: Any = None) -> Any:
+    """The run store of workspace ``ws``: ``MLBUILD_STORE``, else the recipe's ``store.url``,
+    else ``.mlbuild/runs.db``."""
     from mlbuild.store import open_store, store_url
 
     ws.ensure_meta()
-    return open_store(store_url(ws.meta))
+    if graph is None:
+        graph = ws.graph([])
+    return open_store(store_url(ws.meta, graph.store_url))
 
 
 def open_store_here(recipe: str | None) -> Any:
@@ -26,21 +31,26 @@ def open_store_here(recipe: str | None) -> Any:
     from mlbuild.store import STORE_ENV, open_store, store_url
 
     start = Path.cwd()
-    if recipe is not None:
-        meta: Path | None = Path(recipe).absolute().parent / META_DIR
-    else:
-        found = (f for f in [start, *start.parents] if (f / RECIPE_FILE).is_file())
-        meta = next((f / META_DIR for f in found), None)
-    if meta is None:
-        if not os.environ.get(STORE_ENV):
-            from mlbuild.graph import Workspace
-
-            Workspace.find(start)  # raises the usual "no ml.yaml" error
-        meta = start / META_DIR
-    elif not (meta / ".gitignore").exists():  # a first command in a fresh workspace: rare
+    if os.environ.get(STORE_ENV):
+        return open_store(store_url(start / META_DIR))
+    path = Path(recipe).absolute() if recipe is not None else None
+    if path is None:
+        found = (f / RECIPE_FILE for f in [start, *start.parents] if (f / RECIPE_FILE).is_file())
+        path = next(found, None)
+    try:
+        text = path.read_text(encoding="utf-8") if path is not None else None
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if path is None or text is None or _CONFIGURES_STORE.search(text):
+        # no recipe (the usual error), or one naming its store: ask the engine
         from mlbuild.graph import Workspace
 
-        Workspace.find(meta.parent).ensure_meta()
+        return open_workspace_store(Workspace.find(start, path))
+    meta = path.parent / META_DIR
+    if not (meta / ".gitignore").exists():  # a first command in a fresh workspace: rare
+        from mlbuild.graph import Workspace
+
+        Workspace.find(start, path).ensure_meta()
     return open_store(store_url(meta))
 
 

@@ -48,6 +48,7 @@ def compile_graph(
         overrides=list(overrides),
         python=env.python if env else None,
         lock_file=lock,
+        store_url=recipe.store.url if recipe.store else None,
         positions=positions,
         lines=dict(enumerate(source.lines, start=1)),
     )

@@ -400,6 +400,24 @@ def test_store_commands_help_loads_no_heavy_library(ws: Workspace, argv: list[st
     assert loaded_modules(ws, *argv) & set(HEAVY) == set()
 
 
+def test_the_recipe_can_name_the_store(ws: Workspace, tmp_path: Path) -> None:
+    shared = tmp_path / "team" / "runs.db"
+    ws.recipe(RECIPE + f"store: {{url: 'sqlite:///{shared}'}}\n").gen({"train.py": TRAIN})
+    run_id = ws.run_json()["run_id"]
+    assert [r["id"] for r in runs(ws)] == [run_id]
+    assert shared.exists() and not (ws.root / ".mlbuild" / "runs.db").exists()
+
+
+def test_a_password_in_the_recipes_store_url_is_refused(ws: Workspace) -> None:
+    ws.recipe(RECIPE + "store:\n  url: postgresql://ana:hunter2@db.example.com/runs\n")
+    done = ws.gen({"train.py": TRAIN}).cli("run")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "mlbuild: ml.yaml:12:8: store.url: must not hold a password (ml.yaml is committed); put "
+        "it in PGPASSWORD or ~/.pgpass\n"
+    )
+
+
 def test_store_path_can_be_a_plain_file_path(ws: Workspace, tmp_path: Path) -> None:
     env = {"MLBUILD_STORE": str(tmp_path / "shared" / "runs.db")}
     run_id = demo(ws).run_json(env=env)["run_id"]
