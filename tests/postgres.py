@@ -96,14 +96,14 @@ class PostgresServer:
             pytest.fail(f"{argv[0]} failed: {done.stdout}{done.stderr}")
 
     def _wait_ready(self) -> None:
-        import psycopg
+        import psycopg2
 
         deadline = time.monotonic() + 60
         while True:
             try:
-                psycopg.connect(self._dsn("postgres"), connect_timeout=2).close()
+                psycopg2.connect(self._dsn("postgres"), connect_timeout=2).close()
                 return
-            except psycopg.OperationalError:
+            except psycopg2.OperationalError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     log = (self.root / "server.log").read_text(errors="replace")
                     pytest.fail(f"PostgreSQL did not start:\n{log}")
@@ -114,12 +114,17 @@ class PostgresServer:
 
     def database(self) -> str:
         """A new empty database's SQLAlchemy URL."""
-        import psycopg
+        import psycopg2
 
         name = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')  # our own hex name, not user input
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+        conn = psycopg2.connect(self._dsn("postgres"))
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}"')  # our own hex name, not user input
+        finally:
+            conn.close()
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGQUIT)  # immediate shutdown: the data is thrown away

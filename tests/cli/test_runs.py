@@ -389,7 +389,7 @@ def test_the_store_url_never_shows_a_password(ws: Workspace) -> None:
     assert done.returncode == 1
     assert "hunter2" not in done.stderr
     assert done.stderr.startswith(
-        "mlbuild: run store postgresql+psycopg://ana:***@127.0.0.1:1/runs is unusable: "
+        "mlbuild: run store postgresql+psycopg2://ana:***@127.0.0.1:1/runs is unusable: "
     )
 
 
