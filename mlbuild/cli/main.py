@@ -143,9 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             except OSError as exc:
                 raise UsageError(f"-C {args.directory}: {exc.strerror}") from None
         if args.command in ("runs", "model"):
-            from mlbuild.cli import store_commands
+            import importlib
 
-            handler = getattr(store_commands, f"cmd_{args.command}_{args.action}")
+            module = importlib.import_module(f"mlbuild.cli.{args.command}_commands")
+            handler = getattr(module, f"cmd_{args.command}_{args.action}")
         else:
             from mlbuild.cli import commands
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 
@@ -22,3 +23,19 @@ def dump_json(data: Any) -> None:
 
 def format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def when(stamp: float, *, seconds: bool = False) -> str:
+    """A timestamp in local time, to the minute (or second)."""
+    return time.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""), time.localtime(stamp))
+
+
+def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``, sorted by key."""
+    flat: dict[str, Any] = {}
+    for key, value in sorted(tree.items()):
+        if isinstance(value, dict) and value:
+            flat.update(leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -23,6 +23,7 @@ from mlbuild.store import (
     parse_condition,
     parse_tag_condition,
 )
+from mlbuild.store.engine import make_engine
 from mlbuild.store.schema import LATEST, migrate, runs
 from mlbuild.store.sql import _run_row
 from tests.conftest import CHILD_ENV, REPO
@@ -282,9 +283,7 @@ def test_rollback_needs_an_earlier_version(store: RunStore) -> None:
 
 def test_opening_an_older_store_migrates_it_and_keeps_its_runs(url: str) -> None:
     old = finish(make_run())
-    if url.startswith("sqlite"):
-        os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")), exist_ok=True)
-    engine = sa.create_engine(url)
+    engine = make_engine(url)
     with engine.begin() as conn:  # a store as mlbuild's first schema left it, with one run
         migrate(conn, target=1)
         conn.execute(sa.insert(runs).values(**_run_row(old)))
@@ -299,7 +298,7 @@ def test_opening_an_older_store_migrates_it_and_keeps_its_runs(url: str) -> None
 
 def test_a_store_newer_than_this_mlbuild_is_refused(url: str) -> None:
     open_store(url).close()
-    engine = sa.create_engine(url)
+    engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE mlbuild_schema SET version = 99"))
     engine.dispose()

@@ -1,5 +1,5 @@
-"""``mlbuild runs …`` and ``mlbuild model …``: one function per command, printing what the run
-store answers as a table, JSON or CSV."""
+"""``mlbuild runs …``: one function per command, printing what the run store answers as a table,
+JSON or CSV."""
 
 from __future__ import annotations
 
@@ -12,14 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from mlbuild.cli.shared import open_store_here, open_workspace_store, parse_assignments
-from mlbuild.cli.text import dump_json, format_value, table
+from mlbuild.cli.text import dump_json, format_value, leaves, table, when
 from mlbuild.errors import NotFoundError, ReproduceError, UsageError
 
 _METRIC_COLUMNS = 5  # a terminal table shows at most this many metrics; --json has them all
-
-
-def _store(args: argparse.Namespace) -> Any:
-    return open_store_here(args.file)
 
 
 def _workspace_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -46,7 +42,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         descending=descending,
         limit=args.limit or None,
     )
-    store = _store(args)
+    store = open_store_here(args.file)
     found = store.list_runs(query)
     if args.json:
         dump_json([_summary(r) for r in found])
@@ -75,7 +71,7 @@ def _runs_table(found: list[Any], sort: str) -> str:
     rows = [
         [
             r.id[:8],
-            _when(r.started),
+            when(r.started),
             r.status.value,
             _commit(r),
             _took(r.duration),
@@ -89,7 +85,7 @@ def _runs_table(found: list[Any], sort: str) -> str:
 
 
 def _write_csv(found: list[Any]) -> None:
-    params = sorted({k for r in found for k in _leaves(r.params)})
+    params = sorted({k for r in found for k in leaves(r.params)})
     metrics = sorted({k for r in found for k in r.metrics})
     tags = sorted({k for r in found for k in r.tags})
     writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -113,7 +109,7 @@ def _write_csv(found: list[Any]) -> None:
         ]
     )
     for r in found:
-        leaves = _leaves(r.params)
+        flat = leaves(r.params)
         writer.writerow(
             [
                 r.id,
@@ -128,7 +124,7 @@ def _write_csv(found: list[Any]) -> None:
                 r.user,
                 r.host,
                 " ".join(r.overrides),
-                *(leaves.get(k, "") for k in params),
+                *(flat.get(k, "") for k in params),
                 *(r.metrics.get(k, "") for k in metrics),
                 *(r.tags.get(k, "") for k in tags),
             ]
@@ -136,7 +132,7 @@ def _write_csv(found: list[Any]) -> None:
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = open_store_here(args.file)
     run = store.get_run(args.run)
     if args.json:
         dump_json(run.to_json())
@@ -149,7 +145,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     facts = [
         ["recipe", f"{run.recipe_name} ({(run.recipe_hash or 'unknown')[:12]})"],
         ["kind", run.kind],
-        ["started", f"{_when(run.started, seconds=True)}, took {_took(run.duration) or '-'}"],
+        ["started", f"{when(run.started, seconds=True)}, took {_took(run.duration) or '-'}"],
         ["git", git],
         ["by", f"{run.user}@{run.host} (pid {run.pid})"],
         ["python", f"{run.python}, lock {(run.lock_hash or 'none')[:12]}"],
@@ -160,7 +156,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         facts.append(["notes", run.notes])
     print(f"run {run.id} ({run.status.value})")
     print(_indent(table(facts, ["", ""]).split("\n", 1)[1]))
-    _section("params", [[k, format_value(v)] for k, v in _leaves(run.params).items()])
+    _section("params", [[k, format_value(v)] for k, v in leaves(run.params).items()])
     _section("metrics", [[k, format_value(v)] for k, v in sorted(run.metrics.items())])
     _section("data versions", [[k, v] for k, v in sorted(run.data_versions.items())])
     _section(
@@ -196,7 +192,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 def cmd_runs_compare(args: argparse.Namespace) -> int:
     if len(args.runs) < 2:
         raise UsageError("runs compare needs at least two runs")
-    store = _store(args)
+    store = open_store_here(args.file)
     found = [store.get_run(r) for r in args.runs]
     rows = _comparison(found)
     if args.diff:
@@ -237,7 +233,7 @@ def _comparison(found: list[Any]) -> list[tuple[str, str, bool, list[Any]]]:
     for i, run in enumerate(found):
         put("run", "status", i, run.status.value)
         put("run", "overrides", i, " ".join(run.overrides))
-        for key, value in _leaves(run.params).items():
+        for key, value in leaves(run.params).items():
             put("param", key, i, value)
         for key, value in run.metrics.items():
             put("metric", key, i, value)
@@ -263,7 +259,7 @@ def cmd_runs_tag(args: argparse.Namespace) -> int:
     tags = parse_assignments(args.tags, "tag")
     if not tags and not args.remove and args.note is None:
         raise UsageError("give tags as KEY=VALUE, --remove KEY or --note TEXT")
-    store = _store(args)
+    store = open_store_here(args.file)
     run = store.get_run(args.run)
     if tags or args.remove:
         run = store.set_tags(run.id, tags, args.remove)
@@ -398,110 +394,6 @@ def _counted(items: list[Any], *, names: bool) -> str:
     return " and ".join(parts)
 
 
-def cmd_model_register(args: argparse.Namespace) -> int:
-    store = _store(args)
-    run = store.get_run(args.run)
-    chosen = [a for a in run.artifacts if a.cached]
-    if args.artifact:
-        wanted = [p.rstrip("/") for p in args.artifact]
-        known = {a.path.rstrip("/"): a for a in run.artifacts}
-        missing = [p for p in wanted if p not in known]
-        if missing:
-            raise NotFoundError(
-                f"run {run.id[:8]} has no artifact {', '.join(missing)}; its artifacts: "
-                f"{', '.join(known) or 'none'}"
-            )
-        chosen = [known[p] for p in wanted]
-    version = store.register_model(args.name, run.id, chosen, args.description)
-    if args.json:
-        dump_json(version.to_json())
-    else:
-        count = len(version.artifacts)
-        print(
-            f"registered model '{version.name}' version {version.version} from run "
-            f"{run.id[:8]} ({count} artifact{'s' if count != 1 else ''})"
-        )
-    return 0
-
-
-def cmd_model_list(args: argparse.Namespace) -> int:
-    store = _store(args)
-    versions = store.model_versions(args.name)
-    aliases: dict[str, dict[int, list[str]]] = {}
-    for name in {v.name for v in versions}:
-        for alias, number in store.aliases(name).items():
-            aliases.setdefault(name, {}).setdefault(number, []).append(alias)
-    if args.json:
-        dump_json(
-            [
-                v.to_json() | {"aliases": aliases.get(v.name, {}).get(v.version, [])}
-                for v in versions
-            ]
-        )
-        return 0
-    if not versions:
-        print("no models registered yet; `mlbuild model register RUN --name NAME` adds one")
-        return 0
-    rows = [
-        [
-            v.name,
-            str(v.version),
-            ",".join(aliases.get(v.name, {}).get(v.version, [])),
-            v.run_id[:8],
-            _when(v.created),
-            v.user,
-            ", ".join(a.path for a in v.artifacts),
-        ]
-        for v in versions
-    ]
-    print(table(rows, ["MODEL", "VERSION", "ALIASES", "RUN", "CREATED", "BY", "ARTIFACTS"]))
-    return 0
-
-
-def cmd_model_alias(args: argparse.Namespace) -> int:
-    if args.remove == (args.number is not None):
-        raise UsageError("give either a VERSION to point the alias at, or --remove")
-    store = _store(args)
-    before = store.aliases(args.name).get(args.alias) if args.remove else None
-    change = store.set_alias(args.name, args.alias, None if args.remove else args.number)
-    if args.remove:
-        print(f"removed alias '{args.alias}' of model '{args.name}' (was version {before})")
-    else:
-        print(f"model '{args.name}' alias '{args.alias}' → version {change.version}")
-    return 0
-
-
-def cmd_model_rollback(args: argparse.Namespace) -> int:
-    store = _store(args)
-    before = store.aliases(args.name).get(args.alias)
-    change = store.rollback_alias(args.name, args.alias)
-    print(
-        f"model '{args.name}' alias '{args.alias}' rolled back: version {before} → "
-        f"version {change.version}"
-    )
-    return 0
-
-
-def cmd_model_history(args: argparse.Namespace) -> int:
-    store = _store(args)
-    store.model_versions(args.name)  # an unknown model is an error, not an empty history
-    changes = store.alias_history(args.name)
-    if args.json:
-        dump_json([c.to_json() for c in changes])
-        return 0
-    rows = [
-        [
-            _when(c.changed, seconds=True),
-            c.alias,
-            "removed" if c.version is None else str(c.version),
-            c.user,
-        ]
-        for c in changes
-    ]
-    print(table(rows, ["WHEN", "ALIAS", "VERSION", "BY"]) if rows else "no alias was ever set")
-    return 0
-
-
 def _section(title: str, rows: list[list[str]], headers: list[str] | None = None) -> None:
     print(f"{title}:")
     if not rows:
@@ -510,20 +402,6 @@ def _section(title: str, rows: list[list[str]], headers: list[str] | None = None
         print(_indent(table(rows, ["", ""]).split("\n", 1)[1]))
     else:
         print(_indent(table(rows, headers)))
-
-
-def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in sorted(tree.items()):
-        if isinstance(value, dict) and value:
-            flat.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _when(stamp: float, *, seconds: bool = False) -> str:
-    return time.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""), time.localtime(stamp))
 
 
 def _took(seconds: float | None) -> str:
