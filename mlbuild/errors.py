@@ -84,3 +84,15 @@ class InterruptError(MlbuildError):
     """The user pressed Ctrl-C (or the process got SIGTERM); children were stopped."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class StoreError(MlbuildError):
+    """The run store cannot be opened, read or written (unreachable server, newer schema)."""
+
+
+class NotFoundError(UsageError):
+    """A run, model, version or alias named on the command line is not in the run store."""
+
+
+class ReproduceError(MlbuildError):
+    """A reproduced run's outputs or metrics differ from the recorded ones."""

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +112,12 @@ def make_ws(tmp_path: Path) -> Callable[[str], Workspace]:
         return Workspace(root)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A PostgreSQL server for this test session (one per xdist worker); see tests/postgres.py."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server

@@ -20,15 +20,25 @@ class GcReport:
 
 
 def collect(
-    cache: Cache, *, keep: set[str], keep_days: float | None, dry_run: bool = False
+    cache: Cache,
+    *,
+    keep: set[str],
+    keep_days: float | None,
+    dry_run: bool = False,
+    keep_objects: set[str] | None = None,
 ) -> GcReport:
     """Remove action entries not in ``keep`` and unused for ``keep_days`` (all such, if ``None``),
     then objects referenced by no remaining entry, and leftover temporary files.
 
-    ``keep`` holds the fingerprints the current workspace's outputs come from.
+    ``keep`` holds the fingerprints the current workspace's outputs come from; ``keep_objects``
+    digests kept whatever uses them (registered model versions' artifacts).
     """
     now = time.time()
     live: set[str] = set()
+    for digest in keep_objects or ():
+        live.add(digest)
+        if digest.endswith(DIR_SUFFIX) and cache.objects.has(digest):
+            live.update(e.digest for e in cache.objects.read_manifest(digest))
     kept = removed = 0
     for fingerprint, used, result in cache.actions.entries():
         recent = keep_days is not None and now - used < keep_days * 86400

@@ -18,6 +18,7 @@ from mlbuild.cli.output import (
     summary_line,
     table,
 )
+from mlbuild.cli.shared import open_workspace_store, parse_assignments
 from mlbuild.errors import RecipeError, StepFailedError, UsageError
 
 
@@ -154,10 +155,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return cmd_plan(args)
-    from mlbuild.exec import run_lock, run_steps
+    from mlbuild.exec import run_lock
+    from mlbuild.runs import recorded_run
+    from mlbuild.store import recorder_store
 
     if args.jobs < 1:
         raise UsageError(f"-j/--jobs must be at least 1, got {args.jobs}")
+    tags = parse_assignments(args.tag, "--tag")
     ws = _workspace(args)
     names, overrides = _split(args.args)
     combos = _combinations(overrides, args.multirun)
@@ -166,36 +170,49 @@ def cmd_run(args: argparse.Namespace) -> int:
         JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)
     )
     summaries = []
+    run_ids = []
     try:
         with run_lock(
             ws.meta, wait=args.wait, on_wait=lambda text: print(f"mlbuild: {text}", file=sys.stderr)
         ):
+            store = None
             for combo in combos:
                 graph = ws.graph(combo)
                 _check_steps(names, list(graph.steps))
+                store = store or recorder_store(ws.meta, graph.store_url)
                 if len(combos) > 1 and not args.json:
                     console.print(console.paint(f"── {' '.join(combo)}", "bold"))
-                summary = run_steps(
-                    ws, graph, targets=names, force=args.force, jobs=args.jobs, reporter=reporter
+                recorded = recorded_run(
+                    ws,
+                    store,
+                    graph,
+                    targets=names,
+                    force=args.force,
+                    jobs=args.jobs,
+                    reporter=reporter,
+                    tags=tags,
+                    notes=args.note,
                 )
+                summary = recorded.summary
                 summaries.append(summary)
                 if not summary.failed and summary.data:
                     from mlbuild.data import record_run
 
                     record_run(ws.meta, summary.data)
+                run_ids.append(recorded.record.id)
                 if not args.json:
-                    console.print(summary_line(summary))
+                    console.print(f"{summary_line(summary)}; recorded as run {run_ids[-1][:8]}")
                 if summary.failed:
                     break
     finally:
         reporter.close()
         ws.save_state()
     if args.json:
-        dump_json(
-            summary_json(summaries[0])
-            if not args.multirun
-            else [summary_json(s) for s in summaries]
-        )
+        documents = [
+            {**summary_json(s), "run_id": run_id}
+            for s, run_id in zip(summaries, run_ids, strict=True)
+        ]
+        dump_json(documents[0] if not args.multirun else documents)
     else:
         _print_metrics(console, summaries, args.multirun)
     failed = [o for s in summaries for o in s.failed]
@@ -274,7 +291,16 @@ def cmd_gc(args: argparse.Namespace) -> int:
         record = ws.records.get(name)
         if record is not None:
             keep.add(record.fingerprint)
-    report = collect(ws.cache, keep=keep, keep_days=args.keep_days, dry_run=args.dry_run)
+    # registered model versions are kept for rollbacks, whatever the workspace holds now
+    models = open_workspace_store(ws).model_versions(None)
+    keep_objects = {a.digest for version in models for a in version.artifacts}
+    report = collect(
+        ws.cache,
+        keep=keep,
+        keep_days=args.keep_days,
+        dry_run=args.dry_run,
+        keep_objects=keep_objects,
+    )
     if args.json:
         dump_json(report.__dict__)
         return 0

@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="if another run holds the workspace, wait for it instead of failing",
             )
+            p.add_argument(
+                "--tag",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="tag the run's record (repeatable)",
+            )
+            p.add_argument("--note", default="", metavar="TEXT", help="a note on the run's record")
 
     p = sub.add_parser("status", help="which steps are up to date, and when they last ran")
     p.add_argument("overrides", nargs="*", metavar="OVERRIDE")
@@ -110,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-n", "--dry-run", action="store_true", help="report what would be removed")
     p.add_argument("--json", action="store_true")
+
+    from mlbuild.cli.store_parser import add_store_commands
+
+    add_store_commands(sub, _Parser)
     return parser
 
 
@@ -231,6 +243,8 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
     ref = getattr(args, "handler", None)
     if ref is None and args.command == "data":
         raise UsageError("mlbuild data needs a subcommand: status")
+    if ref is None and args.command in ("runs", "model"):
+        ref = f"mlbuild.cli.{args.command}_commands:cmd_{args.command}_{args.action}"
     module, _, name = (ref or f"mlbuild.cli.commands:cmd_{args.command}").partition(":")
     found: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
     return found

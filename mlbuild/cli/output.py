@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import time
 from typing import Any, TextIO
 
+from mlbuild.cli.text import dump_json, format_value, table
 from mlbuild.exec import RunSummary, Status, StepOutcome
+
+__all__ = [
+    "Console",
+    "JsonReporter",
+    "StepReporter",
+    "dump_json",
+    "format_metrics",
+    "format_value",
+    "summary_json",
+    "summary_line",
+    "table",
+]
 
 _COLORS = {"green": "32", "red": "31", "yellow": "33", "blue": "34", "dim": "2", "bold": "1"}
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -28,20 +40,6 @@ class Console:
 
     def print(self, text: str = "") -> None:
         print(text, file=self.stream, flush=True)
-
-
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    """A plain left-aligned text table."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
-    lines += [
-        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
-    ]
-    return "\n".join(lines)
-
-
-def dump_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str), flush=True)
 
 
 _LABEL = {
@@ -196,7 +194,3 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
 
 def format_metrics(metrics: dict[str, Any]) -> str:
     return "  ".join(f"{k}={format_value(v)}" for k, v in sorted(metrics.items()))
-
-
-def format_value(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -55,6 +55,17 @@ class DataVersion:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def describe(self) -> str:
+        """One line with everything a run records: ``dvc 8048d9a2… path=data/x.csv remote=s3``."""
+        parts = [self.kind, self.hash, f"path={self.path}"]
+        if self.tracked_in:
+            parts.append(f"in={self.tracked_in}")
+        if self.repo:
+            parts += [f"repo={self.repo}", f"rev={self.rev or 'HEAD'}", f"commit={self.commit}"]
+        if self.remote:
+            parts.append(f"remote={self.remote}")
+        return " ".join(parts)
+
 
 def find_dvc_hash(root: Path, path: str) -> tuple[str, str] | None:
     """``(hash, where)`` for a DVC-tracked ``path``: from ``PATH.dvc`` or a ``dvc.lock`` output.

@@ -241,6 +241,9 @@ class _Run:
             )
         with self.lock:
             self.running[spec.name] = proc
+            cancelled = self.cancelled.is_set()
+        if cancelled:  # Ctrl-C came after the spawn but before this registration: stop it too
+            proc.stop()
         try:
             result = proc.wait()
         finally:

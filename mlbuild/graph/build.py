@@ -63,6 +63,7 @@ def compile_graph(
         python=env.python if env else None,
         lock_file=lock,
         datasets=datasets,
+        store_url=recipe.store.url if recipe.store else None,
         positions=positions,
         lines=dict(enumerate(source.lines, start=1)),
         model=model,

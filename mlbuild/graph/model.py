@@ -85,6 +85,7 @@ class Graph:
     python: str | None
     lock_file: str | None
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    store_url: str | None = None  # the recipe's store.url
     # where each recipe key path starts ("steps.train.deps[0]" → [line, column]), for errors
     # found after compilation (a dep file that went missing)
     positions: dict[str, list[int]] = field(default_factory=dict)

@@ -480,6 +480,29 @@ class ServingModel(_Model):
         return self
 
 
+class Store(_Model):
+    """Where this project's runs are recorded, when not in the local ``.mlbuild/runs.db``."""
+
+    url: str = Field(
+        min_length=1,
+        description="Database URL of the run store a team shares: `postgresql://USER@HOST/DB` "
+        "(or `sqlite:///PATH`). Never a password: ml.yaml is committed; use `PGPASSWORD` or "
+        "`~/.pgpass`. `MLBUILD_STORE` overrides it.",
+        examples=["postgresql://mlbuild@runs.example.com/mlbuild"],
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        if urlsplit(value).password:
+            raise ValueError(
+                "must not hold a password (ml.yaml is committed); put it in PGPASSWORD or ~/.pgpass"
+            )
+        return value
+
+
 class Recipe(_Model):
     """An ``ml.yaml`` recipe: everything needed to go from data to a trained, evaluated model."""
 
@@ -525,4 +548,8 @@ class Recipe(_Model):
         description="The model to serve: its artifacts (step outputs), how to load it (a "
         "built-in flavor or your class) and its signature. `mlbuild serve` serves it; "
         "`mlbuild predict FILE` scores a file with it.",
+    )
+    store: Store | None = Field(
+        default=None,
+        description="The run store every run is recorded in (default: `.mlbuild/runs.db`).",
     )

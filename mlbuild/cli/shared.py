@@ -1,0 +1,66 @@
+"""Helpers more than one command module needs."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from mlbuild.errors import UsageError
+
+META_DIR = ".mlbuild"  # mlbuild.graph.META_DIR, named here so store commands skip the engine
+_CONFIGURES_STORE = re.compile(r"^store\s*:", re.MULTILINE)
+
+
+def open_workspace_store(ws: Any, graph: Any = None) -> Any:
+    """The run store of workspace ``ws``: ``MLBUILD_STORE``, else the recipe's ``store.url``,
+    else ``.mlbuild/runs.db``."""
+    from mlbuild.store import open_workspace_store as open_with_journal
+
+    ws.ensure_meta()
+    if graph is None:
+        graph = ws.graph([])
+    return open_with_journal(ws.meta, graph.store_url)
+
+
+def open_store_here(recipe: str | None) -> Any:
+    """The run store of the workspace around the current directory, found without loading the
+    engine; with ``MLBUILD_STORE`` set, no workspace is needed at all."""
+    from mlbuild.recipe import RECIPE_FILE
+    from mlbuild.store import STORE_ENV, open_store, store_url
+    from mlbuild.store import open_workspace_store as open_with_journal
+
+    start = Path.cwd()
+    if os.environ.get(STORE_ENV):
+        return open_store(store_url(start / META_DIR))
+    path = Path(recipe).absolute() if recipe is not None else None
+    if path is None:
+        found = (f / RECIPE_FILE for f in [start, *start.parents] if (f / RECIPE_FILE).is_file())
+        path = next(found, None)
+    try:
+        text = path.read_text(encoding="utf-8") if path is not None else None
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if path is None or text is None or _CONFIGURES_STORE.search(text):
+        # no recipe (the usual error), or one naming its store: ask the engine
+        from mlbuild.graph import Workspace
+
+        return open_workspace_store(Workspace.find(start, path))
+    meta = path.parent / META_DIR
+    if not (meta / ".gitignore").exists():  # a first command in a fresh workspace: rare
+        from mlbuild.graph import Workspace
+
+        Workspace.find(start, path).ensure_meta()
+    return open_with_journal(meta)
+
+
+def parse_assignments(items: list[str], option: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` → ``{"a": "1", "b": "x"}``; anything else is a UsageError."""
+    found: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+        found[key.strip()] = value
+    return found

@@ -1,0 +1,24 @@
+"""Runs as the store sees them: recording a run around the executor, and reproducing one.
+
+This is where the engine (``mlbuild.exec``) meets the run store (``mlbuild.store``); the CLI calls
+these functions, the store knows nothing of graphs and the executor nothing of the store.
+"""
+
+from __future__ import annotations
+
+from mlbuild.runs.provenance import git_info
+from mlbuild.runs.record import HEARTBEAT, RecordedRun, finished_record, new_record, recorded_run
+from mlbuild.runs.reproduce import Comparison, Reproduction, compare_outputs, reproduce
+
+__all__ = [
+    "HEARTBEAT",
+    "Comparison",
+    "RecordedRun",
+    "Reproduction",
+    "compare_outputs",
+    "finished_record",
+    "git_info",
+    "new_record",
+    "recorded_run",
+    "reproduce",
+]

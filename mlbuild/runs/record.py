@@ -1,0 +1,182 @@
+"""Record a run in the store around the executor: ``running`` when it starts, a heartbeat while
+it goes, and its outcome — finished, failed or interrupted — when it ends.
+
+A run killed outright (SIGKILL, a lost machine) cannot write its end; the store marks it
+interrupted when its process is gone or its heartbeat stops (see ``mlbuild/store/base.py``).
+Secret values — of every secret a step of the recipe declares — are masked out of everything
+recorded, even a metrics file a step wrote one into.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mlbuild.errors import InterruptError, MlbuildError
+from mlbuild.exec import Reporter, RunSummary, Status, run_steps
+from mlbuild.graph import Graph, Workspace
+from mlbuild.runs.provenance import git_info, host_name, user_name
+from mlbuild.store import (
+    Artifact,
+    RunRecord,
+    RunStatus,
+    RunWriter,
+    StepEntry,
+    process_token,
+)
+
+HEARTBEAT = 15.0  # seconds; the store treats a run silent for STALE_AFTER (120 s) as dead
+MASK = "***"
+_HITS = (Status.CACHED, Status.RESTORED)
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    summary: RunSummary
+    record: RunRecord
+
+
+def recorded_run(
+    ws: Workspace,
+    store: RunWriter,
+    graph: Graph,
+    *,
+    targets: list[str],
+    force: bool,
+    jobs: int,
+    reporter: Reporter,
+    kind: str = "run",
+    tags: dict[str, str] | None = None,
+    notes: str = "",
+) -> RecordedRun:
+    """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
+    secrets = _secret_values(graph)
+    record = _mask(new_record(ws, graph, kind=kind, tags=tags or {}, notes=notes), secrets)
+    store.start_run(record)
+    beat = _Heartbeat(store, record.id)
+    try:
+        summary = run_steps(ws, graph, targets=targets, force=force, jobs=jobs, reporter=reporter)
+    except InterruptError:
+        beat.stop()
+        store.finish_run(replace(record, status=RunStatus.INTERRUPTED, ended=time.time()))
+        raise
+    except BaseException:
+        beat.stop()
+        store.finish_run(replace(record, status=RunStatus.FAILED, ended=time.time()))
+        raise
+    beat.stop()
+    final = _mask(finished_record(ws, record, summary), secrets)
+    store.finish_run(final)
+    return RecordedRun(summary, final)
+
+
+def new_record(
+    ws: Workspace, graph: Graph, *, kind: str, tags: dict[str, str], notes: str
+) -> RunRecord:
+    """The record of a run of ``graph`` that starts now."""
+    recipe = ws.cache.hasher.digest(os.path.relpath(ws.recipe_path, ws.root))
+    lock = ws.cache.hasher.digest(graph.lock_file) if graph.lock_file else None
+    return RunRecord(
+        id=uuid.uuid4().hex,
+        kind=kind,
+        recipe_name=graph.name,
+        recipe_hash=recipe.value if recipe else None,
+        git=git_info(ws.root),
+        user=user_name(),
+        host=host_name(),
+        pid=os.getpid(),
+        process=process_token(),
+        python=platform.python_version(),
+        lock_hash=lock.value if lock else None,
+        started=time.time(),
+        overrides=list(graph.overrides),
+        params=graph.params,
+        tags=dict(tags),
+        notes=notes,
+    )
+
+
+def finished_record(ws: Workspace, record: RunRecord, summary: RunSummary) -> RunRecord:
+    """``record`` completed with what ``summary`` says happened."""
+    steps = [
+        StepEntry(o.name, o.status.value, o.fingerprint, round(o.duration, 6), o.status in _HITS)
+        for o in summary.outcomes
+    ]
+    artifacts = []
+    for outcome in summary.outcomes:
+        if outcome.fingerprint is None or outcome.status not in (Status.RAN, *_HITS):
+            continue
+        result = ws.cache.actions.get(outcome.fingerprint)
+        if result is None:
+            continue
+        artifacts += [
+            Artifact(path, out.digest, out.size, outcome.name, out.cached)
+            for path, out in sorted(result.outs.items())
+        ]
+    return replace(
+        record,
+        status=RunStatus.FAILED if summary.failed else RunStatus.FINISHED,
+        ended=time.time(),
+        data_versions={v.name: v.describe() for v in summary.data},
+        metrics=summary.metrics,
+        steps=steps,
+        artifacts=artifacts,
+    )
+
+
+class _Heartbeat:
+    """Tells the store every ``HEARTBEAT`` seconds that the run is alive."""
+
+    def __init__(self, store: RunWriter, run_id: str) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="mlbuild-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(HEARTBEAT):
+            # a missed beat only risks an early "interrupted"; the run goes on
+            with contextlib.suppress(MlbuildError, OSError):
+                self._store.heartbeat(self._run_id)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
+def _secret_values(graph: Graph) -> list[str]:
+    names = {s for step in graph.steps.values() for s in step.secrets}
+    values = [os.environ[n] for n in names if os.environ.get(n)]
+    return sorted(values, key=len, reverse=True)
+
+
+def _mask(record: RunRecord, secrets: list[str]) -> RunRecord:
+    if not secrets:
+        return record
+    return replace(
+        record,
+        overrides=_masked(record.overrides, secrets),
+        params=_masked(record.params, secrets),
+        metrics=_masked(record.metrics, secrets),
+        tags=_masked(record.tags, secrets),
+        notes=_masked(record.notes, secrets),
+    )
+
+
+def _masked(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {_masked(k, secrets): _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, secrets) for v in value]
+    return value

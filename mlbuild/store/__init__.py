@@ -1,0 +1,97 @@
+"""The run store: every run recorded, searchable and comparable; model versions and aliases.
+
+SQLite under ``.mlbuild/runs.db`` by default; a PostgreSQL URL in ``MLBUILD_STORE`` (or the
+recipe's ``store.url``) for a store a team's machines and CI jobs share. The contract is
+:class:`RunStore` (``base.py``). SQLAlchemy is imported only when a store is opened, so importing
+this package for its records costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mlbuild.store.base import RunStore, RunWriter
+from mlbuild.store.journal import JOURNAL_DIR, JournalStore, ingest
+from mlbuild.store.liveness import process_token
+from mlbuild.store.query import (
+    Condition,
+    RunQuery,
+    parse_condition,
+    parse_sort,
+    parse_tag_condition,
+)
+from mlbuild.store.records import (
+    AliasChange,
+    Artifact,
+    GitInfo,
+    ModelVersion,
+    RunRecord,
+    RunStatus,
+    StepEntry,
+)
+
+STORE_ENV = "MLBUILD_STORE"
+STORE_FILE = "runs.db"
+
+__all__ = [
+    "STORE_ENV",
+    "STORE_FILE",
+    "AliasChange",
+    "Artifact",
+    "Condition",
+    "GitInfo",
+    "JournalStore",
+    "ModelVersion",
+    "RunQuery",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "RunWriter",
+    "StepEntry",
+    "open_store",
+    "open_workspace_store",
+    "parse_condition",
+    "parse_sort",
+    "parse_tag_condition",
+    "process_token",
+    "recorder_store",
+    "store_url",
+]
+
+
+def store_url(meta: Path, configured: str | None = None) -> str:
+    """Where the runs of the workspace whose ``.mlbuild`` is ``meta`` are stored:
+    ``MLBUILD_STORE``, else the recipe's ``store.url``, else ``.mlbuild/runs.db``.
+    A plain path (no ``scheme://``) names a SQLite file."""
+    url = os.environ.get(STORE_ENV) or configured
+    if not url:
+        return f"sqlite:///{meta / STORE_FILE}"
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().absolute()}"
+    return url
+
+
+def open_store(url: str) -> RunStore:
+    """Open (and if needed create or migrate) the store at ``url``."""
+    from mlbuild.store.sql import SqlRunStore
+
+    return SqlRunStore(url)
+
+
+def open_workspace_store(meta: Path, configured: str | None = None) -> RunStore:
+    """The store of the workspace whose ``.mlbuild`` is ``meta``, with the runs ``mlbuild run``
+    journaled for it moved in (see ``journal.py``)."""
+    url = store_url(meta, configured)
+    store = open_store(url)
+    if url == store_url(meta) and not os.environ.get(STORE_ENV):
+        ingest(meta / JOURNAL_DIR, store)
+    return store
+
+
+def recorder_store(meta: Path, configured: str | None = None) -> RunWriter:
+    """Where ``mlbuild run`` records: the journal for the default local store (no SQLAlchemy on
+    the run's path), the store itself for a team store named by URL."""
+    if os.environ.get(STORE_ENV) or configured:
+        return open_store(store_url(meta, configured))
+    return JournalStore(meta / JOURNAL_DIR)
