@@ -19,6 +19,7 @@ from mlbuild.cli.output import (
     table,
 )
 from mlbuild.cli.shared import open_workspace_store, parse_assignments
+from mlbuild.cli.text import indent, size
 from mlbuild.errors import RecipeError, StepFailedError, UsageError
 
 
@@ -144,7 +145,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         title = f"plan ({' '.join(combo)})" if combo else "plan"
         print(title + ":")
         rows = [[d.step, d.action.value, "; ".join(d.reasons)] for d in decisions]
-        print(_indent(table(rows, ["STEP", "ACTION", "WHY"])))
+        print(indent(table(rows, ["STEP", "ACTION", "WHY"])))
         will = sum(1 for d in decisions if d.action.value in ("run", "restore"))
         maybe = sum(1 for d in decisions if d.action.value == "pending")
         tail = f", {maybe} more if upstream outputs change" if maybe else ""
@@ -307,22 +308,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
     verb = "would remove" if args.dry_run else "removed"
     print(
         f"{verb} {report.actions_removed} cached results and {report.objects_removed} objects "
-        f"({_size(report.bytes_freed)}); kept {report.actions_kept} results, "
+        f"({size(report.bytes_freed)}); kept {report.actions_kept} results, "
         f"{report.objects_kept} objects"
     )
     return 0
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"  {line}" for line in text.splitlines())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

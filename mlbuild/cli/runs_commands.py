@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbuild.cli.shared import open_store_here, open_workspace_store, parse_assignments
-from mlbuild.cli.text import dump_json, format_value, leaves, table, when
+from mlbuild.cli.text import dump_json, format_value, indent, leaves, size, table, when
 from mlbuild.errors import NotFoundError, ReproduceError, UsageError
 
 _METRIC_COLUMNS = 5  # a terminal table shows at most this many metrics; --json has them all
@@ -155,7 +155,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     if run.notes:
         facts.append(["notes", run.notes])
     print(f"run {run.id} ({run.status.value})")
-    print(_indent(table(facts, ["", ""]).split("\n", 1)[1]))
+    print(indent(table(facts, ["", ""]).split("\n", 1)[1]))
     _section("params", [[k, format_value(v)] for k, v in leaves(run.params).items()])
     _section("metrics", [[k, format_value(v)] for k, v in sorted(run.metrics.items())])
     _section("data versions", [[k, v] for k, v in sorted(run.data_versions.items())])
@@ -179,7 +179,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
             [
                 a.path,
                 a.step,
-                _bytes(a.size),
+                size(a.size),
                 _short(a.digest) + ("" if a.cached else " (not cached)"),
             ]
             for a in run.artifacts
@@ -399,9 +399,9 @@ def _section(title: str, rows: list[list[str]], headers: list[str] | None = None
     if not rows:
         print("  none")
     elif headers is None:
-        print(_indent(table(rows, ["", ""]).split("\n", 1)[1]))
+        print(indent(table(rows, ["", ""]).split("\n", 1)[1]))
     else:
-        print(_indent(table(rows, headers)))
+        print(indent(table(rows, headers)))
 
 
 def _took(seconds: float | None) -> str:
@@ -420,15 +420,3 @@ def _short(digest: str | None) -> str:
 
 def _cell(value: Any) -> str:
     return "-" if value is None else str(format_value(value))
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"  {line}" for line in text.splitlines())
