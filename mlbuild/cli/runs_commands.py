@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from mlbuild.cli.shared import open_store_here, open_workspace_store, parse_assignments
-from mlbuild.cli.text import dump_json, format_value, indent, leaves, size, table, when
+from mlbuild.cli.text import dump_json, format_value, indent, size, table, when
 from mlbuild.errors import NotFoundError, ReproduceError, UsageError
+from mlbuild.nested import leaves
 
 _METRIC_COLUMNS = 5  # a terminal table shows at most this many metrics; --json has them all
 
@@ -156,7 +157,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         facts.append(["notes", run.notes])
     print(f"run {run.id} ({run.status.value})")
     print(indent(table(facts, ["", ""]).split("\n", 1)[1]))
-    _section("params", [[k, format_value(v)] for k, v in leaves(run.params).items()])
+    _section("params", [[k, format_value(v)] for k, v in sorted(leaves(run.params).items())])
     _section("metrics", [[k, format_value(v)] for k, v in sorted(run.metrics.items())])
     _section("data versions", [[k, v] for k, v in sorted(run.data_versions.items())])
     _section(
@@ -233,7 +234,7 @@ def _comparison(found: list[Any]) -> list[tuple[str, str, bool, list[Any]]]:
     for i, run in enumerate(found):
         put("run", "status", i, run.status.value)
         put("run", "overrides", i, " ".join(run.overrides))
-        for key, value in leaves(run.params).items():
+        for key, value in sorted(leaves(run.params).items()):
             put("param", key, i, value)
         for key, value in run.metrics.items():
             put("metric", key, i, value)

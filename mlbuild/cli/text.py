@@ -30,17 +30,6 @@ def when(stamp: float, *, seconds: bool = False) -> str:
     return time.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""), time.localtime(stamp))
 
 
-def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``, sorted by key."""
-    flat: dict[str, Any] = {}
-    for key, value in sorted(tree.items()):
-        if isinstance(value, dict) and value:
-            flat.update(leaves(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def size(n: float) -> str:
     """``1536`` → ``1.5 KiB``."""
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlbuild.cache import DIR_SUFFIX, FORMAT_VERSION, hash_bytes
 from mlbuild.graph.model import Graph, StepSpec
+from mlbuild.nested import leaves
 from mlbuild.params import render
 
 Components = dict[str, Any]
@@ -111,7 +112,7 @@ def _mapping_diff(
     label: str, old: dict[str, Any], new: dict[str, Any], *, values: bool
 ) -> list[str]:
     if values:  # name the leaf that changed, not the whole subtree a step selected
-        old, new = _leaves(old), _leaves(new)
+        old, new = leaves(old), leaves(new)
     reasons = []
     for key, value in new.items():
         if key not in old:
@@ -121,16 +122,6 @@ def _mapping_diff(
             reasons.append(f"{label} {key} changed{change}")
     reasons += [f"{label} {key} removed" for key in old if key not in new]
     return reasons
-
-
-def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def describe_dir_change(old: dict[str, str], new: dict[str, str], shown: int = 3) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlbuild.errors import NotFoundError, StoreError
+from mlbuild.nested import leaves
 from mlbuild.store import registry
 from mlbuild.store.engine import display_url, make_engine, transact
 from mlbuild.store.listing import find_runs
@@ -73,7 +74,7 @@ class SqlRunStore:
     def start_run(self, run: RunRecord) -> None:
         def work(conn: sa.Connection) -> None:
             conn.execute(sa.insert(runs).values(**_run_row(run)))
-            _insert_leaves(conn, run_params, run.id, _leaves(run.params))
+            _insert_leaves(conn, run_params, run.id, leaves(run.params))
             _insert_leaves(conn, run_metrics, run.id, run.metrics)
             if run.tags:
                 conn.execute(
@@ -350,16 +351,6 @@ def _record(row: sa.Row[Any]) -> RunRecord:
         data_versions=json.loads(row.data_versions),
         notes=row.notes,
     )
-
-
-def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _insert_leaves(
