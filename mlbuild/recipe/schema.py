@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlbuild import atomic
 from mlbuild.recipe import models
 from mlbuild.recipe.models import Recipe
 
@@ -47,10 +48,7 @@ def write_schema(path: Path, *, if_stale: bool = False) -> None:
             return
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_text(path, text)
 
 
 def _polish(node: Any) -> None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from mlbuild import atomic
 from mlbuild.errors import NotFoundError
 from mlbuild.store.base import RunStore
 from mlbuild.store.records import Artifact, GitInfo, RunRecord, RunStatus, StepEntry
@@ -46,11 +46,7 @@ class JournalStore:
         pass
 
     def _write(self, run: RunRecord) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(run.to_json(), handle)
-        os.replace(tmp, self.folder / f"{run.id}.json")
+        atomic.write_json(self.folder / f"{run.id}.json", run.to_json())
 
 
 def ingest(folder: Path, store: RunStore) -> int:
