@@ -16,9 +16,9 @@ from pathlib import Path
 
 from blake3 import blake3
 
+from mlbuild.cache.names import DIR_SUFFIX
 from mlbuild.cache.state import StateTable
 
-DIR_SUFFIX = ".dir"
 _BIG = 16 << 20
 _SKIP_DIRS = {"__pycache__", ".git", ".mlbuild", ".dvc", ".ipynb_checkpoints"}
 
@@ -59,9 +59,14 @@ def hash_bytes(data: bytes) -> str:
     return blake3(data).hexdigest()
 
 
+def new_hash(size: int) -> blake3:
+    """A BLAKE3 hasher for ``size`` bytes: big inputs are hashed on several threads."""
+    return blake3(max_threads=blake3.AUTO) if size >= _BIG else blake3()
+
+
 def _hash_file(path: str, size: int) -> str:
     if size >= _BIG:
-        hasher = blake3(max_threads=blake3.AUTO)
+        hasher = new_hash(size)
         hasher.update_mmap(path)
         return str(hasher.hexdigest())
     with open(path, "rb") as handle:

@@ -278,17 +278,42 @@ def cmd_runs_get(args: argparse.Namespace) -> int:
     ws, store = _workspace_and_store(args)
     run = store.get_run(args.run)
     path = args.path.rstrip("/")
-    digest = _artifact_digest(ws, run, path)
+    digest, size = _artifact_digest(ws, run, path)
     dest = Path(args.output)
     if dest.is_dir() and not digest.endswith(".dir"):
         dest = dest / Path(path).name
-    ws.cache.objects.restore(digest, dest)
+    from mlbuild.cache import CorruptObjectError, MissingObjectError
+
+    try:  # verified as it is copied; nothing is written unless every byte is right
+        ws.cache.objects.restore(digest, dest, size)
+    except (MissingObjectError, CorruptObjectError) as exc:
+        raise _unusable(ws, run, path, exc) from None
     print(f"restored {path} of run {run.id[:8]} to {dest}")
     return 0
 
 
-def _artifact_digest(ws: Any, run: Any, path: str) -> str:
-    """The digest of ``path``: an artifact of ``run``, or a file inside a directory artifact."""
+def _unusable(ws: Any, run: Any, path: str, exc: Any) -> Exception:
+    """The error for an artifact whose cached copy is gone or bad (and now in quarantine)."""
+    from mlbuild.cache import MissingObjectError
+    from mlbuild.errors import CacheError
+
+    remake = f"make it again with `mlbuild runs reproduce {run.id[:8]}`"
+    if isinstance(exc, MissingObjectError):
+        return NotFoundError(
+            f"artifact {path} of run {run.id[:8]} is no longer in the cache at {ws.cache.root} "
+            f"(removed by `mlbuild gc`, or recorded on another machine); {remake}"
+        )
+    return CacheError(
+        f"artifact {path} of run {run.id[:8]} is corrupt in the cache ({exc.message}); "
+        f"nothing was written; {remake}"
+    )
+
+
+def _artifact_digest(ws: Any, run: Any, path: str) -> tuple[str, int]:
+    """The digest and size of ``path``: an artifact of ``run``, or a file inside a directory
+    artifact; checked cheaply (type and size) to be in the cache."""
+    from mlbuild.cache import CorruptObjectError, MissingObjectError
+
     for artifact in run.artifacts:
         inside = path.startswith(artifact.path.rstrip("/") + "/")
         if artifact.path.rstrip("/") != path and not inside:
@@ -298,18 +323,16 @@ def _artifact_digest(ws: Any, run: Any, path: str) -> str:
                 f"artifact {artifact.path} of run {run.id[:8]} is declared `cache: false`, so "
                 "the cache never held it; only the workspace that made it has it"
             )
-        if not ws.cache.objects.has_all(artifact.digest):
-            raise NotFoundError(
-                f"artifact {artifact.path} of run {run.id[:8]} ({artifact.digest[:12]}) is no "
-                f"longer in the cache at {ws.cache.root} (removed by `mlbuild gc`, or recorded "
-                f"on another machine); make it again with `mlbuild runs reproduce {run.id[:8]}`"
-            )
+        try:
+            ws.cache.objects.check(artifact.digest, artifact.size)
+        except (MissingObjectError, CorruptObjectError) as exc:
+            raise _unusable(ws, run, artifact.path, exc) from None
         if not inside:
-            return str(artifact.digest)
+            return str(artifact.digest), int(artifact.size)
         relpath = path[len(artifact.path.rstrip("/")) + 1 :]
         for entry in ws.cache.objects.read_manifest(artifact.digest):
             if entry.relpath == relpath:
-                return str(entry.digest)
+                return str(entry.digest), int(entry.size)
         raise NotFoundError(f"{artifact.path} of run {run.id[:8]} holds no file {relpath}")
     paths = [a.path for a in run.artifacts]
     close = difflib.get_close_matches(path, paths, n=1)

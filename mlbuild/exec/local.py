@@ -14,16 +14,32 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from graphlib import TopologicalSorter
 from typing import Any
 
-from mlbuild.cache import ActionResult, OutRecord, remove
+from mlbuild.cache import (
+    ActionResult,
+    CorruptObjectError,
+    MissingObjectError,
+    OutRecord,
+    remove,
+)
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec.events import Reporter, RunSummary, Status, StepOutcome
 from mlbuild.exec.metrics import read_metrics
 from mlbuild.exec.process import StepProcess, describe_exit
-from mlbuild.graph import Action, Decision, Graph, StepRecord, StepSpec, Workspace
+from mlbuild.graph import (
+    Action,
+    Decision,
+    Graph,
+    StepRecord,
+    StepSpec,
+    Workspace,
+    unrestorable,
+)
 from mlbuild.params import PARAMS_ENV, nest
 
 
@@ -179,10 +195,13 @@ class _Run:
     def _restore(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         assert decision.result is not None and decision.fingerprint is not None
         started = time.monotonic()
-        for path, record in decision.result.outs.items():
-            if record.cached:
-                self.ws.cache.objects.restore(record.digest, self.ws.root / path)
-        self._remember(spec, decision, decision.result, "restored")
+        with self.ws.cache.writing(self._waiting(spec)):
+            unusable = self._restore_outputs(spec, decision.result)
+            if unusable is None:
+                self.ws.cache.actions.touch(decision.fingerprint)
+                self._remember(spec, decision, decision.result, "restored")
+        if unusable is not None:
+            return self._run(spec, replace(decision, action=Action.RUN, reasons=[unusable]))
         return StepOutcome(
             spec.name,
             Status.RESTORED,
@@ -191,6 +210,19 @@ class _Run:
             decision.fingerprint,
             decision.result.metrics,
         )
+
+    def _restore_outputs(self, spec: StepSpec, result: ActionResult) -> str | None:
+        """Restore each cached output, verified as it is copied; if one cannot be (missing, or
+        bad and now in quarantine), why the step must run instead."""
+        for path, record in result.outs.items():
+            if not record.cached:
+                continue
+            try:
+                self.ws.cache.objects.restore(record.digest, self.ws.root / path, record.size)
+            except (MissingObjectError, CorruptObjectError) as exc:
+                self.reporter.step_note(spec.name, f"cannot restore {path}: {exc.message}")
+                return unrestorable(path, exc)
+        return None
 
     def _run(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         """Fetch the step's data, run its command, store its outputs. The reported duration is
@@ -263,13 +295,7 @@ class _Run:
             return StepOutcome(
                 spec.name, Status.FAILED, duration, decision.reasons, message=message, log=log
             )
-        action = self._store(spec, duration)
-        versioned = [out.path for out in spec.outs if out.dvc]
-        if versioned:
-            self.reporter.step_note(spec.name, f"adding {', '.join(versioned)} to DVC")
-            self.planner.data.adapter().add(versioned)
-        self.ws.cache.actions.put(decision.fingerprint, action)
-        self._remember(spec, decision, action, "ran")
+        action = self._commit(spec, decision, duration)
         return StepOutcome(
             spec.name,
             Status.RAN,
@@ -279,6 +305,23 @@ class _Run:
             action.metrics,
             log=log,
         )
+
+    def _commit(self, spec: StepSpec, decision: Decision, duration: float) -> ActionResult:
+        """Store the outputs, then the entry, then the step record — under the cache lock, so a
+        ``gc`` in another clone never collects an object before the entry that keeps it."""
+        assert decision.fingerprint is not None
+        with self.ws.cache.writing(self._waiting(spec)):
+            action = self._store(spec, duration)
+            versioned = [out.path for out in spec.outs if out.dvc]
+            if versioned:
+                self.reporter.step_note(spec.name, f"adding {', '.join(versioned)} to DVC")
+                self.planner.data.adapter().add(versioned)
+            self.ws.cache.actions.put(decision.fingerprint, action)
+            self._remember(spec, decision, action, "ran")
+        return action
+
+    def _waiting(self, spec: StepSpec) -> Callable[[str], None]:
+        return lambda text: self.reporter.step_note(spec.name, text)
 
     def _environment(self, spec: StepSpec) -> dict[str, str]:
         params_file = self.ws.meta / "params" / f"{spec.name}.json"

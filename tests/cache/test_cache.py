@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlbuild.cache import ActionResult, Cache, OutRecord
+from mlbuild.errors import CacheError
 from tests.conftest import write_tree
 
 
@@ -101,7 +103,7 @@ def test_a_directory_round_trips_through_the_object_store(cache: Cache, tmp_path
     cache.objects.restore(digest.value, tmp_path / "copy")
     assert (tmp_path / "copy/nested/b.txt").read_text() == "b"
     assert os.access(tmp_path / "copy/a.txt", os.X_OK)
-    assert cache.objects.has_all(digest.value)
+    cache.objects.check(digest.value)  # every file listed is there, whole
 
 
 def test_a_damaged_action_entry_is_a_miss_not_a_crash(cache: Cache) -> None:
@@ -122,3 +124,35 @@ def test_parallel_steps_reading_one_directory_hash_it_once(cache: Cache, tmp_pat
     assert len({d.value for d in digests if d is not None}) == 1
     assert cache.hasher.stats.files_hashed == 50
     assert cache.hasher.stats.bytes_hashed == 50 * 4096
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../x", "/etc/passwd", "a/../../x", "./a", "a//b", "a/", "", "a\\..\\x", "a\0b", ".", ".."],
+)
+def test_an_entry_whose_out_path_could_leave_the_workspace_is_refused(path: str) -> None:
+    good = ActionResult("s", {"ok.txt": OutRecord("ab" * 32, 3)}).to_json()
+    hostile = good.replace('"ok.txt"', json.dumps(path))
+    with pytest.raises(ValueError, match="is not a relative path inside the workspace"):
+        ActionResult.from_json(hostile)
+
+
+@pytest.mark.parametrize("digest", ["../../x", "ab" * 32 + "/..", "AB" * 32, "ab" * 31, 7])
+def test_a_malformed_digest_never_becomes_a_path(cache: Cache, digest: object) -> None:
+    with pytest.raises(CacheError, match="malformed digest"):
+        cache.objects.path_of(digest)  # type: ignore[arg-type]
+    with pytest.raises(CacheError, match="malformed digest"):
+        cache.actions.path_of(digest)  # type: ignore[arg-type]
+
+
+def test_a_source_that_changes_while_it_is_stored_leaves_no_object(
+    cache: Cache, tmp_path: Path
+) -> None:
+    write_tree(tmp_path, {"out.bin": b"first"})
+    digest = cache.hasher.digest("out.bin")
+    assert digest is not None
+    (tmp_path / "out.bin").write_bytes(b"other")  # a process still writing its output
+    with pytest.raises(CacheError, match=r"out\.bin changed while it was being stored"):
+        cache.objects.put(tmp_path / "out.bin", digest)
+    assert not cache.objects.has(digest.value)
+    assert [p for p in cache.root.rglob("*") if p.is_file()] == []
