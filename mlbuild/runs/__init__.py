@@ -6,6 +6,7 @@ these functions, the store knows nothing of graphs and the executor nothing of t
 
 from __future__ import annotations
 
+from mlbuild.runs.gc import GcOutcome, collect_garbage
 from mlbuild.runs.provenance import git_info
 from mlbuild.runs.record import HEARTBEAT, RecordedRun, finished_record, new_record, recorded_run
 from mlbuild.runs.reproduce import Comparison, Reproduction, compare_outputs, reproduce
@@ -13,8 +14,10 @@ from mlbuild.runs.reproduce import Comparison, Reproduction, compare_outputs, re
 __all__ = [
     "HEARTBEAT",
     "Comparison",
+    "GcOutcome",
     "RecordedRun",
     "Reproduction",
+    "collect_garbage",
     "compare_outputs",
     "finished_record",
     "git_info",

@@ -21,6 +21,7 @@ from typing import Any
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec import Reporter, RunSummary, Status, run_steps
 from mlbuild.graph import Graph, Workspace
+from mlbuild.runs.gc import register_workspace
 from mlbuild.runs.provenance import git_info, host_name, user_name
 from mlbuild.store import (
     Artifact,
@@ -56,6 +57,7 @@ def recorded_run(
     notes: str = "",
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
+    register_workspace(ws, graph.store_url)  # so gc in a clone sharing the cache keeps our results
     secrets = _secret_values(graph)
     record = _mask(new_record(ws, graph, kind=kind, tags=tags or {}, notes=notes), secrets)
     store.start_run(record)
