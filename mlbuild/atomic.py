@@ -9,6 +9,11 @@ and the bytes it needed.
 
 :func:`staging` is the same for a directory tree (a restored output): its contents are checked by
 hash on every later run, so it skips the flushes that an object or an entry needs.
+
+A flush costs 1–10 ms (more on a busy disk): state that is derived, or re-checked when read (the
+compiled graph, step records, data records, the run journal), is written with ``sync=False`` —
+a crash may lose the last write, never leave a torn file. Cache objects and entries, which other
+clones rely on, are always flushed.
 """
 
 from __future__ import annotations
@@ -97,22 +102,29 @@ def _clear_for(filled: Path, target: Path) -> None:
         target.unlink()
 
 
-def write_bytes(target: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``target`` with ``data``, atomically and durably."""
-    with replacing(target, mode=mode, size=len(data)) as tmp:
+def write_bytes(target: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
+    """Replace ``target`` with ``data``, atomically (and durably unless ``sync`` is false)."""
+    with replacing(target, mode=mode, size=len(data), sync=sync) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text(target: Path, text: str, *, mode: int = 0o644) -> None:
-    """Replace ``target`` with ``text`` in UTF-8, atomically and durably."""
-    write_bytes(target, text.encode("utf-8"), mode=mode)
+def write_text(target: Path, text: str, *, mode: int = 0o644, sync: bool = True) -> None:
+    """Replace ``target`` with ``text`` in UTF-8, atomically (and durably unless ``sync`` is
+    false)."""
+    write_bytes(target, text.encode("utf-8"), mode=mode, sync=sync)
 
 
 def write_json(
-    target: Path, data: object, *, sort_keys: bool = False, indent: int | None = None
+    target: Path,
+    data: object,
+    *,
+    sort_keys: bool = False,
+    indent: int | None = None,
+    sync: bool = True,
 ) -> None:
-    """Replace ``target`` with ``data`` as JSON, atomically and durably."""
-    write_text(target, json.dumps(data, sort_keys=sort_keys, indent=indent))
+    """Replace ``target`` with ``data`` as JSON, atomically (and durably unless ``sync`` is
+    false)."""
+    write_text(target, json.dumps(data, sort_keys=sort_keys, indent=indent), sync=sync)
 
 
 def fsync_dir(folder: Path) -> None:

@@ -59,14 +59,9 @@ def hash_bytes(data: bytes) -> str:
     return blake3(data).hexdigest()
 
 
-def new_hash(size: int) -> blake3:
-    """A BLAKE3 hasher for ``size`` bytes: big inputs are hashed on several threads."""
-    return blake3(max_threads=blake3.AUTO) if size >= _BIG else blake3()
-
-
 def _hash_file(path: str, size: int) -> str:
     if size >= _BIG:
-        hasher = new_hash(size)
+        hasher = blake3(max_threads=blake3.AUTO)
         hasher.update_mmap(path)
         return str(hasher.hexdigest())
     with open(path, "rb") as handle:

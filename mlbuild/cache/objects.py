@@ -158,7 +158,7 @@ class ObjectStore:
         except (MissingObjectError, CorruptObjectError):
             return False
         with os.fdopen(fd, "rb", buffering=0) as handle:
-            if hash_open(handle.fileno(), size) == digest:
+            if hash_open(handle.fileno()) == digest:
                 return True
         move_aside(self.path_of(digest), self.quarantine, digest, inode=info.st_ino)
         return False

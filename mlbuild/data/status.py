@@ -29,7 +29,7 @@ class DatasetStatus:
 
 def record_run(meta: Path, versions: list[DataVersion]) -> None:
     """Remember the versions a successful run used, for the next ``data status``."""
-    atomic.write_json(meta / "data" / _LAST_RUN, [v.to_json() for v in versions])
+    atomic.write_json(meta / "data" / _LAST_RUN, [v.to_json() for v in versions], sync=False)
 
 
 def last_run(meta: Path) -> dict[str, DataVersion]:

@@ -190,4 +190,4 @@ def read_record(meta: Path, name: str) -> Record | None:
 
 
 def write_record(meta: Path, name: str, record: Record) -> None:
-    atomic.write_json(meta / "data" / f"{name}.json", asdict(record))
+    atomic.write_json(meta / "data" / f"{name}.json", asdict(record), sync=False)  # derived

@@ -108,7 +108,7 @@ def _compile(
 
 
 def _write(entry_path: Path, entry: dict[str, object]) -> None:
-    atomic.write_json(entry_path, entry)
+    atomic.write_json(entry_path, entry, sync=False)  # derived: recompiled if lost
     entries = sorted(entry_path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
     for old in entries[:-_KEEP]:
         old.unlink(missing_ok=True)

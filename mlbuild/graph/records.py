@@ -56,4 +56,5 @@ class StepRecords:
         return sorted(p.stem for p in self.root.glob("*.json") if not p.stem.endswith(".deps"))
 
     def _write(self, name: str, data: object) -> None:
-        atomic.write_json(self.root / name, data, sort_keys=True)
+        # not flushed: a record lost in a crash only makes the next plan explain less
+        atomic.write_json(self.root / name, data, sort_keys=True, sync=False)

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from mlbuild.cache import (
     GcReport,
@@ -151,6 +150,10 @@ def _store_artifacts(url: str, cutoff: float | None) -> set[str]:
 
 def _without_password(url: str) -> str:
     """``url`` as the cache may record it: a password (from ``MLBUILD_STORE``) never is."""
+    if "@" not in url:
+        return url  # no credentials; and every run gets here, so no urllib import for it
+    from urllib.parse import urlsplit, urlunsplit
+
     parts = urlsplit(url)
     if parts.password is None:
         return url

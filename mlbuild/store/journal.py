@@ -46,7 +46,9 @@ class JournalStore:
         pass
 
     def _write(self, run: RunRecord) -> None:
-        atomic.write_json(self.folder / f"{run.id}.json", run.to_json())
+        # not flushed on every write, like the SQLite store (WAL, synchronous=NORMAL): a crash
+        # may lose the last state of a run, which the store then reports as interrupted
+        atomic.write_json(self.folder / f"{run.id}.json", run.to_json(), sync=False)
 
 
 def ingest(folder: Path, store: RunStore) -> int:
