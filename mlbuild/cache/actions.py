@@ -119,7 +119,8 @@ class ActionCache:
     def touch(self, fingerprint: str) -> None:
         """Mark an entry used now, so ``gc --keep-days`` keeps what is in use."""
         now = time.time()
-        with contextlib.suppress(FileNotFoundError):
+        # best effort: an entry gone, or another user's in a shared cache, only ages sooner
+        with contextlib.suppress(OSError):
             os.utime(self.path_of(fingerprint), (now, now), follow_symlinks=False)
 
     def entries(self) -> list[tuple[str, float, ActionResult | None]]:

@@ -71,6 +71,7 @@ def _add_out(path: str) -> Callable[[dict[str, Any]], Any]:
 
 HOSTILE = {
     "not JSON": lambda entry: "{truncated",
+    "not UTF-8": lambda entry: b'{"step": "\xff\xfe"}',
     "empty": lambda entry: "",
     "a list": lambda entry: [entry],
     "a missing key": lambda entry: {k: v for k, v in entry.items() if k != "metrics"},
@@ -96,7 +97,10 @@ def test_a_bad_action_entry_is_a_miss_and_goes_to_quarantine(built: Workspace, n
     cache = cache_root(built)
     path, entry = entry_of(cache, "make")
     changed = HOSTILE[name](entry)
-    path.write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    if isinstance(changed, bytes):
+        path.write_bytes(changed)
+    else:
+        path.write_text(changed if isinstance(changed, str) else json.dumps(changed))
     (built.root / "out.txt").unlink()
     result = built.run_json()
     assert statuses(result) == {"make": "ran"}
