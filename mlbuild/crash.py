@@ -9,12 +9,9 @@ ignores), and to the temporary directory when there is no workspace or it cannot
 from __future__ import annotations
 
 import os
-import platform
-import shlex
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +21,11 @@ from mlbuild.masking import known
 def write_crash_log(folder: Path | None, argv: Sequence[str]) -> Path | None:
     """Write the exception being handled to a new ``crash-*.log`` in ``folder``; its path, or
     None if no place would take it."""
+    # imported here: only a crash pays for them
+    import platform
+    import shlex
+    import traceback
+
     from mlbuild import __version__
 
     secrets = known()
