@@ -20,19 +20,17 @@ from mlbuild.cli.output import (
 )
 from mlbuild.cli.shared import open_workspace_store, parse_assignments
 from mlbuild.cli.text import indent, size
-from mlbuild.errors import RecipeError, StepFailedError, UsageError
+from mlbuild.cli.words import one_recipe, split_words
+from mlbuild.errors import MlbuildError, RecipeError, StepFailedError, UsageError
+from mlbuild.extras import check_extra
 
 
-def _workspace(args: argparse.Namespace) -> Any:
+def _workspace(args: argparse.Namespace, recipe: Path | None = None) -> Any:
     from mlbuild.graph import Workspace
 
-    return Workspace.find(Path.cwd(), Path(args.file) if args.file else None)
-
-
-def _split(tokens: list[str]) -> tuple[list[str], list[str]]:
-    """Command-line words → (step names, Hydra overrides)."""
-    steps = [t for t in tokens if "=" not in t and not t.startswith(("~", "+"))]
-    return steps, [t for t in tokens if t not in steps]
+    if recipe is None and args.file:
+        recipe = Path(args.file)
+    return Workspace.find(Path.cwd(), recipe)
 
 
 def _check_steps(names: list[str], known: list[str]) -> None:
@@ -69,11 +67,35 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    ws = _workspace(args)
+    words = split_words(args.args)
+    if words.steps:
+        raise UsageError(
+            f"'{words.steps[0]}' is neither a recipe file (.yaml or .yml) nor an override "
+            "(KEY=VALUE, +KEY=VALUE, ~KEY)"
+        )
+    recipes: list[Path | None] = list(words.recipes) or [Path(args.file) if args.file else None]
+    if args.file and words.recipes:
+        recipes = [one_recipe(words, args.file)]
+    if args.json and len(recipes) > 1:
+        raise UsageError("--json reports on one recipe at a time; name one")
+    if len(recipes) == 1:
+        return _validate(args, recipes[0], words.overrides)
+    worst = 0
+    for recipe in recipes:  # each reported in full, as pre-commit passes every changed recipe
+        try:
+            _validate(args, recipe, words.overrides)
+        except MlbuildError as exc:
+            print(f"mlbuild: {exc.message}", file=sys.stderr)
+            worst = max(worst, exc.exit_code)
+    return worst
+
+
+def _validate(args: argparse.Namespace, recipe: Path | None, overrides: list[str]) -> int:
+    ws = _workspace(args, recipe)
     try:
         # a graph compiled from these exact bytes (and params files) was valid: the compiled
         # cache answers without loading pydantic; any change revalidates everything
-        graph = ws.graph(list(args.overrides))
+        graph = ws.graph(overrides)
     except RecipeError as exc:
         if not args.json:
             raise
@@ -104,8 +126,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from mlbuild.graph import make_plan
 
-    ws = _workspace(args)
-    names, overrides = _split(args.args)
+    words = split_words(args.args)
+    ws = _workspace(args, one_recipe(words, args.file))
+    names, overrides = words.steps, words.overrides
     reports = []
     try:
         for combo in _combinations(overrides, args.multirun):
@@ -163,8 +186,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"-j/--jobs must be at least 1, got {args.jobs}")
     tags = parse_assignments(args.tag, "--tag")
-    ws = _workspace(args)
-    names, overrides = _split(args.args)
+    words = split_words(args.args)
+    ws = _workspace(args, one_recipe(words, args.file))
+    names, overrides = words.steps, words.overrides
     combos = _combinations(overrides, args.multirun)
     console = Console()
     reporter: StepReporter | JsonReporter = (
@@ -315,6 +339,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    check_extra("serve", "`mlbuild serve`")
     from mlbuild.serve import ServerOptions, resolve_model, serve
 
     if args.workers < 1:
@@ -352,6 +377,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    check_extra("serve", "`mlbuild predict`")
     from mlbuild.serve import InvalidInput, ModelRuntime, predict_file, resolve_model
 
     path = Path(args.input)

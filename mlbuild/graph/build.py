@@ -325,26 +325,57 @@ def _check_needs(recipe: Recipe, source: SourceMap, problems: list[Problem]) -> 
 def _check_outs(
     steps: dict[str, StepSpec], source: SourceMap, problems: list[Problem]
 ) -> dict[str, str]:
-    """Map each out path to its step; report paths written twice or nested in another out."""
+    """Map each out path to its step; report paths written twice or nested in another out, at
+    the second writer's entry (in ``outs`` or ``metrics``), naming the first's."""
     producers: dict[str, str] = {}
+    first: dict[str, KeyPath] = {}
     for name, spec in steps.items():
         for index, out in enumerate(spec.outs):
+            here = _out_key(spec, index)
             for other_path, other in producers.items():
-                if (
-                    out.path == other_path
-                    or _inside(out.path, other_path)
-                    or _inside(other_path, out.path)
-                ):
-                    what = "also" if out.path == other_path else "overlaps"
-                    problems.append(
-                        source.problem(
-                            ("steps", name, "outs", index),
-                            f"'{out.path}' {what} written by step '{other}' ('{other_path}'); "
-                            "each path must have one producer",
-                        )
+                if out.path == other_path:
+                    clash = "is also written"
+                elif _inside(out.path, other_path):
+                    clash = f"is inside '{other_path}', written"
+                elif _inside(other_path, out.path):
+                    clash = f"holds '{other_path}', written"
+                else:
+                    continue
+                pos = source.locate(first[other_path])
+                at = f" at line {pos.line}" if pos else ""
+                problems.append(
+                    source.problem(
+                        here,
+                        f"'{out.path}' {clash} by step '{other}' "
+                        f"({format_path(first[other_path])}{at}); each path must have one "
+                        "producer",
                     )
-            producers.setdefault(out.path, name)
+                )
+            if out.path not in producers:
+                producers[out.path] = name
+                first[out.path] = here
     return producers
+
+
+def _out_key(spec: StepSpec, index: int) -> KeyPath:
+    """Where ``spec.outs[index]`` is declared: outs come first, then the metrics files not
+    declared as outs, which the compiler appends."""
+    declared = [o.path for o in spec.outs[: len(spec.outs) - len(_appended(spec))]]
+    if index < len(declared):
+        return ("steps", spec.name, "outs", index)
+    return ("steps", spec.name, "metrics", spec.metrics.index(spec.outs[index].path))
+
+
+def _appended(spec: StepSpec) -> list[str]:
+    """The metrics files the compiler added to ``outs`` (those not declared there too): the
+    trailing outs that are metrics. A file both in ``outs`` and ``metrics`` counts as the latter;
+    either entry is where the step declares it."""
+    tail: list[str] = []
+    for out in reversed(spec.outs):
+        if out.path not in spec.metrics:
+            break
+        tail.append(out.path)
+    return tail
 
 
 def _inside(path: str, parent: str) -> bool:

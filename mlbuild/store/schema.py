@@ -15,6 +15,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from mlbuild.errors import StoreError
+from mlbuild.extras import DISTRIBUTION
 
 metadata = sa.MetaData()
 
@@ -176,7 +177,7 @@ def migrate(conn: sa.Connection, target: int = LATEST) -> int:
     if found > LATEST:
         raise StoreError(
             f"the run store is at schema version {found}, newer than this mlbuild understands "
-            f"({LATEST}); upgrade mlbuild (`pip install -U mlbuild`)"
+            f"({LATEST}); upgrade mlbuild (`pip install -U {DISTRIBUTION}`)"
         )
     if found == 0:
         schema_table.create(conn)
