@@ -226,7 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     record_run(ws.meta, summary.data)
                 run_ids.append(recorded.record.id)
                 if not args.json:
-                    console.print(f"{summary_line(summary)}; recorded as run {run_ids[-1][:8]}")
+                    console.print(_recorded_line(recorded))
                 if summary.failed:
                     break
     finally:
@@ -247,6 +247,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         names_failed = ", ".join(f"'{o.name}'" for o in failed)
         raise StepFailedError(f"step {names_failed} failed: {first.message}{log}")
     return 0
+
+
+def _recorded_line(recorded: Any) -> str:
+    """The run's summary and record id; a run that executed nothing is hidden from `runs list`
+    (see mlbuild/store/listing.py), so it says where to find it."""
+    noop = not recorded.summary.failed and all(s.cache_hit for s in recorded.record.steps)
+    hidden = " (it executed nothing: `runs list --all` shows it)" if noop else ""
+    return f"{summary_line(recorded.summary)}; recorded as run {recorded.record.id[:8]}{hidden}"
 
 
 def _print_metrics(console: Console, summaries: list[Any], multirun: bool) -> None:

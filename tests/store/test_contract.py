@@ -19,6 +19,7 @@ from mlbuild.store import (
     RunQuery,
     RunStatus,
     RunStore,
+    StepEntry,
     open_store,
     parse_condition,
     parse_tag_condition,
@@ -115,6 +116,28 @@ def test_runs_list_newest_first_and_at_most_limit(store: RunStore) -> None:
     assert store.count_runs() == 5
     listed = store.list_runs(query())[0]
     assert (listed.steps, listed.artifacts) == ([], [])  # list leaves the heavy parts out
+
+
+def test_runs_that_executed_nothing_are_left_out_when_asked(store: RunStore) -> None:
+    hit = [StepEntry("train", "cached", "f" * 64, 0.0, cache_hit=True)]
+    mixed = [*hit, StepEntry("evaluate", "ran", "e" * 64, 1.0, cache_hit=False)]
+    made, noop, partly, failed, running = (make_run(started=1000.0 + i) for i in range(5))
+    for run, steps, status in (
+        (made, None, RunStatus.FINISHED),
+        (noop, hit, RunStatus.FINISHED),
+        (partly, mixed, RunStatus.FINISHED),
+        (failed, hit, RunStatus.FAILED),
+    ):
+        store.start_run(run)
+        store.finish_run(finish(run, status=status, **({"steps": steps} if steps else {})))
+    store.start_run(running)  # no steps recorded yet: still running, not a no-op
+    executed = query(include_noop=False)
+    assert [r.id for r in store.list_runs(executed)] == [
+        r.id for r in (running, failed, partly, made)
+    ]
+    assert len(store.list_runs(query())) == 5
+    assert (store.count_runs(executed), store.count_runs(query()), store.count_runs()) == (4, 5, 5)
+    assert store.count_runs(query(include_noop=False, statuses=["finished"])) == 2
 
 
 def test_runs_are_filtered_by_param_metric_tag_status_and_commit(store: RunStore) -> None:
@@ -306,7 +329,7 @@ def test_a_store_newer_than_this_mlbuild_is_refused(url: str) -> None:
         open_store(url)
     assert caught.value.message == (
         f"the run store is at schema version 99, newer than this mlbuild understands ({LATEST}); "
-        "upgrade mlbuild (`pip install -U mlbuild`)"
+        "upgrade mlbuild (`pip install -U mlbuild-engine`)"
     )
 
 
