@@ -52,16 +52,14 @@ def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from mlbuild.recipe import SCHEMA_COPY, write_schema
+    from mlbuild.recipe import SCHEMA_FILE, write_schema
     from mlbuild.recipe.starter import write_starter
 
     path = write_starter(Path.cwd(), name=args.name, force=args.force)
-    ws = _workspace(args)
-    ws.ensure_meta()
-    write_schema(ws.root / SCHEMA_COPY)
+    write_schema(path.parent / SCHEMA_FILE)
     print(
-        f"wrote {path.name} (editors validate it against {SCHEMA_COPY}); "
-        "check it with `mlbuild validate`, then `mlbuild run`"
+        f"wrote {path.name} and {SCHEMA_FILE}, which its first line points editors at: commit "
+        "both; check the recipe with `mlbuild validate`, then `mlbuild run`"
     )
     return 0
 
@@ -117,8 +115,25 @@ def _validate(args: argparse.Namespace, recipe: Path | None, overrides: list[str
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from mlbuild.recipe import render_schema
+    from mlbuild.recipe import SCHEMA_FILE, check_schema, render_schema, write_schema
 
+    if args.check:
+        if args.output:
+            raise UsageError("give either --check or -o/--output, not both")
+        worst = 0
+        for name in args.files or [SCHEMA_FILE]:  # each reported, as pre-commit passes them all
+            try:
+                check_schema(Path(name), name)
+            except MlbuildError as exc:
+                print(f"mlbuild: {exc.message}", file=sys.stderr)
+                worst = max(worst, exc.exit_code)
+        return worst
+    if args.files:
+        raise UsageError("schema files are named with --check FILE… (or -o FILE to write one)")
+    if args.output:
+        wrote = write_schema(Path(args.output))
+        print(f"{'wrote' if wrote else 'unchanged:'} {args.output}")
+        return 0
     sys.stdout.write(render_schema())
     return 0
 

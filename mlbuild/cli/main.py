@@ -134,7 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_serving_commands(sub)
 
-    sub.add_parser("schema", help="print the JSON Schema of ml.yaml")
+    p = sub.add_parser("schema", help="print, write or check the JSON Schema of ml.yaml")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 unless each FILE (default: ml.schema.json) holds exactly this schema",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="schema files to --check")
 
     _add_data_commands(sub)
 

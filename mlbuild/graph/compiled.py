@@ -77,11 +77,10 @@ def _compile(
 ) -> tuple[Graph, dict[str, str]]:
     from mlbuild.graph.build import compile_graph
     from mlbuild.params import compose_params, needs_hydra
-    from mlbuild.recipe import SCHEMA_COPY, HydraParams, parse_recipe, write_schema
+    from mlbuild.recipe import HydraParams, parse_recipe
 
     root = recipe_path.parent
     display = _display(recipe_path)
-    write_schema(root / SCHEMA_COPY, if_stale=True)  # keep the editors' copy current
     recipe, source = parse_recipe(text.decode("utf-8"), display)
     inputs: dict[str, str] = {}
     params: dict[str, object] = {}
