@@ -71,7 +71,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"'{words.steps[0]}' is neither a recipe file (.yaml or .yml) nor an override "
             "(KEY=VALUE, +KEY=VALUE, ~KEY)"
         )
-    recipes: list[Path | None] = list(words.recipes) or [Path(args.file) if args.file else None]
+    # None: -f FILE, else the nearest ml.yaml; -f and recipe words must then name one recipe
+    recipes: list[Path | None] = [*words.recipes] or [None]
     if args.file and words.recipes:
         recipes = [one_recipe(words, args.file)]
     if args.json and len(recipes) > 1:

@@ -91,3 +91,16 @@ def test_run_and_plan_take_the_recipe_as_a_word_like_minus_f(ws: Workspace) -> N
         "mlbuild: more than one recipe named (sub/ml.yaml, two.yaml); this command runs one "
         "at a time\n",
     )
+
+
+def test_a_recipe_word_naming_a_directory_or_unreadable_bytes_is_refused(ws: Workspace) -> None:
+    ws.gen({"conf.yaml": {"x.txt": ""}, "latin1.yaml": b"schema_version: 1\nname: \xe9\n"})
+    folder = ws.cli("run", "conf.yaml")
+    assert (folder.returncode, folder.stderr.split(" (")[0]) == (
+        2,
+        "mlbuild: conf.yaml: no such recipe file",
+    )
+    latin1 = ws.cli("validate", "latin1.yaml")
+    assert latin1.returncode == 2
+    assert latin1.stderr.startswith("mlbuild: latin1.yaml: not UTF-8: ")
+    assert "Traceback" not in latin1.stderr
