@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlbuild.store.query import Condition, RunQuery
-from mlbuild.store.schema import run_metrics, run_params, run_steps, run_tags, runs
+from mlbuild.store.schema import run_metrics, run_params, run_tags, runs
 
 
 def find_runs(conn: sa.Connection, query: RunQuery) -> list[sa.Row[Any]]:
@@ -90,9 +90,10 @@ def is_noop() -> sa.ColumnElement[bool]:
     Such a run is still recorded — appending its journal entry costs nothing on the run's path,
     it proves the outputs at its commit, and a record is never rewritten — but listing it would
     bury the runs that made something. A failed or interrupted run is never a no-op.
+    ``runs.executed`` is written with the run's steps: asking run_steps instead (NOT EXISTS)
+    cost 60 ms per count over 10,000 runs.
     """
-    executed = sa.exists().where(run_steps.c.run_id == runs.c.id, run_steps.c.cache_hit.is_(False))
-    return sa.and_(runs.c.status == "finished", ~executed)
+    return sa.and_(runs.c.status == "finished", runs.c.executed.is_(False))
 
 
 def count_runs(conn: sa.Connection, query: RunQuery | None) -> int:

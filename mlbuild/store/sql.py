@@ -320,6 +320,7 @@ def _run_row(run: RunRecord) -> dict[str, Any]:
         "metrics": json.dumps(run.metrics, sort_keys=True),
         "data_versions": json.dumps(run.data_versions, sort_keys=True),
         "notes": run.notes,
+        "executed": any(not step.cache_hit for step in run.steps),
     }
 
 

@@ -25,7 +25,7 @@ from mlbuild.store import (
     parse_tag_condition,
 )
 from mlbuild.store.engine import make_engine
-from mlbuild.store.schema import LATEST, migrate, runs
+from mlbuild.store.schema import LATEST, migrate, run_steps, runs
 from mlbuild.store.sql import _run_row
 from tests.conftest import CHILD_ENV, REPO
 from tests.store.factory import finish, make_run
@@ -316,6 +316,27 @@ def test_opening_an_older_store_migrates_it_and_keeps_its_runs(url: str) -> None
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version FROM mlbuild_schema")).scalar() == LATEST
     engine.dispose()
+    upgraded.close()
+
+
+def test_a_version_2_store_learns_which_of_its_runs_executed_nothing(url: str) -> None:
+    hit = [StepEntry("train", "cached", "f" * 64, 0.0, cache_hit=True)]
+    made, noop = finish(make_run(started=1.0)), finish(make_run(started=2.0), steps=hit)
+    engine = make_engine(url)
+    with engine.begin() as conn:  # a store as version 2 left it: no runs.executed column
+        migrate(conn, target=2)
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN executed"))
+        for run in (made, noop):
+            row = {k: v for k, v in _run_row(run).items() if k != "executed"}
+            conn.execute(sa.insert(runs).values(**row))
+            conn.execute(
+                sa.insert(run_steps),
+                [{"run_id": run.id, "position": i, **s.__dict__} for i, s in enumerate(run.steps)],
+            )
+    engine.dispose()
+    upgraded = open_store(url)
+    assert [r.id for r in upgraded.list_runs(query(include_noop=False))] == [made.id]
+    assert [r.id for r in upgraded.list_runs(query())] == [noop.id, made.id]
     upgraded.close()
 
 
