@@ -2,6 +2,10 @@
 
 Checks: parameter patterns and ``${params.KEY}`` references resolve; paths stay inside the
 repository; no two steps write one path; ``needs`` name real steps; there is no cycle.
+
+Some problems belong to one step only and stop it only when it is asked to run (``StepSpec.
+problems``): a parameter it reads that does not resolve (an unset ``${oc.env:VAR}``), and a file
+of the Hydra tree it reads itself while overrides are given, which it would not see.
 """
 
 from __future__ import annotations
@@ -9,12 +13,11 @@ from __future__ import annotations
 import os
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.model import Graph, Output, ServedModel, StepSpec
-from mlbuild.params import flatten, interpolate, references, select, suggest
+from mlbuild.params import Resolved, broken, flatten, interpolate, references, select, suggest
 from mlbuild.recipe import (
     KeyPath,
     OutSpec,
@@ -28,16 +31,25 @@ from mlbuild.recipe import (
 
 
 def compile_graph(
-    recipe: Recipe, source: SourceMap, root: Path, params: dict[str, Any], overrides: list[str]
+    recipe: Recipe,
+    source: SourceMap,
+    root: Path,
+    resolved: Resolved,
+    overrides: list[str],
+    env_hashes: dict[str, str | None] | None = None,
 ) -> Graph:
-    """The graph of ``recipe`` under workspace ``root``; raises :class:`RecipeError` listing all
-    problems found."""
+    """The graph of ``recipe`` under workspace ``root`` with the parameters ``resolved`` (for the
+    command-line ``overrides``); ``env_hashes`` maps the environment variables the parameters
+    read to their values' hashes. Raises :class:`RecipeError` listing all problems found."""
     problems: list[Problem] = []
-    flat = flatten(params)
+    params = resolved.params
     datasets = _compile_datasets(recipe, root, source, problems)
+    overridden = [*recipe.overrides, *overrides]
     steps: dict[str, StepSpec] = {}
     for name, step in recipe.steps.items():
-        spec = _compile_step(name, step, flat, params, root, source, problems)
+        spec = _compile_step(name, step, resolved, root, source, problems)
+        spec = _check_own_reading(spec, step, resolved, overridden)
+        spec = _with_env_vars(spec, resolved, env_hashes or {})
         steps[name] = _resolve_data(spec, step, datasets, source, problems)
     _check_needs(recipe, source, problems)
     producers = _check_outs(steps, source, problems)
@@ -67,6 +79,9 @@ def compile_graph(
         positions=positions,
         lines=dict(enumerate(source.lines, start=1)),
         model=model,
+        param_writes=dict(resolved.writes),
+        sweeper=dict(resolved.sweeper) if resolved.sweeper else None,
+        hydra_output_dir=resolved.output_dir,
     )
 
 
@@ -129,25 +144,36 @@ def _compile_model(
 def _compile_step(
     name: str,
     step: Step,
-    flat: dict[str, Any],
-    params: dict[str, Any],
+    resolved: Resolved,
     root: Path,
     source: SourceMap,
     problems: list[Problem],
 ) -> StepSpec:
     here: KeyPath = ("steps", name)
+    params, errors = resolved.params, resolved.errors
+    flat = flatten(params)
     known = sorted(k for k in flat if not isinstance(flat[k], dict))
+    own: list[list[str]] = []  # problems that stop this step only
+
+    def unresolved(path: KeyPath, pattern: str) -> bool:
+        hits = broken(pattern, errors)
+        own.extend(
+            [format_path(path), f"parameter '{key}' cannot be resolved: {errors[key]}"]
+            for key in hits
+        )
+        return bool(hits)
 
     def expand(text: str, path: KeyPath, *, quote: bool) -> str:
         try:
             return interpolate(text, flat, quote=quote)
         except KeyError as exc:
             key = str(exc.args[0])
-            problems.append(
-                source.problem(
-                    path, f"no parameter '{key}' for ${{params.{key}}}{suggest(key, known)}"
+            if not unresolved(path, key):
+                problems.append(
+                    source.problem(
+                        path, f"no parameter '{key}' for ${{params.{key}}}{suggest(key, known)}"
+                    )
                 )
-            )
             return text
 
     if isinstance(step.cmd, str):
@@ -159,6 +185,8 @@ def _compile_step(
 
     selected, unmatched = select(params, [*step.params, *refs])
     for index, pattern in enumerate(step.params):
+        if unresolved((*here, "params", index), pattern):
+            continue
         if pattern in unmatched:
             problems.append(
                 source.problem(
@@ -214,7 +242,55 @@ def _compile_step(
         always_run=step.always_run,
         timeout=parse_duration(step.timeout) if step.timeout is not None else None,
         upstream=[],
+        problems=own,
     )
+
+
+def _check_own_reading(
+    spec: StepSpec, step: Step, resolved: Resolved, overrides: list[str]
+) -> StepSpec:
+    """A step that reads a file of the Hydra tree itself cannot see overrides: refuse to run it
+    under overrides (a params file is different: mlbuild writes the overrides into it)."""
+    if not overrides or not resolved.tree_files:
+        return spec
+    own = list(spec.problems)
+    for index, dep in enumerate(spec.deps):
+        read = [f for f in resolved.tree_files if f == dep or _inside(f, dep)]
+        if not read:
+            continue
+        raw = step.deps[index]
+        what = (
+            f"'{raw}' is a config file of the Hydra tree"
+            if read[0] == dep
+            else f"'{raw}' holds {read[0]}, a config file of the Hydra tree"
+        )
+        own.append(
+            [
+                format_path(("steps", spec.name, "deps", index)),
+                f"{what}, which this step reads itself: it would not see the overrides "
+                f"{' '.join(overrides)}; read the values from ${{params.KEY}} or "
+                f"mlbuild.params(), or make it a params file (params: {{files: [{read[0]}]}}), "
+                "which mlbuild writes the overrides into",
+            ]
+        )
+    return StepSpec(**{**spec.__dict__, "problems": own})
+
+
+def _with_env_vars(
+    spec: StepSpec, resolved: Resolved, env_hashes: dict[str, str | None]
+) -> StepSpec:
+    """The env vars the step's selected params were resolved from, with their values' hashes."""
+    names = {
+        var
+        for key, read in resolved.env.items()
+        for chosen in spec.params
+        if key == chosen or key.startswith(f"{chosen}.") or chosen.startswith(f"{key}.")
+        for var in read
+    }
+    if not names:
+        return spec
+    env_vars = {name: env_hashes.get(name) for name in sorted(names)}
+    return StepSpec(**{**spec.__dict__, "env_vars": env_vars})
 
 
 def _compile_datasets(

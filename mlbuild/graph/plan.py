@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache
+from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache, hash_bytes
 from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.fingerprint import (
@@ -199,12 +199,20 @@ class Planner:
             if self.data.kind(dataset) == "file"
             and not (self.root / self.graph.datasets[dataset].path).exists()
         ]
+        problems += [
+            self.graph.problem(key, message)
+            for name in names
+            for key, message in self.graph.steps[name].problems
+        ]
         if problems:
             raise RecipeError(problems)
 
     def _dep_digest(self, step: StepSpec, dep: str, waiting: list[str]) -> str | None:
         if waiting and any(self._produces(w, dep) for w in waiting):
             return None
+        written = self.graph.param_writes.get(dep)
+        if written is not None:  # a params file `run` writes the overrides into first
+            return hash_bytes(written.encode("utf-8"))
         digest = self.cache.hasher.digest(dep)
         if digest is None:
             if self._produced_by_any(dep):
