@@ -313,11 +313,18 @@ class _Run:
         root = self.ws.root.resolve()
         for path, text in self.graph.param_writes.items():
             target = (self.ws.root / path).resolve()
-            target.relative_to(root)  # checked when compiling; a symlink changed since fails here
             data = text.encode("utf-8")
-            if target.read_bytes() == data:
-                continue
-            _write_atomically(target, data)
+            try:
+                target.relative_to(root)  # checked when compiling; a symlink changed since
+                if target.read_bytes() == data:
+                    continue
+                _write_atomically(target, data)
+            except (OSError, ValueError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else f"{target} is outside"
+                raise MlbuildError(
+                    f"cannot write the overrides into {path}: {why}; no step ran and {path} is "
+                    "unchanged"
+                ) from None
             self.reporter.step_note(path, "written with the overridden values")
 
     def _environment(self, spec: StepSpec) -> dict[str, str]:

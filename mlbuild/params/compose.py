@@ -229,6 +229,8 @@ def _missing_plugin(
         else "install the Hydra plugin that provides it"
     )
     what = f"a config of a Hydra plugin that is not installed; {install}"
+    if group == "hydra/sweeper":
+        what += " (mlbuild runs one job with it: --multirun sweeps with the basic sweeper only)"
     located = locate_choice(group, name, config_dir, root) if config_dir else None
     if located is not None:
         return RecipeError([located._replace(message=f"{located.message}, {what}")])

@@ -356,3 +356,45 @@ def test_editing_a_params_file_needs_no_hydra_and_a_no_op_run_no_yaml(ws: Worksp
     assert ws.cli_python(probe).stdout.strip().splitlines()[-1] == "0 [] True"
     top_no_op = probe.replace("'yaml' in top", "sorted({'pydantic', 'yaml'} & top)")
     assert ws.cli_python(top_no_op).stdout.strip().splitlines()[-1] == "0 [] []"
+
+
+def test_a_full_disk_leaves_the_params_file_whole_and_runs_nothing(ws: Workspace) -> None:
+    comment = "# " + "x" * 200_000 + "\n"  # a big file, small parameters
+    ws.gen({**DVC_REPO, "params.yaml": comment + DVC_REPO_PARAMS})
+    ws.run_json()
+    assert ws.cli("plan", "train.n_est=7").returncode == 0  # compiles the graph, writes nothing
+    limited = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))\n"
+        "from mlbuild.cli.main import main\n"
+        "sys.exit(main(['run', 'train.n_est=7']))\n"
+    )
+    done = ws.cli_python(limited)
+    assert (done.returncode, done.stderr) == (
+        1,
+        "mlbuild: cannot write the overrides into params.yaml: File too large; no step ran and "
+        "params.yaml is unchanged\n",
+    )
+    assert ws.read("params.yaml") == comment + DVC_REPO_PARAMS
+    assert sorted(p.name for p in ws.root.iterdir() if p.name.startswith(".params")) == []
+    assert model(ws)["n_est"] == 100
+
+
+def test_editing_inline_params_needs_no_hydra_and_an_override_does(ws: Workspace) -> None:
+    ws.recipe(
+        "schema_version: 1\nname: inline\nparams: {train: {lr: 0.1}}\n"
+        "steps:\n  train: {cmd: 'echo ${params.train.lr} > out.txt', outs: [out.txt]}\n"
+    )
+    ws.run_json()
+    ws.gen({"ml.yaml": ws.read("ml.yaml").replace("0.1", "0.2")})
+    probe = (
+        "import sys\n"
+        "from mlbuild.cli.main import main\n"
+        "code = main(['run', '-q', *sys.argv[1:]])\n"
+        "print(code, 'hydra' in {m.split('.')[0] for m in sys.modules})\n"
+    )
+    assert ws.cli_python(probe).stdout.strip().splitlines()[-1] == "0 False"
+    assert ws.read("out.txt") == "0.2\n"
+    done = ws.cli_python(probe.replace("sys.argv[1:]", "['train.lr=0.3']"))
+    assert done.stdout.strip().splitlines()[-1] == "0 True"
+    assert ws.read("out.txt") == "0.3\n"
