@@ -52,7 +52,9 @@ class Composed:
     errors: dict[str, str] = field(default_factory=dict)  # key → why, and where it is written
     env: dict[str, list[str]] = field(default_factory=dict)  # key → env vars it read
     env_read: list[str] = field(default_factory=list)  # every env var read
-    files: list[str] = field(default_factory=list)  # the tree's config files used (relative)
+    # the tree's config files (relative): those Hydra used when the tree is the workspace root,
+    # else every one in it
+    files: list[str] = field(default_factory=list)
     sweeper: SweeperInfo | None = None
     output_dir: str | None = None  # Hydra's output dir, relative to the workspace
 
@@ -112,14 +114,27 @@ def compose_config(
                 HydraConfig.instance().set_config(cfg)
                 sweeper = _sweeper(cfg)
                 leaves = resolve_leaves(cfg, log, skip=frozenset({"hydra"}))
+                # which files went in costs a second pass over the defaults tree (a third of the
+                # composition): only to say where a broken key is written, or to know what to
+                # hash when the tree is the whole workspace
+                at_root = config_dir is not None and config_dir.resolve() == root.resolve()
                 loaded = (
-                    loaded_files(config_dir, config_name, list(overrides)) if config_dir else []
+                    loaded_files(config_dir, config_name, list(overrides))
+                    if config_dir is not None and (leaves.errors or at_root)
+                    else []
                 )
+            files = (
+                [entry.file for entry in loaded]
+                if at_root
+                else sorted(config_dir.rglob("*.yaml"))
+                if config_dir is not None
+                else []
+            )
             composed = Composed(
                 params=leaves.params,
                 env=leaves.env,
                 env_read=sorted(set(log.names)),
-                files=[_relative(entry.file, root) for entry in loaded],
+                files=[_relative(file, root) for file in files],
                 sweeper=sweeper,
                 output_dir=output_dir,
             )
@@ -129,6 +144,8 @@ def compose_config(
                     where = inline_where(key)
                 composed.errors[key] = f"{why} (written at {where})" if where else why
             return composed
+    except (HydraException, OmegaConfBaseException) as exc:  # Hydra's set-up, or the sweeper
+        raise _config_error(f"Hydra config: {first_line(str(exc))}", problem) from None
     finally:
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = None

@@ -363,3 +363,19 @@ def test_a_step_reading_a_config_file_itself_is_refused_under_overrides(
     )
     assert ws.read("seen.txt") == "train: {n_est: 100}\n"
     assert statuses(ws.run_json("other", "train.n_est=7")) == {"other": "cached"}
+
+
+def test_a_step_depending_on_the_config_dir_is_refused_under_overrides_only(
+    ws: Workspace,
+) -> None:
+    hydra_ws(ws, RECIPE.replace("    params: [model, train]\n", "    deps: [conf]\n"))
+    assert statuses(ws.run_json("train")) == {"train": "ran"}
+    done = ws.cli("run", "train", "model=tree")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == (
+        "mlbuild: ml.yaml:15:12: steps.train.deps[0]: 'conf' holds conf/config.yaml, a config "
+        "file of the Hydra tree, which this step reads itself: it would not see the overrides "
+        "model=tree; read the values from ${params.KEY} or mlbuild.params(), or make it a "
+        "params file (params: {files: [conf/config.yaml]}), which mlbuild writes the overrides "
+        "into"
+    )
