@@ -4,10 +4,11 @@ a baseline revision, alternated run by run so both see the same machine load.
     python bench/bench_noop_run.py --baseline d575cb1 --repeat 21
     python bench/bench_noop_run.py --baseline d575cb1 --params hydra --change override
 
-The workspace has four steps; `c` reads the param `n`, which is inline in ml.yaml or in a Hydra
-tree (`--params`). `--change edit` edits it before each run, `--change override` passes `n=V`:
-both with a value never used before, so `c` re-runs (`d`, its output unchanged, is a hit).
-Prints wall-clock and CPU (user + system) medians.
+The workspace has four steps; `c` reads the param `n`, which is inline in ml.yaml, in a Hydra
+tree or in `params.yaml` (`--params`). `--change edit` edits it before each run, `--change
+override` passes `n=V` (which mlbuild writes into `params.yaml`): both with a value never used
+before, so `c` re-runs (`d`, its output unchanged, is a hit). Prints wall-clock and CPU
+(user + system) medians.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ HYDRA = "params: {config_dir: conf, config_name: config}"
 
 
 def set_param(workspace: Path, kind: str, value: int) -> None:
-    if kind == "hydra":
+    if kind == "file":  # DVC's convention; a baseline before params files cannot run this
+        (workspace / "params.yaml").write_text(f"# the one parameter\nn: {value}\n")
+        (workspace / "ml.yaml").write_text(RECIPE.replace("{n: 1}", "params.yaml"))
+    elif kind == "hydra":
         (workspace / "conf").mkdir(exist_ok=True)
         (workspace / "conf" / "config.yaml").write_text(f"n: {value}\n")
         (workspace / "ml.yaml").write_text(RECIPE.replace("params: {n: 1}", HYDRA))
@@ -67,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="git revision to compare against")
     parser.add_argument("--repeat", type=int, default=21)
-    parser.add_argument("--params", choices=["inline", "hydra"], default="inline")
+    parser.add_argument("--params", choices=["inline", "hydra", "file"], default="inline")
     parser.add_argument("--change", choices=["noop", "edit", "override"], default="noop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
