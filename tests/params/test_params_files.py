@@ -398,3 +398,12 @@ def test_editing_inline_params_needs_no_hydra_and_an_override_does(ws: Workspace
     done = ws.cli_python(probe.replace("sys.argv[1:]", "['train.lr=0.3']"))
     assert done.stdout.strip().splitlines()[-1] == "0 True"
     assert ws.read("out.txt") == "0.3\n"
+
+
+def test_init_in_a_dvc_style_repository_uses_its_params_file(ws: Workspace) -> None:
+    ws.gen({"params.yaml": DVC_REPO_PARAMS, "train.py": TRAIN})
+    assert ws.cli("init").returncode == 0
+    recipe = ws.read("ml.yaml")
+    assert "params: params.yaml  # overrides (key=value) are written into it\n" in recipe
+    assert "    deps: [train.py, params.yaml]\n" in recipe
+    assert ws.cli("validate").returncode == 0
