@@ -244,6 +244,17 @@ def recipe_with(params: str) -> str:
         ),
         ("ml.yaml", {}, "ml.yaml:3:9: params: 'ml.yaml' is the recipe itself, not a params file"),
         (
+            ".git/config.yaml",
+            {},
+            "ml.yaml:3:9: params: params file '.git/config.yaml' is inside .git/",
+        ),
+        (
+            "{config_dir: ../conf}",
+            {},
+            "ml.yaml:3:22: params.config_dir: Hydra config directory '../conf' is outside the "
+            "workspace",
+        ),
+        (
             "params.yaml",
             {"params.yaml": "train:\n  lr: 1\n  lr: 2\n"},
             "params.yaml:3:3: train.lr: duplicate key 'lr' (first defined at line 2); a key "
