@@ -31,8 +31,14 @@ from mlbuild.params import PARAMS_ENV, nest
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
-    """Replace ``target`` by ``data`` all at once, keeping its permissions: a reader (or a killed
-    run) sees the old content or the new, never a mix."""
+    """Replace ``target`` by ``data`` all at once: a reader (or a killed run) sees the old content
+    or the new, never a mix."""
+    os.replace(_stage(target, data), target)
+
+
+def _stage(target: Path, data: bytes) -> str:
+    """``data`` written and synced to a temporary file beside ``target``, with its permissions;
+    its name, for ``os.replace``. Nothing is left behind if writing fails (a full disk)."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -41,11 +47,11 @@ def _write_atomically(target: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return tmp
 
 
 def _on_stop_signals(cancelled: threading.Event) -> dict[int, Any]:
@@ -311,20 +317,25 @@ class _Run:
         and a later run without the override finds the same results cached.
         """
         root = self.ws.root.resolve()
-        for path, text in self.graph.param_writes.items():
-            target = (self.ws.root / path).resolve()
-            data = text.encode("utf-8")
-            try:
+        staged: list[tuple[str, Path, str]] = []  # all written aside first: all or none change
+        try:
+            for path, text in self.graph.param_writes.items():
+                target = (self.ws.root / path).resolve()
                 target.relative_to(root)  # checked when compiling; a symlink changed since
-                if target.read_bytes() == data:
-                    continue
-                _write_atomically(target, data)
-            except (OSError, ValueError) as exc:
-                why = exc.strerror if isinstance(exc, OSError) else f"{target} is outside"
-                raise MlbuildError(
-                    f"cannot write the overrides into {path}: {why}; no step ran and {path} is "
-                    "unchanged"
-                ) from None
+                data = text.encode("utf-8")
+                if target.read_bytes() != data:
+                    staged.append((path, target, _stage(target, data)))
+        except (OSError, ValueError) as exc:
+            for _, _, tmp in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            why = exc.strerror if isinstance(exc, OSError) else "it is now outside the workspace"
+            raise MlbuildError(
+                f"cannot write the overrides into {path}: {why}; no step ran and no params "
+                "file changed"
+            ) from None
+        for path, target, tmp in staged:
+            os.replace(tmp, target)
             self.reporter.step_note(path, "written with the overridden values")
 
     def _environment(self, spec: StepSpec) -> dict[str, str]:

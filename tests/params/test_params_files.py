@@ -369,25 +369,29 @@ def test_editing_a_params_file_needs_no_hydra_and_a_no_op_run_no_yaml(ws: Worksp
     assert ws.cli_python(top_no_op).stdout.strip().splitlines()[-1] == "0 [] []"
 
 
-def test_a_full_disk_leaves_the_params_file_whole_and_runs_nothing(ws: Workspace) -> None:
+def test_a_full_disk_changes_no_params_file_and_runs_nothing(ws: Workspace) -> None:
     comment = "# " + "x" * 200_000 + "\n"  # a big file, small parameters
-    ws.gen({**DVC_REPO, "params.yaml": comment + DVC_REPO_PARAMS})
+    recipe = DVC_REPO["ml.yaml"].replace("params: params.yaml", "params: [a.yaml, params.yaml]")
+    ws.gen({**DVC_REPO, "ml.yaml": recipe, "a.yaml": "a: 1\n"})
+    ws.gen({"params.yaml": comment + DVC_REPO_PARAMS})
     ws.run_json()
-    assert ws.cli("plan", "train.n_est=7").returncode == 0  # compiles the graph, writes nothing
-    limited = (
+    overrides = ["a=2", "train.n_est=7"]
+    assert ws.cli("plan", *overrides).returncode == 0  # compiles the graph, writes nothing
+    limited = (  # a file may not grow past 150 kB: a.yaml can be written, params.yaml cannot
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))\n"
         "from mlbuild.cli.main import main\n"
-        "sys.exit(main(['run', 'train.n_est=7']))\n"
+        f"sys.exit(main(['run', *{overrides!r}]))\n"
     )
     done = ws.cli_python(limited)
     assert (done.returncode, done.stderr) == (
         1,
         "mlbuild: cannot write the overrides into params.yaml: File too large; no step ran and "
-        "params.yaml is unchanged\n",
+        "no params file changed\n",
     )
     assert ws.read("params.yaml") == comment + DVC_REPO_PARAMS
-    assert sorted(p.name for p in ws.root.iterdir() if p.name.startswith(".params")) == []
+    assert ws.read("a.yaml") == "a: 1\n"
+    assert [p.name for p in ws.root.iterdir() if p.name.endswith(".tmp")] == []
     assert model(ws)["n_est"] == 100
 
 
