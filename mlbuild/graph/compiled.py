@@ -24,9 +24,10 @@ def load_graph(recipe_path: Path, meta_dir: Path, hasher: Hasher, overrides: lis
     Raises :class:`~mlbuild.errors.RecipeError` or :class:`~mlbuild.errors.OverrideError`.
     """
     from mlbuild import __version__
+    from mlbuild.recipe.limits import read_limited
 
     try:
-        text = recipe_path.read_bytes()
+        text = read_limited(recipe_path, _display(recipe_path))  # a huge file is not read whole
     except FileNotFoundError:
         from mlbuild.errors import Problem, RecipeError
 
