@@ -14,7 +14,7 @@ from typing import Any
 from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.model import Graph, Output, ServedModel, StepSpec
-from mlbuild.params import flatten, interpolate, references, select, suggest
+from mlbuild.params import UnsafeValueError, flatten, interpolate, references, select, suggest
 from mlbuild.recipe import (
     KeyPath,
     OutSpec,
@@ -138,9 +138,12 @@ def _compile_step(
     here: KeyPath = ("steps", name)
     known = sorted(k for k in flat if not isinstance(flat[k], dict))
 
-    def expand(text: str, path: KeyPath, *, quote: bool) -> str:
+    def expand(text: str, path: KeyPath, *, for_shell: bool) -> str:
         try:
-            return interpolate(text, flat, quote=quote)
+            return interpolate(text, flat, for_shell=for_shell)
+        except UnsafeValueError as exc:  # a value that could change a shell command's structure
+            problems.append(source.problem(path, str(exc)))
+            return text
         except KeyError as exc:
             key = str(exc.args[0])
             problems.append(
@@ -151,10 +154,10 @@ def _compile_step(
             return text
 
     if isinstance(step.cmd, str):
-        cmd: str | list[str] = expand(step.cmd, (*here, "cmd"), quote=True)
+        cmd: str | list[str] = expand(step.cmd, (*here, "cmd"), for_shell=True)
         refs = references(step.cmd)
     else:
-        cmd = [expand(arg, (*here, "cmd", i), quote=False) for i, arg in enumerate(step.cmd)]
+        cmd = [expand(arg, (*here, "cmd", i), for_shell=False) for i, arg in enumerate(step.cmd)]
         refs = [key for arg in step.cmd for key in references(arg)]
 
     selected, unmatched = select(params, [*step.params, *refs])
@@ -170,7 +173,7 @@ def _compile_step(
     def paths(kind: str, raw: list[str]) -> list[str]:
         out = []
         for index, value in enumerate(raw):
-            text = expand(value, (*here, kind, index), quote=False)
+            text = expand(value, (*here, kind, index), for_shell=False)
             normal = _relpath(root, text)
             if normal is None:
                 problems.append(
@@ -191,7 +194,7 @@ def _compile_step(
     ]
     metrics = paths("metrics", list(step.metrics))
     outs += [Output(path=m) for m in metrics if m not in {o.path for o in outs}]
-    env = {k: expand(v, (*here, "env", k), quote=False) for k, v in step.env.items()}
+    env = {k: expand(v, (*here, "env", k), for_shell=False) for k, v in step.env.items()}
     for secret in step.secrets:
         if secret in env:
             problems.append(

@@ -16,6 +16,9 @@ from mlbuild.cache import FORMAT_VERSION, Hasher, hash_bytes
 from mlbuild.graph.model import Graph
 
 _KEEP = 64  # compiled entries kept; the oldest go first
+# part of every entry's key: bump it when compiling refuses more or yields other graphs, so that
+# no graph compiled by the older rules is reused (2: params pasted into shell commands are inert)
+_RULES = 2
 
 
 def load_graph(recipe_path: Path, meta_dir: Path, hasher: Hasher, overrides: list[str]) -> Graph:
@@ -43,7 +46,7 @@ def load_graph(recipe_path: Path, meta_dir: Path, hasher: Hasher, overrides: lis
             ]
         ) from None
     key = hash_bytes(
-        json.dumps([__version__, FORMAT_VERSION, hash_bytes(text), overrides]).encode()
+        json.dumps([__version__, FORMAT_VERSION, _RULES, hash_bytes(text), overrides]).encode()
     )
     entry_path = meta_dir / "compiled" / f"{key}.json"
     cached = _read(entry_path, hasher)
