@@ -64,15 +64,16 @@ def ingest(folder: Path, store: RunStore, warn: Callable[[str], None]) -> int:
     goes in through :meth:`RunStore.put_run`, which is idempotent, and only then is removed, so a
     run is never lost nor recorded twice, and a reader that finds a file gone just moves on.
     A run still going stays in the journal (its latest state is copied, and its heartbeat the
-    file's mtime); so does a run whose process died, until the store marks it interrupted. A file
-    that is not a run record is moved to ``corrupt/`` and reported through ``warn`` once, by the
-    reader that moved it.
+    file's mtime); one whose process died leaves it once copied, and the store marks it
+    interrupted. A file that is not a run record is moved to ``corrupt/`` and reported through
+    ``warn`` once, by the reader that moved it.
     """
     moved = 0
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            text = path.read_text(encoding="utf-8")
-            beat = path.stat().st_mtime
+            with path.open(encoding="utf-8") as handle:
+                seen = os.fstat(handle.fileno())  # the file read, not whatever replaces it
+                text = handle.read()
         except FileNotFoundError:
             continue  # another reader moved it in
         except (OSError, ValueError) as exc:
@@ -84,14 +85,26 @@ def ingest(folder: Path, store: RunStore, warn: Callable[[str], None]) -> int:
             _set_aside(path, str(exc), warn)
             continue
         if run.status is RunStatus.RUNNING:
-            store.put_run(replace(run, heartbeat=beat))
+            store.put_run(replace(run, heartbeat=seen.st_mtime))
             if is_gone(run.process):  # died without a word: the store will mark it interrupted
-                path.unlink(missing_ok=True)
+                _remove_if_same(path, seen)
             continue
         store.put_run(run)
         path.unlink(missing_ok=True)
         moved += 1
     return moved
+
+
+def _remove_if_same(path: Path, seen: os.stat_result) -> None:
+    """Remove ``path`` unless it was replaced since it was read as ``seen``: a run that ended
+    just before its process went writes its final record last, and that one must be moved in.
+    Once the process is gone nothing replaces the file any more, so checking then removing
+    cannot race with its writer."""
+    try:
+        if os.stat(path).st_ino == seen.st_ino:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _parse(text: str, stem: str) -> RunRecord:

@@ -20,6 +20,7 @@ from mlbuild.store import (
     open_store,
     process_token,
 )
+from mlbuild.store.journal import ingest
 from tests.conftest import CHILD_ENV, Workspace
 from tests.store.factory import finish, make_run
 
@@ -205,3 +206,26 @@ def test_a_run_whose_process_died_leaves_the_journal_as_interrupted(demo: Worksp
         alive.id: RunStatus.RUNNING.value,
     }
     assert [p.stem for p in (demo.root / JOURNAL).glob("*.json")] == [alive.id]
+
+
+def test_a_run_that_ends_while_a_reader_copies_it_keeps_its_final_record(tmp_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE, text=True)
+    run = make_run(process=process_token(child.pid))
+    folder = tmp_path / "journal"
+    writer = JournalStore(folder)
+    writer.start_run(run)
+    store = open_store(f"sqlite:///{tmp_path}/runs.db")
+
+    class EndsMeanwhile:
+        """The store, while the run writes its final record and exits under the reader."""
+
+        def put_run(self, record: RunRecord) -> None:
+            store.put_run(record)
+            writer.finish_run(finish(run))
+            child.communicate("\n")
+
+    ingest(folder, EndsMeanwhile(), print)  # type: ignore[arg-type]
+    assert [p.stem for p in folder.glob("*.json")] == [run.id], "the final record is kept"
+    ingest(folder, store, print)
+    assert store.get_run(run.id).status is RunStatus.FINISHED
+    store.close()
