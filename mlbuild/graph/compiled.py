@@ -16,15 +16,27 @@ from mlbuild.cache import FORMAT_VERSION, Hasher, hash_bytes
 from mlbuild.graph.model import Graph
 
 _KEEP = 64  # compiled entries kept; the oldest go first
-# part of every entry's key: bump it when compiling refuses more or yields other graphs, so that
-# no graph compiled by the older rules is reused (2: params pasted into shell commands are inert)
-_RULES = 2
+# bumped when what a compiled entry holds or what compilation checks changes, so no entry
+# compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
+# 3: params pasted into shell commands must be inert)
+_GRAPH_VERSION = 3
 
 
-def load_graph(recipe_path: Path, meta_dir: Path, hasher: Hasher, overrides: list[str]) -> Graph:
-    """The compiled graph of the recipe at ``recipe_path`` with ``overrides`` applied.
+def load_graph(
+    recipe_path: Path,
+    meta_dir: Path,
+    hasher: Hasher,
+    overrides: list[str],
+    *,
+    cache: Path | None = None,
+) -> Graph:
+    """The compiled graph of the recipe at ``recipe_path`` with ``overrides`` applied; ``cache``
+    is the cache directory, which no recipe path may reach.
 
-    Raises :class:`~mlbuild.errors.RecipeError` or :class:`~mlbuild.errors.OverrideError`.
+    Checks that depend on the filesystem as it is now (symlinks, missing inputs) are the
+    caller's, through :meth:`~mlbuild.graph.Planner.check_inputs`: a cached graph is only as
+    valid as the recipe's bytes. Raises :class:`~mlbuild.errors.RecipeError` or
+    :class:`~mlbuild.errors.OverrideError`.
     """
     from mlbuild import __version__
     from mlbuild.recipe.limits import read_limited
@@ -46,14 +58,16 @@ def load_graph(recipe_path: Path, meta_dir: Path, hasher: Hasher, overrides: lis
             ]
         ) from None
     key = hash_bytes(
-        json.dumps([__version__, FORMAT_VERSION, _RULES, hash_bytes(text), overrides]).encode()
+        json.dumps(
+            [__version__, FORMAT_VERSION, _GRAPH_VERSION, hash_bytes(text), overrides]
+        ).encode()
     )
     entry_path = meta_dir / "compiled" / f"{key}.json"
     cached = _read(entry_path, hasher)
     if cached is not None:
         return cached
     try:
-        graph, inputs = _compile(recipe_path, text, hasher, overrides)
+        graph, inputs = _compile(recipe_path, text, hasher, overrides, cache)
     except UnicodeDecodeError as exc:
         from mlbuild.errors import Problem, RecipeError
 
@@ -77,10 +91,12 @@ def _read(entry_path: Path, hasher: Hasher) -> Graph | None:
 
 
 def _compile(
-    recipe_path: Path, text: bytes, hasher: Hasher, overrides: list[str]
+    recipe_path: Path, text: bytes, hasher: Hasher, overrides: list[str], cache: Path | None
 ) -> tuple[Graph, dict[str, str]]:
-    from mlbuild.graph.build import compile_graph
+    from mlbuild.errors import RecipeError
+    from mlbuild.graph.build import compile_graph, protected_paths
     from mlbuild.params import compose_params, needs_hydra
+    from mlbuild.paths import Fence, UnsafePathError
     from mlbuild.recipe import SCHEMA_COPY, HydraParams, parse_recipe, write_schema
 
     root = recipe_path.parent
@@ -90,7 +106,12 @@ def _compile(
     inputs: dict[str, str] = {}
     params: dict[str, object] = {}
     if isinstance(recipe.params, HydraParams):
-        config_dir = root / recipe.params.config_dir
+        fence = Fence(root, protected_paths(recipe, recipe_path.name), cache)
+        try:  # before Hydra reads anything from it
+            config_rel = fence.check(recipe.params.config_dir, writes=False)
+        except UnsafePathError as exc:
+            raise RecipeError([source.problem(("params", "config_dir"), exc.message)]) from None
+        config_dir = root / config_rel
         params = compose_params(
             inline=None,
             config_dir=config_dir,
@@ -98,17 +119,19 @@ def _compile(
             overrides=overrides,
             recipe_file=display,
         )
-        rel = os.path.relpath(config_dir, root)
-        digest = hasher.digest(rel)
+        digest = hasher.digest(config_rel)
         if digest is not None:
-            inputs[rel] = digest.value
+            inputs[config_rel] = digest.value
     elif needs_hydra(recipe.params, overrides):
         params = compose_params(
             inline=recipe.params or {}, config_dir=None, overrides=overrides, recipe_file=display
         )
     elif recipe.params:
         params = dict(recipe.params)
-    return compile_graph(recipe, source, root, params, overrides), inputs
+    graph = compile_graph(
+        recipe, source, root, params, overrides, recipe_name=recipe_path.name, cache=cache
+    )
+    return graph, inputs
 
 
 def _write(entry_path: Path, entry: dict[str, object]) -> None:

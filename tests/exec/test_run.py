@@ -119,6 +119,10 @@ def test_editing_a_restored_output_never_corrupts_the_cache(pipeline: Workspace)
     pipeline.run_json()  # restores model.txt for lr=0.1
     with open(pipeline.root / "model.txt", "a") as handle:  # edit in place, as a user might
         handle.write(" tampered")
+    refused = pipeline.cli("run", "train.lr=0.5")  # the edit is the user's: never overwritten
+    assert refused.returncode == 1
+    assert pipeline.read("model.txt") == "w=1.200 tampered"
+    (pipeline.root / "model.txt").unlink()
     pipeline.run_json("train.lr=0.5")
     result = pipeline.run_json()
     assert statuses(result)["train"] == "restored"
