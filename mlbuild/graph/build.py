@@ -18,7 +18,7 @@ from mlbuild.data import DatasetSpec, resolve_kind
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.checks import missing_inputs
 from mlbuild.graph.model import Graph, Output, PathUse, ServedModel, StepSpec
-from mlbuild.params import flatten, interpolate, references, select, suggest
+from mlbuild.params import UnsafeValueError, flatten, interpolate, references, select, suggest
 from mlbuild.paths import Fence, UnsafePathError, is_within, normalise, overlaps
 from mlbuild.recipe import (
     RECIPE_FILE,
@@ -201,9 +201,12 @@ def _compile_step(
     here: KeyPath = ("steps", name)
     known = sorted(k for k in flat if not isinstance(flat[k], dict))
 
-    def expand(text: str, path: KeyPath, *, quote: bool) -> str:
+    def expand(text: str, path: KeyPath, *, for_shell: bool) -> str:
         try:
-            return interpolate(text, flat, quote=quote)
+            return interpolate(text, flat, for_shell=for_shell)
+        except UnsafeValueError as exc:  # a value that could change a shell command's structure
+            problems.append(source.problem(path, str(exc)))
+            return text
         except KeyError as exc:
             key = str(exc.args[0])
             problems.append(
@@ -214,10 +217,10 @@ def _compile_step(
             return text
 
     if isinstance(step.cmd, str):
-        cmd: str | list[str] = expand(step.cmd, (*here, "cmd"), quote=True)
+        cmd: str | list[str] = expand(step.cmd, (*here, "cmd"), for_shell=True)
         refs = references(step.cmd)
     else:
-        cmd = [expand(arg, (*here, "cmd", i), quote=False) for i, arg in enumerate(step.cmd)]
+        cmd = [expand(arg, (*here, "cmd", i), for_shell=False) for i, arg in enumerate(step.cmd)]
         refs = [key for arg in step.cmd for key in references(arg)]
 
     selected, unmatched = select(params, [*step.params, *refs])
@@ -238,7 +241,7 @@ def _compile_step(
             key: KeyPath = (*here, kind, index)
             if kind == "outs" and isinstance(step.outs[index], OutSpec):
                 key = (*key, "path")
-            text = expand(value, key, quote=False)
+            text = expand(value, key, for_shell=False)
             if kind == "deps" and text.startswith("data:"):
                 out.append(text)  # a dataset by name, resolved by _resolve_data
                 continue
@@ -254,7 +257,7 @@ def _compile_step(
     ]
     metrics = [m for m in paths("metrics", list(step.metrics), writes=True) if m is not None]
     outs += [Output(path=m) for m in metrics if m not in {o.path for o in outs}]
-    env = {k: expand(v, (*here, "env", k), quote=False) for k, v in step.env.items()}
+    env = {k: expand(v, (*here, "env", k), for_shell=False) for k, v in step.env.items()}
     for secret in step.secrets:
         if secret in env:
             problems.append(

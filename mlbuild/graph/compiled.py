@@ -17,8 +17,9 @@ from mlbuild.graph.model import Graph
 
 _KEEP = 64  # compiled entries kept; the oldest go first
 # bumped when what a compiled entry holds or what compilation checks changes, so no entry
-# compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded)
-_GRAPH_VERSION = 2
+# compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
+# 3: params pasted into shell commands must be inert)
+_GRAPH_VERSION = 3
 
 
 def load_graph(
@@ -38,9 +39,10 @@ def load_graph(
     :class:`~mlbuild.errors.OverrideError`.
     """
     from mlbuild import __version__
+    from mlbuild.recipe.limits import read_limited
 
     try:
-        text = recipe_path.read_bytes()
+        text = read_limited(recipe_path, _display(recipe_path))  # a huge file is not read whole
     except FileNotFoundError:
         from mlbuild.errors import Problem, RecipeError
 

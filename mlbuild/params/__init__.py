@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mlbuild.params.compose import suggest as suggest
     from mlbuild.params.runtime import PARAMS_ENV as PARAMS_ENV
     from mlbuild.params.runtime import params as params
+    from mlbuild.params.selection import UnsafeValueError as UnsafeValueError
     from mlbuild.params.selection import flatten as flatten
     from mlbuild.params.selection import interpolate as interpolate
     from mlbuild.params.selection import nest as nest
@@ -33,6 +34,7 @@ _LAZY = {
     "suggest": "compose",
     "PARAMS_ENV": "runtime",
     "params": "runtime",
+    "UnsafeValueError": "selection",
     "flatten": "selection",
     "interpolate": "selection",
     "nest": "selection",
@@ -52,6 +54,7 @@ __all__ = [  # noqa: RUF022 - grouped by submodule
     "suggest",
     "PARAMS_ENV",
     "params",
+    "UnsafeValueError",
     "flatten",
     "interpolate",
     "nest",

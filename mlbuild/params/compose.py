@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,7 @@ def compose_params(
                         )
                     ]
                 )
+            _check_config_files(config_dir)
             context: Any = initialize_config_dir(
                 config_dir=str(config_dir.resolve()), version_base=None
             )
@@ -85,6 +87,19 @@ def compose_params(
         GlobalHydra.instance().clear()
     assert isinstance(resolved, dict)
     return {str(k): v for k, v in resolved.items()}
+
+
+def _check_config_files(config_dir: Path) -> None:
+    """Refuse a config file over mlbuild's YAML limits (an alias bomb, say) before Hydra, which
+    has none, reads it. Every ``.yaml`` below the directory is checked: the compiled-graph cache
+    hashes them all anyway, and which ones Hydra reads depends on the overrides."""
+    from mlbuild.recipe import check_yaml_limits
+
+    for folder, _, files in os.walk(config_dir):  # symlinked directories are not entered
+        for name in sorted(files):
+            if name.endswith(".yaml"):
+                path = Path(folder, name)
+                check_yaml_limits(path, os.path.relpath(path))
 
 
 def needs_hydra(inline: dict[str, Any] | None, overrides: list[str]) -> bool:
