@@ -77,8 +77,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     try:
         # a graph compiled from these exact bytes (and params files) was valid: the compiled
-        # cache answers without loading pydantic; any change revalidates everything
+        # cache answers without loading pydantic; any change revalidates everything. What the
+        # filesystem decides (symlinks, missing inputs) is checked again every time.
         graph = ws.graph(list(args.overrides))
+        ws.check(graph)
     except RecipeError as exc:
         if not args.json:
             raise

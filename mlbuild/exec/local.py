@@ -25,6 +25,7 @@ from mlbuild.cache import ActionResult, OutRecord, remove
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec.events import Reporter, RunSummary, Status, StepOutcome
 from mlbuild.exec.metrics import read_metrics
+from mlbuild.exec.ownership import Ownership
 from mlbuild.exec.process import StepProcess, describe_exit
 from mlbuild.graph import Action, Decision, Graph, StepRecord, StepSpec, Workspace
 from mlbuild.params import PARAMS_ENV, nest
@@ -100,6 +101,8 @@ class _Run:
         self.graph = graph
         self.names = graph.upstream_closure(targets or list(graph.steps))
         self.planner = workspace.planner(graph, force=set(self.names) if force else set())
+        self.fence = workspace.fence(graph)  # re-checks each path just before it is written
+        self.owned = Ownership(workspace)  # removes only outputs mlbuild made or can restore
         self.jobs = max(1, jobs)
         self.reporter = reporter
         self.outcomes: dict[str, StepOutcome] = {}
@@ -188,6 +191,12 @@ class _Run:
         spec = self.graph.steps[name]
         started = time.monotonic()
         try:
+            # an earlier step may have changed the tree (a directory now a symlink out of the
+            # repository): check this step's paths again before anything reads or writes them
+            for dep in spec.deps:
+                self.fence.check(dep, writes=False)
+            for out in spec.outs:
+                self.fence.target(out.path)
             decision = self.planner.decide(spec)
             if decision.action is Action.CACHED:
                 assert decision.fingerprint is not None and decision.result is not None
@@ -207,9 +216,12 @@ class _Run:
     def _restore(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         assert decision.result is not None and decision.fingerprint is not None
         started = time.monotonic()
-        for path, record in decision.result.outs.items():
-            if record.cached:
-                self.ws.cache.objects.restore(record.digest, self.ws.root / path)
+        restoring = {p: r.digest for p, r in decision.result.outs.items() if r.cached}
+        self._may_replace(spec, list(restoring))
+        self.owned.claim(restoring)
+        for path, digest in restoring.items():
+            self.ws.cache.objects.restore(digest, self.fence.target(path), fence=self.fence)
+        self.owned.settle(restoring)
         self._remember(spec, decision, decision.result, "restored")
         return StepOutcome(
             spec.name,
@@ -227,6 +239,7 @@ class _Run:
         self.reporter.step_started(spec.name, decision.reasons)
         for dataset in spec.data:  # fetch only what this step reads, only when it must run
             if self.planner.data.kind(dataset) != "file":
+                self.fence.target(self.graph.datasets[dataset].path)  # DVC writes there
                 self.planner.data.ensure_present(
                     dataset, lambda text: self.reporter.step_note(spec.name, text)
                 )
@@ -239,8 +252,10 @@ class _Run:
                 message=f"secret {', '.join(missing)} is not set in the environment; export it "
                 "before running (secrets are passed through, never stored)",
             )
+        self._may_replace(spec, [o.path for o in spec.outs if not o.persist])
+        self.owned.claim(o.path for o in spec.outs)  # on disk before the process starts
         for out in spec.outs:
-            target = self.ws.root / out.path
+            target = self.fence.target(out.path)
             if not out.persist:
                 remove(target)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -296,6 +311,7 @@ class _Run:
         if versioned:
             self.reporter.step_note(spec.name, f"adding {', '.join(versioned)} to DVC")
             self.planner.data.adapter().add(versioned)
+        self.owned.settle({path: record.digest for path, record in action.outs.items()})
         self.ws.cache.actions.put(decision.fingerprint, action)
         self._remember(spec, decision, action, "ran")
         return StepOutcome(
@@ -337,6 +353,20 @@ class _Run:
         for path, target, tmp in staged:
             os.replace(tmp, target)
             self.reporter.step_note(path, "written with the overridden values")
+
+    def _may_replace(self, spec: StepSpec, paths: list[str]) -> None:
+        """Raise unless every output in ``paths`` may be written now: inside the fence (checked
+        again, as the filesystem may have changed since ``plan``) and, if it exists, made by
+        mlbuild or recoverable. All are checked before anything is removed."""
+        declared = {o.path for o in spec.outs}
+        for path in paths:
+            if path not in declared:  # an action entry read back from a shared cache
+                raise MlbuildError(
+                    f"the cached result of step '{spec.name}' names '{path}', which is not one "
+                    "of its outputs; run it again with --force"
+                )
+            self.fence.target(path)
+            self.owned.check_removable(path)
 
     def _environment(self, spec: StepSpec) -> dict[str, str]:
         params_file = self.ws.meta / "params" / f"{spec.name}.json"

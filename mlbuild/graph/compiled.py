@@ -19,22 +19,39 @@ from mlbuild.cache import FORMAT_VERSION, Hasher, hash_bytes
 from mlbuild.graph.model import Graph
 
 _KEEP = 64  # compiled entries kept; the oldest go first
-_ENTRY_FORMAT = 2  # what an entry holds: 2 added env vars, params files and per-step problems
 
 if TYPE_CHECKING:
     from mlbuild.params import ParamSpec
     from mlbuild.recipe import Recipe, SourceMap
 
+# bumped when what a compiled entry holds or what compilation checks changes, so no entry
+# compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
+# 3: params pasted into shell commands must be inert; 4: env vars, params files and per-step
+# problems)
+_GRAPH_VERSION = 4
 
-def load_graph(recipe_path: Path, meta_dir: Path, hasher: Hasher, overrides: list[str]) -> Graph:
-    """The compiled graph of the recipe at ``recipe_path`` with ``overrides`` applied.
 
-    Raises :class:`~mlbuild.errors.RecipeError` or :class:`~mlbuild.errors.OverrideError`.
+def load_graph(
+    recipe_path: Path,
+    meta_dir: Path,
+    hasher: Hasher,
+    overrides: list[str],
+    *,
+    cache: Path | None = None,
+) -> Graph:
+    """The compiled graph of the recipe at ``recipe_path`` with ``overrides`` applied; ``cache``
+    is the cache directory, which no recipe path may reach.
+
+    Checks that depend on the filesystem as it is now (symlinks, missing inputs) are the
+    caller's, through :meth:`~mlbuild.graph.Planner.check_inputs`: a cached graph is only as
+    valid as the recipe's bytes. Raises :class:`~mlbuild.errors.RecipeError` or
+    :class:`~mlbuild.errors.OverrideError`.
     """
     from mlbuild import __version__
+    from mlbuild.recipe.limits import read_limited
 
     try:
-        text = recipe_path.read_bytes()
+        text = read_limited(recipe_path, _display(recipe_path))  # a huge file is not read whole
     except FileNotFoundError:
         from mlbuild.errors import Problem, RecipeError
 
@@ -51,7 +68,7 @@ def load_graph(recipe_path: Path, meta_dir: Path, hasher: Hasher, overrides: lis
         ) from None
     key = hash_bytes(
         json.dumps(
-            [__version__, FORMAT_VERSION, _ENTRY_FORMAT, hash_bytes(text), overrides]
+            [__version__, FORMAT_VERSION, _GRAPH_VERSION, hash_bytes(text), overrides]
         ).encode()
     )
     entry_path = meta_dir / "compiled" / f"{key}.json"
@@ -59,7 +76,7 @@ def load_graph(recipe_path: Path, meta_dir: Path, hasher: Hasher, overrides: lis
     if cached is not None:
         return cached
     try:
-        graph, inputs, env = _compile(recipe_path, text, hasher, overrides)
+        graph, inputs, env = _compile(recipe_path, text, hasher, overrides, cache)
     except UnicodeDecodeError as exc:
         from mlbuild.errors import Problem, RecipeError
 
@@ -93,18 +110,27 @@ def _read(entry_path: Path, hasher: Hasher) -> Graph | None:
 
 
 def _compile(
-    recipe_path: Path, text: bytes, hasher: Hasher, overrides: list[str]
+    recipe_path: Path, text: bytes, hasher: Hasher, overrides: list[str], cache: Path | None
 ) -> tuple[Graph, dict[str, str], dict[str, str | None]]:
-    from mlbuild.errors import OverrideError
-    from mlbuild.graph.build import compile_graph
+    from mlbuild.errors import OverrideError, RecipeError
+    from mlbuild.graph.build import compile_graph, protected_paths
     from mlbuild.params import resolve_params
-    from mlbuild.recipe import SCHEMA_COPY, parse_recipe, write_schema
+    from mlbuild.paths import Fence, UnsafePathError
+    from mlbuild.recipe import SCHEMA_COPY, ParamSources, parse_recipe, write_schema
 
     root = recipe_path.parent
     display = _display(recipe_path)
     write_schema(root / SCHEMA_COPY, if_stale=True)  # keep the editors' copy current
     recipe, source = parse_recipe(text.decode("utf-8"), display)
     _check_recipe_overrides(recipe, source)
+    section = recipe.params
+    if isinstance(section, ParamSources) and _below_root(section.config_dir):
+        assert section.config_dir is not None
+        fence = Fence(root, protected_paths(recipe, recipe_path.name), cache)
+        try:  # before Hydra reads anything from it
+            fence.check(section.config_dir, writes=False)
+        except UnsafePathError as exc:
+            raise RecipeError([source.problem(("params", "config_dir"), exc.message)]) from None
     try:
         resolved = resolve_params(
             _param_spec(recipe),
@@ -122,7 +148,22 @@ def _compile(
         if digest is not None:
             inputs[rel] = digest.value
     env = {name: env_digest(name) for name in resolved.env_read}
-    return compile_graph(recipe, source, root, resolved, overrides, env), inputs, env
+    graph = compile_graph(
+        recipe,
+        source,
+        root,
+        resolved,
+        overrides,
+        env,
+        recipe_name=recipe_path.name,
+        cache=cache,
+    )
+    return graph, inputs, env
+
+
+def _below_root(config_dir: str | None) -> bool:
+    """A config directory the fence checks: any but the workspace root itself (``.``)."""
+    return config_dir is not None and os.path.normpath(config_dir) != "."
 
 
 def _param_spec(recipe: Recipe) -> ParamSpec:

@@ -7,10 +7,12 @@ and cached (``compiled.py``), so a no-op run needs neither pydantic nor Hydra.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem
+from mlbuild.paths import Fence, is_within
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,16 @@ class Output:
     cache: bool = True
     persist: bool = False
     dvc: bool = False
+
+
+@dataclass(frozen=True)
+class PathUse:
+    """One path of the recipe, where it is written (``steps.a.outs[0]``) and whether the engine
+    writes or removes it; re-checked every time the graph is used, since the filesystem moves."""
+
+    key: str
+    path: str
+    writes: bool
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,7 @@ class ServedModel:
         found = {}
         for path in files:
             for step in graph.steps.values():
-                if any(path == o.path or path.startswith(o.path + "/") for o in step.outs):
+                if any(is_within(path, o.path) for o in step.outs):
                     found[path] = step.name
         return found
 
@@ -102,6 +114,14 @@ class Graph:
     # the sweeper the Hydra config selects, for --multirun (see mlbuild.params.expand_sweeps)
     sweeper: dict[str, Any] | None = None
     hydra_output_dir: str | None = None  # Hydra's output dir, relative to the workspace
+    # every recipe path, for the checks that depend on the filesystem (symlinks, existence)
+    paths: list[PathUse] = field(default_factory=list)
+    # paths the engine never writes or removes → what they are (the recipe, Hydra's config)
+    protected: dict[str, str] = field(default_factory=dict)
+
+    def fence(self, root: Path, cache: Path | None) -> Fence:
+        """What the engine may read, write and remove in workspace ``root`` for this graph."""
+        return Fence(root, self.protected, cache)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,7 +135,17 @@ class Graph:
         lines = {int(k): v for k, v in raw.get("lines", {}).items()}
         datasets = {k: DatasetSpec(**v) for k, v in raw.get("datasets", {}).items()}
         model = ServedModel(**raw["model"]) if raw.get("model") else None
-        return cls(**{**raw, "steps": steps, "lines": lines, "datasets": datasets, "model": model})
+        paths = [PathUse(**use) for use in raw.get("paths", [])]
+        return cls(
+            **{
+                **raw,
+                "steps": steps,
+                "lines": lines,
+                "datasets": datasets,
+                "model": model,
+                "paths": paths,
+            }
+        )
 
     def problem(self, key: str, message: str) -> Problem:
         """A recipe problem at key path ``key`` (``steps.train.deps[0]``), located if known."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlbuild.params.resolve import resolve_params as resolve_params
     from mlbuild.params.runtime import PARAMS_ENV as PARAMS_ENV
     from mlbuild.params.runtime import params as params
+    from mlbuild.params.selection import UnsafeValueError as UnsafeValueError
     from mlbuild.params.selection import broken as broken
     from mlbuild.params.selection import flatten as flatten
     from mlbuild.params.selection import interpolate as interpolate
@@ -48,6 +49,7 @@ _LAZY = {
     "PARAMS_ENV": "runtime",
     "params": "runtime",
     "broken": "selection",
+    "UnsafeValueError": "selection",
     "flatten": "selection",
     "interpolate": "selection",
     "nest": "selection",
@@ -74,6 +76,7 @@ __all__ = [  # noqa: RUF022 - grouped by submodule
     "PARAMS_ENV",
     "params",
     "broken",
+    "UnsafeValueError",
     "flatten",
     "interpolate",
     "nest",

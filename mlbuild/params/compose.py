@@ -91,6 +91,7 @@ def compose_config(
     try:
         with logging_env() as log:
             if config_dir is not None:
+                _check_config_files(config_dir)
                 context: Any = initialize_config_dir(
                     config_dir=str(config_dir.resolve()), version_base=None, job_name=job_name
                 )
@@ -149,6 +150,19 @@ def compose_config(
     finally:
         GlobalHydra.instance().clear()
         HydraConfig.instance().cfg = None
+
+
+def _check_config_files(config_dir: Path) -> None:
+    """Refuse a config file over mlbuild's YAML limits (an alias bomb, say) before Hydra, which
+    has none, reads it. Every ``.yaml`` below the directory is checked: the compiled-graph cache
+    hashes them all anyway, and which ones Hydra reads depends on the overrides."""
+    from mlbuild.recipe import check_yaml_limits
+
+    for folder, _, files in os.walk(config_dir):  # symlinked directories are not entered
+        for name in sorted(files):
+            if name.endswith(".yaml"):
+                path = Path(folder, name)
+                check_yaml_limits(path, os.path.relpath(path))
 
 
 def needs_hydra(inline: dict[str, Any] | None, overrides: list[str]) -> bool:

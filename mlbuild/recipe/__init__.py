@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from mlbuild.recipe._yaml import KeyPath as KeyPath
     from mlbuild.recipe._yaml import Position as Position
     from mlbuild.recipe._yaml import SourceMap as SourceMap
+    from mlbuild.recipe._yaml import check_yaml_limits as check_yaml_limits
     from mlbuild.recipe._yaml import format_path as format_path
     from mlbuild.recipe._yaml import load_yaml as load_yaml
+    from mlbuild.recipe._yaml import safe_load_yaml as safe_load_yaml
     from mlbuild.recipe.loader import load_recipe as load_recipe
     from mlbuild.recipe.loader import parse_recipe as parse_recipe
     from mlbuild.recipe.models import SCHEMA_VERSION as SCHEMA_VERSION
@@ -43,8 +45,10 @@ _LAZY = {
     "KeyPath": "_yaml",
     "Position": "_yaml",
     "SourceMap": "_yaml",
+    "check_yaml_limits": "_yaml",
     "format_path": "_yaml",
     "load_yaml": "_yaml",
+    "safe_load_yaml": "_yaml",
     "load_recipe": "loader",
     "parse_recipe": "loader",
     "SCHEMA_VERSION": "models",
@@ -73,8 +77,10 @@ __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "KeyPath",
     "Position",
     "SourceMap",
+    "check_yaml_limits",
     "format_path",
     "load_yaml",
+    "safe_load_yaml",
     "load_recipe",
     "parse_recipe",
     "SCHEMA_VERSION",

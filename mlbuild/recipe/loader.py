@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.recipe import RECIPE_FILE
 from mlbuild.recipe._yaml import KeyPath, SourceMap, load_yaml
+from mlbuild.recipe.limits import read_limited
 from mlbuild.recipe.models import PARAMS_FILE_HINT, Recipe
 
 
@@ -21,7 +22,7 @@ def load_recipe(path: Path) -> tuple[Recipe, SourceMap]:
     types) at once, each located at ``file:line:column``.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, str(path)).decode("utf-8")
     except FileNotFoundError:
         raise RecipeError(
             [Problem(str(path), None, None, "", "no recipe here; create one with `mlbuild init`")]

@@ -115,7 +115,8 @@ class Step(_Model):
 
     cmd: Command = Field(
         description="The command. A string runs through `/bin/sh -c`; a list runs as argv without "
-        "a shell. `${params.KEY}` is replaced by the parameter's value (shell-quoted in a string).",
+        "a shell. `${params.KEY}` is replaced by the parameter's value; in a string, only a value "
+        "of letters, digits and `._-/:=+,@%` is allowed (anything else could change the command).",
         examples=["python src/train.py", ["python", "src/train.py", "--lr", "${params.train.lr}"]],
     )
     description: str | None = Field(default=None, description="What the step does, for humans.")

@@ -251,8 +251,8 @@ def recipe_with(params: str) -> str:
         (
             "{config_dir: ../conf}",
             {},
-            "ml.yaml:3:22: params.config_dir: Hydra config directory '../conf' is outside the "
-            "workspace",
+            "ml.yaml:3:22: params.config_dir: '../conf' is outside the repository ({root}); use "
+            "a path inside it",
         ),
         (
             "params.yaml",
@@ -295,7 +295,8 @@ def test_a_bad_params_file_is_reported_at_its_line_with_exit_2(
     ws.gen({"ml.yaml": recipe_with(params), "a.yaml": "a: 1\n", **files})
     done = ws.cli("run")
     assert done.returncode == 2
-    assert done.stderr.startswith(f"mlbuild: {message}\n"), done.stderr
+    expected = message.format(root=ws.root) if "{root}" in message else message
+    assert done.stderr.startswith(f"mlbuild: {expected}\n"), done.stderr
     assert "Traceback" not in done.stderr
 
 
