@@ -45,12 +45,17 @@ def _check_steps(names: list[str], known: list[str]) -> None:
             )
 
 
-def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
+def _combinations(ws: Any, overrides: list[str], multirun: bool) -> list[list[str]]:
+    """One list of overrides per run; with --multirun, every combination of the sweeps and of
+    the basic sweeper's ``hydra.sweeper.params`` in the config the fixed overrides compose."""
     if not multirun:
         return [overrides]
-    from mlbuild.params import expand_sweeps
+    from mlbuild.params import expand_sweeps, sweeps
 
-    return expand_sweeps(overrides)
+    swept = set(sweeps(overrides))
+    base = ws.graph([o for o in overrides if o not in swept])
+    combos: list[list[str]] = expand_sweeps(overrides, base.sweeper)
+    return combos
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -110,7 +115,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     names, overrides = _split(args.args)
     reports = []
     try:
-        for combo in _combinations(overrides, args.multirun):
+        for combo in _combinations(ws, overrides, args.multirun):
             graph = ws.graph(combo)
             _check_steps(names, list(graph.steps))
             planner = ws.planner(
@@ -167,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     tags = parse_assignments(args.tag, "--tag")
     ws = _workspace(args)
     names, overrides = _split(args.args)
-    combos = _combinations(overrides, args.multirun)
+    combos = _combinations(ws, overrides, args.multirun)
     console = Console()
     reporter: StepReporter | JsonReporter = (
         JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from mlbuild.recipe.models import DataImport as DataImport
     from mlbuild.recipe.models import Dataset as Dataset
     from mlbuild.recipe.models import Environment as Environment
-    from mlbuild.recipe.models import HydraParams as HydraParams
     from mlbuild.recipe.models import OutSpec as OutSpec
+    from mlbuild.recipe.models import ParamSources as ParamSources
     from mlbuild.recipe.models import Recipe as Recipe
     from mlbuild.recipe.models import ServingModel as ServingModel
     from mlbuild.recipe.models import Signature as Signature
@@ -55,8 +55,8 @@ _LAZY = {
     "DataImport": "models",
     "Dataset": "models",
     "Environment": "models",
-    "HydraParams": "models",
     "OutSpec": "models",
+    "ParamSources": "models",
     "Recipe": "models",
     "Step": "models",
     "TensorSpec": "models",
@@ -87,8 +87,8 @@ __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "DataImport",
     "Dataset",
     "Environment",
-    "HydraParams",
     "OutSpec",
+    "ParamSources",
     "Recipe",
     "Step",
     "ServingModel",

@@ -12,7 +12,7 @@ from mlbuild.errors import Problem, RecipeError
 from mlbuild.recipe import RECIPE_FILE
 from mlbuild.recipe._yaml import KeyPath, SourceMap, load_yaml
 from mlbuild.recipe.limits import read_limited
-from mlbuild.recipe.models import Recipe
+from mlbuild.recipe.models import PARAMS_FILE_HINT, Recipe
 
 
 def load_recipe(path: Path) -> tuple[Recipe, SourceMap]:
@@ -101,8 +101,8 @@ def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
         DataImport,
         Dataset,
         Environment,
-        HydraParams,
         OutSpec,
+        ParamSources,
         ServingModel,
         Signature,
         Step,
@@ -115,7 +115,7 @@ def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
     if head == "environment" and len(loc) == 1:
         return Environment
     if head == "params" and len(loc) == 1:
-        return HydraParams
+        return ParamSources
     if head == "steps" and len(loc) == 2:
         return Step
     if head == "steps" and len(loc) == 4 and loc[2] == "outs":
@@ -154,6 +154,8 @@ def _describe(error: Any) -> str:
         return f"{_MESSAGES[kind]}, got {shown}"
     if kind == "string_pattern_mismatch" and error["loc"][-1] == "timeout":
         return f"expected seconds (a number) or a duration such as 90s, 30m, 2h, got {shown}"
+    if kind == "string_pattern_mismatch" and error["loc"][0] == "params":
+        return f"expected {PARAMS_FILE_HINT}, got {shown}"
     if kind == "literal_error":
         return f"expected {error['ctx']['expected']}, got {shown}"
     if kind == "string_pattern_mismatch":
