@@ -43,12 +43,17 @@ def _check_steps(names: list[str], known: list[str]) -> None:
             )
 
 
-def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
+def _combinations(ws: Any, overrides: list[str], multirun: bool) -> list[list[str]]:
+    """One list of overrides per run; with --multirun, every combination of the sweeps and of
+    the basic sweeper's ``hydra.sweeper.params`` in the config the fixed overrides compose."""
     if not multirun:
         return [overrides]
-    from mlbuild.params import expand_sweeps
+    from mlbuild.params import expand_sweeps, sweeps
 
-    return expand_sweeps(overrides)
+    swept = set(sweeps(overrides))
+    base = ws.graph([o for o in overrides if o not in swept])
+    combos: list[list[str]] = expand_sweeps(overrides, base.sweeper)
+    return combos
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -93,8 +98,10 @@ def _validate(args: argparse.Namespace, recipe: Path | None, overrides: list[str
     ws = _workspace(args, recipe)
     try:
         # a graph compiled from these exact bytes (and params files) was valid: the compiled
-        # cache answers without loading pydantic; any change revalidates everything
+        # cache answers without loading pydantic; any change revalidates everything. What the
+        # filesystem decides (symlinks, missing inputs) is checked again every time.
         graph = ws.graph(overrides)
+        ws.check(graph)
     except RecipeError as exc:
         if not args.json:
             raise
@@ -147,7 +154,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     names, overrides = words.steps, words.overrides
     reports = []
     try:
-        for combo in _combinations(overrides, args.multirun):
+        for combo in _combinations(ws, overrides, args.multirun):
             graph = ws.graph(combo)
             _check_steps(names, list(graph.steps))
             planner = ws.planner(
@@ -205,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     words = split_words(args.args)
     ws = _workspace(args, one_recipe(words, args.file))
     names, overrides = words.steps, words.overrides
-    combos = _combinations(overrides, args.multirun)
+    combos = _combinations(ws, overrides, args.multirun)
     console = Console()
     reporter: StepReporter | JsonReporter = (
         JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)

@@ -16,9 +16,9 @@ def read_metrics(path: Path, display: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
         if is_yaml:
-            import yaml
+            from mlbuild.recipe import safe_load_yaml  # bounded: a metrics file can be a bomb
 
-            data = yaml.safe_load(text)
+            data = safe_load_yaml(text)
         else:
             data = json.loads(text)
     except (OSError, ValueError) as exc:

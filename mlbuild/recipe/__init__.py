@@ -20,16 +20,18 @@ if TYPE_CHECKING:
     from mlbuild.recipe._yaml import KeyPath as KeyPath
     from mlbuild.recipe._yaml import Position as Position
     from mlbuild.recipe._yaml import SourceMap as SourceMap
+    from mlbuild.recipe._yaml import check_yaml_limits as check_yaml_limits
     from mlbuild.recipe._yaml import format_path as format_path
     from mlbuild.recipe._yaml import load_yaml as load_yaml
+    from mlbuild.recipe._yaml import safe_load_yaml as safe_load_yaml
     from mlbuild.recipe.loader import load_recipe as load_recipe
     from mlbuild.recipe.loader import parse_recipe as parse_recipe
     from mlbuild.recipe.models import SCHEMA_VERSION as SCHEMA_VERSION
     from mlbuild.recipe.models import DataImport as DataImport
     from mlbuild.recipe.models import Dataset as Dataset
     from mlbuild.recipe.models import Environment as Environment
-    from mlbuild.recipe.models import HydraParams as HydraParams
     from mlbuild.recipe.models import OutSpec as OutSpec
+    from mlbuild.recipe.models import ParamSources as ParamSources
     from mlbuild.recipe.models import Recipe as Recipe
     from mlbuild.recipe.models import ServingModel as ServingModel
     from mlbuild.recipe.models import Signature as Signature
@@ -47,16 +49,18 @@ _LAZY = {
     "KeyPath": "_yaml",
     "Position": "_yaml",
     "SourceMap": "_yaml",
+    "check_yaml_limits": "_yaml",
     "format_path": "_yaml",
     "load_yaml": "_yaml",
+    "safe_load_yaml": "_yaml",
     "load_recipe": "loader",
     "parse_recipe": "loader",
     "SCHEMA_VERSION": "models",
     "DataImport": "models",
     "Dataset": "models",
     "Environment": "models",
-    "HydraParams": "models",
     "OutSpec": "models",
+    "ParamSources": "models",
     "Recipe": "models",
     "Step": "models",
     "TensorSpec": "models",
@@ -80,16 +84,18 @@ __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "KeyPath",
     "Position",
     "SourceMap",
+    "check_yaml_limits",
     "format_path",
     "load_yaml",
+    "safe_load_yaml",
     "load_recipe",
     "parse_recipe",
     "SCHEMA_VERSION",
     "DataImport",
     "Dataset",
     "Environment",
-    "HydraParams",
     "OutSpec",
+    "ParamSources",
     "Recipe",
     "Step",
     "ServingModel",

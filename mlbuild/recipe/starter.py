@@ -43,8 +43,21 @@ def starter_text(root: Path, name: str | None) -> str:
         )
         if lock:
             lines.append(f"  requirements: {lock}")
+    # DVC's convention: scripts read params.yaml themselves (it is a dep of each of them)
+    params_file = next(
+        (
+            f
+            for f in ("params.yaml", "params.yml", "params.json", "params.toml")
+            if (root / f).is_file()
+        ),
+        None,
+    )
     if (root / "conf" / "config.yaml").exists():
         lines += ["params:", "  config_dir: conf", "  config_name: config"]
+        if params_file:
+            lines.append(f"  files: [{params_file}]")
+    elif params_file:
+        lines.append(f"params: {params_file}  # overrides (key=value) are written into it")
     lines.append("steps:")
     scripts = _scripts(root)
     if not scripts:
@@ -57,7 +70,8 @@ def starter_text(root: Path, name: str | None) -> str:
         ]
     previous: str | None = None
     for step, script in scripts:
-        lines += [f"  {step}:", f"    cmd: python {script}", f"    deps: [{script}]"]
+        deps = ", ".join([script, *([params_file] if params_file else [])])
+        lines += [f"  {step}:", f"    cmd: python {script}", f"    deps: [{deps}]"]
         if previous:
             lines.append(f"    needs: [{previous}]")
         lines.append("    outs: []  # list the files this step writes")

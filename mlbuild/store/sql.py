@@ -74,13 +74,7 @@ class SqlRunStore:
     def start_run(self, run: RunRecord) -> None:
         def work(conn: sa.Connection) -> None:
             conn.execute(sa.insert(runs).values(**_run_row(run)))
-            _insert_leaves(conn, run_params, run.id, leaves(run.params))
-            _insert_leaves(conn, run_metrics, run.id, run.metrics)
-            if run.tags:
-                conn.execute(
-                    sa.insert(run_tags),
-                    [{"run_id": run.id, "key": k, "value": v} for k, v in run.tags.items()],
-                )
+            _insert_children(conn, run)
 
         try:
             self._write(work)
@@ -97,44 +91,24 @@ class SqlRunStore:
         )
 
     def finish_run(self, run: RunRecord) -> None:
+        self._write(lambda conn: _finish(conn, run))
+
+    def put_run(self, run: RunRecord) -> None:
         def work(conn: sa.Connection) -> None:
-            row = _run_row(run)
-            del row["id"]
-            conn.execute(sa.update(runs).where(runs.c.id == run.id).values(**row))
-            for table in (run_metrics, run_steps, run_artifacts):
-                conn.execute(sa.delete(table).where(table.c.run_id == run.id))
-            _insert_leaves(conn, run_metrics, run.id, run.metrics)
-            if run.steps:
+            if _insert_if_absent(conn, run):
+                _insert_children(conn, run)
+            if run.status is RunStatus.RUNNING:
                 conn.execute(
-                    sa.insert(run_steps),
-                    [
-                        {
-                            "run_id": run.id,
-                            "position": i,
-                            "name": s.name,
-                            "status": s.status,
-                            "fingerprint": s.fingerprint,
-                            "duration": s.duration,
-                            "cache_hit": s.cache_hit,
-                        }
-                        for i, s in enumerate(run.steps)
-                    ],
+                    sa.update(runs)
+                    .where(
+                        runs.c.id == run.id,
+                        runs.c.status == RunStatus.RUNNING.value,
+                        runs.c.heartbeat < (run.heartbeat or run.started),
+                    )
+                    .values(heartbeat=run.heartbeat or run.started)
                 )
-            if run.artifacts:
-                conn.execute(
-                    sa.insert(run_artifacts),
-                    [
-                        {
-                            "run_id": run.id,
-                            "path": a.path,
-                            "digest": a.digest,
-                            "size": a.size,
-                            "step": a.step,
-                            "cached": a.cached,
-                        }
-                        for a in run.artifacts
-                    ],
-                )
+            else:
+                _finish(conn, run, unless_done=True)
 
         self._write(work)
 
@@ -292,6 +266,82 @@ class SqlRunStore:
 
     def alias_history(self, name: str) -> list[AliasChange]:
         return registry.history(self.engine, name)
+
+
+def _insert_if_absent(conn: sa.Connection, run: RunRecord) -> bool:
+    """Insert ``run``'s row unless its id is there; whether it was inserted. On PostgreSQL a
+    concurrent insert of the same id makes this wait for that transaction, then do nothing."""
+    dialect: Any
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql as dialect
+    else:
+        from sqlalchemy.dialects import sqlite as dialect
+    row = {**_run_row(run), "status": RunStatus.RUNNING.value, "ended": None}
+    statement = dialect.insert(runs).values(**row).on_conflict_do_nothing(index_elements=["id"])
+    return bool(conn.execute(statement).rowcount)
+
+
+def _insert_children(conn: sa.Connection, run: RunRecord) -> None:
+    """The rows a new run has besides its own: params and metrics by leaf, tags."""
+    _insert_leaves(conn, run_params, run.id, leaves(run.params))
+    _insert_leaves(conn, run_metrics, run.id, run.metrics)
+    if run.tags:
+        conn.execute(
+            sa.insert(run_tags),
+            [{"run_id": run.id, "key": k, "value": v} for k, v in run.tags.items()],
+        )
+
+
+def _finish(conn: sa.Connection, run: RunRecord, *, unless_done: bool = False) -> None:
+    """Replace ``run``'s final state: status, end, metrics, steps and artifacts.
+
+    With ``unless_done``, a run already stored with this status and end is left as it is, so
+    applying the same record twice changes nothing (tags or notes edited since stay). The
+    ``UPDATE`` comes first: it locks the run's row, so concurrent writers of one run take turns.
+    """
+    row = _run_row(run)
+    del row["id"]
+    update = sa.update(runs).where(runs.c.id == run.id)
+    if unless_done:
+        update = update.where(
+            sa.or_(runs.c.status != run.status.value, runs.c.ended.is_distinct_from(run.ended))
+        )
+    if not conn.execute(update.values(**row)).rowcount and unless_done:
+        return
+    for table in (run_metrics, run_steps, run_artifacts):
+        conn.execute(sa.delete(table).where(table.c.run_id == run.id))
+    _insert_leaves(conn, run_metrics, run.id, run.metrics)
+    if run.steps:
+        conn.execute(
+            sa.insert(run_steps),
+            [
+                {
+                    "run_id": run.id,
+                    "position": i,
+                    "name": s.name,
+                    "status": s.status,
+                    "fingerprint": s.fingerprint,
+                    "duration": s.duration,
+                    "cache_hit": s.cache_hit,
+                }
+                for i, s in enumerate(run.steps)
+            ],
+        )
+    if run.artifacts:
+        conn.execute(
+            sa.insert(run_artifacts),
+            [
+                {
+                    "run_id": run.id,
+                    "path": a.path,
+                    "digest": a.digest,
+                    "size": a.size,
+                    "step": a.step,
+                    "cached": a.cached,
+                }
+                for a in run.artifacts
+            ],
+        )
 
 
 def _run_row(run: RunRecord) -> dict[str, Any]:

@@ -212,12 +212,14 @@ def test_dvc_true_without_a_dvc_repository_says_how_to_fix_it(ws: Workspace) -> 
           count: {cmd: wc -l rows.csv, deps: [data:rows]}
         """
     ).gen({"rows.csv": "a\n"})
-    done = ws.cli("run")
-    assert done.returncode == 1
-    assert done.stderr == (
-        "mlbuild: dataset 'rows' (rows.csv) is declared `dvc: true` but DVC does not track it: "
-        "no DVC repository here (run `dvc init`); track it with `dvc add rows.csv`\n"
-    )
+    for command in ("validate", "run"):  # found before anything runs, located in the recipe
+        done = ws.cli(command)
+        assert done.returncode == 2
+        assert done.stderr.splitlines()[0] == (
+            "mlbuild: ml.yaml:4:31: data.rows.dvc: dataset 'rows' (rows.csv) is declared "
+            "`dvc: true` but DVC does not track it: no DVC repository here (run `dvc init`); "
+            "track it with `dvc add rows.csv`"
+        )
 
 
 def test_a_plain_dataset_is_hashed_by_mlbuild(ws: Workspace) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ from mlbuild.store.engine import make_engine
 from mlbuild.store.schema import LATEST, migrate, run_steps, runs
 from mlbuild.store.sql import _run_row
 from tests.conftest import CHILD_ENV, REPO
-from tests.store.factory import finish, make_run
+from tests.store.factory import finish, make_run, tmp_records
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -105,6 +106,52 @@ def test_a_run_id_cannot_be_recorded_twice(store: RunStore) -> None:
     store.start_run(run)
     with pytest.raises(StoreError, match=f"run {run.id} is already in the run store"):
         store.start_run(run)
+
+
+def test_put_run_records_a_run_once_however_often_it_is_put(store: RunStore) -> None:
+    run = finish(make_run(tags={"team": "vision"}))
+    store.put_run(run)
+    store.put_run(run)
+    assert store.count_runs() == 1
+    assert store.get_run(run.id) == replace(run, heartbeat=run.started)
+
+
+def test_put_run_finishes_a_running_run_and_then_changes_nothing(store: RunStore) -> None:
+    run = make_run()
+    store.put_run(run)
+    assert store.get_run(run.id).status is RunStatus.RUNNING
+    store.put_run(finish(run))
+    store.set_notes(run.id, "edited after it ended")
+    store.put_run(finish(run))  # a second reader of the same journal file, a moment late
+    got = store.get_run(run.id)
+    assert got == finish(run, notes="edited after it ended", heartbeat=run.started)
+    assert len(got.steps) == 1 and len(got.artifacts) == 1
+
+
+def test_put_run_of_a_running_run_only_moves_its_heartbeat_forward(store: RunStore) -> None:
+    run = make_run(heartbeat=time.time())
+    store.put_run(run)
+    store.put_run(replace(run, heartbeat=run.heartbeat - 50))  # type: ignore[operator]
+    assert store.get_run(run.id).heartbeat == run.heartbeat
+    store.put_run(replace(run, heartbeat=run.heartbeat + 5))  # type: ignore[operator]
+    assert store.get_run(run.id).heartbeat == run.heartbeat + 5  # type: ignore[operator]
+    store.finish_run(finish(run))
+    store.put_run(run)  # an ended run never goes back to running
+    assert store.get_run(run.id).status is RunStatus.FINISHED
+
+
+def test_put_run_gives_a_run_marked_interrupted_the_end_its_journal_recorded(
+    store: RunStore,
+) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    from mlbuild.store import process_token
+
+    run = make_run(process=process_token(child.pid))
+    store.put_run(run)
+    assert store.reap_stale() == [run.id]  # a reader saw the process gone before the journal
+    store.put_run(finish(run))  # … then the journal's final record arrives
+    assert store.get_run(run.id).status is RunStatus.FINISHED
 
 
 def test_runs_list_newest_first_and_at_most_limit(store: RunStore) -> None:
@@ -381,6 +428,32 @@ def test_eight_processes_writing_fifty_runs_each_lose_nothing(url: str) -> None:
         str(w): list(range(50)) for w in range(8)
     }
     assert all(len(store.get_run(r.id).steps) == 1 for r in runs[:20])
+    store.close()
+
+
+@pytest.mark.slow
+def test_eight_processes_putting_the_same_twenty_runs_at_once_record_each_once(url: str) -> None:
+    open_store(url).close()
+    made = [make_run(tags={"n": str(i)}, params={"i": i}) for i in range(20)]
+    records = tmp_records(made)
+    putters = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.store.factory", "put", url, records],
+            cwd=REPO,
+            env={**os.environ, **CHILD_ENV},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    for putter in putters:
+        _, err = putter.communicate(timeout=240)
+        assert putter.returncode == 0, err
+    store = open_store(url)
+    assert sorted(r.id for r in store.list_runs(query(limit=None))) == sorted(r.id for r in made)
+    for run in made:
+        want = finish(run, metrics={"i": run.params["i"]}, heartbeat=run.started)
+        assert store.get_run(run.id) == want
     store.close()
 
 
