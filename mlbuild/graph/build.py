@@ -485,21 +485,35 @@ def _check_needs(recipe: Recipe, source: SourceMap, problems: list[Problem]) -> 
 def _check_outs(
     steps: dict[str, StepSpec], paths: _Paths, source: SourceMap, problems: list[Problem]
 ) -> dict[str, str]:
-    """Map each out path to its step; report paths written twice or nested in another out."""
+    """Map each out path to its step; report paths written twice or nested in another out, at
+    the second writer's entry (in ``outs`` or ``metrics``), naming the first's."""
     producers: dict[str, str] = {}
+    first: dict[str, KeyPath] = {}
     for name, spec in steps.items():
         for out in spec.outs:
+            here = paths.key_of(name, out.path)
             for other_path, other in producers.items():
-                if overlaps(out.path, other_path):
-                    what = "also" if out.path == other_path else "overlaps"
-                    problems.append(
-                        source.problem(
-                            paths.key_of(name, out.path),
-                            f"'{out.path}' {what} written by step '{other}' ('{other_path}'); "
-                            "each path must have one producer",
-                        )
+                if out.path == other_path:
+                    clash = "is also written"
+                elif is_within(out.path, other_path):
+                    clash = f"is inside '{other_path}', written"
+                elif is_within(other_path, out.path):
+                    clash = f"holds '{other_path}', written"
+                else:
+                    continue
+                pos = source.locate(first[other_path])
+                at = f" at line {pos.line}" if pos else ""
+                problems.append(
+                    source.problem(
+                        here,
+                        f"'{out.path}' {clash} by step '{other}' "
+                        f"({format_path(first[other_path])}{at}); each path must have one "
+                        "producer",
                     )
-            producers.setdefault(out.path, name)
+                )
+            if out.path not in producers:
+                producers[out.path] = name
+                first[out.path] = here
     return producers
 
 

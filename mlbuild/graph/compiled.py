@@ -116,11 +116,10 @@ def _compile(
     from mlbuild.graph.build import compile_graph, protected_paths
     from mlbuild.params import resolve_params
     from mlbuild.paths import Fence, UnsafePathError
-    from mlbuild.recipe import SCHEMA_COPY, ParamSources, parse_recipe, write_schema
+    from mlbuild.recipe import ParamSources, parse_recipe
 
     root = recipe_path.parent
     display = _display(recipe_path)
-    write_schema(root / SCHEMA_COPY, if_stale=True)  # keep the editors' copy current
     recipe, source = parse_recipe(text.decode("utf-8"), display)
     _check_recipe_overrides(recipe, source)
     section = recipe.params

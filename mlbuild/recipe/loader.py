@@ -151,7 +151,7 @@ def _describe(error: Any) -> str:
     got = error.get("input")
     shown = _show(got)
     if kind in _MESSAGES:
-        return f"{_MESSAGES[kind]}, got {shown}"
+        return f"{_MESSAGES[kind]}, got {shown}{_yaml11_hint(got)}"
     if kind == "string_pattern_mismatch" and error["loc"][-1] == "timeout":
         return f"expected seconds (a number) or a duration such as 90s, 30m, 2h, got {shown}"
     if kind == "string_pattern_mismatch" and error["loc"][0] == "params":
@@ -172,6 +172,15 @@ def _describe(error: Any) -> str:
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
     return f"{error['msg']}, got {shown}"
+
+
+def _yaml11_hint(value: Any) -> str:
+    """YAML 1.1 read yes/no/on/off as booleans; the recipe is YAML 1.2, where they are text."""
+    if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off", "y", "n"):
+        return (
+            " (the recipe is YAML 1.2, where yes, no, on and off are strings; write true or false)"
+        )
+    return ""
 
 
 def _show(value: Any) -> str:

@@ -27,11 +27,14 @@ from pydantic import (
 SCHEMA_VERSION = 1
 STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-DURATION = r"^\d+(\.\d+)?\s*[smh]?$"  # ECMA-262 too: editors run this pattern
+# positive: a digit 1-9 before or after the point (ECMA-262 too: editors run this pattern)
+DURATION = r"^(?:\d*[1-9]\d*(?:\.\d+)?|\d+\.\d*[1-9]\d*)\s*[smh]?$"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a value must already have the type the JSON Schema gives (no "yes" → True, no
+    # "3" → 3), so that mlbuild and an editor using the schema accept exactly the same recipes
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _shape(value: Any) -> str | None:
@@ -194,6 +197,9 @@ def parse_duration(value: float | str) -> float:
 class Environment(_Model):
     """The software environment the steps run in. Its lock file's hash enters every fingerprint."""
 
+    # the rule of _one_lock, for editors
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["pipfile", "requirements"]}})
+
     python: str | None = Field(
         default=None,
         pattern=r"^3\.\d+(\.\d+)?$",
@@ -248,6 +254,18 @@ class DataImport(_Model):
 
 class Dataset(_Model):
     """A named dataset: DVC-tracked in this repository, imported from another, or a plain path."""
+
+    # the rule of _consistent, for editors
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["import", "dvc"],
+                "properties": {
+                    "dvc": {"const": False, "description": "An import is fetched through DVC."}
+                },
+            }
+        }
+    )
 
     path: str = Field(
         min_length=1,
@@ -554,6 +572,8 @@ class Store(_Model):
 
     url: str = Field(
         min_length=1,
+        # the rule of _no_password, for editors
+        json_schema_extra={"not": {"pattern": r"^[^:/]+://[^/@]*:[^/@]+@"}},
         description="Database URL of the run store a team shares: `postgresql://USER@HOST/DB` "
         "(or `sqlite:///PATH`). Never a password: ml.yaml is committed; use `PGPASSWORD` or "
         "`~/.pgpass`. `MLBUILD_STORE` overrides it.",

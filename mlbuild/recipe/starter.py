@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mlbuild.errors import UsageError
-from mlbuild.recipe import RECIPE_FILE, SCHEMA_COPY
+from mlbuild.recipe import RECIPE_FILE, SCHEMA_FILE
 from mlbuild.recipe.loader import parse_recipe
 
 _SCRIPTS = ("prepare", "featurize", "train", "evaluate")
@@ -29,7 +29,7 @@ def write_starter(root: Path, *, name: str | None, force: bool) -> Path:
 def starter_text(root: Path, name: str | None) -> str:
     project = _slug(name or root.resolve().name)
     lines = [
-        f"# yaml-language-server: $schema={SCHEMA_COPY}",
+        f"# yaml-language-server: $schema={SCHEMA_FILE}",
         "schema_version: 1",
         f"name: {project}",
         "environment:",
