@@ -1,4 +1,5 @@
-"""Read a step's metrics files (JSON or YAML) into flat ``{dotted.key: value}`` mappings.
+"""Read a step's metrics files (JSON or YAML) into flat ``{dotted.key: value}`` mappings, and
+merge the steps' metrics into a run's.
 
 A metrics file is recorded everywhere (run records, ``--json``, the action cache) and cached as an
 output, so a secret's value in it is masked at the source: the file itself is rewritten with
@@ -25,7 +26,12 @@ def read_metrics(
     is_yaml = path.suffix in (".yaml", ".yml")
     try:
         text = path.read_text(encoding="utf-8")
-        data = _parse_yaml(text) if is_yaml else json.loads(text)
+        if is_yaml:
+            from mlbuild.recipe import safe_load_yaml  # bounded: a metrics file can be a bomb
+
+            data = safe_load_yaml(text)
+        else:
+            data = json.loads(text)
     except (OSError, ValueError) as exc:
         raise MlbuildError(
             f"metrics file {display} is not valid {'YAML' if is_yaml else 'JSON'}: {exc}"
@@ -46,15 +52,6 @@ def read_metrics(
     )
     _rewrite(path, masked, is_yaml)
     return after, note
-
-
-def _parse_yaml(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def _rewrite(path: Path, data: dict[str, Any], is_yaml: bool) -> None:
@@ -84,3 +81,21 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         elif isinstance(value, int | float | str | bool) or value is None:
             flat[name] = value
     return flat
+
+
+STEP_SEPARATOR = "/"  # `train/accuracy`: not `.`, which already joins the keys of nested files
+
+
+def merge_metrics(per_step: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One run's metrics from each step's: a key that two steps of the run report is kept for
+    each, prefixed with the step's name (``train/accuracy``, ``evaluate/accuracy``) rather than
+    one overwriting the other; a key only one step reports stays bare."""
+    owners: dict[str, int] = {}
+    for _, metrics in per_step:
+        for key in metrics:
+            owners[key] = owners.get(key, 0) + 1
+    merged: dict[str, Any] = {}
+    for step, metrics in per_step:
+        for key, value in metrics.items():
+            merged[f"{step}{STEP_SEPARATOR}{key}" if owners[key] > 1 else key] = value
+    return merged
