@@ -27,6 +27,7 @@ from mlbuild.cache.hashing import Digest, ManifestEntry
 from mlbuild.cache.names import DIR_SUFFIX, check_digest
 from mlbuild.cache.quarantine import move_aside
 from mlbuild.errors import CacheError
+from mlbuild.paths import Fence, UnsafePathError, inner
 
 
 class MissingObjectError(CacheError):
@@ -108,24 +109,41 @@ class ObjectStore:
         with atomic.replacing(self._target(digest.value), mode=0o444, size=len(data)) as tmp:
             tmp.write_bytes(data)
 
-    def restore(self, digest: str, dest: Path, size: int | None = None) -> None:
+    def restore(
+        self, digest: str, dest: Path, size: int | None = None, *, fence: Fence | None = None
+    ) -> None:
         """Materialise object ``digest`` at ``dest`` (a file, or a directory tree), replacing
-        what is there only once every byte has been copied and verified.
+        what is there only once every byte has been copied and verified; ``fence``, when given,
+        is asked first whether ``dest`` may be replaced.
 
         Raises :class:`MissingObjectError` or :class:`CorruptObjectError`; ``dest`` is then
         untouched.
         """
+        if fence is not None:  # at the last moment: the workspace may have changed since plan
+            fence.check_target(dest)
         if not digest.endswith(DIR_SUFFIX):
             with atomic.staging(dest, size=size) as tmp:
                 self._copy_out(digest, tmp, size, executable=False)
             return
-        entries = self.read_manifest(digest)
+        entries = [(self._inner(digest, e.relpath), e) for e in self.read_manifest(digest)]
         with atomic.staging(dest, size=size) as tree:
             tree.mkdir()
-            for entry in entries:
-                target = tree / entry.relpath
+            for relpath, entry in entries:
+                target = tree / relpath
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._copy_out(entry.digest, target, entry.size, executable=entry.executable)
+
+    def _inner(self, digest: str, relpath: str) -> str:
+        """An entry of directory object ``digest``, checked before anything is touched: a
+        manifest is read back from the cache, which other clones may write."""
+        try:
+            return inner(relpath)
+        except UnsafePathError:
+            raise CacheError(
+                f"cache object {digest} lists the file '{relpath}', outside its directory or in "
+                f".git or .mlbuild, so mlbuild did not write it; delete {self.path_of(digest)} "
+                "and run again"
+            ) from None
 
     def _copy_out(self, digest: str, target: Path, size: int | None, *, executable: bool) -> None:
         fd, info = self._open(digest, size)

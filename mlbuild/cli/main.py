@@ -7,11 +7,13 @@ so ``mlbuild --help`` never loads pydantic, Hydra or any heavy library.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -21,8 +23,30 @@ EXIT_INTERNAL = 3
 
 
 class _Parser(argparse.ArgumentParser):
+    """Errors as :class:`UsageError`; a command's flags may come anywhere among its words.
+
+    argparse fills a ``nargs="*"`` positional from one run of words only, so in
+    ``mlbuild run A --multirun B`` it took ``A`` and rejected ``B``. A command without
+    subcommands therefore parses intermixed: flags first, then every remaining word in order.
+    """
+
+    _intermixing = False
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message}\nrun `{self.prog} --help` for usage")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        has_commands = any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        if self._intermixing or has_commands:
+            return super().parse_known_args(args, namespace)
+        # parse_known_intermixed_args calls parse_known_args twice itself: plain parsing then
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing ml.yaml")
 
     p = sub.add_parser("validate", help="check ml.yaml and report every problem")
-    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides to check too")
+    p.add_argument(
+        "args",
+        nargs="*",
+        metavar="FILE|OVERRIDE",
+        help="recipes to check (words ending in .yaml or .yml; default: the nearest ml.yaml) "
+        "and Hydra overrides to check them with",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for name, text in (
@@ -56,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
             "args",
             nargs="*",
             metavar="STEP|OVERRIDE",
-            help="steps to bring up to date (and what they depend on), and Hydra overrides "
-            "such as train.lr=0.01, +extra=1, ~drop",
+            help="steps to bring up to date (and what they depend on), Hydra overrides "
+            "such as train.lr=0.01, +extra=1, ~drop, and optionally the recipe (a word ending "
+            "in .yaml or .yml, like -f)",
         )
         p.add_argument("--force", action="store_true", help="run the selected steps even if cached")
         p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -67,16 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="run every combination of sweep overrides (train.lr=0.1,0.01)",
         )
+        p.add_argument(
+            "-j",
+            "--jobs",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="steps to run at once (default: the number of CPUs)"
+            + ("" if name == "run" else "; accepted so that `plan` takes `run`'s words"),
+        )
         if name == "run":
             p.add_argument(
                 "-n", "--dry-run", action="store_true", help="print the plan, run nothing"
-            )
-            p.add_argument(
-                "-j",
-                "--jobs",
-                type=int,
-                default=os.cpu_count() or 1,
-                help="steps to run at once (default: the number of CPUs)",
             )
             p.add_argument(
                 "-q",
@@ -104,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_serving_commands(sub)
 
-    sub.add_parser("schema", help="print the JSON Schema of ml.yaml")
+    p = sub.add_parser("schema", help="print, write or check the JSON Schema of ml.yaml")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 unless each FILE (default: ml.schema.json) holds exactly this schema",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="schema files to --check")
 
     _add_data_commands(sub)
 
@@ -198,9 +237,12 @@ def _size(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGHUP, _sigterm)
+    recipe: str | None = None
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)
+        recipe = args.file
         if args.version:
             from mlbuild import __version__
 
@@ -217,27 +259,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = _handler(args)(args)
         return code
     except MlbuildError as exc:
-        print(f"mlbuild: {exc.message}", file=sys.stderr)
+        _error(exc.message)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("mlbuild: interrupted", file=sys.stderr)
+        _error("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:
-        import tempfile
-        import time
-        import traceback
-        from pathlib import Path
+        from mlbuild.crash import write_crash_log
 
-        log = Path(tempfile.gettempdir()) / f"mlbuild-crash-{int(time.time())}-{os.getpid()}.log"
-        log.write_text(traceback.format_exc(), encoding="utf-8")
-        print(
-            f"mlbuild: internal error: {type(exc).__name__}: {exc}\n"
-            f"This is a bug in mlbuild; the traceback is in {log}",
-            file=sys.stderr,
-        )
+        log = write_crash_log(_logs_folder(recipe), args_list)
+        where = f"the traceback is in {log}" if log else "no crash log could be written"
+        _error(f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in mlbuild; {where}")
         return EXIT_INTERNAL
+
+
+def _error(text: str) -> None:
+    """Print ``mlbuild: text`` on stderr, secrets masked; a closed terminal is no new error."""
+    from mlbuild.masking import known
+
+    with contextlib.suppress(OSError):
+        print(f"mlbuild: {known().text(text)}", file=sys.stderr)
+
+
+def _logs_folder(recipe: str | None) -> Path | None:
+    """The workspace's ``.mlbuild/logs`` for a crash log (None outside a workspace)."""
+    from mlbuild.paths import META_DIR
+    from mlbuild.recipe import RECIPE_FILE
+
+    try:
+        start = Path.cwd()
+        found = Path(recipe).absolute() if recipe is not None else None
+        if found is None:
+            found = next(
+                (f / RECIPE_FILE for f in [start, *start.parents] if (f / RECIPE_FILE).is_file()),
+                None,
+            )
+    except OSError:
+        return None
+    return found.parent / META_DIR / "logs" if found is not None else None
 
 
 def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
@@ -254,7 +315,8 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
-    """Treat SIGTERM (a CI job cancelled) like Ctrl-C: stop the children and exit cleanly."""
+    """Treat SIGTERM (a CI job cancelled) and SIGHUP (the terminal closed) like Ctrl-C: stop the
+    children and exit cleanly."""
     raise KeyboardInterrupt
 
 

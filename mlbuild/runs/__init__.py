@@ -6,10 +6,11 @@ these functions, the store knows nothing of graphs and the executor nothing of t
 
 from __future__ import annotations
 
+from mlbuild.runs.artifacts import get_artifact
 from mlbuild.runs.gc import GcOutcome, collect_garbage
 from mlbuild.runs.provenance import git_info
 from mlbuild.runs.record import HEARTBEAT, RecordedRun, finished_record, new_record, recorded_run
-from mlbuild.runs.reproduce import Comparison, Reproduction, compare_outputs, reproduce
+from mlbuild.runs.reproduce import Comparison, Reproduction, Skipped, compare_outputs, reproduce
 
 __all__ = [
     "HEARTBEAT",
@@ -17,9 +18,11 @@ __all__ = [
     "GcOutcome",
     "RecordedRun",
     "Reproduction",
+    "Skipped",
     "collect_garbage",
     "compare_outputs",
     "finished_record",
+    "get_artifact",
     "git_info",
     "new_record",
     "recorded_run",

@@ -31,7 +31,8 @@ from mlbuild.cache import (
     move_aside,
 )
 from mlbuild.errors import CacheError, MlbuildError, UsageError
-from mlbuild.graph import META_DIR, Action, Graph, Workspace, make_plan
+from mlbuild.graph import Action, Graph, Workspace, make_plan
+from mlbuild.paths import META_DIR, is_within
 
 
 class NotBuiltError(MlbuildError):
@@ -144,7 +145,7 @@ def verify_artifacts(source: ModelSource) -> None:
 def _digest_of(ws: Workspace, result: ActionResult, path: str, step: str) -> tuple[str, int]:
     """The content digest and size of ``path``: an output of ``result``, or a file inside one."""
     for out, record in result.outs.items():
-        if path != out and not path.startswith(out + "/"):
+        if not is_within(path, out):
             continue
         if not record.cached:
             raise UsageError(
