@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from mlbuild import atomic
-from mlbuild.cache import CorruptObjectError, MissingObjectError
+from mlbuild.cache import CorruptObjectError, Digest, MissingObjectError
 from mlbuild.errors import MlbuildError
 from mlbuild.git import tracked_and_clean
 from mlbuild.graph import Workspace
@@ -56,7 +56,7 @@ class Ownership:
         if claimed:
             return  # a step of ours was writing it when it failed or was killed
         digest = self.ws.cache.hasher.digest(path)
-        if digest is not None and (digest.value == left or self._in_cache(digest.value)):
+        if digest is not None and (digest.value == left or self._recoverable(digest)):
             return
         if tracked_and_clean(self.ws.root, path):
             return
@@ -70,12 +70,16 @@ class Ownership:
             "then run again"
         )
 
-    def _in_cache(self, digest: str) -> bool:
-        """Whether the cache holds object ``digest`` whole (checked cheaply: type and sizes)."""
-        try:
-            self.ws.cache.objects.check(digest)
-        except (MissingObjectError, CorruptObjectError):
-            return False
+    def _recoverable(self, digest: Digest) -> bool:
+        """Whether the cache holds every byte at the path (for a directory, each of its files:
+        a directory the user only removed files from loses nothing when replaced)."""
+        manifest = digest.manifest
+        files = [e.digest for e in manifest] if manifest is not None else [digest.value]
+        for file in files:
+            try:
+                self.ws.cache.objects.check(file)
+            except (MissingObjectError, CorruptObjectError):
+                return False
         return True
 
     def claim(self, paths: Iterable[str]) -> None:

@@ -34,7 +34,8 @@ def test_a_full_cache_disk_fails_the_step_by_name_and_a_later_run_succeeds(
         digest = file_digest(ws.root / "out.bin")
         target = disk / "objects" / digest[:2] / digest[2:]
         assert re.search(
-            rf"^mlbuild: step 'big' failed: no space left on the device to write {target} "
+            rf"^mlbuild: step 'big' failed: cannot store output out.bin: no space left on the "
+            rf"device to write {target} "
             r"\(2,097,152 bytes needed, [\d,]+ bytes free\); free some space \(`mlbuild gc` "
             r"removes cached results nothing uses\) and try again$",
             done.stderr,
