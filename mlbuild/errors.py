@@ -72,6 +72,10 @@ class CacheError(MlbuildError):
     """The cache is unusable: unreadable, corrupt, or missing an object it claims to hold."""
 
 
+class DiskFullError(MlbuildError):
+    """A write ran out of space (or quota); the message names the file and the bytes it needed."""
+
+
 class StepFailedError(MlbuildError):
     """One or more steps failed; the message names them and their logs."""
 

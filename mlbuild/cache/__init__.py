@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from mlbuild.cache.actions import ActionCache, ActionResult, OutRecord
+from mlbuild.cache.copying import hash_regular_file
 from mlbuild.cache.gc import GcReport, collect
-from mlbuild.cache.hashing import DIR_SUFFIX, Digest, Hasher, HashStats, ManifestEntry, hash_bytes
-from mlbuild.cache.objects import ObjectStore, remove
+from mlbuild.cache.hashing import Digest, Hasher, HashStats, ManifestEntry, hash_bytes
+from mlbuild.cache.names import DIR_SUFFIX, check_digest, is_digest, is_safe_relpath
+from mlbuild.cache.objects import (
+    BadObjectError,
+    CorruptObjectError,
+    MissingObjectError,
+    ObjectStore,
+    remove,
+)
+from mlbuild.cache.quarantine import move_aside
 from mlbuild.cache.state import StateTable
 from mlbuild.cache.store import CACHE_DIR_ENV, FORMAT_VERSION, Cache
+from mlbuild.cache.workspaces import Registration, forget, registrations
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -15,16 +25,27 @@ __all__ = [
     "FORMAT_VERSION",
     "ActionCache",
     "ActionResult",
+    "BadObjectError",
     "Cache",
+    "CorruptObjectError",
     "Digest",
     "GcReport",
     "HashStats",
     "Hasher",
     "ManifestEntry",
+    "MissingObjectError",
     "ObjectStore",
     "OutRecord",
+    "Registration",
     "StateTable",
+    "check_digest",
     "collect",
+    "forget",
     "hash_bytes",
+    "hash_regular_file",
+    "is_digest",
+    "is_safe_relpath",
+    "move_aside",
+    "registrations",
     "remove",
 ]

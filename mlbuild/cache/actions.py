@@ -1,19 +1,28 @@
 """The action cache: step fingerprint → the outputs (and metrics) that running it produced.
 
 An entry is written last, atomically, after every output is in the object store, so a step killed
-at any moment leaves no entry that counts as done.
+at any moment leaves no entry that counts as done. An entry read back is checked against its
+schema before anything is built from it — types, digests, output paths that stay inside the
+workspace — and a bad one is a miss, moved to quarantine, never a crash or a wrong restore.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-import tempfile
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mlbuild import atomic
+from mlbuild.cache.names import check_digest, is_digest, is_safe_relpath
+from mlbuild.cache.quarantine import move_aside
+
+_MAX_ENTRY = 64 << 20  # no real entry comes near this; a bigger file is not ours
 
 
 @dataclass(frozen=True)
@@ -39,66 +48,120 @@ class ActionResult:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> ActionResult:
-        raw = json.loads(text)
-        outs = {path: OutRecord(**rec) for path, rec in raw.pop("outs").items()}
-        return cls(outs=outs, **raw)
+    def from_json(cls, text: str | bytes) -> ActionResult:
+        """The entry ``text`` holds; :class:`ValueError` saying what is wrong with a bad one."""
+        try:
+            raw = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+        if not isinstance(raw, dict) or set(raw) != _FIELDS:
+            raise ValueError(f"expected an object with exactly the keys {sorted(_FIELDS)}")
+        if not isinstance(raw["step"], str) or not raw["step"]:
+            raise ValueError("step: expected a step name")
+        if not isinstance(raw["metrics"], dict):
+            raise ValueError("metrics: expected an object")
+        for key in ("duration", "created"):
+            if not _is_number(raw[key]):
+                raise ValueError(f"{key}: expected a number")
+        if not isinstance(raw["outs"], dict):
+            raise ValueError("outs: expected an object")
+        outs = {path: _out(path, record) for path, record in raw["outs"].items()}
+        return cls(raw["step"], outs, raw["metrics"], float(raw["duration"]), float(raw["created"]))
+
+
+_FIELDS = {"step", "outs", "metrics", "duration", "created"}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _out(path: str, record: object) -> OutRecord:
+    if not is_safe_relpath(path):
+        raise ValueError(f"outs: {path[:80]!r} is not a relative path inside the workspace")
+    if not isinstance(record, dict) or set(record) != {"digest", "size", "cached"}:
+        raise ValueError(f"outs.{path}: expected digest, size and cached")
+    digest, size, cached = record["digest"], record["size"], record["cached"]
+    if not is_digest(digest):
+        raise ValueError(f"outs.{path}.digest: malformed digest {str(digest)[:80]!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError(f"outs.{path}.size: expected a byte count")
+    if not isinstance(cached, bool):
+        raise ValueError(f"outs.{path}.cached: expected true or false")
+    return OutRecord(digest, size, cached)
 
 
 class ActionCache:
-    """Entries under ``root/<first two hex digits>/<fingerprint>.json``."""
+    """Entries under ``root/<first two hex digits>/<fingerprint>.json``; bad ones are moved to
+    ``quarantine``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.quarantine = root.parent / "quarantine"
 
     def path_of(self, fingerprint: str) -> Path:
+        check_digest(fingerprint)
         return self.root / fingerprint[:2] / f"{fingerprint}.json"
 
     def get(self, fingerprint: str) -> ActionResult | None:
-        try:
-            text = self.path_of(fingerprint).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        try:
-            return ActionResult.from_json(text)
-        except (ValueError, TypeError, KeyError):
-            return None  # a damaged entry is a miss; the step re-runs and rewrites it
+        """The entry for ``fingerprint``; ``None`` when there is none or it was bad (and is now
+        in quarantine): the step re-runs and writes a good one."""
+        path = self.path_of(fingerprint)
+        loaded = _load(path)
+        if loaded is None or isinstance(loaded, ActionResult):
+            return loaded
+        self.discard(fingerprint)
+        return None
 
     def put(self, fingerprint: str, result: ActionResult) -> None:
-        target = self.path_of(fingerprint)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(result.to_json())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic.write_text(self.path_of(fingerprint), result.to_json())
 
     def touch(self, fingerprint: str) -> None:
         """Mark an entry used now, so ``gc --keep-days`` keeps what is in use."""
         now = time.time()
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(self.path_of(fingerprint), (now, now))
+        # best effort: an entry gone, or another user's in a shared cache, only ages sooner
+        with contextlib.suppress(OSError):
+            os.utime(self.path_of(fingerprint), (now, now), follow_symlinks=False)
 
     def entries(self) -> list[tuple[str, float, ActionResult | None]]:
-        """Every entry as (fingerprint, last used, result or None if unreadable)."""
+        """Every entry as (fingerprint, last used, result or None if it is bad)."""
         found = []
         for path in self.root.glob("*/*.json"):
             try:
-                used = path.stat().st_mtime
-                text = path.read_text(encoding="utf-8")
+                used = path.lstat().st_mtime
             except FileNotFoundError:
                 continue
-            try:
-                result: ActionResult | None = ActionResult.from_json(text)
-            except (ValueError, TypeError, KeyError):
-                result = None
-            found.append((path.stem, used, result))
+            if not is_digest(path.stem, file_only=True):
+                continue  # not an entry mlbuild wrote; gc leaves what it does not know
+            loaded = _load(path)
+            if loaded is None:
+                continue  # removed since the listing
+            found.append((path.stem, used, loaded if isinstance(loaded, ActionResult) else None))
         return found
 
     def remove(self, fingerprint: str) -> None:
         self.path_of(fingerprint).unlink(missing_ok=True)
+
+    def discard(self, fingerprint: str) -> None:
+        """Move a bad entry to quarantine."""
+        move_aside(self.path_of(fingerprint), self.quarantine, f"action-{fingerprint}")
+
+
+def _load(path: Path) -> ActionResult | str | None:
+    """The entry at ``path``, what is wrong with it, or ``None`` if there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_ENTRY:
+        os.close(fd)
+        return "not a regular file of a sane size"
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read()
+    try:
+        return ActionResult.from_json(data)
+    except ValueError as exc:
+        return str(exc)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from blake3 import blake3
 
+from mlbuild.cache.names import DIR_SUFFIX
 from mlbuild.cache.state import StateTable
 
-DIR_SUFFIX = ".dir"
 _BIG = 16 << 20
 _SKIP_DIRS = {"__pycache__", ".git", ".mlbuild", ".dvc", ".ipynb_checkpoints"}
 

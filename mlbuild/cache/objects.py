@@ -1,87 +1,137 @@
-"""Content-addressed objects: files stored once by hash, restored as independent copies.
+"""Content-addressed objects: files stored once by hash, verified whenever they are read.
 
-Objects are read-only and written atomically (temporary file, then rename), so a reader never sees
-a partial object and a killed writer leaves only a temporary file for ``gc`` to remove. Restored
+Objects are read-only and written atomically (:mod:`mlbuild.atomic`), so a reader never sees a
+partial object and a killed writer leaves only a temporary file (a dot-file) for ``gc``. Restored
 files are copies (reflinks where the filesystem supports them), never hard links: a user or a step
 editing a restored file in place must not change the cached object (root ignores the read-only bit).
+
+Nothing in the cache is trusted because of where it is. Every copy out of the store hashes the
+bytes it copies and compares them with the digest the object is named by; a symlink, a folder, a
+truncated or altered object is moved to quarantine and reported as :class:`CorruptObjectError`,
+and the copy is never put in place. Callers treat that like a missing object: the step re-runs.
+A cheaper check (:meth:`ObjectStore.check`: type and size, no content read) lets ``plan`` catch a
+truncated or swapped object before anything runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
-import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
+import stat
 from pathlib import Path
 
-from mlbuild.cache.hashing import DIR_SUFFIX, Digest, ManifestEntry
+from mlbuild import atomic
+from mlbuild.cache import manifest
+from mlbuild.cache.copying import copy_hashed, hash_open
+from mlbuild.cache.hashing import Digest, ManifestEntry
+from mlbuild.cache.names import DIR_SUFFIX, check_digest
+from mlbuild.cache.quarantine import move_aside
 from mlbuild.errors import CacheError
 from mlbuild.paths import Fence, UnsafePathError, inner
 
-_FICLONE = 0x40049409  # linux/fs.h: share the source's blocks, copy-on-write
+
+class MissingObjectError(CacheError):
+    """An object an entry or a record names is not in the store (``gc`` removed it)."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"cache object {digest} is missing")
+        self.digest = digest
+
+
+class CorruptObjectError(CacheError):
+    """An object is not what its digest says; it was moved to quarantine (``moved_to``)."""
+
+    def __init__(self, digest: str, problem: str, moved_to: Path | None) -> None:
+        where = f"; moved to {moved_to}" if moved_to is not None else ""
+        super().__init__(f"cache object {digest} {problem}{where}")
+        self.digest = digest
+        self.problem = problem
+        self.moved_to = moved_to
+
+
+BadObjectError = (MissingObjectError, CorruptObjectError)
 
 
 class ObjectStore:
-    """Objects under ``root/<first two hex digits>/<rest>``."""
+    """Objects under ``root/<first two hex digits>/<rest>``; bad ones go to ``quarantine``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.tmp = root.parent / "tmp"
+        self.tmp = root.parent / "tmp"  # where older versions staged objects; gc empties it
+        self.quarantine = root.parent / "quarantine"
 
     def path_of(self, digest: str) -> Path:
+        check_digest(digest)
         return self.root / digest[:2] / digest[2:]
 
     def has(self, digest: str) -> bool:
-        return self.path_of(digest).exists()
+        return os.path.lexists(self.path_of(digest))
 
-    def has_all(self, digest: str) -> bool:
-        """The object and, for a directory, every file it lists."""
-        if not self.has(digest):
-            return False
-        if digest.endswith(DIR_SUFFIX):
-            return all(self.has(e.digest) for e in self.read_manifest(digest))
-        return True
+    def check(self, digest: str, size: int | None = None) -> None:
+        """Cheaply confirm object ``digest`` (and, for a directory, each file it lists) is there,
+        a regular file, of the right size — reading only a manifest, never a file's content.
 
-    def put(self, source: Path, digest: Digest) -> None:
-        """Store the file or directory at ``source`` whose content hashes to ``digest``."""
-        if digest.manifest is None:
-            self._put_file(source, digest.value)
+        Raises :class:`MissingObjectError`, or :class:`CorruptObjectError` after quarantining.
+        """
+        if not digest.endswith(DIR_SUFFIX):
+            self._check_file(digest, size)
             return
-        for entry in digest.manifest:
-            self._put_file(source / entry.relpath, entry.digest)
-        body = [[e.relpath, e.digest, e.size, e.executable] for e in digest.manifest]
-        data = json.dumps(body).encode()
-        self._write_atomic(digest.value, lambda tmp: _write_bytes(tmp, data))
+        for entry in self.read_manifest(digest):
+            self._check_file(entry.digest, entry.size)
 
     def read_manifest(self, digest: str) -> list[ManifestEntry]:
-        try:
-            body = json.loads(self.path_of(digest).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise CacheError(
-                f"cache object {digest} is unreadable ({exc}); run `mlbuild gc`"
-            ) from None
-        return [ManifestEntry(rel, dig, size, bool(x)) for rel, dig, size, x in body]
+        """The files of directory object ``digest``, verified against its name."""
+        fd, info = self._open(digest, None)
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read()
+        decoded = manifest.decode(digest, data)
+        if isinstance(decoded, str):
+            raise self._corrupt(digest, f"is a damaged manifest: it {decoded}", info.st_ino)
+        return list(decoded)
 
-    def restore(self, digest: str, dest: Path, *, fence: Fence | None = None) -> None:
+    def put(self, source: Path, digest: Digest) -> None:
+        """Store the file or directory at ``source`` whose content hashes to ``digest``.
+
+        An object already present is kept only if it is intact (hashed again): a re-run that
+        produces the same bytes repairs an object damaged since it was stored.
+        """
+        if digest.manifest is None:
+            self._put_file(source, digest.value, digest.size)
+            return
+        for entry in digest.manifest:
+            self._put_file(source / entry.relpath, entry.digest, entry.size)
+        try:
+            if self.read_manifest(digest.value) == list(digest.manifest):
+                return
+        except (MissingObjectError, CorruptObjectError):
+            pass
+        data = manifest.encode(digest.manifest)
+        with atomic.replacing(self._target(digest.value), mode=0o444, size=len(data)) as tmp:
+            tmp.write_bytes(data)
+
+    def restore(
+        self, digest: str, dest: Path, size: int | None = None, *, fence: Fence | None = None
+    ) -> None:
         """Materialise object ``digest`` at ``dest`` (a file, or a directory tree), replacing
-        what is there; ``fence``, when given, is asked first whether ``dest`` may be replaced."""
+        what is there only once every byte has been copied and verified; ``fence``, when given,
+        is asked first whether ``dest`` may be replaced.
+
+        Raises :class:`MissingObjectError` or :class:`CorruptObjectError`; ``dest`` is then
+        untouched.
+        """
         if fence is not None:  # at the last moment: the workspace may have changed since plan
             fence.check_target(dest)
         if not digest.endswith(DIR_SUFFIX):
-            remove(dest)
-            self._restore_file(digest, dest, executable=False)
+            with atomic.staging(dest, size=size) as tmp:
+                self._copy_out(digest, tmp, size, executable=False)
             return
-        files = [(self._inner(digest, e.relpath), e) for e in self.read_manifest(digest)]
-        remove(dest)
-        dest.mkdir(parents=True)
-        for relpath, entry in files:
-            target = dest / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._restore_file(entry.digest, target, executable=entry.executable)
+        entries = [(self._inner(digest, e.relpath), e) for e in self.read_manifest(digest)]
+        with atomic.staging(dest, size=size) as tree:
+            tree.mkdir()
+            for relpath, entry in entries:
+                target = tree / relpath
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._copy_out(entry.digest, target, entry.size, executable=entry.executable)
 
     def _inner(self, digest: str, relpath: str) -> str:
         """An entry of directory object ``digest``, checked before anything is touched: a
@@ -95,51 +145,92 @@ class ObjectStore:
                 "and run again"
             ) from None
 
-    def _restore_file(self, digest: str, dest: Path, *, executable: bool) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        source = self.path_of(digest)
-        tmp = dest.with_name(f".{dest.name}.mlbuild-tmp")
-        try:
-            _clone_or_copy(source, tmp)
-        except FileNotFoundError:
-            raise CacheError(f"cache object {digest} for {dest} is missing") from None
-        os.chmod(tmp, 0o755 if executable else 0o644)
-        os.replace(tmp, dest)
+    def _copy_out(self, digest: str, target: Path, size: int | None, *, executable: bool) -> None:
+        fd, info = self._open(digest, size)
+        with os.fdopen(fd, "rb", buffering=0) as src:
+            out = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                os.fchmod(out, 0o755 if executable else 0o644)
+                copied = copy_hashed(src.fileno(), out, info.st_size)
+            finally:
+                os.close(out)
+        if copied != digest:
+            raise self._corrupt(digest, "does not match its digest (altered)", info.st_ino)
 
-    def _put_file(self, source: Path, digest: str) -> None:
-        if not self.has(digest):
-            self._write_atomic(digest, lambda tmp: _clone_or_copy(source, tmp))
-
-    def _write_atomic(self, digest: str, fill: Callable[[Path], None]) -> None:
-        target = self.path_of(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix=digest[:16])
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            fill(tmp)
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-
-
-def _clone_or_copy(source: Path, dest: Path) -> None:
-    """Reflink ``source`` to ``dest`` where the filesystem can, else copy the bytes."""
-    with open(source, "rb") as src, open(dest, "wb") as dst:
-        try:
-            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+    def _put_file(self, source: Path, digest: str, size: int) -> None:
+        if self._intact(digest, size):
             return
+        with atomic.replacing(self._target(digest), mode=0o444, size=size) as tmp:
+            with open(source, "rb", buffering=0) as src, open(tmp, "r+b", buffering=0) as dst:
+                copied = copy_hashed(src.fileno(), dst.fileno(), size)
+            if copied != digest:
+                raise CacheError(
+                    f"{source} changed while it was being stored in the cache (a process still "
+                    "writing it?); run the step again"
+                )
+
+    def _intact(self, digest: str, size: int) -> bool:
+        """Whether object ``digest`` is present and whole; a damaged one goes to quarantine."""
+        try:
+            fd, info = self._open(digest, size)
+        except (MissingObjectError, CorruptObjectError):
+            return False
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            if hash_open(handle.fileno()) == digest:
+                return True
+        move_aside(self.path_of(digest), self.quarantine, digest, inode=info.st_ino)
+        return False
+
+    def _check_file(self, digest: str, size: int | None) -> None:
+        try:
+            info = os.lstat(self.path_of(digest))
+        except FileNotFoundError:
+            raise MissingObjectError(digest) from None
+        problem = _kind_problem(info, size)
+        if problem is not None:
+            raise self._corrupt(digest, problem, info.st_ino)
+
+    def _open(self, digest: str, size: int | None) -> tuple[int, os.stat_result]:
+        """Open object ``digest`` for reading, refusing anything but a regular file of ``size``."""
+        path = self.path_of(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise MissingObjectError(digest) from None
         except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY):
-                raise
-        shutil.copyfileobj(src, dst, 1 << 20)
+            found = os.lstat(path)
+            why = _kind_problem(found, size) or f"cannot be read ({exc.strerror})"
+            raise self._corrupt(digest, why, found.st_ino) from None
+        info = os.fstat(fd)
+        problem = _kind_problem(info, size)
+        if problem is not None:
+            os.close(fd)
+            raise self._corrupt(digest, problem, info.st_ino)
+        return fd, info
+
+    def _corrupt(self, digest: str, problem: str, inode: int) -> CorruptObjectError:
+        moved = move_aside(self.path_of(digest), self.quarantine, digest, inode=inode)
+        return CorruptObjectError(digest, problem, moved)
+
+    def _target(self, digest: str) -> Path:
+        """Where a new copy of ``digest`` goes; a folder there (which a rename cannot replace;
+        a file or a link it can) goes to quarantine first."""
+        target = self.path_of(digest)
+        if target.is_dir() and not target.is_symlink():
+            move_aside(target, self.quarantine, digest)
+        return target
+
+
+def _kind_problem(info: os.stat_result, size: int | None) -> str | None:
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a directory"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if size is not None and info.st_size != size:
+        return f"is {info.st_size} bytes, expected {size} (truncated or altered)"
+    return None
 
 
 def remove(path: Path) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlbuild.cache import lock, workspaces
 from mlbuild.cache.actions import ActionCache
 from mlbuild.cache.hashing import Hasher
 from mlbuild.cache.objects import ObjectStore
@@ -38,3 +41,18 @@ class Cache:
             state=state,
             hasher=Hasher(workspace, state),
         )
+
+    def writing(self, on_wait: Callable[[str], None] | None = None) -> AbstractContextManager[None]:
+        """Hold while storing or restoring a step's results, so ``gc`` never collects between
+        an object and the entry and step record that reference it (see ``lock.py``)."""
+        return lock.shared(self.root, on_wait)
+
+    def collecting(
+        self, *, wait: bool, on_wait: Callable[[str], None]
+    ) -> AbstractContextManager[None]:
+        """Hold while ``gc`` decides what is unreferenced and removes it."""
+        return lock.exclusive(self.root, wait=wait, on_wait=on_wait)
+
+    def register(self, workspace: Path, store: str | None) -> None:
+        """Note that ``workspace`` (recording runs in ``store``) uses this cache."""
+        workspaces.register(self.root, workspace, store)

@@ -18,7 +18,7 @@ from mlbuild.cli.output import (
     summary_line,
     table,
 )
-from mlbuild.cli.shared import open_workspace_store, parse_assignments
+from mlbuild.cli.shared import parse_assignments
 from mlbuild.cli.text import indent, size
 from mlbuild.cli.words import one_recipe, split_words
 from mlbuild.errors import MlbuildError, RecipeError, StepFailedError, UsageError
@@ -339,33 +339,44 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from mlbuild.cache import collect
+    from mlbuild.runs import collect_garbage
 
     ws = _workspace(args)
-    keep = set()
-    for name in ws.records.names():
-        record = ws.records.get(name)
-        if record is not None:
-            keep.add(record.fingerprint)
-    # registered model versions are kept for rollbacks, whatever the workspace holds now
-    models = open_workspace_store(ws).model_versions(None)
-    keep_objects = {a.digest for version in models for a in version.artifacts}
-    report = collect(
-        ws.cache,
-        keep=keep,
+    try:
+        graph = ws.graph([])
+    finally:
+        ws.save_state()
+    outcome = collect_garbage(
+        ws,
+        graph.store_url,
         keep_days=args.keep_days,
         dry_run=args.dry_run,
-        keep_objects=keep_objects,
+        wait=args.wait,
+        on_wait=lambda text: print(f"mlbuild: {text}", file=sys.stderr),
     )
+    report = outcome.report
     if args.json:
-        dump_json(report.__dict__)
+        dump_json(
+            {**report.__dict__, "workspaces": outcome.workspaces, "forgotten": outcome.forgotten}
+        )
         return 0
     verb = "would remove" if args.dry_run else "removed"
+    shared = len(outcome.workspaces)
     print(
         f"{verb} {report.actions_removed} cached results and {report.objects_removed} objects "
         f"({size(report.bytes_freed)}); kept {report.actions_kept} results, "
         f"{report.objects_kept} objects"
+        + (f" for {shared} workspaces sharing the cache" if shared > 1 else "")
     )
+    for root in outcome.forgotten:
+        print(
+            f"{'would forget' if args.dry_run else 'forgot'} workspace {root}: it no longer exists"
+        )
+    if report.quarantined:
+        print(
+            f"{report.quarantined} damaged files are in quarantine at "
+            f"{ws.cache.objects.quarantine}; gc never deletes them: look, then remove them"
+        )
     return 0
 
 

@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also keep results used in the last N days",
     )
     p.add_argument("-n", "--dry-run", action="store_true", help="report what would be removed")
+    p.add_argument(
+        "--wait", action="store_true", help="queue behind a run in this workspace or the cache"
+    )
     p.add_argument("--json", action="store_true")
 
     from mlbuild.cli.store_parser import add_store_commands

@@ -9,14 +9,14 @@ import contextlib
 import functools
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from mlbuild import atomic
 from mlbuild.data.version import DataError
+from mlbuild.errors import MlbuildError
 from mlbuild.extras import require
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -129,19 +129,14 @@ class DvcAdapter:
     ) -> None:
         """Download ``path`` of ``repo`` at ``commit`` to ``dest``, replacing it atomically."""
         fs = self._import_fs(repo, commit, dataset)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        target = staging / dest.name
         try:
-            if fs.isdir(path):
-                fs.get(path, str(target), recursive=True)
-            else:
-                fs.get_file(path, str(target))
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            elif dest.exists():
-                dest.unlink()
-            os.replace(target, dest)
+            with atomic.staging(dest) as target:
+                if fs.isdir(path):
+                    fs.get(path, str(target), recursive=True)
+                else:
+                    fs.get_file(path, str(target))
+        except MlbuildError:
+            raise  # a full disk, named with the path
         except Exception as exc:  # DVC raises many types; none may leave a half-written dest
             from dvc.scm import SCMError
 
@@ -152,8 +147,6 @@ class DvcAdapter:
                 f"{_first_line(exc)}; if its data is not on that repository's DVC remote, run "
                 f"`dvc push` there"
             ) from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
     @_quiet_stdout
     def add(self, paths: list[str]) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlbuild import atomic
 from mlbuild.data.version import DataVersion, dvc_repo_root
 
 _LAST_RUN = "last-run.json"
@@ -28,11 +29,7 @@ class DatasetStatus:
 
 def record_run(meta: Path, versions: list[DataVersion]) -> None:
     """Remember the versions a successful run used, for the next ``data status``."""
-    folder = meta / "data"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{_LAST_RUN}.tmp"
-    tmp.write_text(json.dumps([v.to_json() for v in versions]), encoding="utf-8")
-    tmp.replace(folder / _LAST_RUN)
+    atomic.write_json(meta / "data" / _LAST_RUN, [v.to_json() for v in versions], sync=False)
 
 
 def last_run(meta: Path) -> dict[str, DataVersion]:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlbuild import atomic
 from mlbuild.errors import MlbuildError
 
 Kind = str  # "dvc" | "import" | "file"
@@ -189,8 +190,4 @@ def read_record(meta: Path, name: str) -> Record | None:
 
 
 def write_record(meta: Path, name: str, record: Record) -> None:
-    folder = meta / "data"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(asdict(record)), encoding="utf-8")
-    tmp.replace(folder / f"{name}.json")
+    atomic.write_json(meta / "data" / f"{name}.json", asdict(record), sync=False)  # derived

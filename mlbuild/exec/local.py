@@ -23,31 +23,42 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from mlbuild.cache import ActionResult, OutRecord, remove
+from mlbuild import atomic
+from mlbuild.cache import (
+    ActionResult,
+    CorruptObjectError,
+    MissingObjectError,
+    OutRecord,
+    remove,
+)
 from mlbuild.crash import write_crash_log
-from mlbuild.errors import InterruptError, MlbuildError
+from mlbuild.errors import DiskFullError, InterruptError, MlbuildError
 from mlbuild.exec.events import MaskingReporter, Reporter, RunSummary, Status, StepOutcome
 from mlbuild.exec.leftovers import Tracker
 from mlbuild.exec.metrics import read_metrics
 from mlbuild.exec.ownership import Ownership
 from mlbuild.exec.process import CUT_NOTE, ProcessResult, StepProcess, describe_exit
-from mlbuild.graph import Action, Decision, Graph, StepRecord, StepSpec, Workspace
+from mlbuild.graph import (
+    Action,
+    Decision,
+    Graph,
+    StepRecord,
+    StepSpec,
+    Workspace,
+    unrestorable,
+)
 from mlbuild.masking import Secrets, remember
 from mlbuild.params import PARAMS_ENV, nest
 from mlbuild.sizes import size
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Replace ``target`` by ``data`` all at once: a reader (or a killed run) sees the old content
-    or the new, never a mix."""
-    os.replace(_stage(target, data), target)
 
 
 def _stage(target: Path, data: bytes) -> str:
@@ -250,11 +261,15 @@ class _Run:
         started = time.monotonic()
         restoring = {p: r.digest for p, r in decision.result.outs.items() if r.cached}
         self._may_replace(spec, list(restoring))
-        self.owned.claim(restoring)
-        for path, digest in restoring.items():
-            self.ws.cache.objects.restore(digest, self.fence.target(path), fence=self.fence)
-        self.owned.settle(restoring)
-        self._remember(spec, decision, decision.result, "restored")
+        with self.ws.cache.writing(self._waiting(spec)):
+            self.owned.claim(restoring)
+            unusable = self._restore_outputs(spec, decision.result)
+            if unusable is None:
+                self.owned.settle(restoring)
+                self.ws.cache.actions.touch(decision.fingerprint)
+                self._remember(spec, decision, decision.result, "restored")
+        if unusable is not None:
+            return self._run(spec, replace(decision, action=Action.RUN, reasons=[unusable]))
         return StepOutcome(
             spec.name,
             Status.RESTORED,
@@ -263,6 +278,21 @@ class _Run:
             decision.fingerprint,
             decision.result.metrics,
         )
+
+    def _restore_outputs(self, spec: StepSpec, result: ActionResult) -> str | None:
+        """Restore each cached output, verified as it is copied; if one cannot be (missing, or
+        bad and now in quarantine), why the step must run instead."""
+        for path, record in result.outs.items():
+            if not record.cached:
+                continue
+            try:
+                self.ws.cache.objects.restore(
+                    record.digest, self.fence.target(path), record.size, fence=self.fence
+                )
+            except (MissingObjectError, CorruptObjectError) as exc:
+                self.reporter.step_note(spec.name, f"cannot restore {path}: {exc.message}")
+                return unrestorable(path, exc)
+        return None
 
     def _run(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         """Fetch the step's data, run its command, store its outputs. The reported duration is
@@ -332,14 +362,7 @@ class _Run:
             return StepOutcome(
                 spec.name, Status.FAILED, duration, decision.reasons, message=message, log=log
             )
-        action = self._store(spec, duration)
-        versioned = [out.path for out in spec.outs if out.dvc]
-        if versioned:
-            self.reporter.step_note(spec.name, f"adding {', '.join(versioned)} to DVC")
-            self.planner.data.adapter().add(versioned)
-        self.owned.settle({path: record.digest for path, record in action.outs.items()})
-        self.ws.cache.actions.put(decision.fingerprint, action)
-        self._remember(spec, decision, action, "ran")
+        action = self._commit(spec, decision, duration)
         return StepOutcome(
             spec.name,
             Status.RAN,
@@ -349,6 +372,24 @@ class _Run:
             action.metrics,
             log=log,
         )
+
+    def _commit(self, spec: StepSpec, decision: Decision, duration: float) -> ActionResult:
+        """Store the outputs, then the entry, then the step record — under the cache lock, so a
+        ``gc`` in another clone never collects an object before the entry that keeps it."""
+        assert decision.fingerprint is not None
+        with self.ws.cache.writing(self._waiting(spec)):
+            action = self._store(spec, duration)
+            versioned = [out.path for out in spec.outs if out.dvc]
+            if versioned:
+                self.reporter.step_note(spec.name, f"adding {', '.join(versioned)} to DVC")
+                self.planner.data.adapter().add(versioned)
+            self.owned.settle({path: record.digest for path, record in action.outs.items()})
+            self.ws.cache.actions.put(decision.fingerprint, action)
+            self._remember(spec, decision, action, "ran")
+        return action
+
+    def _waiting(self, spec: StepSpec) -> Callable[[str], None]:
+        return lambda text: self.reporter.step_note(spec.name, text)
 
     def _watch(self, name: str, proc: StepProcess) -> ProcessResult:
         """Wait for ``proc``, which stops with the run: on Ctrl-C, and even if mlbuild dies."""
@@ -417,7 +458,7 @@ class _Run:
     def _environment(self, spec: StepSpec) -> dict[str, str]:
         params_file = self.ws.meta / "params" / f"{spec.name}.json"
         params_file.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(params_file, json.dumps(nest(spec.params), indent=2).encode("utf-8"))
+        atomic.write_text(params_file, json.dumps(nest(spec.params), indent=2), sync=False)
         self._make_hydra_output_dir()
         return {
             **os.environ,
@@ -455,6 +496,8 @@ class _Run:
             if out.cache:
                 try:
                     self.ws.cache.objects.put(self.ws.root / out.path, digest)
+                except DiskFullError as exc:
+                    raise MlbuildError(f"cannot store output {out.path}: {exc.message}") from None
                 except OSError as exc:
                     need = (
                         f" (needed {size(digest.size)} at {self.ws.cache.root})"

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
+from mlbuild import atomic
+from mlbuild.cache import CorruptObjectError, Digest, MissingObjectError
 from mlbuild.errors import MlbuildError
 from mlbuild.git import tracked_and_clean
 from mlbuild.graph import Workspace
@@ -56,9 +56,7 @@ class Ownership:
         if claimed:
             return  # a step of ours was writing it when it failed or was killed
         digest = self.ws.cache.hasher.digest(path)
-        if digest is not None and (
-            digest.value == left or self.ws.cache.objects.has_all(digest.value)
-        ):
+        if digest is not None and (digest.value == left or self._recoverable(digest)):
             return
         if tracked_and_clean(self.ws.root, path):
             return
@@ -71,6 +69,18 @@ class Ownership:
             f"'{path}' exists and mlbuild did not create it; move it away or delete it, "
             "then run again"
         )
+
+    def _recoverable(self, digest: Digest) -> bool:
+        """Whether the cache holds every byte at the path (for a directory, each of its files:
+        a directory the user only removed files from loses nothing when replaced)."""
+        manifest = digest.manifest
+        files = [e.digest for e in manifest] if manifest is not None else [digest.value]
+        for file in files:
+            try:
+                self.ws.cache.objects.check(file)
+            except (MissingObjectError, CorruptObjectError):
+                return False
+        return True
 
     def claim(self, paths: Iterable[str]) -> None:
         """Record ``paths`` as being written by mlbuild now, before anything writes them."""
@@ -100,14 +110,6 @@ class Ownership:
         return self._entries
 
     def _save(self, entries: dict[str, str | None]) -> None:
+        # flushed: the claim must be on disk before the step starts
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-owned-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"version": 1, "paths": entries}, handle, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())  # the claim must be on disk before the step starts
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic.write_json(self.path, {"version": 1, "paths": entries}, sort_keys=True)

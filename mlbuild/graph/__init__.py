@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.fingerprint import Components, components, explain, fingerprint
 from mlbuild.graph.model import Graph, Output, ServedModel, StepSpec
-from mlbuild.graph.plan import Action, Decision, Planner, make_plan
+from mlbuild.graph.plan import Action, Decision, Planner, make_plan, unrestorable
 from mlbuild.graph.records import StepRecord, StepRecords
 from mlbuild.graph.workspace import Workspace
 from mlbuild.paths import META_DIR
@@ -28,4 +28,5 @@ __all__ = [
     "fingerprint",
     "load_graph",
     "make_plan",
+    "unrestorable",
 ]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlbuild import atomic
 from mlbuild.cache import FORMAT_VERSION, Hasher, hash_bytes
 from mlbuild.graph.model import Graph
 
@@ -224,11 +224,7 @@ def _in_recipe(exc: Exception, recipe: Recipe, source: SourceMap) -> Exception:
 
 
 def _write(entry_path: Path, entry: dict[str, object]) -> None:
-    entry_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=entry_path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(entry, handle)
-    os.replace(tmp, entry_path)
+    atomic.write_json(entry_path, entry, sync=False)  # derived: recompiled if lost
     entries = sorted(entry_path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
     for old in entries[:-_KEEP]:
         old.unlink(missing_ok=True)

@@ -19,7 +19,14 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache, hash_bytes
+from mlbuild.cache import (
+    DIR_SUFFIX,
+    ActionResult,
+    Cache,
+    CorruptObjectError,
+    MissingObjectError,
+    hash_bytes,
+)
 from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import RecipeError
 from mlbuild.graph.checks import (
@@ -40,6 +47,13 @@ from mlbuild.graph.fingerprint import (
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.graph.records import StepRecords
 from mlbuild.paths import overlaps
+
+
+def unrestorable(path: str, error: MissingObjectError | CorruptObjectError) -> str:
+    """Why a step runs when its cached output ``path`` cannot be restored."""
+    if isinstance(error, CorruptObjectError):
+        return f"cached output {path} was corrupt (quarantined)"
+    return "cached outputs were removed from the cache (gc)"
 
 
 class Action(enum.StrEnum):
@@ -116,6 +130,11 @@ class Planner:
         if step.always_run:
             return Decision(step.name, Action.RUN, ["always_run is set"], fp, parts)
         result = self.cache.actions.get(fp)
+        if result is not None and set(result.outs) != {o.path for o in step.outs}:
+            # the fingerprint covers the declared outputs, so a good entry names exactly them:
+            # this one was damaged or planted, and must never decide what is written where
+            self.cache.actions.discard(fp)
+            result = None
         if result is None:
             reasons = explain(old, parts, self._dir_detail(step)) or [
                 "no cached result for these inputs"
@@ -128,15 +147,27 @@ class Planner:
         if uncached:
             reasons = [f"output {path} (cache: false) is missing" for path in uncached]
             return Decision(step.name, Action.RUN, reasons, fp, parts)
-        if all(self.cache.objects.has_all(r.digest) for r in result.outs.values() if r.cached):
-            if previous is not None and previous.fingerprint == fp:
-                why = [f"{path} {how}" for path, how in modified.items()]
-            else:
-                why = [f"inputs match an earlier run; restores {', '.join(modified)}"]
-            return Decision(step.name, Action.RESTORE, why, fp, parts, result)
-        return Decision(
-            step.name, Action.RUN, ["cached outputs were removed from the cache (gc)"], fp, parts
-        )
+        unusable = self._unusable_outputs(result)
+        if unusable:
+            return Decision(step.name, Action.RUN, unusable, fp, parts)
+        if previous is not None and previous.fingerprint == fp:
+            why = [f"{path} {how}" for path, how in modified.items()]
+        else:
+            why = [f"inputs match an earlier run; restores {', '.join(modified)}"]
+        return Decision(step.name, Action.RESTORE, why, fp, parts, result)
+
+    def _unusable_outputs(self, result: ActionResult) -> list[str]:
+        """Why ``result``'s cached outputs cannot be restored, if they cannot: checked cheaply
+        (type and size, manifests read); the restore itself hashes every byte."""
+        reasons = []
+        for path, record in result.outs.items():
+            if not record.cached:
+                continue
+            try:
+                self.cache.objects.check(record.digest, record.size)
+            except (MissingObjectError, CorruptObjectError) as exc:
+                reasons.append(unrestorable(path, exc))
+        return list(dict.fromkeys(reasons))
 
     def manifests(self, step: StepSpec) -> dict[str, dict[str, str]]:
         """The current file hashes of ``step``'s directory deps, to record with its run."""

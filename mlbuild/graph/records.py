@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from mlbuild import atomic
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,5 @@ class StepRecords:
         return sorted(p.stem for p in self.root.glob("*.json") if not p.stem.endswith(".deps"))
 
     def _write(self, name: str, data: object) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, sort_keys=True)
-        os.replace(tmp, self.root / name)
+        # not flushed: a record lost in a crash only makes the next plan explain less
+        atomic.write_json(self.root / name, data, sort_keys=True, sync=False)

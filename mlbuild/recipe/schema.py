@@ -7,11 +7,11 @@ no ``title`` noise in completion lists.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
+from mlbuild import atomic
 from mlbuild.errors import MlbuildError
 from mlbuild.recipe.models import Recipe
 
@@ -45,14 +45,9 @@ def write_schema(path: Path) -> bool:
     text = render_schema()
     if _read(path) == text:
         return False
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic.write_text(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise MlbuildError(f"cannot write {path}: {exc.strerror or exc}") from None
     return True
 

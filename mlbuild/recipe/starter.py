@@ -6,6 +6,7 @@ import re
 import sys
 from pathlib import Path
 
+from mlbuild import atomic
 from mlbuild.errors import UsageError
 from mlbuild.recipe import RECIPE_FILE, SCHEMA_FILE
 from mlbuild.recipe.loader import parse_recipe
@@ -20,9 +21,7 @@ def write_starter(root: Path, *, name: str | None, force: bool) -> Path:
         raise UsageError(f"{target} already exists; pass --force to overwrite it")
     text = starter_text(root, name)
     parse_recipe(text, str(target))  # what we write must load
-    tmp = target.with_name(f".{RECIPE_FILE}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    atomic.write_text(target, text)
     return target
 
 

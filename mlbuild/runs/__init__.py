@@ -7,6 +7,7 @@ these functions, the store knows nothing of graphs and the executor nothing of t
 from __future__ import annotations
 
 from mlbuild.runs.artifacts import get_artifact
+from mlbuild.runs.gc import GcOutcome, collect_garbage
 from mlbuild.runs.provenance import git_info
 from mlbuild.runs.record import HEARTBEAT, RecordedRun, finished_record, new_record, recorded_run
 from mlbuild.runs.reproduce import Comparison, Reproduction, Skipped, compare_outputs, reproduce
@@ -14,9 +15,11 @@ from mlbuild.runs.reproduce import Comparison, Reproduction, Skipped, compare_ou
 __all__ = [
     "HEARTBEAT",
     "Comparison",
+    "GcOutcome",
     "RecordedRun",
     "Reproduction",
     "Skipped",
+    "collect_garbage",
     "compare_outputs",
     "finished_record",
     "get_artifact",

@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mlbuild.cache import DIR_SUFFIX
-from mlbuild.errors import MlbuildError, NotFoundError, UsageError
+from mlbuild.cache import DIR_SUFFIX, CorruptObjectError, MissingObjectError
+from mlbuild.errors import CacheError, MlbuildError, NotFoundError, UsageError
 from mlbuild.graph import Workspace
 from mlbuild.paths import UnsafePathError, is_within, normalise
 
@@ -29,7 +29,7 @@ def get_artifact(ws: Workspace, run: Any, path: str, output: Path, *, force: boo
     ``output``; the path written. Raises :class:`UsageError` when ``output`` exists and not
     ``force``, :class:`NotFoundError` when the run or the cache does not hold the artifact."""
     wanted = _wanted(run, path)
-    digest = _artifact_digest(ws, run, wanted)
+    digest, size = _artifact_digest(ws, run, wanted)
     dest = output / PurePosixPath(wanted).name if output.is_dir() else output
     exists = os.path.lexists(dest)
     if exists and not force:
@@ -38,7 +38,10 @@ def get_artifact(ws: Workspace, run: Any, path: str, output: Path, *, force: boo
             f"{dest} exists ({kind}); pass --force to replace it, or choose another -o"
         )
     ws.fence(ws.graph([])).check_output(dest)
-    _place(ws, digest, dest, replace=exists)
+    try:  # verified as it is copied; nothing is written unless every byte is right
+        _place(ws, digest, size, dest, replace=exists)
+    except (MissingObjectError, CorruptObjectError) as exc:
+        raise _unusable(ws, run, wanted, exc) from None
     return dest
 
 
@@ -60,8 +63,9 @@ def _wanted(run: Any, path: str) -> str:
         raise UsageError(f"{exc.message} (PATH names an artifact of the run)") from None
 
 
-def _artifact_digest(ws: Workspace, run: Any, path: str) -> str:
-    """The digest of ``path``: an artifact of ``run``, or a file inside a directory artifact."""
+def _artifact_digest(ws: Workspace, run: Any, path: str) -> tuple[str, int]:
+    """The digest and size of ``path``: an artifact of ``run``, or a file inside a directory
+    artifact; checked cheaply (type and size) to be in the cache."""
     recorded = []
     for artifact in run.artifacts:
         try:
@@ -76,18 +80,16 @@ def _artifact_digest(ws: Workspace, run: Any, path: str) -> str:
                 f"artifact {artifact.path} of run {run.id[:8]} is declared `cache: false`, so "
                 "the cache never held it; only the workspace that made it has it"
             )
-        if not ws.cache.objects.has_all(artifact.digest):
-            raise NotFoundError(
-                f"artifact {artifact.path} of run {run.id[:8]} ({artifact.digest[:12]}) is no "
-                f"longer in the cache at {ws.cache.root} (removed by `mlbuild gc`, or recorded "
-                f"on another machine); make it again with `mlbuild runs reproduce {run.id[:8]}`"
-            )
+        try:
+            ws.cache.objects.check(artifact.digest, artifact.size)
+        except (MissingObjectError, CorruptObjectError) as exc:
+            raise _unusable(ws, run, artifact.path, exc) from None
         if path == known:
-            return str(artifact.digest)
+            return str(artifact.digest), int(artifact.size)
         relpath = path[len(known) + 1 :]
         for entry in ws.cache.objects.read_manifest(artifact.digest):
             if entry.relpath == relpath:
-                return str(entry.digest)
+                return str(entry.digest), int(entry.size)
         raise NotFoundError(f"{artifact.path} of run {run.id[:8]} holds no file {relpath}")
     close = difflib.get_close_matches(path, recorded, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
@@ -97,7 +99,23 @@ def _artifact_digest(ws: Workspace, run: Any, path: str) -> str:
     )
 
 
-def _place(ws: Workspace, digest: str, dest: Path, *, replace: bool) -> None:
+def _unusable(
+    ws: Workspace, run: Any, path: str, exc: MissingObjectError | CorruptObjectError
+) -> MlbuildError:
+    """The error for an artifact whose cached copy is gone or bad (and now in quarantine)."""
+    remake = f"make it again with `mlbuild runs reproduce {run.id[:8]}`"
+    if isinstance(exc, MissingObjectError):
+        return NotFoundError(
+            f"artifact {path} of run {run.id[:8]} is no longer in the cache at {ws.cache.root} "
+            f"(removed by `mlbuild gc`, or recorded on another machine); {remake}"
+        )
+    return CacheError(
+        f"artifact {path} of run {run.id[:8]} is corrupt in the cache ({exc.message}); "
+        f"nothing was written; {remake}"
+    )
+
+
+def _place(ws: Workspace, digest: str, size: int, dest: Path, *, replace: bool) -> None:
     """Restore ``digest`` beside ``dest`` first, then move it into place: a file by one rename,
     a directory by two (the old one aside, the new one in); the old one goes last."""
     try:
@@ -107,7 +125,7 @@ def _place(ws: Workspace, digest: str, dest: Path, *, replace: bool) -> None:
     scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".mlbuild-get-"))
     try:
         fresh = scratch / "new"
-        ws.cache.objects.restore(digest, fresh)
+        ws.cache.objects.restore(digest, fresh, size)
         if not replace:
             _put_new(fresh, dest)
         elif not (dest.is_dir() and not dest.is_symlink()) and not digest.endswith(DIR_SUFFIX):

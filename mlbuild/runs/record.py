@@ -21,6 +21,7 @@ from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec import Reporter, RunSummary, Status, graph_secrets, run_steps
 from mlbuild.graph import Graph, Workspace
 from mlbuild.masking import Secrets, remember
+from mlbuild.runs.gc import register_workspace
 from mlbuild.runs.provenance import git_info, host_name, user_name
 from mlbuild.store import (
     Artifact,
@@ -55,6 +56,7 @@ def recorded_run(
     notes: str = "",
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
+    register_workspace(ws, graph.store_url)  # so gc in a clone sharing the cache keeps our results
     secrets = graph_secrets(graph)
     remember(secrets)  # a crash from here on is logged masked
     record = _mask(new_record(ws, graph, kind=kind, tags=tags or {}, notes=notes), secrets)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mlbuild import atomic
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -1.0, -0.1, 0.0, 0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -121,9 +122,10 @@ class Metrics:
 
     def write(self, path: Path) -> None:
         """Write the snapshot to ``path`` atomically (for the other workers' scrapes)."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
-        os.replace(tmp, path)
+        # no flush to disk: the snapshot is rewritten every few seconds and read only by the
+        # other workers of this server, so a crash loses nothing anyone keeps
+        with atomic.replacing(path, sync=False) as tmp:
+            tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
 
     def render(self, folder: Path | None = None, own: str | None = None) -> str:
         """The Prometheus text exposition of this process's metrics plus, when ``folder`` is

@@ -3,23 +3,36 @@
 The planner decides, as ``mlbuild plan`` would, whether the steps that write the model's artifacts
 are up to date for the current recipe and params. If one would run, serving refuses and says which
 command builds it. Otherwise every artifact is taken from the step's cached result — never from
-the workspace copy, which may have been edited — and copied once into ``.mlbuild/serving/``, named
-by its content hash. The model's version is the hash of its artifacts and signature.
+the workspace copy, which may have been edited — copied into ``.mlbuild/serving/`` (verified
+against its digest as it is copied), named by its content hash. The model's version is the hash of
+its artifacts and signature.
+
+Loading a pickle runs code, so the serving copy is hashed again each time it is loaded
+(:func:`verify_artifacts`, called by the runtime before anything is unpickled): a file swapped
+into ``.mlbuild/serving/`` is moved to ``.mlbuild/serving/quarantine/`` and replaced from the
+cache by the next ``serve`` or ``predict``, never loaded.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mlbuild.cache import DIR_SUFFIX, ActionResult, hash_bytes
-from mlbuild.errors import MlbuildError, UsageError
+from mlbuild.cache import (
+    DIR_SUFFIX,
+    ActionResult,
+    CorruptObjectError,
+    MissingObjectError,
+    hash_bytes,
+    hash_regular_file,
+    move_aside,
+)
+from mlbuild.errors import CacheError, MlbuildError, UsageError
 from mlbuild.graph import Action, Graph, Workspace, make_plan
-from mlbuild.paths import is_within
+from mlbuild.paths import META_DIR, is_within
 
 
 class NotBuiltError(MlbuildError):
@@ -37,6 +50,7 @@ class ModelSource:
     class_ref: str | None
     artifacts: dict[str, str]  # artifact name → a file materialised from the cache
     signature: dict[str, Any]
+    digests: dict[str, str] = field(default_factory=dict)  # artifact name → its content digest
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,15 +84,21 @@ def resolve_model(ws: Workspace, graph: Graph) -> ModelSource:
                 f"the model is not built for the current recipe and params: step '{step}' "
                 f"would run ({why}); run `mlbuild run {step}{overrides}` first"
             )
-    store = ws.meta / "serving" / "objects"
     files: dict[str, str] = {}
     digests: dict[str, str] = {}
     for path, step in producers.items():
         result = decisions[step].result
         assert result is not None
-        digest = _digest_of(ws, result, path, step)
+        digest, size = _digest_of(ws, result, path, step)
         digests[path] = digest
-        files[path] = str(_materialise(ws, digest, store, PurePosixPath(path).name))
+        try:
+            files[path] = str(_materialise(ws, digest, size, PurePosixPath(path).name))
+        except (MissingObjectError, CorruptObjectError) as exc:
+            raise CacheError(
+                f"model artifact {path}: the cached copy step '{step}' made is unusable "
+                f"({exc.message}); serving takes only the bytes the step produced, so make them "
+                f"again with `mlbuild run --force {step}`"
+            ) from None
     if model.signature_file is not None:
         signature = json.loads(Path(files[model.signature_file]).read_text(encoding="utf-8"))
     else:
@@ -98,11 +118,32 @@ def resolve_model(ws: Workspace, graph: Graph) -> ModelSource:
         class_ref=model.class_ref,
         artifacts=artifacts,
         signature=signature,
+        digests={name: digests[path] for name, path in model.artifacts.items()},
     )
 
 
-def _digest_of(ws: Workspace, result: ActionResult, path: str, step: str) -> str:
-    """The content digest of ``path``: an output of ``result``, or a file inside one."""
+def verify_artifacts(source: ModelSource) -> None:
+    """Hash every artifact file of ``source`` again, just before it is loaded.
+
+    A file whose bytes are not the ones the step produced (swapped or altered since it was
+    copied from the cache) is moved to quarantine and :class:`CacheError` is raised: it is never
+    loaded.
+    """
+    for name, path in source.artifacts.items():
+        expected = source.digests.get(name)
+        if expected is not None and hash_regular_file(Path(path)) == expected:
+            continue
+        moved = move_aside(Path(path), _serving(Path(source.root)) / "quarantine", name)
+        where = f"; it was moved to {moved}" if moved is not None else ""
+        raise CacheError(
+            f"model artifact '{name}' at {path} is not the file the step produced (its content "
+            f"does not hash to {str(expected)[:12]}){where} and was not loaded; run the command "
+            "again to copy the artifact from the cache"
+        )
+
+
+def _digest_of(ws: Workspace, result: ActionResult, path: str, step: str) -> tuple[str, int]:
+    """The content digest and size of ``path``: an output of ``result``, or a file inside one."""
     for out, record in result.outs.items():
         if not is_within(path, out):
             continue
@@ -112,11 +153,18 @@ def _digest_of(ws: Workspace, result: ActionResult, path: str, step: str) -> str
                 "mlbuild serves only cached artifacts, so remove `cache: false` from it"
             )
         if path == out:
-            return record.digest
+            return record.digest, record.size
         relpath = path[len(out) + 1 :]
-        for entry in ws.cache.objects.read_manifest(record.digest):
+        try:
+            entries = ws.cache.objects.read_manifest(record.digest)
+        except (MissingObjectError, CorruptObjectError) as exc:
+            raise CacheError(
+                f"model artifact {path}: the cached output {out} of step '{step}' is unusable "
+                f"({exc.message}); make it again with `mlbuild run --force {step}`"
+            ) from None
+        for entry in entries:
             if entry.relpath == relpath:
-                return entry.digest
+                return entry.digest, entry.size
         raise UsageError(
             f"model artifact {path} is not in the output {out} that step '{step}' wrote; "
             "check the path in model.artifacts"
@@ -124,22 +172,21 @@ def _digest_of(ws: Workspace, result: ActionResult, path: str, step: str) -> str
     raise UsageError(f"model artifact {path} is not among the outputs of step '{step}'")
 
 
-def _materialise(ws: Workspace, digest: str, store: Path, filename: str) -> Path:
-    """A read-only copy of object ``digest`` under ``store``, made once, named ``filename``."""
-    folder = store / digest
-    target = folder / filename
-    if target.exists():
-        return target
+def _materialise(ws: Workspace, digest: str, size: int, filename: str) -> Path:
+    """A read-only copy of object ``digest`` under ``.mlbuild/serving/objects/``, named
+    ``filename``: kept if it still hashes to ``digest``, else quarantined and copied again."""
     if digest.endswith(DIR_SUFFIX):
         raise UsageError(f"model artifact {filename} is a directory; name a file inside it")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        ws.cache.objects.restore(digest, tmp)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, target)  # atomic: a concurrent server sees all of it or none
-    finally:
-        tmp.unlink(missing_ok=True)
+    serving = _serving(ws.root)
+    target = serving / "objects" / digest / filename
+    if os.path.lexists(target):
+        if hash_regular_file(target) == digest:
+            return target
+        move_aside(target, serving / "quarantine", filename)
+    ws.cache.objects.restore(digest, target, size)  # verified as it is copied; atomic
+    os.chmod(target, 0o444)
     return target
+
+
+def _serving(root: Path) -> Path:
+    return root / META_DIR / "serving"

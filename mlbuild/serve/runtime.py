@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mlbuild.serve.resolve import ModelSource
+from mlbuild.serve.resolve import ModelSource, verify_artifacts
 from mlbuild.serve.servable import Servable, ServableError, load_servable
 from mlbuild.serve.signature import NUMPY_OF, Signature, Tensor
 
@@ -53,6 +53,7 @@ class ModelRuntime:
 
     @classmethod
     def load(cls, source: ModelSource) -> ModelRuntime:
+        verify_artifacts(source)  # a pickle runs code: load only the bytes the step produced
         try:
             signature = Signature.from_json(source.signature)
         except (KeyError, TypeError, ValueError) as exc:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mlbuild import atomic
 from mlbuild.store.base import RunStore
 from mlbuild.store.liveness import is_gone
 from mlbuild.store.records import Artifact, GitInfo, RunRecord, RunStatus, StepEntry
@@ -50,11 +50,9 @@ class JournalStore:
         pass
 
     def _write(self, run: RunRecord) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(run.to_json(), handle)
-        os.replace(tmp, self.folder / f"{run.id}.json")
+        # not flushed on every write, like the SQLite store (WAL, synchronous=NORMAL): a crash
+        # may lose the last state of a run, which the store then reports as interrupted
+        atomic.write_json(self.folder / f"{run.id}.json", run.to_json(), sync=False)
 
 
 def ingest(folder: Path, store: RunStore, warn: Callable[[str], None]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.cache import ActionResult, Cache, OutRecord
+from mlbuild.cache import ActionResult, Cache, CorruptObjectError, OutRecord
+from mlbuild.errors import CacheError, DiskFullError
 from tests.conftest import write_tree
 
 
@@ -101,7 +103,7 @@ def test_a_directory_round_trips_through_the_object_store(cache: Cache, tmp_path
     cache.objects.restore(digest.value, tmp_path / "copy")
     assert (tmp_path / "copy/nested/b.txt").read_text() == "b"
     assert os.access(tmp_path / "copy/a.txt", os.X_OK)
-    assert cache.objects.has_all(digest.value)
+    cache.objects.check(digest.value)  # every file listed is there, whole
 
 
 def test_a_damaged_action_entry_is_a_miss_not_a_crash(cache: Cache) -> None:
@@ -122,3 +124,92 @@ def test_parallel_steps_reading_one_directory_hash_it_once(cache: Cache, tmp_pat
     assert len({d.value for d in digests if d is not None}) == 1
     assert cache.hasher.stats.files_hashed == 50
     assert cache.hasher.stats.bytes_hashed == 50 * 4096
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../x", "/etc/passwd", "a/../../x", "./a", "a//b", "a/", "", "a\\..\\x", "a\0b", ".", ".."],
+)
+def test_an_entry_whose_out_path_could_leave_the_workspace_is_refused(path: str) -> None:
+    good = ActionResult("s", {"ok.txt": OutRecord("ab" * 32, 3)}).to_json()
+    hostile = good.replace('"ok.txt"', json.dumps(path))
+    with pytest.raises(ValueError, match="is not a relative path inside the workspace"):
+        ActionResult.from_json(hostile)
+
+
+@pytest.mark.parametrize("digest", ["../../x", "ab" * 32 + "/..", "AB" * 32, "ab" * 31, 7])
+def test_a_malformed_digest_never_becomes_a_path(cache: Cache, digest: object) -> None:
+    with pytest.raises(CacheError, match="malformed digest"):
+        cache.objects.path_of(digest)  # type: ignore[arg-type]
+    with pytest.raises(CacheError, match="malformed digest"):
+        cache.actions.path_of(digest)  # type: ignore[arg-type]
+
+
+def test_a_source_that_changes_while_it_is_stored_leaves_no_object(
+    cache: Cache, tmp_path: Path
+) -> None:
+    write_tree(tmp_path, {"out.bin": b"first"})
+    digest = cache.hasher.digest("out.bin")
+    assert digest is not None
+    (tmp_path / "out.bin").write_bytes(b"other")  # a process still writing its output
+    with pytest.raises(CacheError, match=r"out\.bin changed while it was being stored"):
+        cache.objects.put(tmp_path / "out.bin", digest)
+    assert not cache.objects.has(digest.value)
+    assert [p for p in cache.root.rglob("*") if p.is_file()] == []
+
+
+def test_a_byte_flipped_deep_inside_a_big_object_is_found(cache: Cache, tmp_path: Path) -> None:
+    data = os.urandom(20 << 20)
+    write_tree(tmp_path, {"big.bin": data})
+    digest = cache.hasher.digest("big.bin")
+    assert digest is not None
+    cache.objects.put(tmp_path / "big.bin", digest)
+    cache.objects.restore(digest.value, tmp_path / "copy.bin", digest.size)
+    assert (tmp_path / "copy.bin").read_bytes() == data
+    with open(cache.objects.path_of(digest.value), "r+b") as handle:
+        handle.seek(17 << 20)
+        handle.write(bytes([data[17 << 20] ^ 1]))
+    with pytest.raises(CorruptObjectError, match="does not match its digest"):
+        cache.objects.restore(digest.value, tmp_path / "again.bin", digest.size)
+    assert not (tmp_path / "again.bin").exists()
+
+
+def test_a_full_disk_while_storing_a_big_object_names_the_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cache.test_atomic import small_disk
+
+    write_tree(tmp_path, {"big.bin": os.urandom(20 << 20)})
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        monkeypatch.setenv("MLBUILD_CACHE_DIR", str(disk))
+        cache = Cache.open(tmp_path, tmp_path / ".mlbuild")
+        digest = cache.hasher.digest("big.bin")
+        assert digest is not None
+        with pytest.raises(DiskFullError, match=r"20,971,520 bytes needed"):
+            cache.objects.put(tmp_path / "big.bin", digest)
+        assert [p for p in disk.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "recorded"),
+    [
+        ("postgresql://ci:s3cret@db.example:5433/runs", "postgresql://ci@db.example:5433/runs"),
+        ("postgresql://:s3cret@db/runs", "postgresql://db/runs"),
+        ("postgresql://ci@db/runs", "postgresql://ci@db/runs"),
+        ("sqlite:////repo/.mlbuild/runs.db", "sqlite:////repo/.mlbuild/runs.db"),
+    ],
+)
+def test_a_workspace_registers_its_run_store_without_a_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, recorded: str
+) -> None:
+    from mlbuild.cache import registrations
+    from mlbuild.graph import Workspace
+    from mlbuild.runs.gc import register_workspace
+
+    (tmp_path / "ml.yaml").write_text("schema_version: 1\nname: x\nsteps: {}\n")
+    monkeypatch.setenv("MLBUILD_STORE", url)
+    ws = Workspace.find(tmp_path)
+    register_workspace(ws, None)
+    [registration] = registrations(ws.cache.root)
+    assert (registration.root, registration.store) == (tmp_path, recorded)
+    assert "s3cret" not in registration.file.read_text()

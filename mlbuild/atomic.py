@@ -1,0 +1,171 @@
+"""Atomic file writes: the one way mlbuild replaces a file, so a reader sees all of it or none.
+
+:func:`replacing` is the mechanism; :func:`write_bytes`, :func:`write_text` and :func:`write_json`
+are it for data in memory. A temporary file beside the target is filled, flushed to disk
+(``fsync``), renamed over the target, and the directory is flushed so the rename survives a crash.
+On any error — a full disk, Ctrl-C, a bug in the caller's fill — the temporary file is removed
+and the target is untouched. A full disk (or quota) raises :class:`DiskFullError` naming the file
+and the bytes it needed.
+
+:func:`staging` is the same for a directory tree (a restored output): its contents are checked by
+hash on every later run, so it skips the flushes that an object or an entry needs.
+
+A flush costs 1–10 ms (more on a busy disk): state that is derived, or re-checked when read (the
+compiled graph, step records, data records, the run journal), is written with ``sync=False`` —
+a crash may lose the last write, never leave a torn file. Cache objects and entries, which other
+clones rely on, are always flushed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlbuild.errors import DiskFullError
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def replacing(
+    target: Path, *, mode: int = 0o644, size: int | None = None, sync: bool = True
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``target`` to fill; on a normal exit it becomes ``target``.
+
+    ``size`` (the bytes the fill will write, when known) goes into a disk-full message. ``sync``
+    false skips the two flushes, for copies that are verified again before they are trusted.
+    """
+    folder = target.parent
+    tmp: Path | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{target.name[:200]}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+        yield tmp
+        os.chmod(tmp, mode)
+        if sync:
+            _fsync_file(tmp)
+        os.replace(tmp, target)
+        tmp = None
+        if sync:
+            fsync_dir(folder)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise disk_full(target, size) from None
+        raise
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def staging(target: Path, *, size: int | None = None) -> Iterator[Path]:
+    """Yield a path that does not exist yet, in a private folder beside ``target``; fill it with
+    a file or a directory tree. On a normal exit whatever is at ``target`` (file, link or tree) is
+    replaced by it; on any error nothing at ``target`` changes and the folder is removed."""
+    folder = target.parent
+    stage: Path | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(dir=folder, prefix=f".{target.name[:200]}.", suffix=".tmp"))
+        filled = stage / target.name
+        yield filled
+        _clear_for(filled, target)
+        os.replace(filled, target)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise disk_full(target, size) from None
+        raise
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _clear_for(filled: Path, target: Path) -> None:
+    """Remove what a rename of ``filled`` could not replace: a directory (unless ``filled`` is a
+    file renamed over a link or file, which is atomic), or anything when ``filled`` is a tree."""
+    if target.is_symlink() or not target.exists():
+        if filled.is_dir() and target.is_symlink():
+            target.unlink()
+        return
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif filled.is_dir():
+        target.unlink()
+
+
+def write_bytes(target: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
+    """Replace ``target`` with ``data``, atomically (and durably unless ``sync`` is false)."""
+    with replacing(target, mode=mode, size=len(data), sync=sync) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(target: Path, text: str, *, mode: int = 0o644, sync: bool = True) -> None:
+    """Replace ``target`` with ``text`` in UTF-8, atomically (and durably unless ``sync`` is
+    false)."""
+    write_bytes(target, text.encode("utf-8"), mode=mode, sync=sync)
+
+
+def write_json(
+    target: Path,
+    data: object,
+    *,
+    sort_keys: bool = False,
+    indent: int | None = None,
+    sync: bool = True,
+) -> None:
+    """Replace ``target`` with ``data`` as JSON, atomically (and durably unless ``sync`` is
+    false)."""
+    write_text(target, json.dumps(data, sort_keys=sort_keys, indent=indent), sync=sync)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush ``folder``'s entries (a rename into it) to disk."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # a filesystem that cannot flush directories
+            raise
+    finally:
+        os.close(fd)
+
+
+def is_disk_full(exc: OSError) -> bool:
+    return exc.errno in _NO_SPACE
+
+
+def disk_full(path: Path, needed: int | None) -> DiskFullError:
+    """The error for a write to ``path`` that ran out of space, with what it needed."""
+    free = _free_bytes(path)
+    amounts = [f"{needed:,} bytes needed" if needed is not None else ""]
+    amounts.append(f"{free:,} bytes free" if free is not None else "")
+    detail = ", ".join(a for a in amounts if a)
+    return DiskFullError(
+        f"no space left on the device to write {path}"
+        + (f" ({detail})" if detail else "")
+        + "; free some space (`mlbuild gc` removes cached results nothing uses) and try again"
+    )
+
+
+def _free_bytes(path: Path) -> int | None:
+    for folder in [path.parent, *path.parents]:
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(folder).free
+    return None
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

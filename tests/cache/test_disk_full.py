@@ -1,0 +1,53 @@
+"""A cache on a full disk: the step fails saying which file needed how many bytes, nothing
+half-written is left, and a later run with space succeeds."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from tests.cache.damage import file_digest, leftovers
+from tests.cache.test_atomic import small_disk
+from tests.conftest import Workspace, statuses
+
+RECIPE = """\
+schema_version: 1
+name: big
+steps:
+  big:
+    cmd: python big.py
+    deps: [big.py]
+    outs: [out.bin]
+"""
+BIG = 'import os\nopen("out.bin", "wb").write(os.urandom(2 << 20))\n'
+
+
+def test_a_full_cache_disk_fails_the_step_by_name_and_a_later_run_succeeds(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    ws.recipe(RECIPE).gen({"big.py": BIG})
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        env = {"MLBUILD_CACHE_DIR": str(disk)}
+        done = ws.cli("run", env=env)
+        assert done.returncode == 1
+        digest = file_digest(ws.root / "out.bin")
+        target = disk / "objects" / digest[:2] / digest[2:]
+        assert re.search(
+            rf"^mlbuild: step 'big' failed: cannot store output out.bin: no space left on the "
+            rf"device to write {target} "
+            r"\(2,097,152 bytes needed, [\d,]+ bytes free\); free some space \(`mlbuild gc` "
+            r"removes cached results nothing uses\) and try again$",
+            done.stderr,
+            re.MULTILINE,
+        ), done.stderr
+        assert "Traceback" not in done.stderr + done.stdout
+        assert leftovers(disk) == []
+        assert [p for p in (disk / "objects").rglob("*") if p.is_file()] == []
+        assert not list((disk / "actions").glob("*/*.json"))  # nothing counts as done
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        assert statuses(ws.run_json(env=env)) == {"big": "ran"}
+        stored = file_digest(ws.root / "out.bin")
+        (ws.root / "out.bin").unlink()
+        assert statuses(ws.run_json(env=env)) == {"big": "restored"}
+        assert file_digest(ws.root / "out.bin") == stored
