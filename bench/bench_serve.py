@@ -14,9 +14,9 @@ load on a shared machine.
 archive` of main), named ``mlbuild@base``, measured in the same rounds: a before/after of a change
 to the server that background load cannot skew one way.
 
-Needs: wrk (Debian's `wrk`), mlbuild[serve] in this Python, MLflow in --mlflow-python's venv and
-BentoML in --bentoml's (see bench/RESULTS.md for the exact setup). A peer that is missing is
-reported and skipped.
+Needs: wrk (Debian's `wrk`), mlbuild-engine[serve] in this Python, MLflow in --mlflow-python's
+venv and BentoML in --bentoml's (see bench/RESULTS.md for the exact setup). A peer that is
+missing is reported and skipped.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mlbuild.cache.hashing import DIR_SUFFIX, Digest, ManifestEntry
 from mlbuild.errors import CacheError
+from mlbuild.paths import Fence, UnsafePathError, inner
 
 _FICLONE = 0x40049409  # linux/fs.h: share the source's blocks, copy-on-write
 
@@ -65,17 +66,34 @@ class ObjectStore:
             ) from None
         return [ManifestEntry(rel, dig, size, bool(x)) for rel, dig, size, x in body]
 
-    def restore(self, digest: str, dest: Path) -> None:
-        """Materialise object ``digest`` at ``dest`` (a file, or a directory tree)."""
-        remove(dest)
+    def restore(self, digest: str, dest: Path, *, fence: Fence | None = None) -> None:
+        """Materialise object ``digest`` at ``dest`` (a file, or a directory tree), replacing
+        what is there; ``fence``, when given, is asked first whether ``dest`` may be replaced."""
+        if fence is not None:  # at the last moment: the workspace may have changed since plan
+            fence.check_target(dest)
         if not digest.endswith(DIR_SUFFIX):
+            remove(dest)
             self._restore_file(digest, dest, executable=False)
             return
+        files = [(self._inner(digest, e.relpath), e) for e in self.read_manifest(digest)]
+        remove(dest)
         dest.mkdir(parents=True)
-        for entry in self.read_manifest(digest):
-            target = dest / entry.relpath
+        for relpath, entry in files:
+            target = dest / relpath
             target.parent.mkdir(parents=True, exist_ok=True)
             self._restore_file(entry.digest, target, executable=entry.executable)
+
+    def _inner(self, digest: str, relpath: str) -> str:
+        """An entry of directory object ``digest``, checked before anything is touched: a
+        manifest is read back from the cache, which other clones may write."""
+        try:
+            return inner(relpath)
+        except UnsafePathError:
+            raise CacheError(
+                f"cache object {digest} lists the file '{relpath}', outside its directory or in "
+                f".git or .mlbuild, so mlbuild did not write it; delete {self.path_of(digest)} "
+                "and run again"
+            ) from None
 
     def _restore_file(self, digest: str, dest: Path, *, executable: bool) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import difflib
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mlbuild.cli.shared import open_store_here, open_workspace_store, parse_assignments
 from mlbuild.cli.text import dump_json, format_value, indent, size, table, when
-from mlbuild.errors import NotFoundError, ReproduceError, UsageError
+from mlbuild.errors import ReproduceError, UsageError
 from mlbuild.nested import leaves
 
 _METRIC_COLUMNS = 5  # a terminal table shows at most this many metrics; --json has them all
@@ -42,6 +42,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         sort=sort,
         descending=descending,
         limit=args.limit or None,
+        include_noop=args.all,
     )
     store = open_store_here(args.file)
     found = store.list_runs(query)
@@ -49,11 +50,19 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         dump_json([_summary(r) for r in found])
     elif args.csv:
         _write_csv(found)
-    elif not found:
-        total = store.count_runs()
-        print("no runs recorded yet" if total == 0 else f"no run of {total} matches")
     else:
-        print(_runs_table(found, sort))
+        if found:
+            print(_runs_table(found, sort))
+        else:
+            total = store.count_runs()
+            print("no runs recorded yet" if total == 0 else f"no run of {total} matches")
+        everything = replace(query, include_noop=True)
+        hidden = 0 if args.all else store.count_runs(everything) - store.count_runs(query)
+        if hidden:
+            print(
+                f"({hidden} run{'s' if hidden != 1 else ''} that executed nothing, every step "
+                "cached, not shown; `--all` lists them)"
+            )
     return 0
 
 
@@ -275,49 +284,13 @@ def cmd_runs_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_get(args: argparse.Namespace) -> int:
+    from mlbuild.runs import get_artifact
+
     ws, store = _workspace_and_store(args)
     run = store.get_run(args.run)
-    path = args.path.rstrip("/")
-    digest = _artifact_digest(ws, run, path)
-    dest = Path(args.output)
-    if dest.is_dir() and not digest.endswith(".dir"):
-        dest = dest / Path(path).name
-    ws.cache.objects.restore(digest, dest)
-    print(f"restored {path} of run {run.id[:8]} to {dest}")
+    dest = get_artifact(ws, run, args.path, Path(args.output), force=args.force)
+    print(f"restored {args.path.rstrip('/')} of run {run.id[:8]} to {dest}")
     return 0
-
-
-def _artifact_digest(ws: Any, run: Any, path: str) -> str:
-    """The digest of ``path``: an artifact of ``run``, or a file inside a directory artifact."""
-    for artifact in run.artifacts:
-        inside = path.startswith(artifact.path.rstrip("/") + "/")
-        if artifact.path.rstrip("/") != path and not inside:
-            continue
-        if not artifact.cached:
-            raise NotFoundError(
-                f"artifact {artifact.path} of run {run.id[:8]} is declared `cache: false`, so "
-                "the cache never held it; only the workspace that made it has it"
-            )
-        if not ws.cache.objects.has_all(artifact.digest):
-            raise NotFoundError(
-                f"artifact {artifact.path} of run {run.id[:8]} ({artifact.digest[:12]}) is no "
-                f"longer in the cache at {ws.cache.root} (removed by `mlbuild gc`, or recorded "
-                f"on another machine); make it again with `mlbuild runs reproduce {run.id[:8]}`"
-            )
-        if not inside:
-            return str(artifact.digest)
-        relpath = path[len(artifact.path.rstrip("/")) + 1 :]
-        for entry in ws.cache.objects.read_manifest(artifact.digest):
-            if entry.relpath == relpath:
-                return str(entry.digest)
-        raise NotFoundError(f"{artifact.path} of run {run.id[:8]} holds no file {relpath}")
-    paths = [a.path for a in run.artifacts]
-    close = difflib.get_close_matches(path, paths, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise NotFoundError(
-        f"run {run.id[:8]} has no artifact {path}{hint}; its artifacts: "
-        f"{', '.join(paths) or 'none'}"
-    )
 
 
 def cmd_runs_reproduce(args: argparse.Namespace) -> int:
@@ -354,6 +327,7 @@ def cmd_runs_reproduce(args: argparse.Namespace) -> int:
                 "matches": result.matches,
                 "checks": [c.__dict__ | {"matches": c.matches} for c in result.checks],
                 "outputs": [c.__dict__ | {"matches": c.matches} for c in result.outcome],
+                "skipped": [s.__dict__ for s in result.skipped],
             }
         )
     else:
@@ -361,6 +335,7 @@ def cmd_runs_reproduce(args: argparse.Namespace) -> int:
             [c.kind, c.name, c.recorded, c.now, "yes" if c.matches else "NO"]
             for c in [*result.checks, *result.outcome]
         ]
+        rows += [["artifact", s.path, "", "", f"not compared ({s.reason})"] for s in result.skipped]
         print(table(rows, ["", "", "RECORDED", "NOW", "MATCH"]))
     if result.rerun.summary.failed:
         first = result.rerun.summary.failed[0]
@@ -373,13 +348,21 @@ def cmd_runs_reproduce(args: argparse.Namespace) -> int:
         what = _counted(differ, names=True)
         raise ReproduceError(
             f"run {original[:8]} did not reproduce: {what} differ (new run {new[:8]})"
+            f"{_not_compared(result.skipped)}"
         )
     if not args.json:
         print(
             f"run {original[:8]} reproduced: {_counted(result.outcome, names=False)} match "
-            f"(new run {new[:8]})"
+            f"(new run {new[:8]}){_not_compared(result.skipped)}"
         )
     return 0
+
+
+def _not_compared(skipped: list[Any]) -> str:
+    if not skipped:
+        return ""
+    shown = ", ".join(f"{s.path} ({s.reason})" for s in skipped)
+    return f"; not compared, as declared: {shown}"
 
 
 def _counted(items: list[Any], *, names: bool) -> str:

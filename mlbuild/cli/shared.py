@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mlbuild.errors import UsageError
+from mlbuild.paths import META_DIR
 
-META_DIR = ".mlbuild"  # mlbuild.graph.META_DIR, named here so store commands skip the engine
 _CONFIGURES_STORE = re.compile(r"^store\s*:", re.MULTILINE)
 
 

@@ -33,6 +33,12 @@ def _add_runs(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     p.add_argument("--commit", metavar="SHA", help="runs of this git commit (a prefix will do)")
     p.add_argument("--kind", metavar="KIND", help="run, reproduce, …")
     p.add_argument(
+        "-a",
+        "--all",
+        action="store_true",
+        help="also runs that executed nothing (every step cached), hidden by default",
+    )
+    p.add_argument(
         "--sort",
         default="started",
         metavar="KEY[:asc|:desc]",
@@ -62,7 +68,18 @@ def _add_runs(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     p = actions.add_parser("get", help="restore an artifact of a run from the cache")
     p.add_argument("run", metavar="RUN")
     p.add_argument("path", metavar="PATH", help="the artifact's path, or a file inside it")
-    p.add_argument("-o", "--output", required=True, metavar="DEST", help="where to write it")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DEST",
+        help="where to write it; an existing directory gets DEST/NAME, like cp",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace DEST (only that file or directory) if it exists",
+    )
 
     p = actions.add_parser("reproduce", help="re-run a run and check outputs and metrics match")
     p.add_argument("run", metavar="RUN")

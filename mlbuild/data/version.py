@@ -101,11 +101,11 @@ def find_dvc_hash(root: Path, path: str) -> tuple[str, str] | None:
 
 
 def _load_yaml(file: Path, display: str) -> Any:
-    import yaml
+    from mlbuild.recipe import safe_load_yaml
 
     try:
-        return yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        return safe_load_yaml(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0]
         raise DataError(f"{display} is malformed ({reason}); fix or recreate it") from None
 

@@ -12,19 +12,47 @@ import contextlib
 import json
 import os
 import signal
+import stat
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
+from pathlib import Path
 from typing import Any
 
 from mlbuild.cache import ActionResult, OutRecord, remove
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec.events import Reporter, RunSummary, Status, StepOutcome
 from mlbuild.exec.metrics import read_metrics
+from mlbuild.exec.ownership import Ownership
 from mlbuild.exec.process import StepProcess, describe_exit
 from mlbuild.graph import Action, Decision, Graph, StepRecord, StepSpec, Workspace
 from mlbuild.params import PARAMS_ENV, nest
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Replace ``target`` by ``data`` all at once: a reader (or a killed run) sees the old content
+    or the new, never a mix."""
+    os.replace(_stage(target, data), target)
+
+
+def _stage(target: Path, data: bytes) -> str:
+    """``data`` written and synced to a temporary file beside ``target``, with its permissions;
+    its name, for ``os.replace``. Nothing is left behind if writing fails (a full disk)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def _on_stop_signals(cancelled: threading.Event) -> dict[int, Any]:
@@ -73,6 +101,8 @@ class _Run:
         self.graph = graph
         self.names = graph.upstream_closure(targets or list(graph.steps))
         self.planner = workspace.planner(graph, force=set(self.names) if force else set())
+        self.fence = workspace.fence(graph)  # re-checks each path just before it is written
+        self.owned = Ownership(workspace)  # removes only outputs mlbuild made or can restore
         self.jobs = max(1, jobs)
         self.reporter = reporter
         self.outcomes: dict[str, StepOutcome] = {}
@@ -83,6 +113,7 @@ class _Run:
     def execute(self) -> RunSummary:
         started = time.monotonic()
         self.planner.check_inputs(self.names)
+        self._write_params_files()
         selected = set(self.names)
         sorter = TopologicalSorter(
             {n: [u for u in self.graph.steps[n].upstream if u in selected] for n in self.names}
@@ -160,6 +191,12 @@ class _Run:
         spec = self.graph.steps[name]
         started = time.monotonic()
         try:
+            # an earlier step may have changed the tree (a directory now a symlink out of the
+            # repository): check this step's paths again before anything reads or writes them
+            for dep in spec.deps:
+                self.fence.check(dep, writes=False)
+            for out in spec.outs:
+                self.fence.target(out.path)
             decision = self.planner.decide(spec)
             if decision.action is Action.CACHED:
                 assert decision.fingerprint is not None and decision.result is not None
@@ -179,9 +216,12 @@ class _Run:
     def _restore(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         assert decision.result is not None and decision.fingerprint is not None
         started = time.monotonic()
-        for path, record in decision.result.outs.items():
-            if record.cached:
-                self.ws.cache.objects.restore(record.digest, self.ws.root / path)
+        restoring = {p: r.digest for p, r in decision.result.outs.items() if r.cached}
+        self._may_replace(spec, list(restoring))
+        self.owned.claim(restoring)
+        for path, digest in restoring.items():
+            self.ws.cache.objects.restore(digest, self.fence.target(path), fence=self.fence)
+        self.owned.settle(restoring)
         self._remember(spec, decision, decision.result, "restored")
         return StepOutcome(
             spec.name,
@@ -199,6 +239,7 @@ class _Run:
         self.reporter.step_started(spec.name, decision.reasons)
         for dataset in spec.data:  # fetch only what this step reads, only when it must run
             if self.planner.data.kind(dataset) != "file":
+                self.fence.target(self.graph.datasets[dataset].path)  # DVC writes there
                 self.planner.data.ensure_present(
                     dataset, lambda text: self.reporter.step_note(spec.name, text)
                 )
@@ -211,8 +252,10 @@ class _Run:
                 message=f"secret {', '.join(missing)} is not set in the environment; export it "
                 "before running (secrets are passed through, never stored)",
             )
+        self._may_replace(spec, [o.path for o in spec.outs if not o.persist])
+        self.owned.claim(o.path for o in spec.outs)  # on disk before the process starts
         for out in spec.outs:
-            target = self.ws.root / out.path
+            target = self.fence.target(out.path)
             if not out.persist:
                 remove(target)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -268,6 +311,7 @@ class _Run:
         if versioned:
             self.reporter.step_note(spec.name, f"adding {', '.join(versioned)} to DVC")
             self.planner.data.adapter().add(versioned)
+        self.owned.settle({path: record.digest for path, record in action.outs.items()})
         self.ws.cache.actions.put(decision.fingerprint, action)
         self._remember(spec, decision, action, "ran")
         return StepOutcome(
@@ -280,10 +324,55 @@ class _Run:
             log=log,
         )
 
+    def _write_params_files(self) -> None:
+        """Write the overrides into the params files that hold their keys, before any step runs.
+
+        A step that reads the file itself then sees exactly the values its fingerprint holds
+        (the file is one of its deps). The edit stays, as ``dvc exp run -S`` leaves it: the
+        workspace says which values its outputs were made with, ``git diff`` shows the change,
+        and a later run without the override finds the same results cached.
+        """
+        root = self.ws.root.resolve()
+        staged: list[tuple[str, Path, str]] = []  # all written aside first: all or none change
+        try:
+            for path, text in self.graph.param_writes.items():
+                target = (self.ws.root / path).resolve()
+                target.relative_to(root)  # checked when compiling; a symlink changed since
+                data = text.encode("utf-8")
+                if target.read_bytes() != data:
+                    staged.append((path, target, _stage(target, data)))
+        except (OSError, ValueError) as exc:
+            for _, _, tmp in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            why = exc.strerror if isinstance(exc, OSError) else "it is now outside the workspace"
+            raise MlbuildError(
+                f"cannot write the overrides into {path}: {why}; no step ran and no params "
+                "file changed"
+            ) from None
+        for path, target, tmp in staged:
+            os.replace(tmp, target)
+            self.reporter.step_note(path, "written with the overridden values")
+
+    def _may_replace(self, spec: StepSpec, paths: list[str]) -> None:
+        """Raise unless every output in ``paths`` may be written now: inside the fence (checked
+        again, as the filesystem may have changed since ``plan``) and, if it exists, made by
+        mlbuild or recoverable. All are checked before anything is removed."""
+        declared = {o.path for o in spec.outs}
+        for path in paths:
+            if path not in declared:  # an action entry read back from a shared cache
+                raise MlbuildError(
+                    f"the cached result of step '{spec.name}' names '{path}', which is not one "
+                    "of its outputs; run it again with --force"
+                )
+            self.fence.target(path)
+            self.owned.check_removable(path)
+
     def _environment(self, spec: StepSpec) -> dict[str, str]:
         params_file = self.ws.meta / "params" / f"{spec.name}.json"
         params_file.parent.mkdir(parents=True, exist_ok=True)
-        params_file.write_text(json.dumps(nest(spec.params), indent=2), encoding="utf-8")
+        _write_atomically(params_file, json.dumps(nest(spec.params), indent=2).encode("utf-8"))
+        self._make_hydra_output_dir()
         return {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
@@ -291,6 +380,17 @@ class _Run:
             PARAMS_ENV: str(params_file),
             "MLBUILD_STEP": spec.name,
         }
+
+    def _make_hydra_output_dir(self) -> None:
+        """Hydra makes its output dir before a job runs; so do we, never outside the workspace
+        (the path was checked when compiling; a symlink on the way is checked here)."""
+        output_dir = self.graph.hydra_output_dir
+        if output_dir in (None, "."):
+            return
+        target = self.ws.root / output_dir
+        with contextlib.suppress(ValueError):
+            target.resolve().relative_to(self.ws.root.resolve())
+            target.mkdir(parents=True, exist_ok=True)
 
     def _store(self, spec: StepSpec, duration: float) -> ActionResult:
         """Hash the step's outputs, put them in the object store, read its metrics."""

@@ -7,7 +7,8 @@ from mlbuild.graph.fingerprint import Components, components, explain, fingerpri
 from mlbuild.graph.model import Graph, Output, ServedModel, StepSpec
 from mlbuild.graph.plan import Action, Decision, Planner, make_plan
 from mlbuild.graph.records import StepRecord, StepRecords
-from mlbuild.graph.workspace import META_DIR, Workspace
+from mlbuild.graph.workspace import Workspace
+from mlbuild.paths import META_DIR
 
 __all__ = [
     "META_DIR",

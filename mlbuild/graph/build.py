@@ -1,23 +1,44 @@
 """Compile a validated recipe and its composed params into a :class:`Graph`, or report all problems.
 
-Checks: parameter patterns and ``${params.KEY}`` references resolve; paths stay inside the
-repository; no two steps write one path; ``needs`` name real steps; there is no cycle.
+Checks: parameter patterns and ``${params.KEY}`` references resolve; every path passes the
+workspace's :class:`~mlbuild.paths.Fence` (inside the repository with symlinks resolved, away from
+``.git``, ``.mlbuild``, the cache, and — for what the engine writes — the recipe, its params files
+and Hydra's config); no two steps write one path; ``needs`` name real steps; there is no cycle. When
+anything is wrong, the inputs ``plan`` would miss (a dep no step makes, a lock file) are reported
+with it.
+
+Some problems belong to one step only and stop it only when it is asked to run (``StepSpec.
+problems``): a parameter it reads that does not resolve (an unset ``${oc.env:VAR}``), and a file
+of the Hydra tree it reads itself while overrides are given, which it would not see.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from mlbuild.data import DatasetSpec
+from mlbuild.data import DatasetSpec, resolve_kind
 from mlbuild.errors import Problem, RecipeError
-from mlbuild.graph.model import Graph, Output, ServedModel, StepSpec
-from mlbuild.params import flatten, interpolate, references, select, suggest
+from mlbuild.graph.checks import missing_inputs
+from mlbuild.graph.model import Graph, Output, PathUse, ServedModel, StepSpec
+from mlbuild.params import (
+    Resolved,
+    UnsafeValueError,
+    broken,
+    flatten,
+    interpolate,
+    references,
+    select,
+    suggest,
+)
+from mlbuild.paths import Fence, UnsafePathError, is_within, normalise, overlaps
 from mlbuild.recipe import (
+    RECIPE_FILE,
     KeyPath,
     OutSpec,
+    ParamSources,
     Recipe,
     ServingModel,
     SourceMap,
@@ -28,36 +49,57 @@ from mlbuild.recipe import (
 
 
 def compile_graph(
-    recipe: Recipe, source: SourceMap, root: Path, params: dict[str, Any], overrides: list[str]
+    recipe: Recipe,
+    source: SourceMap,
+    root: Path,
+    resolved: Resolved,
+    overrides: list[str],
+    env_hashes: dict[str, str | None] | None = None,
+    *,
+    recipe_name: str = RECIPE_FILE,
+    cache: Path | None = None,
 ) -> Graph:
-    """The graph of ``recipe`` under workspace ``root``; raises :class:`RecipeError` listing all
-    problems found."""
+    """The graph of ``recipe`` (the file ``recipe_name`` in workspace ``root``) with the
+    parameters ``resolved`` (for the command-line ``overrides``); ``env_hashes`` maps the
+    environment variables the parameters read to their values' hashes. ``cache`` is the cache
+    directory, which no recipe path may reach. Raises :class:`RecipeError` listing all problems
+    found."""
     problems: list[Problem] = []
-    flat = flatten(params)
-    datasets = _compile_datasets(recipe, root, source, problems)
+    params = resolved.params
+    protected = protected_paths(recipe, recipe_name)
+    for file in resolved.tree_files:
+        protected.setdefault(file, "a file of the Hydra config")
+    fence = Fence(root, protected, cache)
+    paths = _Paths(fence, source, problems)
+    config_dir = _config_dir_below_root(recipe)
+    if config_dir is not None:
+        paths.check(config_dir, ("params", "config_dir"), writes=False)
+    datasets = _compile_datasets(recipe, paths)
+    overridden = [*recipe.overrides, *overrides]
     steps: dict[str, StepSpec] = {}
     for name, step in recipe.steps.items():
-        spec = _compile_step(name, step, flat, params, root, source, problems)
+        spec = _compile_step(name, step, resolved, paths, source, problems)
+        spec = _check_own_reading(spec, step, resolved, overridden)
+        spec = _with_env_vars(spec, resolved, env_hashes or {})
         steps[name] = _resolve_data(spec, step, datasets, source, problems)
     _check_needs(recipe, source, problems)
-    producers = _check_outs(steps, source, problems)
+    producers = _check_outs(steps, paths, source, problems)
     _check_data_not_produced(datasets, producers, source, problems)
-    model = _compile_model(recipe.name, recipe.model, producers, root, source, problems)
-    if problems:
-        raise RecipeError(_sorted(problems))
-    linked = {name: _link(spec, producers) for name, spec in steps.items()}
-    ordered = _order(linked, source)
+    model = _compile_model(recipe.name, recipe.model, producers, paths, source, problems)
     env = recipe.environment
     lock = None
     if env is not None and env.pipfile:
-        lock = _relpath(root, str(Path(env.pipfile).parent / "Pipfile.lock"))
+        pipfile = paths.check(env.pipfile, ("environment", "pipfile"), writes=False)
+        if pipfile is not None:
+            beside = str(PurePosixPath(pipfile).parent / "Pipfile.lock")
+            lock = paths.check(beside, ("environment", "pipfile"), writes=False)
     elif env is not None and env.requirements:
-        lock = _relpath(root, env.requirements)
+        lock = paths.check(env.requirements, ("environment", "requirements"), writes=False)
     positions = {format_path(p): [pos.line, pos.column] for p, pos in source.values.items()}
-    return Graph(
+    graph = Graph(
         name=recipe.name,
         recipe_file=source.file,
-        steps={name: linked[name] for name in ordered},
+        steps=steps,
         params=params,
         overrides=list(overrides),
         python=env.python if env else None,
@@ -67,14 +109,88 @@ def compile_graph(
         positions=positions,
         lines=dict(enumerate(source.lines, start=1)),
         model=model,
+        param_writes=dict(resolved.writes),
+        sweeper=dict(resolved.sweeper) if resolved.sweeper else None,
+        hydra_output_dir=resolved.output_dir,
+        paths=paths.uses,
+        protected=fence.protected,
     )
+    if problems:
+        # all at once: what `plan` would refuse about inputs too, not only the recipe's shape
+        problems += missing_inputs(
+            graph, root, list(steps), lambda name: resolve_kind(root, datasets[name])
+        )
+        raise RecipeError(_sorted(problems))
+    linked = {name: _link(spec, producers) for name, spec in steps.items()}
+    ordered = _order(linked, source)
+    return Graph(**{**graph.__dict__, "steps": {name: linked[name] for name in ordered}})
+
+
+def protected_paths(recipe: Recipe, recipe_name: str) -> dict[str, str]:
+    """What the engine never writes or removes: the recipe, its params files (mlbuild itself
+    writes overrides into them) and Hydra's config directory."""
+    protected = {normalise(recipe_name): f"the recipe ({recipe_name})"}
+    section = recipe.params
+    files: list[str] = []
+    if isinstance(section, str):
+        files = [section]
+    elif isinstance(section, list):
+        files = list(section)
+    elif isinstance(section, ParamSources):
+        files = list(section.files)
+        if section.config_dir is not None:
+            # a bad config_dir is reported where it is checked as a path
+            with contextlib.suppress(UnsafePathError):
+                protected[normalise(section.config_dir)] = "Hydra's config directory"
+    for file in files:
+        with contextlib.suppress(UnsafePathError):  # reported by the params reader
+            protected[normalise(file)] = f"a params file ({file})"
+    return protected
+
+
+def _config_dir_below_root(recipe: Recipe) -> str | None:
+    """The Hydra config directory whose path the fence checks: any but the workspace root itself
+    (DVC-style trees keep their config beside the recipe: ``config_dir: .``)."""
+    section = recipe.params
+    if isinstance(section, ParamSources) and section.config_dir is not None:
+        return None if os.path.normpath(section.config_dir) == "." else section.config_dir
+    return None
+
+
+class _Paths:
+    """Checks each recipe path against the fence; a refused one becomes a located problem."""
+
+    def __init__(self, fence: Fence, source: SourceMap, problems: list[Problem]) -> None:
+        self.fence = fence
+        self.source = source
+        self.problems = problems
+        self.uses: list[PathUse] = []
+        self._keys: list[tuple[KeyPath, str]] = []
+
+    def check(self, raw: str, key: KeyPath, *, writes: bool) -> str | None:
+        """``raw`` normalised, or ``None`` after recording why it is refused."""
+        try:
+            normal = self.fence.check(raw, writes=writes)
+        except UnsafePathError as exc:
+            self.problems.append(self.source.problem(key, exc.message))
+            return None
+        self.uses.append(PathUse(format_path(key), normal, writes))
+        self._keys.append((key, normal))
+        return normal
+
+    def key_of(self, step: str, path: str) -> KeyPath:
+        """Where step ``step`` declares output ``path`` (in outs, else in metrics)."""
+        for key, normal in self._keys:
+            if key[:2] == ("steps", step) and key[2] in ("outs", "metrics") and normal == path:
+                return key
+        return ("steps", step, "outs")
 
 
 def _compile_model(
     project: str,
     section: ServingModel | None,
     producers: dict[str, str],
-    root: Path,
+    paths: _Paths,
     source: SourceMap,
     problems: list[Problem],
 ) -> ServedModel | None:
@@ -84,11 +200,10 @@ def _compile_model(
         return None
 
     def output(raw: str, path: KeyPath) -> str:
-        normal = _relpath(root, raw)
+        normal = paths.check(raw, path, writes=False)
         if normal is None:
-            problems.append(source.problem(path, f"'{raw}' is outside the repository"))
             return raw
-        if not any(normal == out or _inside(normal, out) for out in producers):
+        if not any(is_within(normal, out) for out in producers):
             problems.append(
                 source.problem(
                     path,
@@ -110,11 +225,7 @@ def _compile_model(
     class_ref = None
     if section.class_ is not None:
         file, _, attr = section.class_.rpartition(":")
-        normal = _relpath(root, file)
-        if normal is None:
-            problems.append(
-                source.problem(("model", "class"), f"'{file}' is outside the repository")
-            )
+        normal = paths.check(file, ("model", "class"), writes=False)
         class_ref = f"{normal or file}:{attr}"
     return ServedModel(
         name=section.name or project,
@@ -129,36 +240,52 @@ def _compile_model(
 def _compile_step(
     name: str,
     step: Step,
-    flat: dict[str, Any],
-    params: dict[str, Any],
-    root: Path,
+    resolved: Resolved,
+    checked: _Paths,
     source: SourceMap,
     problems: list[Problem],
 ) -> StepSpec:
     here: KeyPath = ("steps", name)
+    params, errors = resolved.params, resolved.errors
+    flat = flatten(params)
     known = sorted(k for k in flat if not isinstance(flat[k], dict))
+    own: list[list[str]] = []  # problems that stop this step only
 
-    def expand(text: str, path: KeyPath, *, quote: bool) -> str:
+    def unresolved(path: KeyPath, pattern: str) -> bool:
+        hits = broken(pattern, errors)
+        own.extend(
+            [format_path(path), f"parameter '{key}' cannot be resolved: {errors[key]}"]
+            for key in hits
+        )
+        return bool(hits)
+
+    def expand(text: str, path: KeyPath, *, for_shell: bool) -> str:
         try:
-            return interpolate(text, flat, quote=quote)
+            return interpolate(text, flat, for_shell=for_shell)
+        except UnsafeValueError as exc:  # a value that could change a shell command's structure
+            problems.append(source.problem(path, str(exc)))
+            return text
         except KeyError as exc:
             key = str(exc.args[0])
-            problems.append(
-                source.problem(
-                    path, f"no parameter '{key}' for ${{params.{key}}}{suggest(key, known)}"
+            if not unresolved(path, key):
+                problems.append(
+                    source.problem(
+                        path, f"no parameter '{key}' for ${{params.{key}}}{suggest(key, known)}"
+                    )
                 )
-            )
             return text
 
     if isinstance(step.cmd, str):
-        cmd: str | list[str] = expand(step.cmd, (*here, "cmd"), quote=True)
+        cmd: str | list[str] = expand(step.cmd, (*here, "cmd"), for_shell=True)
         refs = references(step.cmd)
     else:
-        cmd = [expand(arg, (*here, "cmd", i), quote=False) for i, arg in enumerate(step.cmd)]
+        cmd = [expand(arg, (*here, "cmd", i), for_shell=False) for i, arg in enumerate(step.cmd)]
         refs = [key for arg in step.cmd for key in references(arg)]
 
     selected, unmatched = select(params, [*step.params, *refs])
     for index, pattern in enumerate(step.params):
+        if unresolved((*here, "params", index), pattern):
+            continue
         if pattern in unmatched:
             problems.append(
                 source.problem(
@@ -167,31 +294,31 @@ def _compile_step(
                 )
             )
 
-    def paths(kind: str, raw: list[str]) -> list[str]:
-        out = []
+    def paths(kind: str, raw: list[str], *, writes: bool) -> list[str | None]:
+        """Each path interpolated and checked (``None`` where refused); keys point at the
+        path itself, ``outs[0].path`` for an out written as a mapping."""
+        out: list[str | None] = []
         for index, value in enumerate(raw):
-            text = expand(value, (*here, kind, index), quote=False)
-            normal = _relpath(root, text)
-            if normal is None:
-                problems.append(
-                    source.problem(
-                        (*here, kind, index),
-                        f"'{value}' is outside the repository; {kind} must be paths inside {root}",
-                    )
-                )
+            key: KeyPath = (*here, kind, index)
+            if kind == "outs" and isinstance(step.outs[index], OutSpec):
+                key = (*key, "path")
+            text = expand(value, key, for_shell=False)
+            if kind == "deps" and text.startswith("data:"):
+                out.append(text)  # a dataset by name, resolved by _resolve_data
                 continue
-            out.append(normal)
+            out.append(checked.check(text, key, writes=writes))
         return out
 
     outs_raw = [o if isinstance(o, OutSpec) else OutSpec(path=o) for o in step.outs]
-    out_paths = paths("outs", [o.path for o in outs_raw])
+    out_paths = paths("outs", [o.path for o in outs_raw], writes=True)
     outs = [
         Output(path=p, cache=o.cache, persist=o.persist, dvc=o.dvc)
-        for p, o in zip(out_paths, outs_raw, strict=False)
+        for p, o in zip(out_paths, outs_raw, strict=True)
+        if p is not None
     ]
-    metrics = paths("metrics", list(step.metrics))
+    metrics = [m for m in paths("metrics", list(step.metrics), writes=True) if m is not None]
     outs += [Output(path=m) for m in metrics if m not in {o.path for o in outs}]
-    env = {k: expand(v, (*here, "env", k), quote=False) for k, v in step.env.items()}
+    env = {k: expand(v, (*here, "env", k), for_shell=False) for k, v in step.env.items()}
     for secret in step.secrets:
         if secret in env:
             problems.append(
@@ -204,7 +331,7 @@ def _compile_step(
     return StepSpec(
         name=name,
         cmd=cmd,
-        deps=paths("deps", list(step.deps)),
+        deps=[d for d in paths("deps", list(step.deps), writes=False) if d is not None],
         outs=outs,
         params=selected,
         metrics=metrics,
@@ -214,22 +341,64 @@ def _compile_step(
         always_run=step.always_run,
         timeout=parse_duration(step.timeout) if step.timeout is not None else None,
         upstream=[],
+        problems=own,
     )
 
 
-def _compile_datasets(
-    recipe: Recipe, root: Path, source: SourceMap, problems: list[Problem]
-) -> dict[str, DatasetSpec]:
+def _check_own_reading(
+    spec: StepSpec, step: Step, resolved: Resolved, overrides: list[str]
+) -> StepSpec:
+    """A step that reads a file of the Hydra tree itself cannot see overrides: refuse to run it
+    under overrides (a params file is different: mlbuild writes the overrides into it)."""
+    if not overrides or not resolved.tree_files:
+        return spec
+    own = list(spec.problems)
+    for index, dep in enumerate(spec.deps):
+        read = [f for f in resolved.tree_files if is_within(f, dep)]
+        if not read:
+            continue
+        raw = step.deps[index]
+        what = (
+            f"'{raw}' is a config file of the Hydra tree"
+            if read[0] == dep
+            else f"'{raw}' holds {read[0]}, a config file of the Hydra tree"
+        )
+        own.append(
+            [
+                format_path(("steps", spec.name, "deps", index)),
+                f"{what}, which this step reads itself: it would not see the overrides "
+                f"{' '.join(overrides)}; read the values from ${{params.KEY}} or "
+                f"mlbuild.params(), or make it a params file (params: {{files: [{read[0]}]}}), "
+                "which mlbuild writes the overrides into",
+            ]
+        )
+    return StepSpec(**{**spec.__dict__, "problems": own})
+
+
+def _with_env_vars(
+    spec: StepSpec, resolved: Resolved, env_hashes: dict[str, str | None]
+) -> StepSpec:
+    """The env vars the step's selected params were resolved from, with their values' hashes."""
+    names = {
+        var
+        for key, read in resolved.env.items()
+        for chosen in spec.params
+        if key == chosen or key.startswith(f"{chosen}.") or chosen.startswith(f"{key}.")
+        for var in read
+    }
+    if not names:
+        return spec
+    env_vars = {name: env_hashes.get(name) for name in sorted(names)}
+    return StepSpec(**{**spec.__dict__, "env_vars": env_vars})
+
+
+def _compile_datasets(recipe: Recipe, paths: _Paths) -> dict[str, DatasetSpec]:
     datasets = {}
     for name, dataset in recipe.data.items():
-        path = _relpath(root, dataset.path)
+        # DVC fetches a tracked or imported dataset into its path; a plain file is only read
+        writes = dataset.dvc is not False or dataset.import_ is not None
+        path = paths.check(dataset.path, ("data", name, "path"), writes=writes)
         if path is None:
-            problems.append(
-                source.problem(
-                    ("data", name, "path"),
-                    f"'{dataset.path}' is outside the repository; a dataset lands inside it",
-                )
-            )
             continue
         imported = dataset.import_
         datasets[name] = DatasetSpec(
@@ -287,7 +456,7 @@ def _check_data_not_produced(
 ) -> None:
     for name, dataset in datasets.items():
         for out, step in producers.items():
-            if out == dataset.path or _inside(out, dataset.path) or _inside(dataset.path, out):
+            if overlaps(out, dataset.path):
                 problems.append(
                     source.problem(
                         ("data", name, "path"),
@@ -295,15 +464,6 @@ def _check_data_not_produced(
                         "a dataset is an input: read it in deps, or drop it from data",
                     )
                 )
-
-
-def _relpath(root: Path, raw: str) -> str | None:
-    """``raw`` as a normalised posix path relative to ``root``, or ``None`` if it escapes it."""
-    full = os.path.normpath(os.path.join(root, raw))
-    rel = os.path.relpath(full, root)
-    if rel == ".." or rel.startswith("../") or os.path.isabs(rel):
-        return None
-    return PurePosixPath(rel).as_posix()
 
 
 def _check_needs(recipe: Recipe, source: SourceMap, problems: list[Problem]) -> None:
@@ -323,39 +483,45 @@ def _check_needs(recipe: Recipe, source: SourceMap, problems: list[Problem]) -> 
 
 
 def _check_outs(
-    steps: dict[str, StepSpec], source: SourceMap, problems: list[Problem]
+    steps: dict[str, StepSpec], paths: _Paths, source: SourceMap, problems: list[Problem]
 ) -> dict[str, str]:
-    """Map each out path to its step; report paths written twice or nested in another out."""
+    """Map each out path to its step; report paths written twice or nested in another out, at
+    the second writer's entry (in ``outs`` or ``metrics``), naming the first's."""
     producers: dict[str, str] = {}
+    first: dict[str, KeyPath] = {}
     for name, spec in steps.items():
-        for index, out in enumerate(spec.outs):
+        for out in spec.outs:
+            here = paths.key_of(name, out.path)
             for other_path, other in producers.items():
-                if (
-                    out.path == other_path
-                    or _inside(out.path, other_path)
-                    or _inside(other_path, out.path)
-                ):
-                    what = "also" if out.path == other_path else "overlaps"
-                    problems.append(
-                        source.problem(
-                            ("steps", name, "outs", index),
-                            f"'{out.path}' {what} written by step '{other}' ('{other_path}'); "
-                            "each path must have one producer",
-                        )
+                if out.path == other_path:
+                    clash = "is also written"
+                elif is_within(out.path, other_path):
+                    clash = f"is inside '{other_path}', written"
+                elif is_within(other_path, out.path):
+                    clash = f"holds '{other_path}', written"
+                else:
+                    continue
+                pos = source.locate(first[other_path])
+                at = f" at line {pos.line}" if pos else ""
+                problems.append(
+                    source.problem(
+                        here,
+                        f"'{out.path}' {clash} by step '{other}' "
+                        f"({format_path(first[other_path])}{at}); each path must have one "
+                        "producer",
                     )
-            producers.setdefault(out.path, name)
+                )
+            if out.path not in producers:
+                producers[out.path] = name
+                first[out.path] = here
     return producers
-
-
-def _inside(path: str, parent: str) -> bool:
-    return path.startswith(parent.rstrip("/") + "/")
 
 
 def _link(spec: StepSpec, producers: dict[str, str]) -> StepSpec:
     upstream: list[str] = []
     for dep in spec.deps:
         for out, producer in producers.items():
-            if producer != spec.name and (dep == out or _inside(dep, out) or _inside(out, dep)):
+            if producer != spec.name and overlaps(dep, out):
                 upstream.append(producer)
     upstream += spec.needs
     return StepSpec(**{**spec.__dict__, "upstream": sorted(set(upstream))})

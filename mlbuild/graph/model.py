@@ -7,10 +7,12 @@ and cached (``compiled.py``), so a no-op run needs neither pydantic nor Hydra.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem
+from mlbuild.paths import Fence, is_within
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,16 @@ class Output:
     cache: bool = True
     persist: bool = False
     dvc: bool = False
+
+
+@dataclass(frozen=True)
+class PathUse:
+    """One path of the recipe, where it is written (``steps.a.outs[0]``) and whether the engine
+    writes or removes it; re-checked every time the graph is used, since the filesystem moves."""
+
+    key: str
+    path: str
+    writes: bool
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,12 @@ class StepSpec:
     timeout: float | None
     upstream: list[str]  # steps that must finish first: producers of deps, and needs
     data: list[str] = field(default_factory=list)  # datasets it reads (named or by path)
+    # what keeps this step from running, found when compiling (a param that does not resolve, a
+    # Hydra config file it reads itself under overrides): [recipe key path, message]
+    problems: list[list[str]] = field(default_factory=list)
+    # environment variables its params were resolved from (``${oc.env:VAR}``) → their values'
+    # hashes (None: unset); part of its fingerprint, so plan can say "env var VAR changed"
+    env_vars: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def uses_shell(self) -> bool:
@@ -68,7 +86,7 @@ class ServedModel:
         found = {}
         for path in files:
             for step in graph.steps.values():
-                if any(path == o.path or path.startswith(o.path + "/") for o in step.outs):
+                if any(is_within(path, o.path) for o in step.outs):
                     found[path] = step.name
         return found
 
@@ -91,6 +109,19 @@ class Graph:
     positions: dict[str, list[int]] = field(default_factory=dict)
     lines: dict[int, str] = field(default_factory=dict)
     model: ServedModel | None = None
+    # params files mlbuild writes before running, so that they hold the overridden values
+    param_writes: dict[str, str] = field(default_factory=dict)
+    # the sweeper the Hydra config selects, for --multirun (see mlbuild.params.expand_sweeps)
+    sweeper: dict[str, Any] | None = None
+    hydra_output_dir: str | None = None  # Hydra's output dir, relative to the workspace
+    # every recipe path, for the checks that depend on the filesystem (symlinks, existence)
+    paths: list[PathUse] = field(default_factory=list)
+    # paths the engine never writes or removes → what they are (the recipe, Hydra's config)
+    protected: dict[str, str] = field(default_factory=dict)
+
+    def fence(self, root: Path, cache: Path | None) -> Fence:
+        """What the engine may read, write and remove in workspace ``root`` for this graph."""
+        return Fence(root, self.protected, cache)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +135,17 @@ class Graph:
         lines = {int(k): v for k, v in raw.get("lines", {}).items()}
         datasets = {k: DatasetSpec(**v) for k, v in raw.get("datasets", {}).items()}
         model = ServedModel(**raw["model"]) if raw.get("model") else None
-        return cls(**{**raw, "steps": steps, "lines": lines, "datasets": datasets, "model": model})
+        paths = [PathUse(**use) for use in raw.get("paths", [])]
+        return cls(
+            **{
+                **raw,
+                "steps": steps,
+                "lines": lines,
+                "datasets": datasets,
+                "model": model,
+                "paths": paths,
+            }
+        )
 
     def problem(self, key: str, message: str) -> Problem:
         """A recipe problem at key path ``key`` (``steps.train.deps[0]``), located if known."""

@@ -19,9 +19,17 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache
+from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache, hash_bytes
 from mlbuild.data import DataSources, DataVersion
-from mlbuild.errors import Problem, RecipeError
+from mlbuild.errors import RecipeError
+from mlbuild.graph.checks import (
+    missing_dataset,
+    missing_dep,
+    missing_inputs,
+    missing_lock,
+    path_problems,
+    produced,
+)
 from mlbuild.graph.fingerprint import (
     Components,
     components,
@@ -31,6 +39,7 @@ from mlbuild.graph.fingerprint import (
 )
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.graph.records import StepRecords
+from mlbuild.paths import overlaps
 
 
 class Action(enum.StrEnum):
@@ -156,7 +165,7 @@ class Planner:
                 path = self.graph.datasets[name].path
                 digest = self.cache.hasher.digest(path)
                 if digest is None:
-                    raise RecipeError([self._missing_dataset(name)])
+                    raise RecipeError([missing_dataset(self.graph, name)])
                 versions[name] = digest.value
             else:
                 found = self.data.version(name)
@@ -175,73 +184,43 @@ class Planner:
                 used.append(self.data.version(dataset))
         return used
 
-    def _missing_dataset(self, name: str) -> Problem:
-        path = self.graph.datasets[name].path
-        return self.graph.problem(
-            f"data.{name}.path",
-            f"dataset '{name}': '{path}' does not exist; add the file, or track it with DVC "
-            f"(`dvc add {path}`) so mlbuild can fetch it",
-        )
-
     def check_inputs(self, names: list[str]) -> None:
-        """Raise :class:`RecipeError` listing every dep of ``names`` that no step makes and no
-        file provides, and a missing lock file, before anything runs."""
-        self._lock()
-        problems = [
-            self._missing(self.graph.steps[name], dep)
-            for name in names
-            for dep in self.graph.steps[name].deps
-            if not self._produced_by_any(dep) and not (self.root / dep).exists()
-        ]
+        """Raise :class:`RecipeError` listing, before anything runs, every recipe path the fence
+        refuses now (a symlink may have appeared since the graph was compiled), every dep of
+        ``names`` that no step makes and no file provides, a missing lock file, and the problems
+        that stop one of ``names`` only (a parameter it reads that does not resolve)."""
+        fence = self.graph.fence(self.root, self.cache.root)
+        problems = path_problems(self.graph, fence)
+        problems += missing_inputs(self.graph, self.root, names, self.data.kind)
         problems += [
-            self._missing_dataset(dataset)
-            for dataset in sorted({d for n in names for d in self.graph.steps[n].data})
-            if self.data.kind(dataset) == "file"
-            and not (self.root / self.graph.datasets[dataset].path).exists()
+            self.graph.problem(key, message)
+            for name in names
+            for key, message in self.graph.steps[name].problems
         ]
         if problems:
-            raise RecipeError(problems)
+            raise RecipeError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
 
     def _dep_digest(self, step: StepSpec, dep: str, waiting: list[str]) -> str | None:
-        if waiting and any(self._produces(w, dep) for w in waiting):
+        if waiting and any(
+            overlaps(dep, o.path) for w in waiting for o in self.graph.steps[w].outs
+        ):
             return None
+        written = self.graph.param_writes.get(dep)
+        if written is not None:  # a params file `run` writes the overrides into first
+            return hash_bytes(written.encode("utf-8"))
         digest = self.cache.hasher.digest(dep)
         if digest is None:
-            if self._produced_by_any(dep):
+            if produced(self.graph, dep):
                 return None
-            raise RecipeError([self._missing(step, dep)])
+            raise RecipeError([missing_dep(self.graph, step, dep)])
         return digest.value
-
-    def _produces(self, name: str, dep: str) -> bool:
-        return any(
-            dep == o.path or dep.startswith(o.path + "/") or o.path.startswith(dep + "/")
-            for o in self.graph.steps[name].outs
-        )
-
-    def _produced_by_any(self, dep: str) -> bool:
-        return any(self._produces(name, dep) for name in self.graph.steps)
-
-    def _missing(self, step: StepSpec, dep: str) -> Problem:
-        return self.graph.problem(
-            f"steps.{step.name}.deps[{step.deps.index(dep)}]",
-            f"'{dep}' does not exist and no step makes it; create the file or add a "
-            "step that lists it in outs",
-        )
 
     def _lock(self) -> str | None:
         if self._lock_digest is False:
             lock = self.graph.lock_file
             digest = self.cache.hasher.digest(lock) if lock else None
             if lock and digest is None:
-                raise RecipeError(
-                    [
-                        self.graph.problem(
-                            "environment",
-                            f"lock file {lock} does not exist; create it (`pipenv lock` or "
-                            "`pip freeze > FILE`) or remove it from the recipe",
-                        )
-                    ]
-                )
+                raise RecipeError([missing_lock(self.graph)])
             self._lock_digest = digest.value if digest else None
         return self._lock_digest if isinstance(self._lock_digest, str) else None
 

@@ -12,9 +12,8 @@ from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.model import Graph
 from mlbuild.graph.plan import Planner
 from mlbuild.graph.records import StepRecords
+from mlbuild.paths import META_DIR, Fence
 from mlbuild.recipe import RECIPE_FILE
-
-META_DIR = ".mlbuild"
 
 
 @dataclass
@@ -60,7 +59,18 @@ class Workspace:
 
     def graph(self, overrides: list[str]) -> Graph:
         self.ensure_meta()
-        return load_graph(self.recipe_path, self.meta, self.cache.hasher, overrides)
+        return load_graph(
+            self.recipe_path, self.meta, self.cache.hasher, overrides, cache=self.cache.root
+        )
+
+    def check(self, graph: Graph) -> None:
+        """Raise :class:`RecipeError` with everything ``plan`` or ``run`` would refuse about the
+        workspace as it is now: refused paths (symlinks), missing deps, lock file, datasets."""
+        self.planner(graph).check_inputs(list(graph.steps))
+
+    def fence(self, graph: Graph) -> Fence:
+        """What the engine may write or remove in this workspace for ``graph``."""
+        return graph.fence(self.root, self.cache.root)
 
     def planner(self, graph: Graph, *, force: set[str] | None = None) -> Planner:
         sources = DataSources(self.root, self.meta, graph.datasets)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
-import shlex
 from typing import Any
+
+from mlbuild.params.shell import heredoc_clash, unsafe_reason
 
 _REF = re.compile(r"\$\{params\.([A-Za-z0-9_.\-]+)\}")
 
@@ -42,6 +44,18 @@ def select(params: dict[str, Any], patterns: list[str]) -> tuple[dict[str, Any],
     return dict(sorted(outermost.items())), unmatched
 
 
+def broken(pattern: str, errors: dict[str, str]) -> list[str]:
+    """The keys of ``errors`` (keys that do not resolve) that ``pattern`` selects: the key
+    itself, a key inside a subtree it selects, or a subtree the key is inside of."""
+    hits = []
+    for key in errors:
+        parts = key.split(".")
+        nested = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        if any(fnmatch.fnmatchcase(k, pattern) for k in nested) or pattern.startswith(f"{key}."):
+            hits.append(key)
+    return hits
+
+
 def nest(selected: dict[str, Any]) -> dict[str, Any]:
     """``{"train.lr": 1}`` → ``{"train": {"lr": 1}}``: the shape a step's params file has."""
     tree: dict[str, Any] = {}
@@ -59,10 +73,24 @@ def references(text: str) -> list[str]:
     return _REF.findall(text)
 
 
-def interpolate(text: str, flat: dict[str, Any], *, quote: bool) -> str:
-    """Replace ``${params.KEY}`` by the value; shell-quote it when ``text`` is a shell command.
+class UnsafeValueError(ValueError):
+    """A param value that cannot be pasted into a shell command (see :mod:`.shell`)."""
 
-    Raises ``KeyError`` with the missing key.
+    def __init__(self, key: str, value: str, reason: str) -> None:
+        shown = json.dumps(value if len(value) <= 40 else value[:37] + "...")  # escapes controls
+        super().__init__(
+            f"param '{key}' = {shown} cannot be pasted into a shell command ({reason}); use a "
+            "list cmd, or read it from MLBUILD_PARAMS"
+        )
+        self.key, self.value, self.reason = key, value, reason
+
+
+def interpolate(text: str, flat: dict[str, Any], *, for_shell: bool) -> str:
+    """Replace ``${params.KEY}`` by the value. When ``text`` is a shell command, a value is pasted
+    only if it is inert (``shell.py`` says why that is the rule).
+
+    Raises ``KeyError`` with a missing key, :class:`UnsafeValueError` for a value that is not
+    inert in a shell command.
     """
 
     def value_of(match: re.Match[str]) -> str:
@@ -70,9 +98,18 @@ def interpolate(text: str, flat: dict[str, Any], *, quote: bool) -> str:
         if key not in flat:
             raise KeyError(key)
         value = render(flat[key])
-        return shlex.quote(value) if quote else value
+        reason = unsafe_reason(value) if for_shell else None
+        if reason is not None:
+            raise UnsafeValueError(key, value, reason)
+        return value
 
-    return _REF.sub(value_of, text)
+    pasted = _REF.sub(value_of, text)
+    clash = heredoc_clash(text, pasted) if for_shell else None
+    if clash is not None:
+        fragment, reason = clash
+        key = _REF.findall(fragment)[0]
+        raise UnsafeValueError(key, render(flat[key]), reason)
+    return pasted
 
 
 def render(value: Any) -> str:
@@ -82,7 +119,5 @@ def render(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, dict | list):
-        import json
-
         return json.dumps(value, sort_keys=True)
     return str(value)

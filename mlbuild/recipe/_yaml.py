@@ -2,22 +2,49 @@
 
 PyYAML's composer gives each node a start mark; we walk the composed tree once to record where each
 key path begins, then let the safe constructor build plain Python values from the same tree. Errors
-can then point at the key itself, not at its parent mapping.
+can then point at the key itself, not at its parent mapping. Composition is bounded (size, depth,
+aliases: ``limits.py``), so neither the walk nor anything after it can blow up.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import yaml
 
 from mlbuild.errors import Problem, RecipeError
+from mlbuild.recipe._composer import BoundedLoader, YamlLimitError
+from mlbuild.recipe.limits import MAX_BYTES, read_limited, too_big
 
-try:  # libyaml is an order of magnitude faster; fall back to pure Python where it is missing
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+# Booleans and numbers as YAML 1.2 reads them — as editors read the recipe (yaml-language-server)
+# and as the JSON Schema types it. PyYAML's YAML 1.1 also reads yes/no/on/off as booleans (so
+# `always_run: yes` passed here and failed in the editor), `1e-3` (no dot) as a string and
+# `12:30` as 750.
+BOOL_TAG = "tag:yaml.org,2002:bool"
+INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
+YAML12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+YAML12_INT = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$")
+YAML12_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
+class _Loader(BoundedLoader):
+    # a table of new lists: the resolvers added below leave PyYAML's own loaders as they are
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (BOOL_TAG, INT_TAG, FLOAT_TAG)]
+        for first, resolvers in BoundedLoader.yaml_implicit_resolvers.items()
+    }
+
+
+_Loader.add_implicit_resolver(BOOL_TAG, YAML12_BOOL, list("tTfF"))
+_Loader.add_implicit_resolver(INT_TAG, YAML12_INT, list("-+0123456789"))
+_Loader.add_implicit_resolver(FLOAT_TAG, YAML12_FLOAT, list("-+.0123456789"))  # after int
 
 KeyPath = tuple[str | int, ...]
 
@@ -80,8 +107,12 @@ def _pos(mark: yaml.Mark) -> Position:
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document safely; return its value and a :class:`SourceMap`.
 
-    Raises :class:`RecipeError` for a syntax error or for keys that appear twice in one mapping.
+    Raises :class:`RecipeError` for a syntax error, for keys that appear twice in one mapping and
+    for a document over the limits of :mod:`mlbuild.recipe.limits`.
     """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise RecipeError([Problem(file, None, None, "", too_big(size))])
     source = SourceMap(file=file, lines=text.splitlines())
     loader = _Loader(text)
     try:
@@ -94,30 +125,65 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
             raise RecipeError(problems)
         value = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = f"YAML syntax error: {exc.problem or exc.context}"
-        if exc.context and exc.problem:
-            message += f" ({exc.context})"
-        line = mark.line + 1 if mark else None
-        raise RecipeError(
-            [
-                Problem(
-                    file=file,
-                    line=line,
-                    column=mark.column + 1 if mark else None,
-                    path="",
-                    message=message,
-                    source_line=source.lines[line - 1]
-                    if line is not None and line <= len(source.lines)
-                    else None,
-                )
-            ]
-        ) from None
+        raise RecipeError([_located(exc, file, source.lines)]) from None
     except yaml.YAMLError as exc:
         raise RecipeError([Problem(file, None, None, "", f"YAML error: {exc}")]) from None
     finally:
         loader.dispose()
     return value, source
+
+
+def _located(exc: yaml.MarkedYAMLError, file: str, lines: list[str]) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    if isinstance(exc, YamlLimitError):
+        message = exc.message
+    else:
+        message = f"YAML syntax error: {exc.problem or exc.context}"
+        if exc.context and exc.problem:
+            message += f" ({exc.context})"
+    line = mark.line + 1 if mark else None
+    return Problem(
+        file=file,
+        line=line,
+        column=mark.column + 1 if mark else None,
+        path="",
+        message=message,
+        source_line=lines[line - 1] if line is not None and line <= len(lines) else None,
+    )
+
+
+def check_yaml_limits(path: Path, display: str) -> None:
+    """Refuse the YAML file at ``path`` if it is over the limits, before a library that knows
+    none (Hydra, OmegaConf) reads it. Raises :class:`RecipeError` naming ``display`` and the
+    line; any other problem (unreadable, a syntax error) is left to that library to report."""
+    try:
+        text = read_limited(path, display).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    loader = BoundedLoader(text)
+    try:
+        loader.get_single_node()
+    except YamlLimitError as exc:
+        raise RecipeError([_located(exc, display, text.splitlines())]) from None
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+
+
+def safe_load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` within the limits, for YAML files mlbuild reads besides the recipe
+    (metrics, DVC files). Raises ``ValueError``, as ``json.loads`` does, for any YAML problem."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise ValueError(too_big(size))
+    loader = BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
+    finally:
+        loader.dispose()
 
 
 def _walk(node: yaml.Node, path: KeyPath, source: SourceMap, problems: list[Problem]) -> None:

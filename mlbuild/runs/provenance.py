@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import socket
-import subprocess
 from pathlib import Path
 
 from mlbuild.cache import hash_bytes
+from mlbuild.git import git as _git
 from mlbuild.store import GitInfo
-
-_GIT_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}  # never take the index lock from a user
 
 
 def git_info(root: Path) -> GitInfo | None:
@@ -43,24 +40,6 @@ def git_info(root: Path) -> GitInfo | None:
         diff = _git(root, "diff", "HEAD", "--binary", "--no-ext-diff", "--no-color")
         diff_hash = hash_bytes(diff) if diff is not None else None
     return GitInfo(commit, None if branch == "(detached)" else branch, dirty, diff_hash)
-
-
-def _git(root: Path, *args: str) -> bytes | None:
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        done = subprocess.run(
-            [git, *args],
-            cwd=root,
-            env={**os.environ, **_GIT_ENV},
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
 
 
 def user_name() -> str:

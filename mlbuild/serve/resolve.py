@@ -19,6 +19,7 @@ from typing import Any
 from mlbuild.cache import DIR_SUFFIX, ActionResult, hash_bytes
 from mlbuild.errors import MlbuildError, UsageError
 from mlbuild.graph import Action, Graph, Workspace, make_plan
+from mlbuild.paths import is_within
 
 
 class NotBuiltError(MlbuildError):
@@ -103,7 +104,7 @@ def resolve_model(ws: Workspace, graph: Graph) -> ModelSource:
 def _digest_of(ws: Workspace, result: ActionResult, path: str, step: str) -> str:
     """The content digest of ``path``: an output of ``result``, or a file inside one."""
     for out, record in result.outs.items():
-        if path != out and not path.startswith(out + "/"):
+        if not is_within(path, out):
             continue
         if not record.cached:
             raise UsageError(

@@ -9,6 +9,8 @@ this package for its records costs nothing.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mlbuild.store.base import RunStore, RunWriter
@@ -79,14 +81,21 @@ def open_store(url: str) -> RunStore:
     return SqlRunStore(url)
 
 
-def open_workspace_store(meta: Path, configured: str | None = None) -> RunStore:
+def open_workspace_store(
+    meta: Path, configured: str | None = None, *, warn: Callable[[str], None] | None = None
+) -> RunStore:
     """The store of the workspace whose ``.mlbuild`` is ``meta``, with the runs ``mlbuild run``
-    journaled for it moved in (see ``journal.py``)."""
+    journaled for it moved in (see ``journal.py``); ``warn`` (default: a line on stderr) hears
+    about a corrupt journal file."""
     url = store_url(meta, configured)
     store = open_store(url)
     if url == store_url(meta) and not os.environ.get(STORE_ENV):
-        ingest(meta / JOURNAL_DIR, store)
+        ingest(meta / JOURNAL_DIR, store, warn or _warn)
     return store
+
+
+def _warn(message: str) -> None:
+    print(f"mlbuild: warning: {message}", file=sys.stderr)
 
 
 def recorder_store(meta: Path, configured: str | None = None) -> RunWriter:

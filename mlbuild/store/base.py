@@ -10,9 +10,12 @@ threads of one process (the run recorder's heartbeat thread does).
 
 Runs: :meth:`start_run` inserts a run with status ``running``; :meth:`heartbeat` says it is
 still alive; :meth:`finish_run` replaces its status, end time, metrics, steps and artifacts in one
-transaction. A run whose process died (same host and its pid gone, or no heartbeat for
-``stale_after`` seconds) is marked ``interrupted`` by :meth:`reap_stale`, which every read calls
-first — so no run stays ``running`` forever. Only tags and notes change after a run ends.
+transaction. :meth:`put_run` stores a run recorded elsewhere (the journal, see ``journal.py``)
+whatever the store holds of it yet; it is idempotent, so any number of processes moving the same
+journal at once, on any number of machines, record each run once and none fails. A run whose
+process died (same host and its pid gone, or no heartbeat for ``stale_after`` seconds) is marked
+``interrupted`` by :meth:`reap_stale`, which every read calls first — so no run stays
+``running`` forever. Only tags and notes change after a run ends.
 
 Run ids are 32 hex digits; every method that takes one also takes a unique prefix of at least
 four, and raises :class:`~mlbuild.errors.NotFoundError` (with the nearest ids) for one it does
@@ -50,6 +53,14 @@ class RunWriter(Protocol):
 class RunStore(RunWriter, Protocol):
     url: str  # for messages: the URL with any password hidden
 
+    def put_run(self, run: RunRecord) -> None:
+        """Bring the store up to ``run`` as recorded elsewhere, in one transaction: insert it if
+        its id is new; if ``run`` is running, raise the stored heartbeat of a run still running
+        to ``run.heartbeat``; if it ended, replace its final state as :meth:`finish_run` does,
+        unless the store already has it ended with this status and end time. Calling it again,
+        or from many processes at once, changes nothing more."""
+        ...
+
     def get_run(self, run_id: str) -> RunRecord:
         """The whole record of ``run_id`` (or a unique prefix of it)."""
         ...
@@ -58,8 +69,8 @@ class RunStore(RunWriter, Protocol):
         """Runs matching ``query`` in its order, without their steps and artifacts."""
         ...
 
-    def count_runs(self) -> int:
-        """How many runs the store holds."""
+    def count_runs(self, query: RunQuery | None = None) -> int:
+        """How many runs match ``query``'s filters (not its limit); all runs without one."""
         ...
 
     def set_tags(self, run_id: str, tags: dict[str, str], remove: list[str]) -> RunRecord:

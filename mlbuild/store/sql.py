@@ -19,7 +19,7 @@ from mlbuild.errors import NotFoundError, StoreError
 from mlbuild.nested import leaves
 from mlbuild.store import registry
 from mlbuild.store.engine import display_url, make_engine, transact
-from mlbuild.store.listing import find_runs
+from mlbuild.store.listing import count_runs, find_runs
 from mlbuild.store.liveness import is_gone
 from mlbuild.store.query import RunQuery, as_number, as_text
 from mlbuild.store.records import (
@@ -74,13 +74,7 @@ class SqlRunStore:
     def start_run(self, run: RunRecord) -> None:
         def work(conn: sa.Connection) -> None:
             conn.execute(sa.insert(runs).values(**_run_row(run)))
-            _insert_leaves(conn, run_params, run.id, leaves(run.params))
-            _insert_leaves(conn, run_metrics, run.id, run.metrics)
-            if run.tags:
-                conn.execute(
-                    sa.insert(run_tags),
-                    [{"run_id": run.id, "key": k, "value": v} for k, v in run.tags.items()],
-                )
+            _insert_children(conn, run)
 
         try:
             self._write(work)
@@ -97,44 +91,24 @@ class SqlRunStore:
         )
 
     def finish_run(self, run: RunRecord) -> None:
+        self._write(lambda conn: _finish(conn, run))
+
+    def put_run(self, run: RunRecord) -> None:
         def work(conn: sa.Connection) -> None:
-            row = _run_row(run)
-            del row["id"]
-            conn.execute(sa.update(runs).where(runs.c.id == run.id).values(**row))
-            for table in (run_metrics, run_steps, run_artifacts):
-                conn.execute(sa.delete(table).where(table.c.run_id == run.id))
-            _insert_leaves(conn, run_metrics, run.id, run.metrics)
-            if run.steps:
+            if _insert_if_absent(conn, run):
+                _insert_children(conn, run)
+            if run.status is RunStatus.RUNNING:
                 conn.execute(
-                    sa.insert(run_steps),
-                    [
-                        {
-                            "run_id": run.id,
-                            "position": i,
-                            "name": s.name,
-                            "status": s.status,
-                            "fingerprint": s.fingerprint,
-                            "duration": s.duration,
-                            "cache_hit": s.cache_hit,
-                        }
-                        for i, s in enumerate(run.steps)
-                    ],
+                    sa.update(runs)
+                    .where(
+                        runs.c.id == run.id,
+                        runs.c.status == RunStatus.RUNNING.value,
+                        runs.c.heartbeat < (run.heartbeat or run.started),
+                    )
+                    .values(heartbeat=run.heartbeat or run.started)
                 )
-            if run.artifacts:
-                conn.execute(
-                    sa.insert(run_artifacts),
-                    [
-                        {
-                            "run_id": run.id,
-                            "path": a.path,
-                            "digest": a.digest,
-                            "size": a.size,
-                            "step": a.step,
-                            "cached": a.cached,
-                        }
-                        for a in run.artifacts
-                    ],
-                )
+            else:
+                _finish(conn, run, unless_done=True)
 
         self._write(work)
 
@@ -177,9 +151,9 @@ class SqlRunStore:
         result: list[RunRecord] = self._read(work)
         return result
 
-    def count_runs(self) -> int:
-        count = self._read(lambda conn: conn.execute(sa.func.count(runs.c.id).select()).scalar())
-        return int(count)
+    def count_runs(self, query: RunQuery | None = None) -> int:
+        count: int = self._read(lambda conn: count_runs(conn, query))
+        return count
 
     def set_tags(self, run_id: str, tags: dict[str, str], remove: list[str]) -> RunRecord:
         def work(conn: sa.Connection) -> str:
@@ -294,6 +268,82 @@ class SqlRunStore:
         return registry.history(self.engine, name)
 
 
+def _insert_if_absent(conn: sa.Connection, run: RunRecord) -> bool:
+    """Insert ``run``'s row unless its id is there; whether it was inserted. On PostgreSQL a
+    concurrent insert of the same id makes this wait for that transaction, then do nothing."""
+    dialect: Any
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql as dialect
+    else:
+        from sqlalchemy.dialects import sqlite as dialect
+    row = {**_run_row(run), "status": RunStatus.RUNNING.value, "ended": None}
+    statement = dialect.insert(runs).values(**row).on_conflict_do_nothing(index_elements=["id"])
+    return bool(conn.execute(statement).rowcount)
+
+
+def _insert_children(conn: sa.Connection, run: RunRecord) -> None:
+    """The rows a new run has besides its own: params and metrics by leaf, tags."""
+    _insert_leaves(conn, run_params, run.id, leaves(run.params))
+    _insert_leaves(conn, run_metrics, run.id, run.metrics)
+    if run.tags:
+        conn.execute(
+            sa.insert(run_tags),
+            [{"run_id": run.id, "key": k, "value": v} for k, v in run.tags.items()],
+        )
+
+
+def _finish(conn: sa.Connection, run: RunRecord, *, unless_done: bool = False) -> None:
+    """Replace ``run``'s final state: status, end, metrics, steps and artifacts.
+
+    With ``unless_done``, a run already stored with this status and end is left as it is, so
+    applying the same record twice changes nothing (tags or notes edited since stay). The
+    ``UPDATE`` comes first: it locks the run's row, so concurrent writers of one run take turns.
+    """
+    row = _run_row(run)
+    del row["id"]
+    update = sa.update(runs).where(runs.c.id == run.id)
+    if unless_done:
+        update = update.where(
+            sa.or_(runs.c.status != run.status.value, runs.c.ended.is_distinct_from(run.ended))
+        )
+    if not conn.execute(update.values(**row)).rowcount and unless_done:
+        return
+    for table in (run_metrics, run_steps, run_artifacts):
+        conn.execute(sa.delete(table).where(table.c.run_id == run.id))
+    _insert_leaves(conn, run_metrics, run.id, run.metrics)
+    if run.steps:
+        conn.execute(
+            sa.insert(run_steps),
+            [
+                {
+                    "run_id": run.id,
+                    "position": i,
+                    "name": s.name,
+                    "status": s.status,
+                    "fingerprint": s.fingerprint,
+                    "duration": s.duration,
+                    "cache_hit": s.cache_hit,
+                }
+                for i, s in enumerate(run.steps)
+            ],
+        )
+    if run.artifacts:
+        conn.execute(
+            sa.insert(run_artifacts),
+            [
+                {
+                    "run_id": run.id,
+                    "path": a.path,
+                    "digest": a.digest,
+                    "size": a.size,
+                    "step": a.step,
+                    "cached": a.cached,
+                }
+                for a in run.artifacts
+            ],
+        )
+
+
 def _run_row(run: RunRecord) -> dict[str, Any]:
     git = run.git
     return {
@@ -320,6 +370,7 @@ def _run_row(run: RunRecord) -> dict[str, Any]:
         "metrics": json.dumps(run.metrics, sort_keys=True),
         "data_versions": json.dumps(run.data_versions, sort_keys=True),
         "notes": run.notes,
+        "executed": any(not step.cache_hit for step in run.steps),
     }
 
 

@@ -119,6 +119,10 @@ def test_editing_a_restored_output_never_corrupts_the_cache(pipeline: Workspace)
     pipeline.run_json()  # restores model.txt for lr=0.1
     with open(pipeline.root / "model.txt", "a") as handle:  # edit in place, as a user might
         handle.write(" tampered")
+    refused = pipeline.cli("run", "train.lr=0.5")  # the edit is the user's: never overwritten
+    assert refused.returncode == 1
+    assert pipeline.read("model.txt") == "w=1.200 tampered"
+    (pipeline.root / "model.txt").unlink()
     pipeline.run_json("train.lr=0.5")
     result = pipeline.run_json()
     assert statuses(result)["train"] == "restored"
@@ -184,7 +188,7 @@ def test_a_step_sees_only_the_params_it_declares(ws: Workspace) -> None:
     assert '[show] {"a": {"x": 1}}' in done.stdout
 
 
-def test_params_interpolate_into_commands_shell_quoted(ws: Workspace) -> None:
+def test_a_param_that_could_change_a_string_command_is_refused(ws: Workspace) -> None:
     ws.recipe(
         """\
         schema_version: 1
@@ -196,9 +200,10 @@ def test_params_interpolate_into_commands_shell_quoted(ws: Workspace) -> None:
             outs: [said.txt]
         """
     )
-    ws.run_json()
-    assert ws.read("said.txt") == "hello; touch pwned\n"
-    assert not (ws.root / "pwned").exists()
+    done = ws.cli("run")
+    assert done.returncode == 2
+    assert "param 'msg' = \"hello; touch pwned\" cannot be pasted" in done.stderr
+    assert not (ws.root / "pwned").exists()  # tests/params/test_shell.py has every context
 
 
 def test_changing_a_dep_names_it_as_the_reason(pipeline: Workspace) -> None:

@@ -6,6 +6,7 @@ import sys
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from mlbuild.store import (
@@ -64,5 +65,33 @@ def write_runs(url: str, worker: int, count: int) -> None:
     store.close()
 
 
+def tmp_records(runs: list[RunRecord]) -> str:
+    """``runs`` saved as a JSON file (its path returned) for :func:`put_runs` in a child."""
+    import json
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump([r.to_json() for r in runs], handle)
+    return handle.name
+
+
+def put_runs(url: str, records: str) -> None:
+    """Put each run of ``records`` running, then finished with a step and an artifact, as every
+    reader of one journal does."""
+    import json
+
+    from mlbuild.store.journal import record_from_json
+
+    store = open_store(url)
+    for raw in json.loads(Path(records).read_text()):
+        run = record_from_json(raw)
+        store.put_run(run)
+        store.put_run(finish(run, metrics={"i": run.params["i"]}))
+    store.close()
+
+
 if __name__ == "__main__":
-    write_runs(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    if sys.argv[1] == "put":
+        put_runs(sys.argv[2], sys.argv[3])
+    else:
+        write_runs(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

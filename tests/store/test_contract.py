@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
@@ -19,15 +20,16 @@ from mlbuild.store import (
     RunQuery,
     RunStatus,
     RunStore,
+    StepEntry,
     open_store,
     parse_condition,
     parse_tag_condition,
 )
 from mlbuild.store.engine import make_engine
-from mlbuild.store.schema import LATEST, migrate, runs
+from mlbuild.store.schema import LATEST, migrate, run_steps, runs
 from mlbuild.store.sql import _run_row
 from tests.conftest import CHILD_ENV, REPO
-from tests.store.factory import finish, make_run
+from tests.store.factory import finish, make_run, tmp_records
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -106,6 +108,52 @@ def test_a_run_id_cannot_be_recorded_twice(store: RunStore) -> None:
         store.start_run(run)
 
 
+def test_put_run_records_a_run_once_however_often_it_is_put(store: RunStore) -> None:
+    run = finish(make_run(tags={"team": "vision"}))
+    store.put_run(run)
+    store.put_run(run)
+    assert store.count_runs() == 1
+    assert store.get_run(run.id) == replace(run, heartbeat=run.started)
+
+
+def test_put_run_finishes_a_running_run_and_then_changes_nothing(store: RunStore) -> None:
+    run = make_run()
+    store.put_run(run)
+    assert store.get_run(run.id).status is RunStatus.RUNNING
+    store.put_run(finish(run))
+    store.set_notes(run.id, "edited after it ended")
+    store.put_run(finish(run))  # a second reader of the same journal file, a moment late
+    got = store.get_run(run.id)
+    assert got == finish(run, notes="edited after it ended", heartbeat=run.started)
+    assert len(got.steps) == 1 and len(got.artifacts) == 1
+
+
+def test_put_run_of_a_running_run_only_moves_its_heartbeat_forward(store: RunStore) -> None:
+    run = make_run(heartbeat=time.time())
+    store.put_run(run)
+    store.put_run(replace(run, heartbeat=run.heartbeat - 50))  # type: ignore[operator]
+    assert store.get_run(run.id).heartbeat == run.heartbeat
+    store.put_run(replace(run, heartbeat=run.heartbeat + 5))  # type: ignore[operator]
+    assert store.get_run(run.id).heartbeat == run.heartbeat + 5  # type: ignore[operator]
+    store.finish_run(finish(run))
+    store.put_run(run)  # an ended run never goes back to running
+    assert store.get_run(run.id).status is RunStatus.FINISHED
+
+
+def test_put_run_gives_a_run_marked_interrupted_the_end_its_journal_recorded(
+    store: RunStore,
+) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    from mlbuild.store import process_token
+
+    run = make_run(process=process_token(child.pid))
+    store.put_run(run)
+    assert store.reap_stale() == [run.id]  # a reader saw the process gone before the journal
+    store.put_run(finish(run))  # … then the journal's final record arrives
+    assert store.get_run(run.id).status is RunStatus.FINISHED
+
+
 def test_runs_list_newest_first_and_at_most_limit(store: RunStore) -> None:
     runs = [make_run(started=1000.0 + i) for i in range(5)]
     for run in runs:
@@ -115,6 +163,28 @@ def test_runs_list_newest_first_and_at_most_limit(store: RunStore) -> None:
     assert store.count_runs() == 5
     listed = store.list_runs(query())[0]
     assert (listed.steps, listed.artifacts) == ([], [])  # list leaves the heavy parts out
+
+
+def test_runs_that_executed_nothing_are_left_out_when_asked(store: RunStore) -> None:
+    hit = [StepEntry("train", "cached", "f" * 64, 0.0, cache_hit=True)]
+    mixed = [*hit, StepEntry("evaluate", "ran", "e" * 64, 1.0, cache_hit=False)]
+    made, noop, partly, failed, running = (make_run(started=1000.0 + i) for i in range(5))
+    for run, steps, status in (
+        (made, None, RunStatus.FINISHED),
+        (noop, hit, RunStatus.FINISHED),
+        (partly, mixed, RunStatus.FINISHED),
+        (failed, hit, RunStatus.FAILED),
+    ):
+        store.start_run(run)
+        store.finish_run(finish(run, status=status, **({"steps": steps} if steps else {})))
+    store.start_run(running)  # no steps recorded yet: still running, not a no-op
+    executed = query(include_noop=False)
+    assert [r.id for r in store.list_runs(executed)] == [
+        r.id for r in (running, failed, partly, made)
+    ]
+    assert len(store.list_runs(query())) == 5
+    assert (store.count_runs(executed), store.count_runs(query()), store.count_runs()) == (4, 5, 5)
+    assert store.count_runs(query(include_noop=False, statuses=["finished"])) == 2
 
 
 def test_runs_are_filtered_by_param_metric_tag_status_and_commit(store: RunStore) -> None:
@@ -296,6 +366,27 @@ def test_opening_an_older_store_migrates_it_and_keeps_its_runs(url: str) -> None
     upgraded.close()
 
 
+def test_a_version_2_store_learns_which_of_its_runs_executed_nothing(url: str) -> None:
+    hit = [StepEntry("train", "cached", "f" * 64, 0.0, cache_hit=True)]
+    made, noop = finish(make_run(started=1.0)), finish(make_run(started=2.0), steps=hit)
+    engine = make_engine(url)
+    with engine.begin() as conn:  # a store as version 2 left it: no runs.executed column
+        migrate(conn, target=2)
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN executed"))
+        for run in (made, noop):
+            row = {k: v for k, v in _run_row(run).items() if k != "executed"}
+            conn.execute(sa.insert(runs).values(**row))
+            conn.execute(
+                sa.insert(run_steps),
+                [{"run_id": run.id, "position": i, **s.__dict__} for i, s in enumerate(run.steps)],
+            )
+    engine.dispose()
+    upgraded = open_store(url)
+    assert [r.id for r in upgraded.list_runs(query(include_noop=False))] == [made.id]
+    assert [r.id for r in upgraded.list_runs(query())] == [noop.id, made.id]
+    upgraded.close()
+
+
 def test_a_store_newer_than_this_mlbuild_is_refused(url: str) -> None:
     open_store(url).close()
     engine = make_engine(url)
@@ -306,7 +397,7 @@ def test_a_store_newer_than_this_mlbuild_is_refused(url: str) -> None:
         open_store(url)
     assert caught.value.message == (
         f"the run store is at schema version 99, newer than this mlbuild understands ({LATEST}); "
-        "upgrade mlbuild (`pip install -U mlbuild`)"
+        "upgrade mlbuild (`pip install -U mlbuild-engine`)"
     )
 
 
@@ -337,6 +428,32 @@ def test_eight_processes_writing_fifty_runs_each_lose_nothing(url: str) -> None:
         str(w): list(range(50)) for w in range(8)
     }
     assert all(len(store.get_run(r.id).steps) == 1 for r in runs[:20])
+    store.close()
+
+
+@pytest.mark.slow
+def test_eight_processes_putting_the_same_twenty_runs_at_once_record_each_once(url: str) -> None:
+    open_store(url).close()
+    made = [make_run(tags={"n": str(i)}, params={"i": i}) for i in range(20)]
+    records = tmp_records(made)
+    putters = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.store.factory", "put", url, records],
+            cwd=REPO,
+            env={**os.environ, **CHILD_ENV},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    for putter in putters:
+        _, err = putter.communicate(timeout=240)
+        assert putter.returncode == 0, err
+    store = open_store(url)
+    assert sorted(r.id for r in store.list_runs(query(limit=None))) == sorted(r.id for r in made)
+    for run in made:
+        want = finish(run, metrics={"i": run.params["i"]}, heartbeat=run.started)
+        assert store.get_run(run.id) == want
     store.close()
 
 

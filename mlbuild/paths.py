@@ -1,0 +1,242 @@
+"""Every path the engine reads, writes or removes goes through here, and stays where it belongs.
+
+A path from the recipe, the command line, a run record or the cache is normalised against the
+workspace root and refused when it is empty, is the root itself, leaves the root (lexically, or
+once the symlinks of its existing components are resolved), lies in ``.git`` or ``.mlbuild``, or
+resolves into the cache. A path the engine *writes or removes* is also refused when it overlaps a
+protected path: the recipe and Hydra's config. The checks run at ``validate`` time and again just
+before each removal or restore, because the filesystem can change in between (a directory
+replaced by a symlink).
+
+The module is the bottom layer (stdlib and :mod:`mlbuild.errors` only), so every layer can use it,
+and it also holds the one "do these paths overlap?" helper (:func:`is_within`, :func:`overlaps`).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlbuild.errors import UsageError
+
+GIT_DIR = ".git"
+META_DIR = ".mlbuild"
+_MAX_PATH = 4095  # PATH_MAX less the NUL; longer paths fail in os.stat with ENAMETOOLONG
+_MAX_NAME = 255  # NAME_MAX, in bytes
+_ROOT = ("is the repository root itself", "name a file or directory inside it")
+
+
+class UnsafePathError(UsageError):
+    """A path that would leave the workspace or touch what mlbuild does not own.
+
+    ``reason`` completes a sentence that starts with the quoted path and ends with the fix, so a
+    caller can locate it (``ml.yaml:4:22: steps.a.outs[0]: '<path>' <reason>``).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"'{path}' {reason}")
+
+
+def is_within(path: str, parent: str) -> bool:
+    """``path`` is ``parent`` or lies below it (both normalised, relative, posix)."""
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def overlaps(a: str, b: str) -> bool:
+    """One of the two normalised paths holds the other (or they are the same)."""
+    return is_within(a, b) or is_within(b, a)
+
+
+def normalise(raw: str, *, where: str = "the repository") -> str:
+    """``raw`` as a normal relative posix path (``a/./b/`` → ``a/b``); lexical only.
+
+    Raises :class:`UnsafePathError` for an empty path, a NUL byte, an over-long path, an absolute
+    path or one that climbs out with ``..``, and the root itself (``.``, ``sub/..``).
+    """
+    if not raw.strip():
+        raise UnsafePathError(raw, "is empty; name a file or directory inside the repository")
+    if "\0" in raw:
+        raise UnsafePathError(raw.replace("\0", "\\0"), "contains a NUL byte; no path can")
+    encoded = os.fsencode(raw)
+    longest = max(len(os.fsencode(part)) for part in raw.split("/"))
+    if len(encoded) > _MAX_PATH or longest > _MAX_NAME:
+        raise UnsafePathError(
+            raw[:60] + "…",
+            f"is too long ({len(encoded)} bytes, a name of {longest}); a path may have at most "
+            f"{_MAX_PATH} bytes and each name {_MAX_NAME}",
+        )
+    if posixpath.isabs(raw):
+        raise UnsafePathError(raw, f"is outside {where}; use a path inside it")
+    normal = posixpath.normpath(raw)
+    if normal == ".." or normal.startswith("../"):
+        raise UnsafePathError(raw, f"is outside {where}; use a path inside it")
+    if normal == ".":
+        raise UnsafePathError(raw, "; ".join(_ROOT))
+    return normal
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The paths of one workspace that mlbuild may read, and those it may write or remove.
+
+    ``protected`` maps normalised paths the engine never writes or removes to what they are
+    (``{"ml.yaml": "the recipe", "conf": "Hydra's config"}``); ``cache`` is the cache directory
+    (``MLBUILD_CACHE_DIR`` may put it anywhere).
+    """
+
+    root: Path
+    protected: dict[str, str] = field(default_factory=dict)
+    cache: Path | None = None
+
+    def check(self, raw: str, *, writes: bool) -> str:
+        """``raw`` normalised, or :class:`UnsafePathError` saying why it is refused.
+
+        ``writes``: the engine writes or removes the path (outs, metrics, restore targets,
+        datasets DVC fetches), so the recipe and Hydra's config are refused too.
+        """
+        rel = normalise(raw, where=f"the repository ({self.root})")
+        refusal = self._refusal(rel, writes)
+        if refusal is not None:
+            raise UnsafePathError(raw, "; ".join(refusal))
+        real_root = _real(self.root)
+        real = _real(self.root / rel)
+        shown = real
+        if real == real_root:
+            refusal = _ROOT
+            shown = "."
+        elif not _inside(real, real_root):
+            refusal = (f"is outside the repository ({self.root})", "use a path inside it")
+        elif _unresolved(real, real_root):
+            refusal = ("goes through a symlink loop", "remove the loop")
+        else:
+            shown = os.path.relpath(real, real_root).replace(os.sep, "/")
+            refusal = None if shown == rel else self._refusal(shown, writes)
+        if refusal is None and self._in_cache(real, real_root):
+            refusal = (
+                f"is inside mlbuild's cache ({self.cache})",
+                "use a path outside it (MLBUILD_CACHE_DIR names the cache)",
+            )
+        if refusal is None:
+            return rel
+        link = self._symlink_on(rel, real_root, writes)
+        if link is None:
+            raise UnsafePathError(raw, "; ".join(refusal))
+        what, fix = refusal
+        raise UnsafePathError(
+            raw,
+            f"resolves through the symlink '{link}' to '{shown}', which {what}; {fix}, or "
+            "replace the symlink with a real directory",
+        )
+
+    def target(self, rel: str) -> Path:
+        """The absolute path the engine may write or remove now for ``rel``: re-checked at the
+        last moment, because the filesystem may have changed since ``validate``."""
+        return self.root / self.check(rel, writes=True)
+
+    def check_target(self, dest: Path) -> None:
+        """Refuse to write or remove absolute ``dest`` unless it is a path :meth:`target` allows."""
+        try:
+            rel = os.path.relpath(dest, self.root).replace(os.sep, "/")
+        except ValueError:  # another drive (Windows)
+            rel = str(dest)
+        self.check(str(dest) if rel.startswith("../") else rel, writes=True)
+
+    def check_output(self, dest: Path) -> None:
+        """Refuse a destination named on the command line (``runs get -o``) that the engine
+        must not write: inside the workspace, what :meth:`target` refuses; anywhere, the cache.
+        ``dest`` itself is replaced, never followed if it is a symlink, so only its directory
+        is resolved."""
+        real_root = _real(self.root)
+        real = os.path.join(_real(dest.parent), dest.name)
+        shown, refusal = str(dest), None
+        if real == real_root or _inside(real, real_root):
+            shown = normalise(os.path.relpath(real, real_root).replace(os.sep, "/"))
+            refusal = self._refusal(shown, writes=True)
+        if refusal is None and self._in_cache(real, real_root):
+            refusal = (f"is inside mlbuild's cache ({self.cache})", "choose another place")
+        if refusal is not None:
+            raise UnsafePathError(shown, "; ".join(refusal))
+
+    def _refusal(self, rel: str, writes: bool) -> tuple[str, str] | None:
+        """Why normalised ``rel`` is refused, as (what it is, what to do), or ``None``."""
+        reserved = _reserved(rel)
+        if reserved is not None or not writes:
+            return reserved
+        never = "steps may read it, but mlbuild never writes or removes it"
+        for path, what in self.protected.items():
+            if rel == path:
+                return (f"is {what}", never)
+            if is_within(rel, path):
+                return (f"is inside {what} ('{path}')", never)
+            if is_within(path, rel):
+                return (f"holds {what} ('{path}')", "name a path that does not contain it")
+        return None
+
+    def _in_cache(self, real: str, real_root: str) -> bool:
+        if self.cache is None:
+            return False
+        cache = _real(self.cache)
+        # a workspace inside its own cache directory is odd but not ours to refuse path by path
+        return _inside(real, cache) and not _inside(real_root, cache)
+
+    def _symlink_on(self, rel: str, real_root: str, writes: bool) -> str | None:
+        """The first symlinked component of ``rel`` that leads somewhere refused."""
+        parts = rel.split("/")
+        for count in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:count])
+            full = self.root / prefix
+            if not full.is_symlink():
+                continue
+            real = _real(full)
+            if real == real_root:
+                return prefix
+            if not _inside(real, real_root) or self._in_cache(real, real_root):
+                return prefix
+            resolved = os.path.relpath(real, real_root).replace(os.sep, "/")
+            if self._refusal(resolved, writes) is not None:
+                return prefix
+        return None
+
+
+def inner(raw: str) -> str:
+    """``raw``, a path inside a directory mlbuild is creating (an entry of a directory object read
+    back from the cache), normalised; refused if it climbs out or reaches into ``.git`` or
+    ``.mlbuild``. Lexical only: the directory is new, so it holds no symlink to follow."""
+    rel = normalise(raw, where="the directory being restored")
+    reserved = _reserved(rel)
+    if reserved is not None:
+        raise UnsafePathError(raw, "; ".join(reserved))
+    return rel
+
+
+def _reserved(rel: str) -> tuple[str, str] | None:
+    """Why normalised ``rel`` lies in ``.git`` or ``.mlbuild``, or ``None``."""
+    parts = [p.casefold() for p in rel.split("/")]  # .GIT is .git on macOS and Windows
+    for name, owner in ((GIT_DIR, "git's own files"), (META_DIR, "mlbuild's state and cache")):
+        if name in parts:
+            where = "is" if parts[-1] == name else "is inside"
+            return (f"{where} {name} ({owner})", "mlbuild never reads or writes there")
+    return None
+
+
+def _real(path: Path | str) -> str:
+    return os.path.realpath(path)
+
+
+def _unresolved(real: str, real_root: str) -> bool:
+    """A component of ``real`` below the root is still a symlink: realpath met a loop."""
+    current = real_root
+    for part in os.path.relpath(real, real_root).split(os.sep):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return True
+    return False
+
+
+def _inside(real: str, real_root: str) -> bool:
+    """Absolute ``real`` is strictly below ``real_root`` (the root itself is not inside)."""
+    return real != real_root and real.startswith(real_root.rstrip(os.sep) + os.sep)
