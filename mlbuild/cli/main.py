@@ -7,12 +7,14 @@ so ``mlbuild --help`` never loads pydantic, Hydra or any heavy library.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -286,9 +288,12 @@ def _seconds(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGHUP, _sigterm)
+    recipe: str | None = None
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)
+        recipe = args.file
         if args.version:
             from mlbuild import __version__
 
@@ -305,27 +310,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = _handler(args)(args)
         return code
     except MlbuildError as exc:
-        print(f"mlbuild: {exc.message}", file=sys.stderr)
+        _error(exc.message)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("mlbuild: interrupted", file=sys.stderr)
+        _error("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:
-        import tempfile
-        import time
-        import traceback
-        from pathlib import Path
+        from mlbuild.crash import write_crash_log
 
-        log = Path(tempfile.gettempdir()) / f"mlbuild-crash-{int(time.time())}-{os.getpid()}.log"
-        log.write_text(traceback.format_exc(), encoding="utf-8")
-        print(
-            f"mlbuild: internal error: {type(exc).__name__}: {exc}\n"
-            f"This is a bug in mlbuild; the traceback is in {log}",
-            file=sys.stderr,
-        )
+        log = write_crash_log(_logs_folder(recipe), args_list)
+        where = f"the traceback is in {log}" if log else "no crash log could be written"
+        _error(f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in mlbuild; {where}")
         return EXIT_INTERNAL
+
+
+def _error(text: str) -> None:
+    """Print ``mlbuild: text`` on stderr, secrets masked; a closed terminal is no new error."""
+    from mlbuild.masking import known
+
+    with contextlib.suppress(OSError):
+        print(f"mlbuild: {known().text(text)}", file=sys.stderr)
+
+
+def _logs_folder(recipe: str | None) -> Path | None:
+    """The workspace's ``.mlbuild/logs`` for a crash log (None outside a workspace)."""
+    from mlbuild.paths import META_DIR
+    from mlbuild.recipe import RECIPE_FILE
+
+    try:
+        start = Path.cwd()
+        found = Path(recipe).absolute() if recipe is not None else None
+        if found is None:
+            found = next(
+                (f / RECIPE_FILE for f in [start, *start.parents] if (f / RECIPE_FILE).is_file()),
+                None,
+            )
+    except OSError:
+        return None
+    return found.parent / META_DIR / "logs" if found is not None else None
 
 
 def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
@@ -342,7 +366,8 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
-    """Treat SIGTERM (a CI job cancelled) like Ctrl-C: stop the children and exit cleanly."""
+    """Treat SIGTERM (a CI job cancelled) and SIGHUP (the terminal closed) like Ctrl-C: stop the
+    children and exit cleanly."""
     raise KeyboardInterrupt
 
 

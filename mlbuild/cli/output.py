@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -39,7 +40,14 @@ class Console:
         return f"\x1b[{_COLORS[color]}m{text}\x1b[0m" if self.color else text
 
     def print(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
+        self.write(text + "\n")
+
+    def write(self, text: str) -> None:
+        """Write and flush; a terminal that went away (SIGHUP, a closed pipe) is not the steps'
+        problem: their output is in their logs, and the run goes on to stop cleanly."""
+        with contextlib.suppress(OSError):
+            self.stream.write(text)
+            self.stream.flush()
 
 
 _LABEL = {
@@ -116,7 +124,7 @@ class StepReporter:
 
     def _clear(self) -> None:
         if self._status_shown:
-            self.console.stream.write("\r\x1b[K")
+            self.console.write("\r\x1b[K")
             self._status_shown = False
 
     def _draw(self) -> None:
@@ -125,8 +133,7 @@ class StepReporter:
         now = time.monotonic()
         frame = _SPINNER[int(now * 10) % len(_SPINNER)]
         busy = ", ".join(f"{n} {now - t:.0f}s" for n, t in self.running.items())
-        self.console.stream.write(self.console.paint(f"{frame} running: {busy}", "blue"))
-        self.console.stream.flush()
+        self.console.write(self.console.paint(f"{frame} running: {busy}", "blue"))
         self._status_shown = True
 
     def _tick(self) -> None:
@@ -142,11 +149,14 @@ class JsonReporter:
     def step_started(self, name: str, reasons: list[str]) -> None:
         pass
 
+    def __init__(self) -> None:
+        self.console = Console(sys.stderr)
+
     def step_output(self, name: str, line: str) -> None:
-        print(f"[{name}] {line}", file=sys.stderr, flush=True)
+        self.console.print(f"[{name}] {line}")
 
     def step_note(self, name: str, text: str) -> None:
-        print(f"{name}: {text}", file=sys.stderr, flush=True)
+        self.console.print(f"{name}: {text}")
 
     def step_finished(self, outcome: StepOutcome) -> None:
         pass

@@ -6,6 +6,10 @@ import json
 import time
 from typing import Any
 
+from mlbuild.sizes import size
+
+__all__ = ["dump_json", "format_value", "indent", "size", "table", "when"]
+
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
     """A plain left-aligned text table."""
@@ -28,15 +32,6 @@ def format_value(value: Any) -> str:
 def when(stamp: float, *, seconds: bool = False) -> str:
     """A timestamp in local time, to the minute (or second)."""
     return time.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""), time.localtime(stamp))
-
-
-def size(n: float) -> str:
-    """``1536`` → ``1.5 KiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def indent(text: str) -> str:

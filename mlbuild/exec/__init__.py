@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from mlbuild.exec.events import Reporter, RunSummary, Status, StepOutcome
-from mlbuild.exec.local import run_steps
+from mlbuild.exec.local import graph_secrets, run_steps
 from mlbuild.exec.lock import run_lock
 
-__all__ = ["Reporter", "RunSummary", "Status", "StepOutcome", "run_lock", "run_steps"]
+__all__ = [
+    "Reporter",
+    "RunSummary",
+    "Status",
+    "StepOutcome",
+    "graph_secrets",
+    "run_lock",
+    "run_steps",
+]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from mlbuild.cache import HashStats
 from mlbuild.data import DataVersion
 from mlbuild.exec.metrics import merge_metrics
+from mlbuild.masking import Secrets
 
 
 class Status(enum.StrEnum):
@@ -61,3 +62,37 @@ class Reporter(Protocol):
         """Something mlbuild does for the step (fetching its data), shown apart from its output."""
 
     def step_finished(self, outcome: StepOutcome) -> None: ...
+
+
+class MaskingReporter:
+    """A :class:`Reporter` that masks secrets out of every event before passing it on.
+
+    A step's output lines arrive masked already: they are masked as a stream, where a secret can
+    span lines and reads (:class:`mlbuild.masking.StreamMasker`).
+    """
+
+    def __init__(self, inner: Reporter, secrets: Secrets) -> None:
+        self.inner = inner
+        self.secrets = secrets
+
+    def masked(self, outcome: StepOutcome) -> StepOutcome:
+        if not self.secrets:
+            return outcome
+        return replace(
+            outcome,
+            reasons=[self.secrets.text(r) for r in outcome.reasons],
+            metrics=self.secrets.data(outcome.metrics),
+            message=self.secrets.text(outcome.message),
+        )
+
+    def step_started(self, name: str, reasons: list[str]) -> None:
+        self.inner.step_started(name, [self.secrets.text(r) for r in reasons])
+
+    def step_output(self, name: str, line: str) -> None:
+        self.inner.step_output(name, line)
+
+    def step_note(self, name: str, text: str) -> None:
+        self.inner.step_note(name, self.secrets.text(text))
+
+    def step_finished(self, outcome: StepOutcome) -> None:
+        self.inner.step_finished(self.masked(outcome))

@@ -3,16 +3,23 @@
 Steps are scheduled with ``graphlib``: a step starts when every step it depends on is done. Each is
 decided just before it starts (cached, restore, run), so a step after one that reproduced identical
 outputs is a cache hit (early cutoff). A failed step stops its dependents; the others go on, and
-what finished stays cached. Ctrl-C stops every child and raises :class:`InterruptError`.
+what finished stays cached. Ctrl-C, SIGTERM and SIGHUP stop every child and raise
+:class:`InterruptError`; if mlbuild dies outright, :mod:`mlbuild.exec.leftovers` stops them.
+
+One step, one error policy: whatever goes wrong inside a step — a user's mistake, a full disk, an
+unreadable output, a bug in mlbuild — is that step's failure, with a message; the other steps'
+outcomes stand. Everything reported is masked with the recipe's secrets on its way out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -22,13 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from mlbuild.cache import ActionResult, OutRecord, remove
+from mlbuild.crash import write_crash_log
 from mlbuild.errors import InterruptError, MlbuildError
-from mlbuild.exec.events import Reporter, RunSummary, Status, StepOutcome
+from mlbuild.exec.events import MaskingReporter, Reporter, RunSummary, Status, StepOutcome
+from mlbuild.exec.leftovers import Tracker
 from mlbuild.exec.metrics import read_metrics
 from mlbuild.exec.ownership import Ownership
-from mlbuild.exec.process import StepProcess, describe_exit
+from mlbuild.exec.process import CUT_NOTE, ProcessResult, StepProcess, describe_exit
 from mlbuild.graph import Action, Decision, Graph, StepRecord, StepSpec, Workspace
+from mlbuild.masking import Secrets, remember
 from mlbuild.params import PARAMS_ENV, nest
+from mlbuild.sizes import size
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
@@ -56,7 +69,7 @@ def _stage(target: Path, data: bytes) -> str:
 
 
 def _on_stop_signals(cancelled: threading.Event) -> dict[int, Any]:
-    """Turn Ctrl-C and SIGTERM into ``cancelled`` while steps run.
+    """Turn Ctrl-C, SIGTERM and SIGHUP (the terminal closed) into ``cancelled`` while steps run.
 
     An exception raised asynchronously in the main thread could land inside a lock held by the
     executor's bookkeeping; a flag checked by the scheduling loop cannot.
@@ -64,7 +77,7 @@ def _on_stop_signals(cancelled: threading.Event) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}
     previous: dict[int, Any] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         previous[sig] = signal.signal(sig, lambda _sig, _frame: cancelled.set())
     return previous
 
@@ -72,6 +85,13 @@ def _on_stop_signals(cancelled: threading.Event) -> dict[int, Any]:
 def _restore_signals(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+
+
+def graph_secrets(graph: Graph) -> Secrets:
+    """The current values of every secret a step of ``graph`` declares."""
+    return Secrets.from_env(
+        sorted({name for step in graph.steps.values() for name in step.secrets})
+    )
 
 
 def run_steps(
@@ -104,7 +124,10 @@ class _Run:
         self.fence = workspace.fence(graph)  # re-checks each path just before it is written
         self.owned = Ownership(workspace)  # removes only outputs mlbuild made or can restore
         self.jobs = max(1, jobs)
-        self.reporter = reporter
+        self.secrets = graph_secrets(graph)
+        remember(self.secrets)  # for error messages and crash logs far from here
+        self.reporter = MaskingReporter(reporter, self.secrets)
+        self.tracker = Tracker(workspace.meta)
         self.outcomes: dict[str, StepOutcome] = {}
         self.running: dict[str, StepProcess] = {}
         self.cancelled = threading.Event()
@@ -150,6 +173,7 @@ class _Run:
         finally:
             _restore_signals(previous)
             pool.shutdown(wait=True, cancel_futures=True)
+            self.tracker.close()
             self.ws.save_state()
         ordered = [self.outcomes[n] for n in self.names if n in self.outcomes]
         return RunSummary(
@@ -165,7 +189,7 @@ class _Run:
         with self.lock:
             stopping = list(self.running.values())
         for proc in stopping:
-            threading.Thread(target=proc.stop, daemon=True).start()
+            proc.stop()  # SIGTERM now; the step's thread escalates to SIGKILL after the grace
         for future in futures:
             with contextlib.suppress(MlbuildError):
                 self._finish(future.result())
@@ -184,8 +208,9 @@ class _Run:
         return None
 
     def _finish(self, outcome: StepOutcome) -> None:
-        self.outcomes[outcome.name] = outcome
-        self.reporter.step_finished(outcome)
+        masked = self.reporter.masked(outcome)
+        self.outcomes[outcome.name] = masked
+        self.reporter.inner.step_finished(masked)
 
     def _step(self, name: str) -> StepOutcome:
         spec = self.graph.steps[name]
@@ -211,7 +236,14 @@ class _Run:
                 return self._restore(spec, decision)
             return self._run(spec, decision)
         except MlbuildError as exc:
-            return StepOutcome(name, Status.FAILED, time.monotonic() - started, message=exc.message)
+            message = exc.message
+        except OSError as exc:  # a full disk, an output that is a symlink loop, …
+            message = _describe(exc)
+        except Exception as exc:  # a bug in mlbuild: this step fails, the others go on
+            log = write_crash_log(self.ws.meta / "logs", sys.argv[1:])
+            where = f"the traceback is in {_relative(log)}" if log else "no log could be written"
+            message = f"internal error: {type(exc).__name__}: {exc} (a bug in mlbuild; {where})"
+        return StepOutcome(name, Status.FAILED, time.monotonic() - started, message=message)
 
     def _restore(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         assert decision.result is not None and decision.fingerprint is not None
@@ -264,14 +296,15 @@ class _Run:
         argv = ["/bin/sh", "-c", spec.cmd] if isinstance(spec.cmd, str) else list(spec.cmd)
         if self.cancelled.is_set():
             return StepOutcome(spec.name, Status.INTERRUPTED, reasons=decision.reasons)
+        env = self._environment(spec)
         started = time.monotonic()
         try:
             proc = StepProcess(
                 argv,
                 cwd=self.ws.root,
-                env=self._environment(spec),
+                env=env,
                 log_path=log_path,
-                secrets=[os.environ[s] for s in spec.secrets],
+                secrets=self.secrets,
                 timeout=spec.timeout,
                 on_line=lambda line: self.reporter.step_output(spec.name, line),
             )
@@ -282,18 +315,11 @@ class _Run:
                 reasons=decision.reasons,
                 message=f"cannot start {argv[0]!r}: {exc.strerror}",
             )
-        with self.lock:
-            self.running[spec.name] = proc
-            cancelled = self.cancelled.is_set()
-        if cancelled:  # Ctrl-C came after the spawn but before this registration: stop it too
-            proc.stop()
-        try:
-            result = proc.wait()
-        finally:
-            with self.lock:
-                self.running.pop(spec.name, None)
+        result = self._watch(spec.name, proc)
         duration = time.monotonic() - started
         log = os.path.relpath(log_path)
+        if result.cut:
+            self.reporter.step_note(spec.name, CUT_NOTE)
         if result.stopped or self.cancelled.is_set():
             return StepOutcome(spec.name, Status.INTERRUPTED, duration, decision.reasons, log=log)
         if result.timed_out:
@@ -323,6 +349,26 @@ class _Run:
             action.metrics,
             log=log,
         )
+
+    def _watch(self, name: str, proc: StepProcess) -> ProcessResult:
+        """Wait for ``proc``, which stops with the run: on Ctrl-C, and even if mlbuild dies."""
+        try:
+            self.tracker.started(name, proc.pid)
+        except BaseException:
+            proc.abandon()
+            self.tracker.ended(name, proc.pid)
+            raise
+        with self.lock:
+            self.running[name] = proc
+            cancelled = self.cancelled.is_set()
+        if cancelled:  # Ctrl-C came after the spawn but before this registration: stop it too
+            proc.stop()
+        try:
+            return proc.wait()
+        finally:
+            with self.lock:
+                self.running.pop(name, None)
+            self.tracker.ended(name, proc.pid)
 
     def _write_params_files(self) -> None:
         """Write the overrides into the params files that hold their keys, before any step runs.
@@ -393,22 +439,43 @@ class _Run:
             target.mkdir(parents=True, exist_ok=True)
 
     def _store(self, spec: StepSpec, duration: float) -> ActionResult:
-        """Hash the step's outputs, put them in the object store, read its metrics."""
+        """Read the step's metrics, hash its outputs, put them in the object store."""
+        metrics = self._metrics(spec)  # first: masking a secret rewrites the file, an output
         outs: dict[str, OutRecord] = {}
         for out in spec.outs:
-            digest = self.ws.cache.hasher.digest(out.path)
+            try:
+                digest = self.ws.cache.hasher.digest(out.path)
+            except OSError as exc:
+                raise MlbuildError(f"cannot read output {out.path}: {exc.strerror}") from None
             if digest is None:
                 raise MlbuildError(
                     f"step '{spec.name}' finished but did not create its declared output "
                     f"'{out.path}'; fix the command or the outs list"
                 )
             if out.cache:
-                self.ws.cache.objects.put(self.ws.root / out.path, digest)
+                try:
+                    self.ws.cache.objects.put(self.ws.root / out.path, digest)
+                except OSError as exc:
+                    need = (
+                        f" (needed {size(digest.size)} at {self.ws.cache.root})"
+                        if exc.errno in _NO_SPACE
+                        else ""
+                    )
+                    raise MlbuildError(
+                        f"cannot store output {out.path}: {exc.strerror}{need}"
+                    ) from None
             outs[out.path] = OutRecord(digest.value, digest.size, out.cache)
+        return ActionResult(spec.name, outs, metrics, duration, time.time())
+
+    def _metrics(self, spec: StepSpec) -> dict[str, Any]:
+        """The step's metrics; a secret's value in a metrics file is masked, and said so."""
         metrics: dict[str, Any] = {}
         for path in spec.metrics:
-            metrics.update(read_metrics(self.ws.root / path, path))
-        return ActionResult(spec.name, outs, metrics, duration, time.time())
+            values, note = read_metrics(self.ws.root / path, path, self.secrets)
+            if note is not None:
+                self.reporter.step_note(spec.name, note)
+            metrics.update(values)
+        return metrics
 
     def _remember(self, spec: StepSpec, decision: Decision, result: ActionResult, how: str) -> None:
         """Record what the workspace now holds for ``spec``: when and how long it took to make."""
@@ -422,3 +489,19 @@ class _Run:
             how,
         )
         self.ws.records.put(record, self.planner.manifests(spec))
+
+
+def _describe(exc: OSError) -> str:
+    """``No space left on device: .mlbuild/steps/train.json``."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {_relative(Path(exc.filename))}" if exc.filename else reason
+
+
+def _relative(path: Path | None) -> str:
+    """``path`` relative to the current directory when under it (shorter in messages)."""
+    if path is None:
+        return ""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)

@@ -1,7 +1,8 @@
 """One ``mlbuild run`` at a time per workspace: an advisory lock on ``.mlbuild/run.lock``.
 
 The kernel drops a ``flock`` when its holder dies, even by SIGKILL, so a crashed run never leaves
-a stale lock behind. The file names the holder for the message a second run prints.
+a stale lock behind. The file names the holder for the message a second run prints. Whoever takes
+the lock first stops any step a killed run left running (:mod:`mlbuild.exec.leftovers`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlbuild.errors import LockedError
+from mlbuild.exec.leftovers import stop_leftovers
 
 
 @contextlib.contextmanager
 def run_lock(meta: Path, *, wait: bool, on_wait: Callable[[str], None]) -> Iterator[None]:
-    """Hold the workspace's run lock; without ``wait``, refuse at once if another run holds it."""
+    """Hold the workspace's run lock; without ``wait``, refuse at once if another run holds it.
+
+    ``on_wait`` is told what the caller may have to wait for: the other run, or stopping the
+    steps a killed run left behind."""
     meta.mkdir(parents=True, exist_ok=True)
     path = meta / "run.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -36,6 +41,7 @@ def run_lock(meta: Path, *, wait: bool, on_wait: Callable[[str], None]) -> Itera
             fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}".encode(), 0)
+        stop_leftovers(meta, on_wait)
         yield
     finally:
         os.close(fd)  # closing releases the lock

@@ -1,17 +1,28 @@
 """Read a step's metrics files (JSON or YAML) into flat ``{dotted.key: value}`` mappings, and
-merge the steps' metrics into a run's."""
+merge the steps' metrics into a run's.
+
+A metrics file is recorded everywhere (run records, ``--json``, the action cache) and cached as an
+output, so a secret's value in it is masked at the source: the file itself is rewritten with
+``***`` in its place before it is stored, and the step is told so.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from mlbuild.errors import MlbuildError
+from mlbuild.masking import MASK, Secrets
 
 
-def read_metrics(path: Path, display: str) -> dict[str, Any]:
-    """Scalar values of the metrics file at ``path``; nested keys are joined with dots."""
+def read_metrics(
+    path: Path, display: str, secrets: Secrets | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """Scalar values of the metrics file at ``path`` (nested keys joined with dots), and a note
+    for the user if a value of one of ``secrets`` was found in it — and masked, in the file too."""
     is_yaml = path.suffix in (".yaml", ".yml")
     try:
         text = path.read_text(encoding="utf-8")
@@ -27,7 +38,38 @@ def read_metrics(path: Path, display: str) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise MlbuildError(f"metrics file {display} must hold a mapping of names to values")
-    return _flatten(data)
+    if not secrets:
+        return _flatten(data), None
+    masked = secrets.data(data)
+    if masked == data:
+        return _flatten(data), None
+    before, after = _flatten(data), _flatten(masked)
+    keys = [k for k in after if k not in before or before[k] != after[k]]
+    note = (
+        f"metrics file {display} held the value of secret {', '.join(secrets.found_in(data))} "
+        f"(in {', '.join(repr(k) for k in keys)}); it is replaced by {MASK} in the file and in "
+        "everything recorded"
+    )
+    _rewrite(path, masked, is_yaml)
+    return after, note
+
+
+def _rewrite(path: Path, data: dict[str, Any], is_yaml: bool) -> None:
+    """Replace the file's content, atomically: a reader never sees half of it."""
+    if is_yaml:
+        import yaml
+
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    else:
+        text = json.dumps(data, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

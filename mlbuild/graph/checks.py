@@ -17,10 +17,19 @@ from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.paths import Fence, UnsafePathError, overlaps
 
 
-def path_problems(graph: Graph, fence: Fence) -> list[Problem]:
-    """Every recipe path the fence refuses now (symlinks resolved as the filesystem is)."""
+def path_problems(graph: Graph, fence: Fence, names: Iterable[str] | None = None) -> list[Problem]:
+    """Every recipe path the fence refuses now (symlinks resolved as the filesystem is): of the
+    steps ``names`` (all if ``None``) and of the sections outside ``steps`` — a step that is not
+    asked to run is not held back by what another step left behind."""
+    prefixes = None if names is None else tuple(f"steps.{name}." for name in names)
     problems = []
     for use in graph.paths:
+        if (
+            prefixes is not None
+            and use.key.startswith("steps.")
+            and not use.key.startswith(prefixes)
+        ):
+            continue
         try:
             fence.check(use.path, writes=use.writes)
         except UnsafePathError as exc:

@@ -190,7 +190,7 @@ class Planner:
         ``names`` that no step makes and no file provides, a missing lock file, and the problems
         that stop one of ``names`` only (a parameter it reads that does not resolve)."""
         fence = self.graph.fence(self.root, self.cache.root)
-        problems = path_problems(self.graph, fence)
+        problems = path_problems(self.graph, fence, names)
         problems += missing_inputs(self.graph, self.root, names, self.data.kind)
         problems += [
             self.graph.problem(key, message)

@@ -180,6 +180,8 @@ def safe_load_yaml(text: str) -> Any:
     loader = BoundedLoader(text)
     try:
         return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        raise ValueError(_describe_marked(exc, text)) from None
     except yaml.YAMLError as exc:
         raise ValueError(str(exc)) from None
     finally:
@@ -213,3 +215,15 @@ def _walk(node: yaml.Node, path: KeyPath, source: SourceMap, problems: list[Prob
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), source, problems)
+
+
+def _describe_marked(exc: yaml.MarkedYAMLError, text: str) -> str:
+    """``line 1, column 8: while parsing …; did not find …`` and the line itself, for a YAML
+    file mlbuild reads besides the recipe (its name is the caller's to add)."""
+    what = "; ".join(part for part in (exc.context, exc.problem) if part)
+    mark = exc.context_mark or exc.problem_mark
+    if mark is None:
+        return what
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}\n    {line}"

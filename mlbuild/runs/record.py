@@ -16,11 +16,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
 
 from mlbuild.errors import InterruptError, MlbuildError
-from mlbuild.exec import Reporter, RunSummary, Status, run_steps
+from mlbuild.exec import Reporter, RunSummary, Status, graph_secrets, run_steps
 from mlbuild.graph import Graph, Workspace
+from mlbuild.masking import Secrets, remember
 from mlbuild.runs.provenance import git_info, host_name, user_name
 from mlbuild.store import (
     Artifact,
@@ -32,7 +32,6 @@ from mlbuild.store import (
 )
 
 HEARTBEAT = 15.0  # seconds; the store treats a run silent for STALE_AFTER (120 s) as dead
-MASK = "***"
 _HITS = (Status.CACHED, Status.RESTORED)
 
 
@@ -56,7 +55,8 @@ def recorded_run(
     notes: str = "",
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
-    secrets = _secret_values(graph)
+    secrets = graph_secrets(graph)
+    remember(secrets)  # a crash from here on is logged masked
     record = _mask(new_record(ws, graph, kind=kind, tags=tags or {}, notes=notes), secrets)
     store.start_run(record)
     beat = _Heartbeat(store, record.id)
@@ -151,32 +151,16 @@ class _Heartbeat:
         self._thread.join()
 
 
-def _secret_values(graph: Graph) -> list[str]:
-    names = {s for step in graph.steps.values() for s in step.secrets}
-    values = [os.environ[n] for n in names if os.environ.get(n)]
-    return sorted(values, key=len, reverse=True)
-
-
-def _mask(record: RunRecord, secrets: list[str]) -> RunRecord:
+def _mask(record: RunRecord, secrets: Secrets) -> RunRecord:
+    """``record`` with secrets masked out of everything a user or a step could have put in it."""
     if not secrets:
         return record
     return replace(
         record,
-        overrides=_masked(record.overrides, secrets),
-        params=_masked(record.params, secrets),
-        metrics=_masked(record.metrics, secrets),
-        tags=_masked(record.tags, secrets),
-        notes=_masked(record.notes, secrets),
+        overrides=secrets.data(record.overrides),
+        params=secrets.data(record.params),
+        metrics=secrets.data(record.metrics),
+        data_versions=secrets.data(record.data_versions),
+        tags=secrets.data(record.tags),
+        notes=secrets.text(record.notes),
     )
-
-
-def _masked(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value
-    if isinstance(value, dict):
-        return {_masked(k, secrets): _masked(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, secrets) for v in value]
-    return value

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlbuild import procfs
+
 
 def process_token(pid: int | None = None) -> str:
     """The token of process ``pid`` (this process by default)."""
@@ -40,9 +42,8 @@ def _machine() -> str:
 
 def _start_time(pid: int) -> str | None:
     """When ``pid`` started, in clock ticks after boot; None if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    found = procfs.stat(pid)
+    if found is None:
         if not Path("/proc/self/stat").exists():  # no procfs: ask the kernel directly
             try:
                 os.kill(pid, 0)
@@ -52,8 +53,6 @@ def _start_time(pid: int) -> str | None:
                 pass
             return "?"
         return None
-    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-    fields = stat.rpartition(")")[2].split()
-    if fields and fields[0] == "Z":
+    if found.zombie:
         return None  # a zombie has exited; only its parent has not reaped it yet
-    return fields[19] if len(fields) > 19 else "?"
+    return found.start

@@ -193,8 +193,8 @@ def test_a_bomb_in_a_metrics_file_fails_its_step_with_a_message(ws: Workspace) -
     done = ws.cli("run")
     assert done.returncode == 1, done.stderr
     assert (
-        f"metrics file metrics.yaml is not valid YAML: the document expands to more than "
-        f"{MAX_NODES} nodes"
+        f"metrics file metrics.yaml is not valid YAML: line 6, column 10: the document expands "
+        f"to more than {MAX_NODES} nodes"
     ) in done.stderr
 
 

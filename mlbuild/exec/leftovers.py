@@ -1,0 +1,113 @@
+"""Steps die with the run: the guard while mlbuild lives, and records for when even that fails.
+
+While a step's process runs, ``.mlbuild/running/STEP.json`` names it: its pid, its process group
+and its start time (``/proc/PID/stat``, so a reused pid is never mistaken for it). The guard
+(:mod:`mlbuild.exec.guard`) stops the groups of a run that dies; if the guard died too (an OOM
+killer, ``kill -9`` of both), the next run, on taking the workspace's lock and before starting
+anything, finds the records left behind and stops what still runs of them — or refuses, naming the
+pid, when it is not allowed to.
+
+The records are plain small files written in one ``write``, without fsync: a power loss, the one
+thing that could tear them, also ends the processes they name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mlbuild import procfs
+from mlbuild.errors import LockedError
+from mlbuild.exec.guard import Guard
+from mlbuild.exec.process import GRACE_SECONDS
+from mlbuild.store import process_token
+
+RUNNING_DIR = "running"
+_KILL_WAIT = 5.0  # after SIGKILL, how long to wait for a group to go (zombies may linger)
+
+
+class Tracker:
+    """Watches the steps a run starts: registers them with the guard and records them on disk."""
+
+    def __init__(self, meta: Path) -> None:
+        self.folder = meta / RUNNING_DIR
+        self.guard = Guard(GRACE_SECONDS)
+
+    def started(self, step: str, pid: int) -> None:
+        """``pid`` (the leader of its own group) now runs ``step``."""
+        self.guard.add(pid)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        record = {"step": step, "pid": pid, "process": process_token(pid)}
+        path = self.folder / f"{step}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, json.dumps(record).encode())
+        finally:
+            os.close(fd)
+
+    def ended(self, step: str, pid: int) -> None:
+        """``step``'s process and its group are gone."""
+        self.guard.discard(pid)
+        (self.folder / f"{step}.json").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.guard.close()
+
+
+def stop_leftovers(meta: Path, report: Callable[[str], None]) -> None:
+    """Stop the steps an earlier run left running, if any; call with the run lock held."""
+    folder = meta / RUNNING_DIR
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_bytes())
+            step, pid, token = str(record["step"]), int(record["pid"]), str(record["process"])
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)  # torn or foreign: names nothing we could safely signal
+            continue
+        if _ours(pid, token) and procfs.group(pid):
+            _stop_group(step, pid)
+            report(
+                f"stopped step '{step}' (process group {pid}), left running by an mlbuild run "
+                "that was killed"
+            )
+        path.unlink(missing_ok=True)
+
+
+def _ours(pid: int, token: str) -> bool:
+    """Is process group ``pid`` still the step's? Not if the record comes from before a reboot
+    or another pid namespace, nor if the pid now belongs to a later process."""
+    parts = token.split(":")  # BOOT_ID:PIDNS:PID:STARTTIME (mlbuild/store/liveness.py)
+    if len(parts) != 4 or parts[:2] != process_token().split(":")[:2] or not parts[3]:
+        return False
+    leader = procfs.stat(pid)
+    # a vanished leader is fine: while any process of its group lives, the group id stays taken
+    return leader is None or leader.start == parts[3]
+
+
+def _stop_group(step: str, pgid: int) -> None:
+    """SIGTERM, SIGKILL after the grace period; wait for the group's living processes to go."""
+    for sig, wait in ((signal.SIGTERM, GRACE_SECONDS), (signal.SIGKILL, _KILL_WAIT)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError as exc:
+            raise LockedError(
+                f"step '{step}' of an earlier mlbuild run is still running (process group "
+                f"{pgid}) and cannot be stopped: {exc.strerror}; stop it (`kill -- -{pgid}`) "
+                "and run again"
+            ) from None
+        deadline = time.monotonic() + wait
+        while procfs.group(pgid):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        else:
+            return
+    # after SIGKILL only a process stuck in the kernel can remain: it runs no code again
