@@ -10,6 +10,10 @@ load on a shared machine.
 
     OMP_NUM_THREADS=1 python bench/bench_serve.py [--duration 5] [--json out.json]
 
+``--baseline DIR`` also serves the model with the mlbuild of another checkout (say, a `git
+archive` of main), named ``mlbuild@base``, measured in the same rounds: a before/after of a change
+to the server that background load cannot skew one way.
+
 Needs: wrk (Debian's `wrk`), mlbuild-engine[serve] in this Python, MLflow in --mlflow-python's
 venv and BentoML in --bentoml's (see bench/RESULTS.md for the exact setup). A peer that is
 missing is reported and skipped.
@@ -101,6 +105,12 @@ def main() -> int:
     parser.add_argument("--mlflow-python", default="/tmp/mlflowvenv/bin/python")
     parser.add_argument("--bentoml", default="/tmp/bentovenv/bin/bentoml")
     parser.add_argument("--json", type=Path, help="also write every point here")
+    parser.add_argument(
+        "--baseline", type=Path, help="another mlbuild checkout to serve beside this one"
+    )
+    parser.add_argument(
+        "--no-workers", action="store_true", help="skip the --workers 2 variants (x2)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
@@ -115,6 +125,8 @@ def main() -> int:
         expected = _expected(ws, rows_list)
         servers = _servers(args, ws, kind, wanted)
         for server in _servers(args, ws, kind, [w for w in wanted if w in ("mlbuild", "bare")]):
+            if server.name == "mlbuild@base" or args.no_workers:
+                continue
             server.name += " x2"
             server.workers = 2
             server.cmd += ["--workers", "2"]
@@ -188,6 +200,20 @@ def _servers(args: argparse.Namespace, ws: Path, kind: str, wanted: list[str]) -
                 [sys.executable, "-m", "mlbuild", "serve"],
                 ws,
                 base,
+                "/v2/health/ready",
+                {
+                    "oip": ("/v2/models/m/infer", "oip"),
+                    "dataframe_split": ("/invocations", "dataframe_split"),
+                },
+            )
+        )
+    if "mlbuild" in wanted and getattr(args, "baseline", None) is not None:
+        found.append(
+            Server(
+                "mlbuild@base",
+                [sys.executable, "-m", "mlbuild", "serve"],
+                ws,
+                {**base, "PYTHONPATH": str(args.baseline.resolve())},
                 "/v2/health/ready",
                 {
                     "oip": ("/v2/models/m/infer", "oip"),
@@ -334,6 +360,9 @@ def _bench_model(
                                 port, path, ws / f"{stem}-{rows}.json", concurrency, duration
                             )
                             cpu = _cpu(proc.pid) - before
+                            # requests wrk abandoned at the end may still be queued: let the
+                            # server finish them before the next measurement starts
+                            _wait_idle(proc.pid)
                             samples.setdefault((server.name, body), []).append(
                                 _parse(
                                     out,
@@ -496,6 +525,18 @@ def _cpu(root: int) -> float:
                 break
             current = parents.get(current, 0)
     return total / TICKS
+
+
+def _wait_idle(pid: int, timeout: float = 10.0) -> None:
+    """Until the process tree uses no CPU for 0.2 s (or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    last = _cpu(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = _cpu(pid)
+        if now == last:
+            return
+        last = now
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

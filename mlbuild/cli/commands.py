@@ -401,6 +401,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token_env=args.token_env,
         token_file=args.token_file,
         access_log=args.access_log,
+        threads=args.threads,
+        queue=args.queue,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
     )
     workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
     auth = "bearer token required" if args.token_env or args.token_file else "no auth"

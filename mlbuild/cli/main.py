@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import math
 import os
 import signal
 import sys
@@ -195,6 +196,35 @@ def _add_serving_commands(sub: Any) -> None:
         "--token-file", metavar="FILE", help="require a bearer token, read from this secret file"
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--threads",
+        type=_count(1, 1024),
+        default=1,
+        metavar="N",
+        help="threads per worker that run predict(); above 1 the model's predict() must be "
+        "thread-safe (default: 1)",
+    )
+    p.add_argument(
+        "--queue",
+        type=_count(0, 100_000),
+        default=64,
+        metavar="N",
+        help="prediction requests that may wait for a thread; more get 503 (default: 64)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a client has to send a request's headers (default: 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="time a client has to send a request's body (default: 30)",
+    )
 
     p = sub.add_parser(
         "predict", help="score a CSV or JSON Lines file with the recipe's model, in-process"
@@ -232,6 +262,30 @@ def _size(text: str) -> int:
     if not number.isdigit() or int(number) <= 0:
         raise argparse.ArgumentTypeError(f"expected a size such as 65536, 512k or 8M, got {text!r}")
     return int(number) * factor
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {low} to {high}, got {text!r}"
+            )
+        return int(text)
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """``10``, ``0.5`` → seconds, more than 0 and at most an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0 and at most 3600, got {text!r}"
+        )
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlbuild.serve.batch import predict_file as predict_file
+    from mlbuild.serve.errors import InvalidInput as InvalidInput
     from mlbuild.serve.resolve import ModelSource as ModelSource
     from mlbuild.serve.resolve import NotBuiltError as NotBuiltError
     from mlbuild.serve.resolve import resolve_model as resolve_model
-    from mlbuild.serve.runtime import InvalidInput as InvalidInput
     from mlbuild.serve.runtime import ModelRuntime as ModelRuntime
     from mlbuild.serve.servable import Servable as Servable
     from mlbuild.serve.servable import ServableError as ServableError
@@ -30,7 +30,7 @@ _LAZY = {
     "ModelSource": "resolve",
     "NotBuiltError": "resolve",
     "resolve_model": "resolve",
-    "InvalidInput": "runtime",
+    "InvalidInput": "errors",
     "ModelRuntime": "runtime",
     "Servable": "servable",
     "ServableError": "servable",

@@ -20,6 +20,11 @@ Errors are JSON — ``{"error": MESSAGE}`` on ``/v2`` routes, ``{"error_code", "
 MLflow's — and never contain a traceback: an unexpected exception is logged on the server and the
 client gets a 500 with a generic message. With a token, every route but the health checks needs
 ``Authorization: Bearer TOKEN`` (compared in constant time).
+
+The event loop only routes, checks headers and moves bytes: a POST is admitted by the
+:class:`PredictPool` (or refused with a 503), its body read within ``body_timeout`` and the size
+limit, and then decompressed, decoded, predicted and encoded on a pool thread. GET routes answer
+on the loop, so probes and scrapes never wait behind a prediction.
 """
 
 from __future__ import annotations
@@ -39,8 +44,11 @@ import orjson
 
 from mlbuild import __version__
 from mlbuild.serve import mlflow, oip
+from mlbuild.serve.body import codings, decompress, text
+from mlbuild.serve.errors import InvalidInput
 from mlbuild.serve.metrics import Metrics
-from mlbuild.serve.runtime import InvalidInput, ModelRuntime
+from mlbuild.serve.pool import PredictPool
+from mlbuild.serve.runtime import ModelRuntime
 
 log = logging.getLogger("mlbuild.serve")
 
@@ -50,6 +58,21 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 JSON = b"application/json"
 _OPEN = {"/v2/health/live", "/v2/health/ready", "/ping", "/health"}  # probes need no token
+# The body types each POST route reads (b"": none sent, as tritonclient and curl -T do).
+_INFER_TYPES = frozenset((b"", JSON, b"application/octet-stream"))
+_CSV_TYPES = frozenset((b"text/csv", b"application/csv"))
+_INVOCATION_TYPES = frozenset((b"", JSON)) | _CSV_TYPES
+_ERROR_KINDS = {
+    400: "invalid_input",
+    401: "unauthorized",
+    404: "not_found",
+    405: "not_found",
+    408: "timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+    503: "overloaded",
+}
+_CLOSE = (b"connection", b"close")
 
 
 @dataclass(frozen=True)
@@ -61,15 +84,23 @@ class Response:
 
 
 class _Request:
-    __slots__ = ("body", "content_type", "header_length", "route")
+    __slots__ = ("body", "codings", "content_type", "handler", "header_length", "route")
 
     def __init__(
-        self, route: str, body: bytes, content_type: bytes, header_length: int | None
+        self,
+        route: str,
+        body: bytes,
+        content_type: bytes,
+        header_length: bytes | None,
+        codings: tuple[str, ...] = (),
+        handler: Handler | None = None,
     ) -> None:
         self.route = route
         self.body = body
         self.content_type = content_type
         self.header_length = header_length
+        self.codings = codings
+        self.handler = handler
 
 
 Handler = Callable[[_Request], Response]
@@ -85,9 +116,14 @@ class PredictionApp:
         max_body: int,
         token: str | None,
         metrics_dir: Path | None = None,
+        threads: int = 1,
+        queue: int = 64,
+        body_timeout: float = 30.0,
     ) -> None:
         self.runtime = runtime
         self.max_body = max_body
+        self.body_timeout = body_timeout
+        self.pool = PredictPool(self._handle, threads, queue)
         self.token = f"Bearer {token}".encode() if token else None
         self.metrics = Metrics({t.name: t.shape for t in runtime.signature.inputs})
         self.metrics_dir = metrics_dir
@@ -111,6 +147,7 @@ class PredictionApp:
         ):
             self.routes["GET", path] = (path, handler)
         self.routes["POST", "/invocations"] = ("/invocations", self._invocations)
+        self.accepts = {"/invocations": _INVOCATION_TYPES}
         self._paths = {path for _, path in self.routes}
         self._flusher: asyncio.Task[None] | None = None
 
@@ -129,10 +166,16 @@ class PredictionApp:
         route = found[0] if found else _unmatched(path)
         try:
             response = await self._answer(scope, receive, found, route, path, method)
+        except InvalidInput as exc:
+            self.metrics.observe_error(route, _ERROR_KINDS.get(exc.status, "invalid_input"))
+            response = _error(route, exc.status, exc.message, exc.headers)
         except Exception:
             log.exception("internal error answering %s %s", method, route)
             self.metrics.observe_error(route, "internal")
             response = _error(route, 500, "internal error; the server log has the details")
+        if response is None:  # the client left before sending its whole body
+            self.metrics.observe_error(route, "disconnected")
+            return
         headers = [
             (b"content-type", response.content_type),
             (b"content-length", str(len(response.body)).encode()),
@@ -150,11 +193,12 @@ class PredictionApp:
         route: str,
         path: str,
         method: str,
-    ) -> Response:
+    ) -> Response | None:
         length = None
         content_type = b""
         authorization = b""
         header_length = None
+        encoding = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = value
@@ -164,59 +208,94 @@ class PredictionApp:
                 authorization = value
             elif name == b"inference-header-content-length":
                 header_length = value
+            elif name == b"content-encoding":
+                encoding = value
         if (
             self.token is not None
             and path not in _OPEN
             and not hmac.compare_digest(authorization, self.token)
         ):
-            self.metrics.observe_error(route, "unauthorized")
-            return _error(
-                route,
-                401,
+            raise InvalidInput(
                 "missing or wrong bearer token; send `Authorization: Bearer TOKEN`",
+                401,
                 ((b"www-authenticate", b"Bearer"),),
             )
         if found is None:
-            self.metrics.observe_error(route, "not_found")
             if path in self._paths:
                 allowed = sorted(m for m, p in self.routes if p == path)
-                return _error(route, 405, f"{method} is not allowed here; use {', '.join(allowed)}")
-            return _error(route, 404, self._not_found(path))
-        body: bytes | None = b""
-        if method == "POST":
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                self.metrics.observe_error(route, "too_large")
-                return _error(route, 413, self._too_large())
+                raise InvalidInput(f"{method} is not allowed here; use {', '.join(allowed)}", 405)
+            raise InvalidInput(self._not_found(path), 404)
+        if method != "POST":
+            return found[1](_Request(route, b"", content_type, None))
+        # Everything the headers alone can refuse is refused before the body is read.
+        kind = content_type.split(b";", 1)[0].strip().lower()
+        accepted = self.accepts.get(path, _INFER_TYPES)
+        if kind not in accepted:
+            raise InvalidInput(_unsupported_type(kind, accepted), 415)
+        applied = codings(encoding) if encoding is not None else ()
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            raise InvalidInput(self._too_large(), 413)
+        if not self.pool.admit():
+            raise InvalidInput(
+                f"the server is busy: {self.pool.capacity} requests are already running or "
+                f"waiting (--threads {self.pool.threads}, --queue "
+                f"{self.pool.capacity - self.pool.threads}); retry in a moment",
+                503,
+                ((b"retry-after", b"1"),),
+            )
+        self.metrics.set_in_flight(self.pool.admitted)
+        try:
             body = await self._read(receive)
             if body is None:
-                self.metrics.observe_error(route, "too_large")
-                return _error(route, 413, self._too_large())
-        try:
-            hlen = int(header_length) if header_length is not None else None
-        except ValueError:
-            hlen = -1
-        try:
-            return found[1](_Request(route, body or b"", content_type, hlen))
-        except InvalidInput as exc:
-            self.metrics.observe_error(route, "invalid_input")
-            return _error(route, exc.status, exc.message)
+                return None
+            request = _Request(route, body, kind, header_length, applied, found[1])
+            return await self.pool.run(request)
+        finally:
+            self.pool.leave()
+            self.metrics.set_in_flight(self.pool.admitted)
 
     async def _read(self, receive: Receive) -> bytes | None:
-        """The request body, or None once it passes the size limit."""
-        message = await receive()
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body", False):
-            return body if len(body) <= self.max_body else None
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body", False):
+        """The request body within the size limit and ``body_timeout``; None if the client left."""
+        # A bare timer rather than asyncio.timeout(): a third of the cost, on every request.
+        task = asyncio.current_task()
+        assert task is not None
+        expired: list[bool] = []
+        timer = asyncio.get_running_loop().call_later(self.body_timeout, _expire, task, expired)
+        try:
             message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+            body: bytes = message.get("body", b"")
+            chunks = [body]
+            size = len(body)
+            while message.get("more_body", False):
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    raise InvalidInput(self._too_large(), 413, (_CLOSE,))
+                chunks.append(chunk)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            task.uncancel()
+            raise InvalidInput(
+                f"the request body did not arrive within {self.body_timeout:g} s (--body-timeout)",
+                408,
+                (_CLOSE,),
+            ) from None
+        finally:
+            timer.cancel()
+        if message["type"] == "http.disconnect":
+            return None
+        if size > self.max_body:
+            raise InvalidInput(self._too_large(), 413)
+        return body if len(chunks) == 1 else b"".join(chunks)
+
+    def _handle(self, request: _Request) -> Response:
+        """On a pool thread: undo the Content-Encoding, then the route's handler."""
+        if request.codings:
+            request.body = decompress(request.body, request.codings, self.max_body)
+        assert request.handler is not None
+        return request.handler(request)
 
     def _too_large(self) -> str:
         return (
@@ -238,7 +317,7 @@ class PredictionApp:
                 )
         return f"no route {path}; see /v2 (Open Inference Protocol), /invocations, /metrics"
 
-    # handlers: synchronous, they run to completion between two awaits
+    # handlers: GET ones run on the event loop, POST ones on a pool thread
 
     def _empty(self, request: _Request) -> Response:
         return Response(200, b"")
@@ -264,21 +343,10 @@ class PredictionApp:
         )
 
     def _invocations(self, request: _Request) -> Response:
-        kind = request.content_type.split(b";", 1)[0].strip().lower()
-        if kind in (b"text/csv", b"application/csv"):
-            try:
-                text = request.body.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput("the CSV body is not UTF-8") from None
-            inputs = mlflow.decode_csv(self.runtime, text)
-        elif kind in (b"application/json", b""):
-            inputs = mlflow.decode_json(self.runtime, request.body)
+        if request.content_type in _CSV_TYPES:
+            inputs = mlflow.decode_csv(self.runtime, text(request.body, "CSV"))
         else:
-            raise InvalidInput(
-                f"unsupported content type '{kind.decode(errors='replace')}'; send "
-                "application/json or text/csv",
-                status=415,
-            )
+            inputs = mlflow.decode_json(self.runtime, request.body)
         return Response(200, mlflow.encode(self._predict(inputs)))
 
     def _predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -325,16 +393,31 @@ class PredictionApp:
                 log.warning("cannot share metrics in %s: %s", self.metrics_dir, exc)
 
 
+def _expire(task: asyncio.Task[Any], expired: list[bool]) -> None:
+    expired.append(True)
+    task.cancel()
+
+
 def _unmatched(path: str) -> str:
     """A metrics label for a path no route matched (bounded: never the raw path)."""
     return "/v2/other" if path.startswith("/v2") else "other"
+
+
+def _unsupported_type(kind: bytes, accepted: frozenset[bytes]) -> str:
+    shown = kind.decode("latin-1").encode("ascii", "backslashreplace").decode()[:60]
+    if accepted >= _CSV_TYPES:
+        return f"unsupported content type '{shown}'; send application/json or text/csv"
+    return (
+        f"unsupported content type '{shown}'; send application/json (or Triton's binary "
+        "tensors as application/octet-stream with Inference-Header-Content-Length)"
+    )
 
 
 def _error(
     route: str, status: int, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> Response:
     if route == "/invocations" or route in ("/ping", "/health"):
-        code = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 413: "BAD_REQUEST"}.get(
+        code = {401: "UNAUTHENTICATED", 503: "TEMPORARILY_UNAVAILABLE"}.get(
             status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"
         )
         body = orjson.dumps({"error_code": code, "message": message})

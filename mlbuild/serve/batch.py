@@ -10,7 +10,6 @@ object per line.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,7 +18,8 @@ import numpy as np
 import orjson
 
 from mlbuild.serve import mlflow
-from mlbuild.serve.runtime import InvalidInput, ModelRuntime
+from mlbuild.serve.errors import InvalidInput
+from mlbuild.serve.runtime import ModelRuntime
 
 BATCH_ROWS = 4096
 
@@ -34,7 +34,7 @@ def predict_file(runtime: ModelRuntime, path: Path, out: TextIO) -> int:
     writer: Any = None
     with path.open(encoding="utf-8", newline="") as handle:
         batches = _csv_batches(runtime, handle) if is_csv else _jsonl_batches(runtime, handle)
-        for batch in batches:
+        for batch in _utf8(batches):
             outputs = runtime.predict(batch)
             count = next(iter(outputs.values())).shape[0]
             if is_csv:
@@ -49,31 +49,35 @@ def predict_file(runtime: ModelRuntime, path: Path, out: TextIO) -> int:
     return rows
 
 
+def _utf8(batches: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    try:
+        yield from batches
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"the file is not UTF-8 (byte 0x{exc.object[exc.start]:02x} cannot start a "
+            "character); save it as UTF-8"
+        ) from None
+
+
 def _csv_batches(runtime: ModelRuntime, handle: TextIO) -> Iterator[dict[str, Any]]:
     reader = csv.reader(handle)
-    header = next(reader, None)
-    if header is None:
-        raise InvalidInput("the CSV file is empty; expected a header row and data rows")
-    chunk: list[list[str]] = []
-    line = 1
-    for row in reader:
-        if row:
-            chunk.append(row)
-        if len(chunk) == BATCH_ROWS:
-            yield _decode_csv(runtime, header, chunk, line)
-            line += len(chunk)
-            chunk = []
-    if chunk:
-        yield _decode_csv(runtime, header, chunk, line)
-
-
-def _decode_csv(runtime: ModelRuntime, header: list[str], rows: list[list[str]], line: int) -> Any:
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows([header, *rows])
     try:
-        return mlflow.decode_csv(runtime, text.getvalue())
-    except InvalidInput as exc:
-        raise InvalidInput(f"rows {line + 1}-{line + len(rows)}: {exc.message}") from None
+        header = next(reader, None)
+        if header is None:
+            raise InvalidInput("the CSV file is empty; expected a header row and data rows")
+        chunk: list[list[str]] = []
+        lines: list[int] = []
+        for row in reader:
+            if row:  # blank lines carry no row
+                chunk.append(row)
+                lines.append(reader.line_num)
+            if len(chunk) == BATCH_ROWS:
+                yield mlflow.decode_csv_rows(runtime, header, chunk, lines)
+                chunk, lines = [], []
+    except csv.Error as exc:
+        raise InvalidInput(f"csv line {reader.line_num}: {exc}") from None
+    if chunk:
+        yield mlflow.decode_csv_rows(runtime, header, chunk, lines)
 
 
 def _jsonl_batches(runtime: ModelRuntime, handle: TextIO) -> Iterator[dict[str, Any]]:

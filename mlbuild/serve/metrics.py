@@ -1,8 +1,10 @@
 """Prometheus metrics, kept by hand (a few dict updates per request) and rendered on scrape.
 
 - ``mlbuild_requests_total{route,status}`` and ``mlbuild_request_duration_seconds`` (histogram);
-- ``mlbuild_errors_total{route,kind}``: invalid_input, too_large, unauthorized, not_found,
-  internal;
+- ``mlbuild_errors_total{route,kind}``: invalid_input, too_large, unsupported_media_type,
+  timeout, overloaded, unauthorized, not_found, disconnected, internal;
+- ``mlbuild_requests_in_flight``: prediction requests admitted and not yet answered (being read,
+  waiting for a thread or predicting);
 - ``mlbuild_predictions_total{output,class}`` for label outputs, ``mlbuild_prediction_value`` (a
   histogram) for numeric ones;
 - ``mlbuild_input_rows_total{input}``, ``mlbuild_input_feature_sum{feature}`` and
@@ -10,13 +12,15 @@
   variance over any window, to watch inputs drift away from the training data.
 
 With several workers each process writes its snapshot to a shared folder every second and the
-worker that answers a scrape adds up all of them.
+worker that answers a scrape adds up all of them. Predictions are observed on the server's pool
+threads and everything else on its event loop, so every update and snapshot holds one lock.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -40,25 +44,42 @@ class Metrics:
         self.rows: dict[str, int] = {}
         self.sums: dict[str, np.ndarray[Any, Any]] = {}
         self.squares: dict[str, np.ndarray[Any, Any]] = {}
+        self.gauges: dict[str, int] = {"in_flight": 0}
         self.version = 0  # bumped on every change, so an unchanged snapshot is not rewritten
         self.shapes = signature_inputs
+        self.lock = threading.Lock()
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         key = f"{route}\t{status}"
-        self.requests[key] = self.requests.get(key, 0) + 1
-        hist = self.latency.get(route)
-        if hist is None:
-            hist = self.latency[route] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        hist[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        hist[-2] += seconds
-        hist[-1] += 1
-        self.version += 1
+        with self.lock:
+            self.requests[key] = self.requests.get(key, 0) + 1
+            hist = self.latency.get(route)
+            if hist is None:
+                hist = self.latency[route] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+            hist[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            hist[-2] += seconds
+            hist[-1] += 1
+            self.version += 1
 
     def observe_error(self, route: str, kind: str) -> None:
         key = f"{route}\t{kind}"
-        self.errors[key] = self.errors.get(key, 0) + 1
+        with self.lock:
+            self.errors[key] = self.errors.get(key, 0) + 1
+
+    def set_in_flight(self, count: int) -> None:
+        with self.lock:
+            self.gauges["in_flight"] = count
+            self.version += 1
 
     def observe_inputs(self, inputs: dict[str, np.ndarray[Any, Any]]) -> None:
+        with self.lock:
+            self._observe_inputs(inputs)
+
+    def observe_outputs(self, outputs: dict[str, np.ndarray[Any, Any]]) -> None:
+        with self.lock:
+            self._observe_outputs(outputs)
+
+    def _observe_inputs(self, inputs: dict[str, np.ndarray[Any, Any]]) -> None:
         for name, array in inputs.items():
             if array.dtype.kind not in "fiub" or array.size == 0:
                 continue
@@ -72,7 +93,7 @@ class Metrics:
                 self.squares[name] = np.einsum("ij,ij->j", flat, flat)
             self.rows[name] = self.rows.get(name, 0) + rows
 
-    def observe_outputs(self, outputs: dict[str, np.ndarray[Any, Any]]) -> None:
+    def _observe_outputs(self, outputs: dict[str, np.ndarray[Any, Any]]) -> None:
         for name, array in outputs.items():
             kind = array.dtype.kind
             if kind == "f":
@@ -109,16 +130,19 @@ class Metrics:
         self.classes[key] = self.classes.get(key, 0) + count
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "latency": self.latency,
-            "errors": self.errors,
-            "classes": self.classes,
-            "values": self.values,
-            "rows": self.rows,
-            "sums": {k: v.tolist() for k, v in self.sums.items()},
-            "squares": {k: v.tolist() for k, v in self.squares.items()},
-        }
+        """A copy of every figure, taken under the lock (safe to read while requests run)."""
+        with self.lock:
+            return {
+                "requests": dict(self.requests),
+                "latency": {k: list(v) for k, v in self.latency.items()},
+                "errors": dict(self.errors),
+                "classes": dict(self.classes),
+                "values": {k: list(v) for k, v in self.values.items()},
+                "rows": dict(self.rows),
+                "sums": {k: v.tolist() for k, v in self.sums.items()},
+                "squares": {k: v.tolist() for k, v in self.squares.items()},
+                "gauges": dict(self.gauges),
+            }
 
     def write(self, path: Path) -> None:
         """Write the snapshot to ``path`` atomically (for the other workers' scrapes)."""
@@ -195,6 +219,12 @@ def _render(snap: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> str:
         _histogram(
             out, "mlbuild_prediction_value", f'output="{_label(output)}"', VALUE_BUCKETS, hist
         )
+    head(
+        "mlbuild_requests_in_flight",
+        "gauge",
+        "Prediction requests admitted and not yet answered (read, queued or predicting).",
+    )
+    out.append(f"mlbuild_requests_in_flight {snap.get('gauges', {}).get('in_flight', 0)}")
     head("mlbuild_input_rows_total", "counter", "Rows received, by input.")
     for name, rows in sorted(snap["rows"].items()):
         out.append(f'mlbuild_input_rows_total{{input="{_label(name)}"}} {rows}')

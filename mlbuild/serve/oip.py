@@ -18,24 +18,29 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mlbuild.serve.runtime import InvalidInput, ModelRuntime
+from mlbuild.serve.body import mentions_bool, parse_json
+from mlbuild.serve.convert import check_finite, json_path
+from mlbuild.serve.errors import InvalidInput
+from mlbuild.serve.runtime import ModelRuntime
 
 
 def decode_request(
-    runtime: ModelRuntime, body: bytes, header_length: int | None
+    runtime: ModelRuntime, body: bytes, header_length: bytes | None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
-    """The request's JSON and its inputs as validated arrays, or :class:`InvalidInput`."""
+    """The request's JSON and its inputs as validated arrays, or :class:`InvalidInput`.
+
+    ``header_length`` is the raw ``Inference-Header-Content-Length`` header, if sent."""
     if header_length is not None:
-        if not 0 < header_length <= len(body):
-            raise InvalidInput(
-                f"Inference-Header-Content-Length is {header_length}, but the body has "
-                f"{len(body)} bytes"
-            )
-        request = _json(body[:header_length])
-        binary = memoryview(body)[header_length:]
+        length = _header_length(header_length, len(body))
+        header = body[:length]
+        binary = memoryview(body)[length:]
     else:
-        request = _json(body)
+        header = body
         binary = memoryview(b"")
+    request = parse_json(header)
+    if not isinstance(request, dict):
+        raise InvalidInput("expected a JSON object with 'inputs'")
+    bools = mentions_bool(header)
     raw_inputs = request.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidInput("'inputs' must be a non-empty list of tensors")
@@ -43,50 +48,12 @@ def decode_request(
     where: dict[str, str] = {}
     offset = 0
     for index, item in enumerate(raw_inputs):
-        at = f"inputs[{index}]"
-        if not isinstance(item, dict):
-            raise InvalidInput(f"{at}: expected a tensor object with name, shape, datatype, data")
-        name = item.get("name")
-        if name not in runtime.inputs:
-            raise InvalidInput(
-                f"{at}.name: unknown input {_show(name)}; the model's inputs are: "
-                + ", ".join(runtime.inputs)
-            )
-        at = f"inputs[{index}] ('{name}')"
+        name, array, used = _tensor(runtime, item, index, binary[offset:], len(body), bools)
         if name in inputs:
-            raise InvalidInput(f"{at}: input given twice")
-        spec = runtime.inputs[name]
-        datatype = item.get("datatype")
-        if datatype != spec.tensor.datatype:
-            raise InvalidInput(
-                f"{at}.datatype: expected {spec.tensor.datatype}, got {_show(datatype)}"
-            )
-        shape = item.get("shape")
-        if not isinstance(shape, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-        ):
-            raise InvalidInput(f"{at}.shape: expected a list of sizes (integers >= 0)")
-        size = math.prod(shape)
-        parameters = item.get("parameters")
-        binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
-        if binary_size is not None:
-            if not isinstance(binary_size, int) or offset + binary_size > len(binary):
-                raise InvalidInput(
-                    f"{at}.parameters.binary_data_size: {binary_size} bytes, but only "
-                    f"{len(binary) - offset} bytes of binary data follow the header"
-                )
-            array = _from_bytes(spec.dtype, binary[offset : offset + binary_size], size, at)
-            offset += binary_size
-        else:
-            if "data" not in item:
-                raise InvalidInput(f"{at}: missing 'data'")
-            array = runtime.array(name, item["data"], f"{at}.data")
-            if array.size != size:
-                raise InvalidInput(
-                    f"{at}.data: {array.size} values, but shape {shape} needs {size}"
-                )
-        inputs[name] = array.reshape(shape)
-        where[name] = f"{at}.shape"
+            raise InvalidInput(f"inputs[{index}] ('{name}'): input given twice")
+        inputs[name] = array
+        where[name] = f"inputs[{index}] ('{name}').shape"
+        offset += used
     if offset != len(binary):
         raise InvalidInput(
             f"{len(binary) - offset} bytes of binary data follow the inputs that no input "
@@ -94,6 +61,96 @@ def decode_request(
         )
     runtime.check(inputs, where)
     return request, inputs
+
+
+def _tensor(
+    runtime: ModelRuntime,
+    item: Any,
+    index: int,
+    binary: memoryview,
+    body_size: int,
+    may_hold_bools: bool,
+) -> tuple[str, np.ndarray[Any, Any], int]:
+    """One input tensor: its name, its values shaped, and the bytes of ``binary`` it took."""
+    at = f"inputs[{index}]"
+    if not isinstance(item, dict):
+        raise InvalidInput(f"{at}: expected a tensor object with name, shape, datatype, data")
+    name = item.get("name")
+    if not isinstance(name, str) or name not in runtime.inputs:
+        raise InvalidInput(
+            f"{at}.name: unknown input {_show(name)}; the model's inputs are: "
+            + ", ".join(runtime.inputs)
+        )
+    at = f"inputs[{index}] ('{name}')"
+    spec = runtime.inputs[name]
+    datatype = item.get("datatype")
+    if datatype != spec.tensor.datatype:
+        raise InvalidInput(f"{at}.datatype: expected {spec.tensor.datatype}, got {_show(datatype)}")
+    shape = _shape(item.get("shape"), f"{at}.shape", body_size)
+    size = math.prod(shape)
+    parameters = item.get("parameters")
+    binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if binary_size is None:
+        if "data" not in item:
+            raise InvalidInput(f"{at}: missing 'data'")
+        array = runtime.array(
+            name,
+            item["data"],
+            f"{at}.data",
+            may_hold_bools=may_hold_bools,
+            may_hold_nonfinite=False,  # JSON cannot carry NaN or infinity
+        )
+        if array.size != size:
+            raise InvalidInput(f"{at}.data: {_values(array.size)}, but shape {shape} needs {size}")
+        return name, array.reshape(shape), 0
+    where = f"{at}.parameters.binary_data_size"
+    if not isinstance(binary_size, int) or isinstance(binary_size, bool) or binary_size < 0:
+        raise InvalidInput(
+            f"{where}: expected a number of bytes (an integer >= 0), got {_show(binary_size)}"
+        )
+    if binary_size > len(binary):
+        raise InvalidInput(
+            f"{where}: {binary_size} bytes, but only {len(binary)} bytes of binary data follow "
+            "the header"
+        )
+    array = _from_bytes(spec.dtype, binary[:binary_size], size, at)
+    return name, array.reshape(shape), binary_size
+
+
+def _header_length(raw: bytes, body_size: int) -> int:
+    """The JSON header's length from ``Inference-Header-Content-Length``."""
+    text = raw.strip()
+    if not text.isdigit() or len(text) > 19:  # isdigit: no sign, no spaces, no "1_000"
+        raise InvalidInput(
+            "Inference-Header-Content-Length: expected the JSON header's length in bytes (a "
+            f"whole number), got {_show(raw.decode('latin-1'))}"
+        )
+    length = int(text)
+    if not 0 < length <= body_size:
+        raise InvalidInput(
+            f"Inference-Header-Content-Length is {length}, but the body has {body_size} bytes"
+        )
+    return length
+
+
+def _shape(shape: Any, where: str, body_size: int) -> list[int]:
+    """A request's shape: concrete sizes, no larger than the body could carry values for."""
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise InvalidInput(f"{where}: expected a list of sizes (integers >= 0), got {_show(shape)}")
+    # Every value takes at least one byte of the body (JSON or binary), and a size of 0 still
+    # multiplies the others' positions, so no real request exceeds this; it also keeps the
+    # product from growing huge ([0, 2**62]) before numpy or the model ever see it.
+    positions = 1
+    for d in shape:
+        positions *= max(d, 1)
+        if positions > body_size:
+            raise InvalidInput(
+                f"{where}: {_show(shape)} is too large: a request of {body_size} bytes holds at "
+                f"most {body_size} values"
+            )
+    return shape
 
 
 def encode_response(
@@ -108,7 +165,7 @@ def encode_response(
         wanted = []
         for index, item in enumerate(requested):
             name = item.get("name") if isinstance(item, dict) else None
-            if name not in outputs:
+            if not isinstance(name, str) or name not in outputs:
                 raise InvalidInput(
                     f"outputs[{index}].name: unknown output {_show(name)}; the model's outputs "
                     f"are: {', '.join(outputs)}"
@@ -147,26 +204,20 @@ def encode_response(
     return b"".join([header, *chunks]), len(header)
 
 
-def _json(body: bytes | memoryview) -> dict[str, Any]:
-    try:
-        request = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(request, dict):
-        raise InvalidInput("expected a JSON object with 'inputs'")
-    return request
-
-
 def _from_bytes(dtype: np.dtype[Any], data: memoryview, size: int, at: str) -> np.ndarray[Any, Any]:
     if dtype.kind == "O":
         return _bytes_elements(data, size, at)
     item = dtype.itemsize
     if len(data) != size * item:
         raise InvalidInput(
-            f"{at}: {len(data)} bytes of binary data, but the shape needs {size} elements of "
-            f"{item} byte{'s' if item > 1 else ''}"
+            f"{at}: {len(data)} bytes of binary data, but the shape needs {size} "
+            f"element{'' if size == 1 else 's'} of {item} byte{'s' if item > 1 else ''}"
         )
-    return np.frombuffer(data, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
+    array = np.frombuffer(data, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
+    if dtype.kind == "b" and np.frombuffer(data, dtype=np.uint8).max(initial=0) > 1:
+        raise InvalidInput(f"{at}: BOOL bytes must be 0 or 1")
+    check_finite(array, json_path(f"{at} binary data"))
+    return array
 
 
 def _bytes_elements(data: memoryview, size: int, at: str) -> np.ndarray[Any, Any]:
@@ -203,6 +254,10 @@ def _json_values(array: np.ndarray[Any, Any]) -> list[Any]:
     if array.dtype.kind == "O":
         return [v.decode(errors="replace") if isinstance(v, bytes) else v for v in values]
     return values
+
+
+def _values(count: int) -> str:
+    return f"{count} value{'' if count == 1 else 's'}"
 
 
 def _show(value: Any) -> str:

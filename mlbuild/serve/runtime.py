@@ -13,30 +13,19 @@ from typing import Any
 
 import numpy as np
 
+from mlbuild.serve.convert import Locate, out_of_range, range_of, to_array
+from mlbuild.serve.errors import InvalidInput
 from mlbuild.serve.resolve import ModelSource, verify_artifacts
 from mlbuild.serve.servable import Servable, ServableError, load_servable
 from mlbuild.serve.signature import NUMPY_OF, Signature, Tensor
 
-# numpy kinds a request value may arrive as, for each target kind: JSON integers are fine for a
-# float input, but a float for an integer input, a string for a number or a number for a bool is
-# a client's mistake, not something to coerce silently.
-_ACCEPTS = {"f": "fiu", "i": "iu", "u": "iu", "b": "b", "O": "OUS"}
-
-
-class InvalidInput(Exception):
-    """A request does not fit the model's signature. ``status`` is the HTTP status to answer."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+__all__ = ["InvalidInput", "ModelRuntime"]
 
 
 @dataclass(frozen=True)
 class _Spec:
     tensor: Tensor
     dtype: np.dtype[Any]
-    accepts: str
 
 
 class ModelRuntime:
@@ -77,24 +66,30 @@ class ModelRuntime:
             "outputs": [t.to_json() for t in self.signature.outputs],
         }
 
-    def array(self, name: str, values: Any, where: str) -> np.ndarray[Any, Any]:
-        """``values`` (JSON lists) as an array of input ``name``'s datatype, or InvalidInput."""
+    def array(
+        self,
+        name: str,
+        values: Any,
+        where: str,
+        locate: Locate | None = None,
+        *,
+        may_hold_bools: bool = True,
+        may_hold_nonfinite: bool = True,
+        written: Any = None,
+    ) -> np.ndarray[Any, Any]:
+        """``values`` (JSON lists) as an array of input ``name``'s datatype, or InvalidInput
+        naming the first value the datatype cannot hold (see :mod:`mlbuild.serve.convert`)."""
         spec = self.inputs[name]
-        try:
-            raw = np.asarray(values)
-        except ValueError:
-            raise InvalidInput(
-                f"{where}: not a regular array (rows of different lengths)"
-            ) from None
-        if raw.dtype.kind not in spec.accepts:
-            if raw.size == 0:
-                return raw.astype(spec.dtype)
-            raise InvalidInput(
-                f"{where}: expected {spec.tensor.datatype} values, got {_kind_name(raw)}"
-            )
-        if spec.dtype.kind == "O":
-            return raw.astype(object)
-        return raw.astype(spec.dtype, copy=False)
+        return to_array(
+            values,
+            spec.tensor.datatype,
+            spec.dtype,
+            where,
+            locate,
+            may_hold_bools=may_hold_bools,
+            may_hold_nonfinite=may_hold_nonfinite,
+            written=written,
+        )
 
     def check(self, inputs: dict[str, np.ndarray[Any, Any]], where: dict[str, str]) -> None:
         """Every input present, with a shape its signature allows and one batch size."""
@@ -108,6 +103,12 @@ class ModelRuntime:
         rows = None
         for name, array in inputs.items():
             shape = self.inputs[name].tensor.shape
+            if array.ndim >= 1 and array.shape[0] == 0:
+                # A zero-row answer would need output shapes the signature cannot give (a -1
+                # beyond the batch), and most models raise on zero rows: refuse it up front.
+                raise InvalidInput(
+                    f"{where[name]}: the batch is empty (0 rows); send at least one row"
+                )
             if array.ndim != len(shape) or any(
                 want not in (-1, got) for want, got in zip(shape, array.shape, strict=True)
             ):
@@ -140,23 +141,15 @@ class ModelRuntime:
             if spec.dtype.kind == "O":
                 array = array.astype(object)
             elif array.dtype != spec.dtype:
+                if array.dtype.kind not in "biuf" or out_of_range(array, spec.dtype) is not None:
+                    raise ServableError(
+                        f"the model's predict() returned output '{name}' as {array.dtype} "
+                        f"values that {range_of(spec.tensor.datatype, spec.dtype)} cannot hold"
+                    )
                 array = array.astype(spec.dtype)
             outputs[name] = array
         return outputs
 
 
 def _spec(tensor: Tensor) -> _Spec:
-    dtype = NUMPY_OF[tensor.datatype]
-    return _Spec(tensor, dtype, _ACCEPTS[dtype.kind])
-
-
-def _kind_name(array: np.ndarray[Any, Any]) -> str:
-    return {
-        "b": "booleans",
-        "i": "integers",
-        "u": "integers",
-        "f": "numbers with a fraction",
-        "U": "strings",
-        "S": "strings",
-        "O": "mixed values (or null)",
-    }.get(array.dtype.kind, str(array.dtype))
+    return _Spec(tensor, NUMPY_OF[tensor.datatype])

@@ -6,8 +6,9 @@ A servable is any class with::
     def load(self, artifacts: dict[str, str]) -> None      # artifact name → file path
     def predict(self, inputs: dict[str, numpy.ndarray]) -> Mapping[str, array-like]
 
-``predict`` gets every input of the signature, validated and converted to its datatype, and
-returns every output of the signature by name. It is called from one thread at a time per process.
+``predict`` gets every input of the signature, validated and converted to its datatype (at least
+one row), and returns every output of the signature by name. The server calls it from one thread
+at a time per process unless it runs with ``--threads N`` above 1; then it must be thread-safe.
 
 Security: a joblib (pickle) file runs code when it is loaded. mlbuild loads artifacts only from
 the project's own content-addressed cache, written by the project's own steps; never point

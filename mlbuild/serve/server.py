@@ -1,5 +1,10 @@
 """Run the prediction server on uvicorn: one process, or ``--workers N`` processes sharing the
-socket (uvicorn's supervisor; each worker loads the model itself).
+socket (uvicorn's supervisor; each worker loads the model itself). Each process predicts on
+``--threads`` threads with at most ``--queue`` more requests waiting, and reads each request's
+headers within ``--header-timeout`` and its body within ``--body-timeout``.
+
+SIGTERM or SIGINT (Ctrl-C) stops accepting connections, closes idle ones and lets every request
+already received finish, for up to ``GRACE_SECONDS``; a second Ctrl-C stops at once.
 
 The workers read their settings from a JSON file named by ``MLBUILD_SERVE_CONFIG``. The bearer
 token is never written there, logged or put on a command line: the file names the environment
@@ -8,6 +13,7 @@ variable or the secret file it comes from, and each process reads it.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -42,6 +48,10 @@ class ServerOptions:
     token_env: str | None = None
     token_file: str | None = None
     access_log: bool = False
+    threads: int = 1
+    queue: int = 64
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
 
 
 def read_token(options: ServerOptions) -> str | None:
@@ -73,6 +83,9 @@ def build_app(
         max_body=options.max_body,
         token=read_token(options),
         metrics_dir=metrics_dir,
+        threads=options.threads,
+        queue=options.queue,
+        body_timeout=options.body_timeout,
     )
     # Everything loaded so far (modules, the model) lives as long as the process: keep it out of
     # the garbage collector's generations so that collections during requests stay cheap.
@@ -99,6 +112,8 @@ def serve(
     ``announce`` is called once the model has loaded, just before the server listens."""
     import uvicorn
 
+    from mlbuild.serve.protocol import GuardedHttpProtocol
+
     read_token(options)  # fail before starting when the token is missing
     settings: dict[str, Any] = {
         "host": options.host,
@@ -108,6 +123,8 @@ def serve(
         "timeout_graceful_shutdown": GRACE_SECONDS,
         "server_header": False,
         "proxy_headers": False,
+        # a class and its keyword, both picklable, so that --workers' processes get them too
+        "http": functools.partial(GuardedHttpProtocol, header_timeout=options.header_timeout),
     }
     state_dir.mkdir(parents=True, exist_ok=True)
     # Load the model here even for several workers: a model that cannot load fails now, with its

@@ -89,7 +89,25 @@ class Signature:
                 for t in items
             )
 
+        for side in ("inputs", "outputs"):
+            for item in raw[side]:
+                shape = item["shape"]
+                # the first size is the batch; each is a size or -1 (any), as the recipe says
+                if (
+                    not isinstance(shape, list)
+                    or not shape
+                    or not all(type(d) is int and d >= -1 for d in shape)
+                ):
+                    raise ValueError(
+                        f"tensor '{item['name']}': shape {shape!r} is not a list of sizes "
+                        "(integers >= 0, or -1 for any size), the batch first"
+                    )
         signature = cls(tensors(raw["inputs"]), tensors(raw["outputs"]))
+        for side, found in (("inputs", signature.inputs), ("outputs", signature.outputs)):
+            names = [t.name for t in found]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"{side}: '{twice[0]}' is named twice")
         for tensor in (*signature.inputs, *signature.outputs):
             if tensor.datatype not in NUMPY_OF:
                 raise ValueError(f"tensor '{tensor.name}': unknown datatype '{tensor.datatype}'")

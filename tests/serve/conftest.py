@@ -116,6 +116,86 @@ def iris(built_iris: Path, tmp_path: Path) -> Workspace:
     return Workspace(Path(shutil.copytree(built_iris, tmp_path / "iris", symlinks=True)))
 
 
+# Every Open Inference Protocol datatype as one column of a model that returns its inputs.
+TYPES = (
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+)
+VALID: dict[str, Any] = {
+    "BOOL": True,
+    **{t: 1 for t in TYPES if t.startswith("UINT")},
+    **{t: -1 for t in TYPES if t.startswith("INT")},
+    "FP16": 0.5,
+    "FP32": 0.5,
+    "FP64": 0.5,
+    "BYTES": "a",
+}
+ECHO_RECIPE = """\
+schema_version: 1
+name: echo
+steps:
+  config:
+    cmd: echo '{}' > echo.json
+    outs: [echo.json]
+model:
+  artifacts: {config: echo.json}
+  class: echo.py:Echo
+  signature:
+    inputs:
+%s
+    outputs:
+%s
+"""
+ECHO_PY = """\
+import os
+import time
+
+
+class Echo:
+    def load(self, artifacts):
+        self.delay = float(os.environ.get("ECHO_DELAY", "0"))
+
+    def predict(self, inputs):
+        if self.delay:
+            time.sleep(self.delay)
+        return {name.lower(): value for name, value in inputs.items()}
+"""
+
+
+def echo_recipe(extra: tuple[tuple[str, str, str], ...] = ()) -> str:
+    """The echo model's recipe: one ``[-1]`` column per datatype, plus ``extra`` tensors given
+    as (name, datatype, shape)."""
+
+    def tensors(rename: Any) -> str:
+        found = [(t, t, "[-1]") for t in TYPES] + list(extra)
+        return "\n".join(
+            f"      - {{name: {rename(n)}, datatype: {d}, shape: {s}}}" for n, d, s in found
+        )
+
+    return ECHO_RECIPE % (tensors(str), tensors(str.lower))
+
+
+@pytest.fixture(scope="session")
+def built_echo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The columnar echo model, built once (its step run and cached); servers serve it in place."""
+    ws = Workspace(tmp_path_factory.mktemp("echo"))
+    ws.recipe(echo_recipe()).gen({"echo.py": ECHO_PY})
+    done = run_cli(ws, "run", "-q")
+    assert done.returncode == 0, done.stderr
+    return ws.root
+
+
 def oip_columns(rows: list[list[float]]) -> dict[str, Any]:
     """An Open Inference Protocol request with one FP64 column per measurement."""
     return {
