@@ -169,8 +169,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     names, overrides = _split(args.args)
     combos = _combinations(overrides, args.multirun)
     console = Console()
-    reporter: StepReporter | JsonReporter = (
-        JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)
+    from mlbuild.cli.sections import GitLabSections, step_reporter
+
+    reporter: StepReporter | GitLabSections | JsonReporter = (
+        JsonReporter() if args.json else step_reporter(console, quiet=args.quiet)
     )
     summaries = []
     run_ids = []
