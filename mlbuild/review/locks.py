@@ -101,7 +101,9 @@ def parse_pipfile_lock(text: str) -> dict[str, str]:
         raise LockReadError("expected a JSON object with 'default' and 'develop'")
     pins: dict[str, str] = {}
     for section, suffix in (("default", ""), ("develop", " (dev)")):
-        packages = raw.get(section) or {}
+        packages = raw.get(section)
+        if packages is None:
+            continue
         if not isinstance(packages, dict):
             raise LockReadError(f"'{section}' is not a mapping of packages")
         for name, spec in packages.items():

@@ -77,9 +77,10 @@ def resolve(side: Side, ws: Workspace, overrides: list[str]) -> Resolved:
         sections = _sections(side)
     except RecipeError as exc:
         raise RecipeError([_relabel_problem(side, p) for p in exc.problems]) from None
-    except MlbuildError as exc:
-        exc.message = _relabel(side, exc.message)
-        exc.args = (exc.message,)
+    except MlbuildError as exc:  # Hydra's, say: name the side it comes from
+        if side.kind != "worktree":
+            exc.message = f"{side.where}: {_relabel(side, exc.message)}{_skipped(side)}"
+            exc.args = (exc.message,)
         raise
     lock_digest = None
     packages = lock_error = None
@@ -125,7 +126,12 @@ def _relabel(side: Side, text: str) -> str:
 
 def _relabel_problem(side: Side, problem: Any) -> Any:
     file = side.where if side.kind == "revision" else problem.file
-    return problem._replace(file=file, message=_relabel(side, problem.message))
+    return problem._replace(file=file, message=_relabel(side, problem.message) + _skipped(side))
+
+
+def _skipped(side: Side) -> str:
+    """What the copy of a revision left out, which may be why its recipe fails there."""
+    return f" (not copied from git: {'; '.join(side.skipped)})" if side.skipped else ""
 
 
 def _sections(side: Side) -> dict[str, Any]:
