@@ -9,6 +9,7 @@ from mlbuild.ci.gitlab import (
     check_pipeline,
     gitlab_pipeline,
     gitlab_template,
+    pipeline_text,
 )
 from mlbuild.ci.openmetrics import openmetrics, openmetrics_of_last_run
 from mlbuild.ci.providers import (
@@ -35,5 +36,6 @@ __all__ = [
     "gitlab_template",
     "openmetrics",
     "openmetrics_of_last_run",
+    "pipeline_text",
     "register",
 ]

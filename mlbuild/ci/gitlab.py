@@ -71,9 +71,15 @@ def gitlab_pipeline(ws: Workspace) -> Pipeline:
         lock_file=graph.lock_file,
         generated=True,
     )
-    pipeline, jobs = _pipeline(ctx, graph.python, pipenv=_uses_pipenv(sections))
+    text, jobs = pipeline_text(ctx, graph.python)
     path = top / PIPELINE_FILE
-    return Pipeline(path, _shown(path), _header(ctx) + _dump(pipeline), jobs)
+    return Pipeline(path, _shown(path), text, jobs)
+
+
+def pipeline_text(ctx: Context, python: str | None) -> tuple[str, list[str]]:
+    """The ``.gitlab-ci.yml`` text for ``ctx`` and the names of its jobs."""
+    pipeline, jobs = _pipeline(ctx, python, pipenv=_uses_pipenv(ctx.sections))
+    return _header(ctx) + "\n" + _dump(pipeline), jobs
 
 
 def check_pipeline(pipeline: Pipeline) -> str:
@@ -114,8 +120,10 @@ def gitlab_template() -> str:
         "#\n"
         "# The environment is installed from requirements.lock (override before_script for\n"
         "# another lock file or pipenv); metrics.json is kept as an artifact (override it).\n"
+        '# In merge-request pipelines, set MLBUILD_REMOTE_CACHE_PUSH: "false" (workflow:rules\n'
+        "# variables) so they only read the remote cache, as `mlbuild ci gitlab`'s pipeline does.\n"
     )
-    return header + _variables_doc() + _dump(pipeline)
+    return header + _variables_doc() + "\n" + _dump(pipeline)
 
 
 # ---- assembly ----------------------------------------------------------------------------------

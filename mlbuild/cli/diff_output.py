@@ -26,7 +26,7 @@ def summary(report: Report, code: Callable[[str], str] = str) -> str:
     live = [s for s in report.steps if s.plan is not None]
     runs = [s.name for s in live if s.plan is not None and s.plan.action != "cached"]
     cached = [s.name for s in live if s.plan is not None and s.plan.action == "cached"]
-    head = f"at {b}: {len(runs)} of {_count(len(live), 'step')} run"
+    head = f"At {b}: {len(runs)} of {_count(len(live), 'step')} run"
     head += f" ({', '.join(code(r) for r in runs)})" if runs else ""
     head += f", {len(cached)} from the cache" if cached else ""
     if report.unchanged:
@@ -65,7 +65,7 @@ def _at_b(step: StepDiff) -> str:
 
 def _why(step: StepDiff) -> str:
     reasons = list(step.reasons)
-    reasons += [f"'{u}' changes" for u in step.after]
+    reasons += [f"upstream '{u}' re-runs" for u in step.after]
     if not reasons and step.plan is not None and step.plan.note and step.plan.action == "run":
         reasons.append(step.plan.note)
     return "; ".join(reasons)
