@@ -173,7 +173,7 @@ def _notes(report: Report) -> list[str]:
 
 def _title(report: Report, code: Callable[[str], str] = str) -> str:
     def label(side: Any) -> str:
-        if side.commit is None:
+        if side.commit is None or side.label == side.commit[:12]:
             return code(side.label)
         on = "on " if side.kind == "worktree" else ""
         return f"{code(side.label)} ({on}{side.commit[:12]})"

@@ -185,8 +185,9 @@ def test_a_recipe_in_a_subdirectory(ws: Workspace) -> None:
         "models/iris/.mlbuild/logs/",
     ]
     assert pipeline[".mlbuild"]["cache"][0]["key"]["files"] == ["models/iris/requirements.lock"]
-    assert "python -m pip install -r models/iris/requirements.lock" in (
-        pipeline[".mlbuild"]["before_script"][0]
+    assert (
+        "python -m pip install -r models/iris/requirements.lock"
+        in (pipeline[".mlbuild"]["before_script"][0])
     )
     check = ws.cli("-C", "models/iris", "ci", "gitlab", "--check")
     assert check.returncode == 0, check.stdout

@@ -111,7 +111,10 @@ BASE: dict[str, Any] = {
         "train.py": "print('train')\n",
         "report.py": "print('report')\n",
     },
-    "data": {"raw.csv.dvc": dvc_file("8048d9a2b3e5f6a7c8d9e0f1a2b3c4d5", 1200), ".gitignore": "/raw.csv\n"},
+    "data": {
+        "raw.csv.dvc": dvc_file("8048d9a2b3e5f6a7c8d9e0f1a2b3c4d5", 1200),
+        ".gitignore": "/raw.csv\n",
+    },
     ".dvc": {"config": "[core]\n    remote = storage\n"},
     "requirements.lock": "numpy==1.26.4\nscikit-learn==1.4.2\nsix==1.16.0\n",
 }
@@ -123,7 +126,11 @@ def review_history(ws: Workspace) -> History:
     history.commit("base", BASE, tag="v1")
     history.commit(
         "train: three epochs on the command line",
-        {"ml.yaml": RECIPE.replace("--lr ${params.train.lr}", "--lr ${params.train.lr} --epochs 3")},
+        {
+            "ml.yaml": RECIPE.replace(
+                "--lr ${params.train.lr}", "--lr ${params.train.lr} --epochs 3"
+            )
+        },
         tag="v2",
     )
     history.commit(

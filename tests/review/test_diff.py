@@ -108,7 +108,8 @@ def test_a_changed_command_is_the_step_that_re_runs(repo: Workspace) -> None:
         }
     ]
     assert train["reasons"] == [
-        "command changed: 'python src/train.py --lr 0.1' → 'python src/train.py --lr 0.1 --epochs 3'"
+        "command changed: 'python src/train.py --lr 0.1' → "
+        "'python src/train.py --lr 0.1 --epochs 3'"
     ]
     assert steps(report)["report"]["after"] == ["train"]
     assert steps(report)["prepare"]["change"] == "unchanged"
@@ -294,7 +295,9 @@ def test_what_comes_from_the_cache_and_the_metrics_of_both_sides(ws: Workspace) 
         "  c     unchanged  after b          upstream 'b' re-runs",
     ]
     # HEAD's run is recorded; none of this working tree's state yet
-    assert before.stdout.endswith("working tree (no run)  CHANGE\n  m       1                    —\n")
+    assert before.stdout.endswith(
+        "working tree (no run)  CHANGE\n  m       1                    —\n"
+    )
 
     assert ws.cli("run", "-q").returncode == 0
     after = diff_json(ws, "HEAD")
@@ -344,8 +347,11 @@ def test_a_diff_reads_the_run_metrics_only_of_its_overrides(ws: Workspace) -> No
             ["v1", "v2", "v3"],
             "mlbuild: expected at most two revisions or recipe files, got 3: v1 v2 v3\n",
         ),
-        (["v1..nope"], "mlbuild: unknown revision 'nope'; name a branch, tag or commit "
-         "(`git log --oneline` lists commits)\n"),
+        (
+            ["v1..nope"],
+            "mlbuild: unknown revision 'nope'; name a branch, tag or commit "
+            "(`git log --oneline` lists commits)\n",
+        ),
     ],
 )
 def test_bad_revisions(repo: Workspace, args: list[str], message: str) -> None:
@@ -355,7 +361,11 @@ def test_bad_revisions(repo: Workspace, args: list[str], message: str) -> None:
 
 def test_an_option_smuggled_as_a_revision_runs_nothing(repo: Workspace, tmp_path: Path) -> None:
     target = tmp_path / "written-by-git"
-    for args in ([f"--upload-pack=touch {target}"], ["--", f"--output={target}"], ["--", "-o" + str(target)]):
+    for args in (
+        [f"--upload-pack=touch {target}"],
+        ["--", f"--output={target}"],
+        ["--", "-o" + str(target)],
+    ):
         done = repo.cli("diff", *args)
         assert done.returncode == 2, done
         assert "Traceback" not in done.stderr
@@ -370,8 +380,7 @@ def test_a_revision_without_a_recipe(ws: Workspace) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("mlbuild: revision 'early' (")
     assert done.stderr.endswith(
-        ") has no ml.yaml: the recipe did not exist there yet, or it moved; name another "
-        "revision\n"
+        ") has no ml.yaml: the recipe did not exist there yet, or it moved; name another revision\n"
     )
 
 
@@ -379,8 +388,9 @@ def test_a_recipe_invalid_at_one_side_names_that_side(repo: Workspace) -> None:
     history = History.__new__(History)
     history.ws, history.root, history.count = repo, repo.root, 20
     recipe = repo.read("ml.yaml")
-    history.commit("typo", {"ml.yaml": recipe.replace("    outs: [out/model.txt]", "    outz: [x]")},
-                   tag="bad")
+    history.commit(
+        "typo", {"ml.yaml": recipe.replace("    outs: [out/model.txt]", "    outz: [x]")}, tag="bad"
+    )
     done = repo.cli("diff", "v7", "bad")
     assert done.returncode == 2
     assert done.stderr.startswith(
@@ -401,9 +411,7 @@ def _commit_raw(ws: Workspace, tag: str, write: Any) -> None:
 
 
 @pytest.mark.parametrize("pointee", ["/etc/hostname", "../outside.yaml", "sub/../../outside.yaml"])
-def test_a_recipe_that_is_a_symlink_out_of_the_repository(
-    repo: Workspace, pointee: str
-) -> None:
+def test_a_recipe_that_is_a_symlink_out_of_the_repository(repo: Workspace, pointee: str) -> None:
     (repo.root.parent / "outside.yaml").write_text(repo.read("ml.yaml"))
 
     def write(root: Path) -> None:
@@ -423,19 +431,17 @@ def test_a_yaml_bomb_at_a_revision_is_refused_at_its_line(repo: Workspace) -> No
     bomb = "schema_version: 1\nname: bomb\na: &a [x, x, x, x, x, x, x, x, x, x]\n"
     for level in "bcdefgh":
         prev = chr(ord(level) - 1)
-        bomb += f"{level}: &{level} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        bomb += f"{level}: &{level} [{', '.join([f'*{prev}'] * 10)}]\n"
     bomb += "steps: {s: {cmd: 'true'}}\n"
     _commit_raw(repo, "bomb", lambda root: (root / "ml.yaml").write_text(bomb))
     done = repo.cli("diff", "v7", "bomb", timeout=30)
     assert done.returncode == 2
     assert done.stderr.startswith("mlbuild: bomb:ml.yaml:")
-    assert "100000 nodes" in done.stderr or "100 000" in done.stderr or "nodes" in done.stderr
+    assert "nodes" in done.stderr, done.stderr
 
 
 def test_a_recipe_that_is_not_utf8_at_a_revision(repo: Workspace) -> None:
-    _commit_raw(
-        repo, "latin1", lambda root: (root / "ml.yaml").write_bytes(b"name: caf\xe9\n")
-    )
+    _commit_raw(repo, "latin1", lambda root: (root / "ml.yaml").write_bytes(b"name: caf\xe9\n"))
     done = repo.cli("diff", "v7", "latin1")
     assert done.returncode == 2
     assert done.stderr.startswith("mlbuild: latin1:ml.yaml: not UTF-8")
