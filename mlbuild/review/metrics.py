@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlbuild.errors import MlbuildError
 from mlbuild.graph import Graph, Workspace
 from mlbuild.review.revisions import Side
-from mlbuild.runs.provenance import git_info
-from mlbuild.store import STORE_ENV, STORE_FILE, RunQuery, RunRecord, open_workspace_store
+from mlbuild.store import STORE_ENV, STORE_FILE, RunQuery, open_workspace_store
 from mlbuild.store.journal import JOURNAL_DIR
+
+if TYPE_CHECKING:
+    from mlbuild.store import RunRecord
 
 _MEMO = "review/runs.json"  # below .mlbuild
 
@@ -59,6 +61,8 @@ def _state_of(root: Path, side: Side, overrides: list[str]) -> str | None:
         return None
     state = side.commit
     if side.kind == "worktree":
+        from mlbuild.runs.provenance import git_info  # only with a store: it loads the recorder
+
         info = git_info(root)
         if info is None:
             return None

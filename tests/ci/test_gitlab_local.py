@@ -12,6 +12,7 @@ gitlab-ci-local 4.70.1 (the last release for Node 20) is installed with npm into
 
 from __future__ import annotations
 
+import fcntl
 import http.server
 import os
 import re
@@ -44,6 +45,14 @@ def gitlab_ci_local() -> Path:
     npm = shutil.which("npm")
     assert npm is not None, "npm is missing: install Node 20 (Debian: apt-get install nodejs npm)"
     NPM_PREFIX.mkdir(parents=True, exist_ok=True)
+    with (NPM_PREFIX / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one install, whichever test worker comes first
+        if not binary.exists():
+            _install(npm)
+    return binary
+
+
+def _install(npm: str) -> None:
     done = subprocess.run(
         [
             npm,
@@ -60,7 +69,6 @@ def gitlab_ci_local() -> Path:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return binary
 
 
 class NotesApi(http.server.BaseHTTPRequestHandler):
