@@ -14,6 +14,7 @@ is refused.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import shutil
@@ -21,6 +22,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mlbuild.errors import UsageError
 from mlbuild.git import git
@@ -298,17 +300,20 @@ def _copy_tree(top: Path, tree_id: str, dest: Path) -> list[str]:
         else:
             files.append((path, oid, mode))
     dest.mkdir(parents=True)
-    blobs = _read_blobs(top, [oid for _, oid, _ in files] + [oid for _, oid in links])
-    for path, oid, mode in files:  # every file before any symlink: no write follows a link
-        target = dest / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        fd = os.open(target, flags, 0o755 if mode == "100755" else 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blobs[oid])
+    pointees: dict[str, bytes] = {}
+    with _Blobs(top) as blobs:
+        for path, oid, mode in files:  # every file before any symlink: no write follows a link
+            target = dest / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fd = os.open(target, flags, 0o755 if mode == "100755" else 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                blobs.copy(oid, handle)
+        for _, oid in links:
+            pointees[oid] = blobs.read(oid)
     made = []
     for path, oid in links:
-        pointee = os.fsdecode(blobs[oid])
+        pointee = os.fsdecode(pointees[oid])
         lexical = posixpath.normpath(posixpath.join(posixpath.dirname(path), pointee))
         if posixpath.isabs(pointee) or lexical == ".." or lexical.startswith("../"):
             skipped.append(f"{path}: a symlink to '{pointee}', outside the repository")
@@ -334,27 +339,44 @@ def _refuse(path: str) -> str | None:
     return None
 
 
-def _read_blobs(top: Path, oids: list[str]) -> dict[str, bytes]:
-    """The contents of ``oids`` through one ``git cat-file --batch`` process."""
-    found: dict[str, bytes] = {}
-    if not oids:
-        return found
-    gitexe = shutil.which("git") or "git"
-    with subprocess.Popen(
-        [gitexe, "cat-file", "--batch"],
-        cwd=top,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
-    ) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        for oid in dict.fromkeys(oids):
-            proc.stdin.write(f"{oid}\n".encode("ascii"))
-            proc.stdin.flush()
-            header = proc.stdout.readline().split()
-            if len(header) != 3 or header[1] != b"blob":
-                raise UsageError(f"git cannot read object {oid}")
-            found[oid] = proc.stdout.read(int(header[2]))
-            proc.stdout.read(1)  # the newline after each object
-        proc.stdin.close()
-    return found
+class _Blobs:
+    """Blob contents through one ``git cat-file --batch`` process, copied in chunks."""
+
+    def __init__(self, top: Path) -> None:
+        self.proc = subprocess.Popen(
+            [shutil.which("git") or "git", "cat-file", "--batch"],
+            cwd=top,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+        )
+
+    def __enter__(self) -> _Blobs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self.proc.wait()
+
+    def copy(self, oid: str, out: BinaryIO) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{oid}\n".encode("ascii"))
+        self.proc.stdin.flush()
+        header = self.proc.stdout.readline().split()
+        if len(header) != 3 or header[1] != b"blob":
+            raise UsageError(f"git cannot read object {oid}")
+        left = int(header[2])
+        while left:
+            chunk = self.proc.stdout.read(min(left, 1 << 20))
+            if not chunk:
+                raise UsageError(f"git stopped in the middle of object {oid}")
+            out.write(chunk)
+            left -= len(chunk)
+        self.proc.stdout.read(1)  # the newline after each object
+
+    def read(self, oid: str) -> bytes:
+        buffer = io.BytesIO()
+        self.copy(oid, buffer)
+        return buffer.getvalue()
