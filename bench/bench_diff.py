@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -47,10 +48,17 @@ def sh(cwd: Path, *argv: str) -> str:
     return done.stdout
 
 
+CPU: list[float] = []  # user + sys of each timed command, which waiting for a core does not add
+
+
 def timed(cwd: Path, *args: str) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     sh(cwd, sys.executable, "-m", "mlbuild.cli.main", *args)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall
 
 
 def repo(where: Path) -> Path:
@@ -75,9 +83,10 @@ def repo(where: Path) -> Path:
     return root
 
 
-def series(root: Path, repeat: int, *args: str) -> tuple[float, list[float]]:
+def series(root: Path, repeat: int, *args: str) -> tuple[float, list[float], list[float]]:
     first = timed(root, *args)
-    return first, [timed(root, *args) for _ in range(repeat)]
+    CPU.clear()
+    return first, [timed(root, *args) for _ in range(repeat)], list(CPU)
 
 
 def main() -> None:
@@ -86,8 +95,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = repo(Path(tmp))
+        CPU.clear()
         floor = [timed(root, "--version") for _ in range(args.repeat)]
-        rows = [("`mlbuild --version` (start-up floor)", None, floor)]
+        rows = [("`mlbuild --version` (start-up floor)", None, floor, list(CPU))]
         rows.append(
             ("`mlbuild diff main` (no run store)", *series(root, args.repeat, "diff", "main"))
         )
@@ -104,11 +114,14 @@ def main() -> None:
     load = os.getloadavg()
     shown = ", ".join(f"{x:.2f}" for x in load)
     print(f"load average after: {shown}; {args.repeat} repetitions")
-    print("| command | first (s) | median of the repeats (s) | min (s) |")
-    print("| --- | --- | --- | --- |")
-    for name, first, samples in rows:
+    print("| command | first (s) | wall median (s) | wall min (s) | CPU median (s) |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, first, samples, cpu in rows:
         shown = "—" if first is None else f"{first:.3f}"
-        print(f"| {name} | {shown} | {statistics.median(samples):.3f} | {min(samples):.3f} |")
+        print(
+            f"| {name} | {shown} | {statistics.median(samples):.3f} | {min(samples):.3f} "
+            f"| {statistics.median(cpu):.3f} |"
+        )
 
 
 if __name__ == "__main__":
