@@ -1,9 +1,14 @@
-"""What recording runs costs a no-op `mlbuild run` (every step cached): this checkout against a
-baseline revision, alternated run by run so both see the same machine load.
+"""What a no-op `mlbuild run` (every step cached) costs, or a param change: this checkout against
+a baseline revision, alternated run by run so both see the same machine load.
 
     python bench/bench_noop_run.py --baseline d575cb1 --repeat 21
+    python bench/bench_noop_run.py --baseline d575cb1 --params hydra --change override
 
-The workspace has four cached steps. Prints wall-clock and CPU (user + system) medians.
+The workspace has four steps; `c` reads the param `n`, which is inline in ml.yaml, in a Hydra
+tree or in `params.yaml` (`--params`). `--change edit` edits it before each run, `--change
+override` passes `n=V` (which mlbuild writes into `params.yaml`): both with a value never used
+before, so `c` re-runs (`d`, its output unchanged, is a hit). Prints wall-clock and CPU
+(user + system) medians.
 """
 
 from __future__ import annotations
@@ -31,12 +36,27 @@ steps:
 """
 
 
-def once(checkout: Path, workspace: Path) -> tuple[float, float]:
+HYDRA = "params: {config_dir: conf, config_name: config}"
+
+
+def set_param(workspace: Path, kind: str, value: int) -> None:
+    if kind == "file":  # DVC's convention; a baseline before params files cannot run this
+        (workspace / "params.yaml").write_text(f"# the one parameter\nn: {value}\n")
+        (workspace / "ml.yaml").write_text(RECIPE.replace("{n: 1}", "params.yaml"))
+    elif kind == "hydra":
+        (workspace / "conf").mkdir(exist_ok=True)
+        (workspace / "conf" / "config.yaml").write_text(f"n: {value}\n")
+        (workspace / "ml.yaml").write_text(RECIPE.replace("params: {n: 1}", HYDRA))
+    else:
+        (workspace / "ml.yaml").write_text(RECIPE.replace("{n: 1}", f"{{n: {value}}}"))
+
+
+def once(checkout: Path, workspace: Path, *args: str) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "mlbuild", "run", "-q"],
+        [sys.executable, "-m", "mlbuild", "run", "-q", *args],
         cwd=workspace,
         env=env,
         check=True,
@@ -51,6 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="git revision to compare against")
     parser.add_argument("--repeat", type=int, default=21)
+    parser.add_argument("--params", choices=["inline", "hydra", "file"], default="inline")
+    parser.add_argument("--change", choices=["noop", "edit", "override"], default="noop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "baseline"
@@ -63,17 +85,27 @@ def main() -> None:
         for label, checkout in (("baseline " + args.baseline, base), ("this checkout", REPO)):
             workspace = Path(tmp) / label.replace(" ", "-")
             workspace.mkdir()
-            (workspace / "ml.yaml").write_text(RECIPE)
+            set_param(workspace, args.params, 1)
             once(checkout, workspace)  # runs the steps
             once(checkout, workspace)  # warms the compiled graph and the store
             results[label] = ([], [])
         print(f"load average before: {os.getloadavg()[0]:.2f}, runs: {args.repeat} each\n")
-        for _ in range(args.repeat):
+        for rep in range(args.repeat):
             for label, checkout in (("baseline " + args.baseline, base), ("this checkout", REPO)):
-                wall, cpu = once(checkout, Path(tmp) / label.replace(" ", "-"))
+                workspace = Path(tmp) / label.replace(" ", "-")
+                extra: list[str] = []
+                if args.change == "edit":
+                    set_param(workspace, args.params, 100 + rep)
+                elif args.change == "override":
+                    extra = [f"n={1000 + rep}"]
+                wall, cpu = once(checkout, workspace, *extra)
                 results[label][0].append(wall)
                 results[label][1].append(cpu)
-        print("| no-op `mlbuild run -q` | wall median (s) | wall min (s) | CPU median (s) |")
+        what = {"noop": "no-op", "edit": "param edited, then", "override": "`n=V`:"}[args.change]
+        print(
+            f"| {what} `mlbuild run -q` ({args.params} params) | wall median (s) | wall min (s) "
+            "| CPU median (s) |"
+        )
         print("| --- | --- | --- | --- |")
         for label, (walls, cpus) in results.items():
             print(

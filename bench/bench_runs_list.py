@@ -42,6 +42,7 @@ def fill(url: str, count: int) -> str:
     """Insert ``count`` finished runs in bulk; returns one run's id."""
     import sqlalchemy as sa
 
+    from mlbuild.nested import leaves as _leaves
     from mlbuild.store import Artifact, GitInfo, RunRecord, RunStatus, StepEntry, open_store
     from mlbuild.store.query import as_number, as_text
     from mlbuild.store.schema import (
@@ -52,7 +53,7 @@ def fill(url: str, count: int) -> str:
         run_tags,
         runs,
     )
-    from mlbuild.store.sql import SqlRunStore, _leaves, _run_row
+    from mlbuild.store.sql import SqlRunStore, _run_row
 
     store = open_store(url)
     assert isinstance(store, SqlRunStore)

@@ -10,9 +10,9 @@ load on a shared machine.
 
     OMP_NUM_THREADS=1 python bench/bench_serve.py [--duration 5] [--json out.json]
 
-Needs: wrk (Debian's `wrk`), mlbuild[serve] in this Python, MLflow in --mlflow-python's venv and
-BentoML in --bentoml's (see bench/RESULTS.md for the exact setup). A peer that is missing is
-reported and skipped.
+Needs: wrk (Debian's `wrk`), mlbuild-engine[serve] in this Python, MLflow in --mlflow-python's
+venv and BentoML in --bentoml's (see bench/RESULTS.md for the exact setup). A peer that is
+missing is reported and skipped.
 """
 
 from __future__ import annotations

@@ -20,19 +20,17 @@ from mlbuild.cli.output import (
 )
 from mlbuild.cli.shared import open_workspace_store, parse_assignments
 from mlbuild.cli.text import indent, size
-from mlbuild.errors import RecipeError, StepFailedError, UsageError
+from mlbuild.cli.words import one_recipe, split_words
+from mlbuild.errors import MlbuildError, RecipeError, StepFailedError, UsageError
+from mlbuild.extras import check_extra
 
 
-def _workspace(args: argparse.Namespace) -> Any:
+def _workspace(args: argparse.Namespace, recipe: Path | None = None) -> Any:
     from mlbuild.graph import Workspace
 
-    return Workspace.find(Path.cwd(), Path(args.file) if args.file else None)
-
-
-def _split(tokens: list[str]) -> tuple[list[str], list[str]]:
-    """Command-line words → (step names, Hydra overrides)."""
-    steps = [t for t in tokens if "=" not in t and not t.startswith(("~", "+"))]
-    return steps, [t for t in tokens if t not in steps]
+    if recipe is None and args.file:
+        recipe = Path(args.file)
+    return Workspace.find(Path.cwd(), recipe)
 
 
 def _check_steps(names: list[str], known: list[str]) -> None:
@@ -45,36 +43,64 @@ def _check_steps(names: list[str], known: list[str]) -> None:
             )
 
 
-def _combinations(overrides: list[str], multirun: bool) -> list[list[str]]:
+def _combinations(ws: Any, overrides: list[str], multirun: bool) -> list[list[str]]:
+    """One list of overrides per run; with --multirun, every combination of the sweeps and of
+    the basic sweeper's ``hydra.sweeper.params`` in the config the fixed overrides compose."""
     if not multirun:
         return [overrides]
-    from mlbuild.params import expand_sweeps
+    from mlbuild.params import expand_sweeps, sweeps
 
-    return expand_sweeps(overrides)
+    swept = set(sweeps(overrides))
+    base = ws.graph([o for o in overrides if o not in swept])
+    combos: list[list[str]] = expand_sweeps(overrides, base.sweeper)
+    return combos
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from mlbuild.recipe import SCHEMA_COPY, write_schema
+    from mlbuild.recipe import SCHEMA_FILE, write_schema
     from mlbuild.recipe.starter import write_starter
 
     path = write_starter(Path.cwd(), name=args.name, force=args.force)
-    ws = _workspace(args)
-    ws.ensure_meta()
-    write_schema(ws.root / SCHEMA_COPY)
+    write_schema(path.parent / SCHEMA_FILE)
     print(
-        f"wrote {path.name} (editors validate it against {SCHEMA_COPY}); "
-        "check it with `mlbuild validate`, then `mlbuild run`"
+        f"wrote {path.name} and {SCHEMA_FILE}, which its first line points editors at: commit "
+        "both; check the recipe with `mlbuild validate`, then `mlbuild run`"
     )
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    ws = _workspace(args)
+    words = split_words(args.args)
+    if words.steps:
+        raise UsageError(
+            f"'{words.steps[0]}' is neither a recipe file (.yaml or .yml) nor an override "
+            "(KEY=VALUE, +KEY=VALUE, ~KEY)"
+        )
+    # None: -f FILE, else the nearest ml.yaml; -f and recipe words must then name one recipe
+    recipes: list[Path | None] = [*words.recipes] or [None]
+    if args.file and words.recipes:
+        recipes = [one_recipe(words, args.file)]
+    if args.json and len(recipes) > 1:
+        raise UsageError("--json reports on one recipe at a time; name one")
+    if len(recipes) == 1:
+        return _validate(args, recipes[0], words.overrides)
+    worst = 0
+    for recipe in recipes:  # each reported in full, as pre-commit passes every changed recipe
+        try:
+            _validate(args, recipe, words.overrides)
+        except MlbuildError as exc:
+            print(f"mlbuild: {exc.message}", file=sys.stderr)
+            worst = max(worst, exc.exit_code)
+    return worst
+
+
+def _validate(args: argparse.Namespace, recipe: Path | None, overrides: list[str]) -> int:
+    ws = _workspace(args, recipe)
     try:
         # a graph compiled from these exact bytes (and params files) was valid: the compiled
         # cache answers without loading pydantic; any change revalidates everything. What the
         # filesystem decides (symlinks, missing inputs) is checked again every time.
-        graph = ws.graph(list(args.overrides))
+        graph = ws.graph(overrides)
         ws.check(graph)
     except RecipeError as exc:
         if not args.json:
@@ -97,8 +123,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from mlbuild.recipe import render_schema
+    from mlbuild.recipe import SCHEMA_FILE, check_schema, render_schema, write_schema
 
+    if args.check:
+        if args.output:
+            raise UsageError("give either --check or -o/--output, not both")
+        worst = 0
+        for name in args.files or [SCHEMA_FILE]:  # each reported, as pre-commit passes them all
+            try:
+                check_schema(Path(name), name)
+            except MlbuildError as exc:
+                print(f"mlbuild: {exc.message}", file=sys.stderr)
+                worst = max(worst, exc.exit_code)
+        return worst
+    if args.files:
+        raise UsageError("schema files are named with --check FILE… (or -o FILE to write one)")
+    if args.output:
+        wrote = write_schema(Path(args.output))
+        print(f"{'wrote' if wrote else 'unchanged:'} {args.output}")
+        return 0
     sys.stdout.write(render_schema())
     return 0
 
@@ -106,11 +149,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from mlbuild.graph import make_plan
 
-    ws = _workspace(args)
-    names, overrides = _split(args.args)
+    words = split_words(args.args)
+    ws = _workspace(args, one_recipe(words, args.file))
+    names, overrides = words.steps, words.overrides
     reports = []
     try:
-        for combo in _combinations(overrides, args.multirun):
+        for combo in _combinations(ws, overrides, args.multirun):
             graph = ws.graph(combo)
             _check_steps(names, list(graph.steps))
             planner = ws.planner(
@@ -165,9 +209,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"-j/--jobs must be at least 1, got {args.jobs}")
     tags = parse_assignments(args.tag, "--tag")
-    ws = _workspace(args)
-    names, overrides = _split(args.args)
-    combos = _combinations(overrides, args.multirun)
+    words = split_words(args.args)
+    ws = _workspace(args, one_recipe(words, args.file))
+    names, overrides = words.steps, words.overrides
+    combos = _combinations(ws, overrides, args.multirun)
     console = Console()
     from mlbuild.cli.sections import GitLabSections, step_reporter
 
@@ -206,7 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     record_run(ws.meta, summary.data)
                 run_ids.append(recorded.record.id)
                 if not args.json:
-                    console.print(f"{summary_line(summary)}; recorded as run {run_ids[-1][:8]}")
+                    console.print(_recorded_line(recorded))
                 if summary.failed:
                     break
     finally:
@@ -227,6 +272,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         names_failed = ", ".join(f"'{o.name}'" for o in failed)
         raise StepFailedError(f"step {names_failed} failed: {first.message}{log}")
     return 0
+
+
+def _recorded_line(recorded: Any) -> str:
+    """The run's summary and record id; a run that executed nothing is hidden from `runs list`
+    (see mlbuild/store/listing.py), so it says where to find it."""
+    noop = not recorded.summary.failed and all(s.cache_hit for s in recorded.record.steps)
+    hidden = " (it executed nothing: `runs list --all` shows it)" if noop else ""
+    return f"{summary_line(recorded.summary)}; recorded as run {recorded.record.id[:8]}{hidden}"
 
 
 def _print_metrics(console: Console, summaries: list[Any], multirun: bool) -> None:
@@ -319,6 +372,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    check_extra("serve", "`mlbuild serve`")
     from mlbuild.serve import ServerOptions, resolve_model, serve
 
     if args.workers < 1:
@@ -356,6 +410,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    check_extra("serve", "`mlbuild predict`")
     from mlbuild.serve import InvalidInput, ModelRuntime, predict_file, resolve_model
 
     path = Path(args.input)

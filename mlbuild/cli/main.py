@@ -21,8 +21,30 @@ EXIT_INTERNAL = 3
 
 
 class _Parser(argparse.ArgumentParser):
+    """Errors as :class:`UsageError`; a command's flags may come anywhere among its words.
+
+    argparse fills a ``nargs="*"`` positional from one run of words only, so in
+    ``mlbuild run A --multirun B`` it took ``A`` and rejected ``B``. A command without
+    subcommands therefore parses intermixed: flags first, then every remaining word in order.
+    """
+
+    _intermixing = False
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message}\nrun `{self.prog} --help` for usage")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        has_commands = any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        if self._intermixing or has_commands:
+            return super().parse_known_args(args, namespace)
+        # parse_known_intermixed_args calls parse_known_args twice itself: plain parsing then
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing ml.yaml")
 
     p = sub.add_parser("validate", help="check ml.yaml and report every problem")
-    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides to check too")
+    p.add_argument(
+        "args",
+        nargs="*",
+        metavar="FILE|OVERRIDE",
+        help="recipes to check (words ending in .yaml or .yml; default: the nearest ml.yaml) "
+        "and Hydra overrides to check them with",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for name, text in (
@@ -56,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
             "args",
             nargs="*",
             metavar="STEP|OVERRIDE",
-            help="steps to bring up to date (and what they depend on), and Hydra overrides "
-            "such as train.lr=0.01, +extra=1, ~drop",
+            help="steps to bring up to date (and what they depend on), Hydra overrides "
+            "such as train.lr=0.01, +extra=1, ~drop, and optionally the recipe (a word ending "
+            "in .yaml or .yml, like -f)",
         )
         p.add_argument("--force", action="store_true", help="run the selected steps even if cached")
         p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -67,16 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="run every combination of sweep overrides (train.lr=0.1,0.01)",
         )
+        p.add_argument(
+            "-j",
+            "--jobs",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="steps to run at once (default: the number of CPUs)"
+            + ("" if name == "run" else "; accepted so that `plan` takes `run`'s words"),
+        )
         if name == "run":
             p.add_argument(
                 "-n", "--dry-run", action="store_true", help="print the plan, run nothing"
-            )
-            p.add_argument(
-                "-j",
-                "--jobs",
-                type=int,
-                default=os.cpu_count() or 1,
-                help="steps to run at once (default: the number of CPUs)",
             )
             p.add_argument(
                 "-q",
@@ -104,7 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_serving_commands(sub)
 
-    sub.add_parser("schema", help="print the JSON Schema of ml.yaml")
+    p = sub.add_parser("schema", help="print, write or check the JSON Schema of ml.yaml")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 unless each FILE (default: ml.schema.json) holds exactly this schema",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="schema files to --check")
 
     _add_data_commands(sub)
 

@@ -8,7 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mlbuild.cli.commands import _split, _workspace
+from mlbuild.cli.commands import _workspace
+from mlbuild.cli.words import is_override
 from mlbuild.errors import UsageError
 
 
@@ -19,7 +20,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from mlbuild.review import diff_report
 
     ws = _workspace(args)
-    names, overrides = _split(args.args)
+    names = [word for word in args.args if not is_override(word)]
+    overrides = [word for word in args.args if is_override(word)]
     try:
         report = diff_report(ws, names, overrides)
     finally:

@@ -7,6 +7,7 @@ import argparse
 import csv
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         sort=sort,
         descending=descending,
         limit=args.limit or None,
+        include_noop=args.all,
     )
     store = open_store_here(args.file)
     found = store.list_runs(query)
@@ -48,11 +50,19 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         dump_json([_summary(r) for r in found])
     elif args.csv:
         _write_csv(found)
-    elif not found:
-        total = store.count_runs()
-        print("no runs recorded yet" if total == 0 else f"no run of {total} matches")
     else:
-        print(_runs_table(found, sort))
+        if found:
+            print(_runs_table(found, sort))
+        else:
+            total = store.count_runs()
+            print("no runs recorded yet" if total == 0 else f"no run of {total} matches")
+        everything = replace(query, include_noop=True)
+        hidden = 0 if args.all else store.count_runs(everything) - store.count_runs(query)
+        if hidden:
+            print(
+                f"({hidden} run{'s' if hidden != 1 else ''} that executed nothing, every step "
+                "cached, not shown; `--all` lists them)"
+            )
     return 0
 
 
@@ -317,6 +327,7 @@ def cmd_runs_reproduce(args: argparse.Namespace) -> int:
                 "matches": result.matches,
                 "checks": [c.__dict__ | {"matches": c.matches} for c in result.checks],
                 "outputs": [c.__dict__ | {"matches": c.matches} for c in result.outcome],
+                "skipped": [s.__dict__ for s in result.skipped],
             }
         )
     else:
@@ -324,6 +335,7 @@ def cmd_runs_reproduce(args: argparse.Namespace) -> int:
             [c.kind, c.name, c.recorded, c.now, "yes" if c.matches else "NO"]
             for c in [*result.checks, *result.outcome]
         ]
+        rows += [["artifact", s.path, "", "", f"not compared ({s.reason})"] for s in result.skipped]
         print(table(rows, ["", "", "RECORDED", "NOW", "MATCH"]))
     if result.rerun.summary.failed:
         first = result.rerun.summary.failed[0]
@@ -336,13 +348,21 @@ def cmd_runs_reproduce(args: argparse.Namespace) -> int:
         what = _counted(differ, names=True)
         raise ReproduceError(
             f"run {original[:8]} did not reproduce: {what} differ (new run {new[:8]})"
+            f"{_not_compared(result.skipped)}"
         )
     if not args.json:
         print(
             f"run {original[:8]} reproduced: {_counted(result.outcome, names=False)} match "
-            f"(new run {new[:8]})"
+            f"(new run {new[:8]}){_not_compared(result.skipped)}"
         )
     return 0
+
+
+def _not_compared(skipped: list[Any]) -> str:
+    if not skipped:
+        return ""
+    shown = ", ".join(f"{s.path} ({s.reason})" for s in skipped)
+    return f"; not compared, as declared: {shown}"
 
 
 def _counted(items: list[Any], *, names: bool) -> str:

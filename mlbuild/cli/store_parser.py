@@ -33,6 +33,12 @@ def _add_runs(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     p.add_argument("--commit", metavar="SHA", help="runs of this git commit (a prefix will do)")
     p.add_argument("--kind", metavar="KIND", help="run, reproduce, …")
     p.add_argument(
+        "-a",
+        "--all",
+        action="store_true",
+        help="also runs that executed nothing (every step cached), hidden by default",
+    )
+    p.add_argument(
         "--sort",
         default="started",
         metavar="KEY[:asc|:desc]",

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from mlbuild.data.version import DataError
-
-INSTALL_HINT = "install DVC support with `pip install 'mlbuild[dvc]'`"
+from mlbuild.extras import require
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -40,12 +39,7 @@ class DvcAdapter:
     """
 
     def __init__(self, root: Path) -> None:
-        try:
-            import dvc.logger  # noqa: F401 - importing dvc sets up its log handlers
-        except ImportError:
-            raise DataError(
-                f"this recipe has DVC-tracked data but DVC is missing: {INSTALL_HINT}"
-            ) from None
+        require("dvc.logger", "dvc", "this recipe's DVC data")  # sets up DVC's log handlers
         for handler in logging.getLogger("dvc").handlers:  # DVC logs hints to stdout
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(sys.stderr)
@@ -113,16 +107,20 @@ class DvcAdapter:
         self, repo: str, rev: str | None, path: str, *, dataset: str
     ) -> tuple[str, str]:
         """``(commit, hash)`` of ``path`` in git repository ``repo`` at ``rev``."""
+        from dvc.scm import SCMError
+
         fs = self._import_fs(repo, rev, dataset)
-        try:
+        try:  # the source is cloned lazily, by the first question asked of it
             info = fs.info(path)
+            commit = str(fs.repo.get_rev())
         except FileNotFoundError:
             raise DataError(
                 f"dataset '{dataset}': {path} does not exist in {repo} at "
                 f"{rev or 'its default branch'}"
             ) from None
+        except SCMError as exc:
+            raise _source_error(exc, repo, rev, dataset) from None
         digest = info.get("md5") or info.get("sha") or _dvc_info_hash(info)
-        commit = str(fs.repo.get_rev())
         return commit, str(digest)
 
     @_quiet_stdout
@@ -145,8 +143,14 @@ class DvcAdapter:
                 dest.unlink()
             os.replace(target, dest)
         except Exception as exc:  # DVC raises many types; none may leave a half-written dest
+            from dvc.scm import SCMError
+
+            if isinstance(exc, SCMError):
+                raise _source_error(exc, repo, commit, dataset) from None
             raise DataError(
-                f"dataset '{dataset}': downloading {path} from {repo} failed: {_first_line(exc)}"
+                f"dataset '{dataset}': downloading {path} from {repo} at {commit[:12]} failed: "
+                f"{_first_line(exc)}; if its data is not on that repository's DVC remote, run "
+                f"`dvc push` there"
             ) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -188,6 +192,34 @@ class DvcAdapter:
                 f"dataset '{dataset}': cannot open {repo} at {rev or 'its default branch'}: "
                 f"{_first_line(exc)}"
             ) from None
+
+
+def _source_error(exc: Exception, repo: str, rev: str | None, dataset: str) -> DataError:
+    """An import's source repository could not be cloned, or lacks the revision."""
+    from dvc.scm import CloneError, RevError
+
+    if isinstance(exc, RevError):
+        return DataError(
+            f"dataset '{dataset}': {repo} has no revision '{rev}'; fix `import.rev` (a tag, "
+            "branch or commit of that repository)"
+        )
+    if isinstance(exc, CloneError):
+        return DataError(
+            f"dataset '{dataset}': the source repository {repo} is unreachable "
+            f"({_root_cause(exc)}); check `import.repo` (a git URL, or a path relative to the "
+            "recipe), the network and your git credentials"
+        )
+    return DataError(
+        f"dataset '{dataset}': cannot open {repo} at {rev or 'its default branch'}: "
+        f"{_first_line(exc)}"
+    )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's message: DVC wraps git's reason in 'SCM error'."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return _first_line(exc)
 
 
 def _dvc_info_hash(info: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from mlbuild.cache import HashStats
 from mlbuild.data import DataVersion
+from mlbuild.exec.metrics import merge_metrics
 
 
 class Status(enum.StrEnum):
@@ -45,10 +46,8 @@ class RunSummary:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for outcome in self.outcomes:
-            merged.update(outcome.metrics)
-        return merged
+        """The run's metrics: clashing keys are prefixed with their step (see ``metrics.py``)."""
+        return merge_metrics([(o.name, o.metrics) for o in self.outcomes if o.metrics])
 
 
 class Reporter(Protocol):

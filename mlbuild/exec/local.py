@@ -12,10 +12,13 @@ import contextlib
 import json
 import os
 import signal
+import stat
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
+from pathlib import Path
 from typing import Any
 
 from mlbuild.cache import ActionResult, OutRecord, remove
@@ -26,6 +29,30 @@ from mlbuild.exec.ownership import Ownership
 from mlbuild.exec.process import StepProcess, describe_exit
 from mlbuild.graph import Action, Decision, Graph, StepRecord, StepSpec, Workspace
 from mlbuild.params import PARAMS_ENV, nest
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Replace ``target`` by ``data`` all at once: a reader (or a killed run) sees the old content
+    or the new, never a mix."""
+    os.replace(_stage(target, data), target)
+
+
+def _stage(target: Path, data: bytes) -> str:
+    """``data`` written and synced to a temporary file beside ``target``, with its permissions;
+    its name, for ``os.replace``. Nothing is left behind if writing fails (a full disk)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def _on_stop_signals(cancelled: threading.Event) -> dict[int, Any]:
@@ -86,6 +113,7 @@ class _Run:
     def execute(self) -> RunSummary:
         started = time.monotonic()
         self.planner.check_inputs(self.names)
+        self._write_params_files()
         selected = set(self.names)
         sorter = TopologicalSorter(
             {n: [u for u in self.graph.steps[n].upstream if u in selected] for n in self.names}
@@ -296,6 +324,36 @@ class _Run:
             log=log,
         )
 
+    def _write_params_files(self) -> None:
+        """Write the overrides into the params files that hold their keys, before any step runs.
+
+        A step that reads the file itself then sees exactly the values its fingerprint holds
+        (the file is one of its deps). The edit stays, as ``dvc exp run -S`` leaves it: the
+        workspace says which values its outputs were made with, ``git diff`` shows the change,
+        and a later run without the override finds the same results cached.
+        """
+        root = self.ws.root.resolve()
+        staged: list[tuple[str, Path, str]] = []  # all written aside first: all or none change
+        try:
+            for path, text in self.graph.param_writes.items():
+                target = (self.ws.root / path).resolve()
+                target.relative_to(root)  # checked when compiling; a symlink changed since
+                data = text.encode("utf-8")
+                if target.read_bytes() != data:
+                    staged.append((path, target, _stage(target, data)))
+        except (OSError, ValueError) as exc:
+            for _, _, tmp in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            why = exc.strerror if isinstance(exc, OSError) else "it is now outside the workspace"
+            raise MlbuildError(
+                f"cannot write the overrides into {path}: {why}; no step ran and no params "
+                "file changed"
+            ) from None
+        for path, target, tmp in staged:
+            os.replace(tmp, target)
+            self.reporter.step_note(path, "written with the overridden values")
+
     def _may_replace(self, spec: StepSpec, paths: list[str]) -> None:
         """Raise unless every output in ``paths`` may be written now: inside the fence (checked
         again, as the filesystem may have changed since ``plan``) and, if it exists, made by
@@ -313,7 +371,8 @@ class _Run:
     def _environment(self, spec: StepSpec) -> dict[str, str]:
         params_file = self.ws.meta / "params" / f"{spec.name}.json"
         params_file.parent.mkdir(parents=True, exist_ok=True)
-        params_file.write_text(json.dumps(nest(spec.params), indent=2), encoding="utf-8")
+        _write_atomically(params_file, json.dumps(nest(spec.params), indent=2).encode("utf-8"))
+        self._make_hydra_output_dir()
         return {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
@@ -321,6 +380,17 @@ class _Run:
             PARAMS_ENV: str(params_file),
             "MLBUILD_STEP": spec.name,
         }
+
+    def _make_hydra_output_dir(self) -> None:
+        """Hydra makes its output dir before a job runs; so do we, never outside the workspace
+        (the path was checked when compiling; a symlink on the way is checked here)."""
+        output_dir = self.graph.hydra_output_dir
+        if output_dir in (None, "."):
+            return
+        target = self.ws.root / output_dir
+        with contextlib.suppress(ValueError):
+            target.resolve().relative_to(self.ws.root.resolve())
+            target.mkdir(parents=True, exist_ok=True)
 
     def _store(self, spec: StepSpec, duration: float) -> ActionResult:
         """Hash the step's outputs, put them in the object store, read its metrics."""

@@ -1,4 +1,5 @@
-"""Read a step's metrics files (JSON or YAML) into flat ``{dotted.key: value}`` mappings."""
+"""Read a step's metrics files (JSON or YAML) into flat ``{dotted.key: value}`` mappings, and
+merge the steps' metrics into a run's."""
 
 from __future__ import annotations
 
@@ -38,3 +39,21 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         elif isinstance(value, int | float | str | bool) or value is None:
             flat[name] = value
     return flat
+
+
+STEP_SEPARATOR = "/"  # `train/accuracy`: not `.`, which already joins the keys of nested files
+
+
+def merge_metrics(per_step: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One run's metrics from each step's: a key that two steps of the run report is kept for
+    each, prefixed with the step's name (``train/accuracy``, ``evaluate/accuracy``) rather than
+    one overwriting the other; a key only one step reports stays bare."""
+    owners: dict[str, int] = {}
+    for _, metrics in per_step:
+        for key in metrics:
+            owners[key] = owners.get(key, 0) + 1
+    merged: dict[str, Any] = {}
+    for step, metrics in per_step:
+        for key, value in metrics.items():
+            merged[f"{step}{STEP_SEPARATOR}{key}" if owners[key] > 1 else key] = value
+    return merged

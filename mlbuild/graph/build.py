@@ -2,29 +2,43 @@
 
 Checks: parameter patterns and ``${params.KEY}`` references resolve; every path passes the
 workspace's :class:`~mlbuild.paths.Fence` (inside the repository with symlinks resolved, away from
-``.git``, ``.mlbuild``, the cache, and — for what the engine writes — the recipe and Hydra's
-config); no two steps write one path; ``needs`` name real steps; there is no cycle. When anything is
-wrong, the inputs ``plan`` would miss (a dep no step makes, a lock file) are reported with it.
+``.git``, ``.mlbuild``, the cache, and — for what the engine writes — the recipe, its params files
+and Hydra's config); no two steps write one path; ``needs`` name real steps; there is no cycle. When
+anything is wrong, the inputs ``plan`` would miss (a dep no step makes, a lock file) are reported
+with it.
+
+Some problems belong to one step only and stop it only when it is asked to run (``StepSpec.
+problems``): a parameter it reads that does not resolve (an unset ``${oc.env:VAR}``), and a file
+of the Hydra tree it reads itself while overrides are given, which it would not see.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from mlbuild.data import DatasetSpec, resolve_kind
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.checks import missing_inputs
 from mlbuild.graph.model import Graph, Output, PathUse, ServedModel, StepSpec
-from mlbuild.params import UnsafeValueError, flatten, interpolate, references, select, suggest
+from mlbuild.params import (
+    Resolved,
+    UnsafeValueError,
+    broken,
+    flatten,
+    interpolate,
+    references,
+    select,
+    suggest,
+)
 from mlbuild.paths import Fence, UnsafePathError, is_within, normalise, overlaps
 from mlbuild.recipe import (
     RECIPE_FILE,
-    HydraParams,
     KeyPath,
     OutSpec,
+    ParamSources,
     Recipe,
     ServingModel,
     SourceMap,
@@ -38,25 +52,35 @@ def compile_graph(
     recipe: Recipe,
     source: SourceMap,
     root: Path,
-    params: dict[str, Any],
+    resolved: Resolved,
     overrides: list[str],
+    env_hashes: dict[str, str | None] | None = None,
     *,
     recipe_name: str = RECIPE_FILE,
     cache: Path | None = None,
 ) -> Graph:
-    """The graph of ``recipe`` (the file ``recipe_name`` in workspace ``root``); raises
-    :class:`RecipeError` listing all problems found. ``cache`` is the cache directory, which no
-    recipe path may reach."""
+    """The graph of ``recipe`` (the file ``recipe_name`` in workspace ``root``) with the
+    parameters ``resolved`` (for the command-line ``overrides``); ``env_hashes`` maps the
+    environment variables the parameters read to their values' hashes. ``cache`` is the cache
+    directory, which no recipe path may reach. Raises :class:`RecipeError` listing all problems
+    found."""
     problems: list[Problem] = []
-    fence = Fence(root, protected_paths(recipe, recipe_name), cache)
+    params = resolved.params
+    protected = protected_paths(recipe, recipe_name)
+    for file in resolved.tree_files:
+        protected.setdefault(file, "a file of the Hydra config")
+    fence = Fence(root, protected, cache)
     paths = _Paths(fence, source, problems)
-    flat = flatten(params)
-    if isinstance(recipe.params, HydraParams):
-        paths.check(recipe.params.config_dir, ("params", "config_dir"), writes=False)
+    config_dir = _config_dir_below_root(recipe)
+    if config_dir is not None:
+        paths.check(config_dir, ("params", "config_dir"), writes=False)
     datasets = _compile_datasets(recipe, paths)
+    overridden = [*recipe.overrides, *overrides]
     steps: dict[str, StepSpec] = {}
     for name, step in recipe.steps.items():
-        spec = _compile_step(name, step, flat, params, paths, source, problems)
+        spec = _compile_step(name, step, resolved, paths, source, problems)
+        spec = _check_own_reading(spec, step, resolved, overridden)
+        spec = _with_env_vars(spec, resolved, env_hashes or {})
         steps[name] = _resolve_data(spec, step, datasets, source, problems)
     _check_needs(recipe, source, problems)
     producers = _check_outs(steps, paths, source, problems)
@@ -85,6 +109,9 @@ def compile_graph(
         positions=positions,
         lines=dict(enumerate(source.lines, start=1)),
         model=model,
+        param_writes=dict(resolved.writes),
+        sweeper=dict(resolved.sweeper) if resolved.sweeper else None,
+        hydra_output_dir=resolved.output_dir,
         paths=paths.uses,
         protected=fence.protected,
     )
@@ -100,13 +127,34 @@ def compile_graph(
 
 
 def protected_paths(recipe: Recipe, recipe_name: str) -> dict[str, str]:
-    """What the engine never writes or removes: the recipe and Hydra's config directory."""
+    """What the engine never writes or removes: the recipe, its params files (mlbuild itself
+    writes overrides into them) and Hydra's config directory."""
     protected = {normalise(recipe_name): f"the recipe ({recipe_name})"}
-    if isinstance(recipe.params, HydraParams):
-        # a bad config_dir is reported where it is checked as a path
-        with contextlib.suppress(UnsafePathError):
-            protected[normalise(recipe.params.config_dir)] = "Hydra's config directory"
+    section = recipe.params
+    files: list[str] = []
+    if isinstance(section, str):
+        files = [section]
+    elif isinstance(section, list):
+        files = list(section)
+    elif isinstance(section, ParamSources):
+        files = list(section.files)
+        if section.config_dir is not None:
+            # a bad config_dir is reported where it is checked as a path
+            with contextlib.suppress(UnsafePathError):
+                protected[normalise(section.config_dir)] = "Hydra's config directory"
+    for file in files:
+        with contextlib.suppress(UnsafePathError):  # reported by the params reader
+            protected[normalise(file)] = f"a params file ({file})"
     return protected
+
+
+def _config_dir_below_root(recipe: Recipe) -> str | None:
+    """The Hydra config directory whose path the fence checks: any but the workspace root itself
+    (DVC-style trees keep their config beside the recipe: ``config_dir: .``)."""
+    section = recipe.params
+    if isinstance(section, ParamSources) and section.config_dir is not None:
+        return None if os.path.normpath(section.config_dir) == "." else section.config_dir
+    return None
 
 
 class _Paths:
@@ -192,14 +240,24 @@ def _compile_model(
 def _compile_step(
     name: str,
     step: Step,
-    flat: dict[str, Any],
-    params: dict[str, Any],
+    resolved: Resolved,
     checked: _Paths,
     source: SourceMap,
     problems: list[Problem],
 ) -> StepSpec:
     here: KeyPath = ("steps", name)
+    params, errors = resolved.params, resolved.errors
+    flat = flatten(params)
     known = sorted(k for k in flat if not isinstance(flat[k], dict))
+    own: list[list[str]] = []  # problems that stop this step only
+
+    def unresolved(path: KeyPath, pattern: str) -> bool:
+        hits = broken(pattern, errors)
+        own.extend(
+            [format_path(path), f"parameter '{key}' cannot be resolved: {errors[key]}"]
+            for key in hits
+        )
+        return bool(hits)
 
     def expand(text: str, path: KeyPath, *, for_shell: bool) -> str:
         try:
@@ -209,11 +267,12 @@ def _compile_step(
             return text
         except KeyError as exc:
             key = str(exc.args[0])
-            problems.append(
-                source.problem(
-                    path, f"no parameter '{key}' for ${{params.{key}}}{suggest(key, known)}"
+            if not unresolved(path, key):
+                problems.append(
+                    source.problem(
+                        path, f"no parameter '{key}' for ${{params.{key}}}{suggest(key, known)}"
+                    )
                 )
-            )
             return text
 
     if isinstance(step.cmd, str):
@@ -225,6 +284,8 @@ def _compile_step(
 
     selected, unmatched = select(params, [*step.params, *refs])
     for index, pattern in enumerate(step.params):
+        if unresolved((*here, "params", index), pattern):
+            continue
         if pattern in unmatched:
             problems.append(
                 source.problem(
@@ -280,7 +341,55 @@ def _compile_step(
         always_run=step.always_run,
         timeout=parse_duration(step.timeout) if step.timeout is not None else None,
         upstream=[],
+        problems=own,
     )
+
+
+def _check_own_reading(
+    spec: StepSpec, step: Step, resolved: Resolved, overrides: list[str]
+) -> StepSpec:
+    """A step that reads a file of the Hydra tree itself cannot see overrides: refuse to run it
+    under overrides (a params file is different: mlbuild writes the overrides into it)."""
+    if not overrides or not resolved.tree_files:
+        return spec
+    own = list(spec.problems)
+    for index, dep in enumerate(spec.deps):
+        read = [f for f in resolved.tree_files if is_within(f, dep)]
+        if not read:
+            continue
+        raw = step.deps[index]
+        what = (
+            f"'{raw}' is a config file of the Hydra tree"
+            if read[0] == dep
+            else f"'{raw}' holds {read[0]}, a config file of the Hydra tree"
+        )
+        own.append(
+            [
+                format_path(("steps", spec.name, "deps", index)),
+                f"{what}, which this step reads itself: it would not see the overrides "
+                f"{' '.join(overrides)}; read the values from ${{params.KEY}} or "
+                f"mlbuild.params(), or make it a params file (params: {{files: [{read[0]}]}}), "
+                "which mlbuild writes the overrides into",
+            ]
+        )
+    return StepSpec(**{**spec.__dict__, "problems": own})
+
+
+def _with_env_vars(
+    spec: StepSpec, resolved: Resolved, env_hashes: dict[str, str | None]
+) -> StepSpec:
+    """The env vars the step's selected params were resolved from, with their values' hashes."""
+    names = {
+        var
+        for key, read in resolved.env.items()
+        for chosen in spec.params
+        if key == chosen or key.startswith(f"{chosen}.") or chosen.startswith(f"{key}.")
+        for var in read
+    }
+    if not names:
+        return spec
+    env_vars = {name: env_hashes.get(name) for name in sorted(names)}
+    return StepSpec(**{**spec.__dict__, "env_vars": env_vars})
 
 
 def _compile_datasets(recipe: Recipe, paths: _Paths) -> dict[str, DatasetSpec]:
@@ -376,21 +485,35 @@ def _check_needs(recipe: Recipe, source: SourceMap, problems: list[Problem]) -> 
 def _check_outs(
     steps: dict[str, StepSpec], paths: _Paths, source: SourceMap, problems: list[Problem]
 ) -> dict[str, str]:
-    """Map each out path to its step; report paths written twice or nested in another out."""
+    """Map each out path to its step; report paths written twice or nested in another out, at
+    the second writer's entry (in ``outs`` or ``metrics``), naming the first's."""
     producers: dict[str, str] = {}
+    first: dict[str, KeyPath] = {}
     for name, spec in steps.items():
         for out in spec.outs:
+            here = paths.key_of(name, out.path)
             for other_path, other in producers.items():
-                if overlaps(out.path, other_path):
-                    what = "also" if out.path == other_path else "overlaps"
-                    problems.append(
-                        source.problem(
-                            paths.key_of(name, out.path),
-                            f"'{out.path}' {what} written by step '{other}' ('{other_path}'); "
-                            "each path must have one producer",
-                        )
+                if out.path == other_path:
+                    clash = "is also written"
+                elif is_within(out.path, other_path):
+                    clash = f"is inside '{other_path}', written"
+                elif is_within(other_path, out.path):
+                    clash = f"holds '{other_path}', written"
+                else:
+                    continue
+                pos = source.locate(first[other_path])
+                at = f" at line {pos.line}" if pos else ""
+                problems.append(
+                    source.problem(
+                        here,
+                        f"'{out.path}' {clash} by step '{other}' "
+                        f"({format_path(first[other_path])}{at}); each path must have one "
+                        "producer",
                     )
-            producers.setdefault(out.path, name)
+                )
+            if out.path not in producers:
+                producers[out.path] = name
+                first[out.path] = here
     return producers
 
 

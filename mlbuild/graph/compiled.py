@@ -1,8 +1,10 @@
 """Load the graph for a recipe and overrides, from the compiled cache when nothing changed.
 
 The key is the recipe's bytes, the overrides and mlbuild's version; the entry also lists the
-content hashes of the Hydra config files it was composed from, checked through the state table.
-A hit needs neither pydantic nor Hydra, which is what keeps a no-op ``mlbuild run`` fast.
+content hashes of the params files and Hydra config files it was composed from (checked through
+the state table) and the hashes of the environment variables its ``${oc.env:…}`` resolvers read
+(unset ones too). A hit needs neither pydantic nor Hydra, which is what keeps a no-op
+``mlbuild run`` fast.
 """
 
 from __future__ import annotations
@@ -11,15 +13,22 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlbuild.cache import FORMAT_VERSION, Hasher, hash_bytes
 from mlbuild.graph.model import Graph
 
 _KEEP = 64  # compiled entries kept; the oldest go first
+
+if TYPE_CHECKING:
+    from mlbuild.params import ParamSpec
+    from mlbuild.recipe import Recipe, SourceMap
+
 # bumped when what a compiled entry holds or what compilation checks changes, so no entry
 # compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
-# 3: params pasted into shell commands must be inert)
-_GRAPH_VERSION = 3
+# 3: params pasted into shell commands must be inert; 4: env vars, params files and per-step
+# problems)
+_GRAPH_VERSION = 4
 
 
 def load_graph(
@@ -67,15 +76,22 @@ def load_graph(
     if cached is not None:
         return cached
     try:
-        graph, inputs = _compile(recipe_path, text, hasher, overrides, cache)
+        graph, inputs, env = _compile(recipe_path, text, hasher, overrides, cache)
     except UnicodeDecodeError as exc:
         from mlbuild.errors import Problem, RecipeError
 
         raise RecipeError(
             [Problem(_display(recipe_path), None, None, "", f"not UTF-8: {exc}")]
         ) from None
-    _write(entry_path, {"inputs": inputs, "graph": graph.to_json()})
+    _write(entry_path, {"inputs": inputs, "env": env, "graph": graph.to_json()})
     return graph
+
+
+def env_digest(name: str) -> str | None:
+    """The hash of environment variable ``name``'s value (``None`` when unset): what a compiled
+    entry keeps, never the value itself."""
+    value = os.environ.get(name)
+    return None if value is None else hash_bytes(value.encode("utf-8", "surrogateescape"))
 
 
 def _read(entry_path: Path, hasher: Hasher) -> Graph | None:
@@ -87,51 +103,124 @@ def _read(entry_path: Path, hasher: Hasher) -> Graph | None:
         current = hasher.digest(path)
         if current is None or current.value != digest:
             return None
+    for name, digest in entry.get("env", {}).items():
+        if env_digest(name) != digest:
+            return None
     return Graph.from_json(entry["graph"])
 
 
 def _compile(
     recipe_path: Path, text: bytes, hasher: Hasher, overrides: list[str], cache: Path | None
-) -> tuple[Graph, dict[str, str]]:
-    from mlbuild.errors import RecipeError
+) -> tuple[Graph, dict[str, str], dict[str, str | None]]:
+    from mlbuild.errors import OverrideError, RecipeError
     from mlbuild.graph.build import compile_graph, protected_paths
-    from mlbuild.params import compose_params, needs_hydra
+    from mlbuild.params import resolve_params
     from mlbuild.paths import Fence, UnsafePathError
-    from mlbuild.recipe import SCHEMA_COPY, HydraParams, parse_recipe, write_schema
+    from mlbuild.recipe import ParamSources, parse_recipe
 
     root = recipe_path.parent
     display = _display(recipe_path)
-    write_schema(root / SCHEMA_COPY, if_stale=True)  # keep the editors' copy current
     recipe, source = parse_recipe(text.decode("utf-8"), display)
-    inputs: dict[str, str] = {}
-    params: dict[str, object] = {}
-    if isinstance(recipe.params, HydraParams):
+    _check_recipe_overrides(recipe, source)
+    section = recipe.params
+    if isinstance(section, ParamSources) and _below_root(section.config_dir):
+        assert section.config_dir is not None
         fence = Fence(root, protected_paths(recipe, recipe_path.name), cache)
         try:  # before Hydra reads anything from it
-            config_rel = fence.check(recipe.params.config_dir, writes=False)
+            fence.check(section.config_dir, writes=False)
         except UnsafePathError as exc:
             raise RecipeError([source.problem(("params", "config_dir"), exc.message)]) from None
-        config_dir = root / config_rel
-        params = compose_params(
-            inline=None,
-            config_dir=config_dir,
-            config_name=recipe.params.config_name,
-            overrides=overrides,
-            recipe_file=display,
+    try:
+        resolved = resolve_params(
+            _param_spec(recipe),
+            root=root,
+            recipe=recipe_path,
+            overrides=[*recipe.overrides, *overrides],
+            problem=source.problem,
+            job_name=recipe.name,
         )
-        digest = hasher.digest(config_rel)
+    except OverrideError as exc:
+        raise _in_recipe(exc, recipe, source) from None
+    inputs: dict[str, str] = {}
+    for rel in resolved.inputs:
+        digest = hasher.digest(rel)
         if digest is not None:
-            inputs[config_rel] = digest.value
-    elif needs_hydra(recipe.params, overrides):
-        params = compose_params(
-            inline=recipe.params or {}, config_dir=None, overrides=overrides, recipe_file=display
-        )
-    elif recipe.params:
-        params = dict(recipe.params)
+            inputs[rel] = digest.value
+    env = {name: env_digest(name) for name in resolved.env_read}
     graph = compile_graph(
-        recipe, source, root, params, overrides, recipe_name=recipe_path.name, cache=cache
+        recipe,
+        source,
+        root,
+        resolved,
+        overrides,
+        env,
+        recipe_name=recipe_path.name,
+        cache=cache,
     )
-    return graph, inputs
+    return graph, inputs, env
+
+
+def _below_root(config_dir: str | None) -> bool:
+    """A config directory the fence checks: any but the workspace root itself (``.``)."""
+    return config_dir is not None and os.path.normpath(config_dir) != "."
+
+
+def _param_spec(recipe: Recipe) -> ParamSpec:
+    """The recipe's ``params:``, whatever shape it was written in."""
+    from mlbuild.params import ParamSpec
+    from mlbuild.recipe import ParamSources
+
+    section = recipe.params
+    if section is None:
+        return ParamSpec()
+    if isinstance(section, str):
+        return ParamSpec(files=[section], file_keys=[("params",)])
+    if isinstance(section, list):
+        return ParamSpec(files=section, file_keys=[("params", i) for i in range(len(section))])
+    if isinstance(section, ParamSources):
+        return ParamSpec(
+            files=section.files,
+            file_keys=[("params", "files", i) for i in range(len(section.files))],
+            config_dir=section.config_dir,
+            config_name=section.config_name,
+            values=section.values,
+            values_key=("params", "values"),
+        )
+    return ParamSpec(values=section, values_key=("params",))
+
+
+def _check_recipe_overrides(recipe: Recipe, source: SourceMap) -> None:
+    """Each of the recipe's ``overrides:`` parses, and none is a sweep; else a located error."""
+    if not recipe.overrides:
+        return
+    from mlbuild.errors import OverrideError, RecipeError
+    from mlbuild.params import check_overrides
+
+    problems = []
+    for index, line in enumerate(recipe.overrides):
+        try:
+            check_overrides([line])
+        except OverrideError as exc:
+            message = exc.message
+            if "is a sweep" in message:
+                message = (
+                    f"'{line}' is a sweep; sweeps belong on the command line with --multirun, "
+                    "or in the Hydra config's hydra.sweeper.params"
+                )
+            problems.append(source.problem(("overrides", index), message))
+    if problems:
+        raise RecipeError(problems)
+
+
+def _in_recipe(exc: Exception, recipe: Recipe, source: SourceMap) -> Exception:
+    """An override error caused by one of the recipe's ``overrides:``, located there."""
+    from mlbuild.errors import OverrideError, RecipeError
+
+    assert isinstance(exc, OverrideError)
+    for index, line in enumerate(recipe.overrides):
+        if f"'{line}'" in exc.message:
+            return RecipeError([source.problem(("overrides", index), exc.message)])
+    return exc
 
 
 def _write(entry_path: Path, entry: dict[str, object]) -> None:

@@ -1,8 +1,9 @@
 """A step's fingerprint, and the explanation of why it differs from the last run.
 
 The fingerprint hashes everything that can change what a step produces: the mlbuild cache format,
-the resolved command, declared env (never secrets), the selected param values, the content hashes
-of the deps, the declared outputs, the Python version and the environment lock file's hash.
+the resolved command, declared env (never secrets), the selected param values (and the hashes of
+the environment variables they were resolved from), the content hashes of the deps, the declared
+outputs, the Python version and the environment lock file's hash.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def components(
     ``data`` maps the datasets the step reads to their versions (DVC's hash for DVC-tracked data,
     commit and hash for imports, the content hash for plain paths).
     """
-    return {
+    parts: Components = {
         "format": FORMAT_VERSION,
         "cmd": step.cmd,
         "env": dict(sorted(step.env.items())),
@@ -42,6 +43,9 @@ def components(
         "python": graph.python,
         "lock": {graph.lock_file: lock} if graph.lock_file else {},
     }
+    if step.env_vars:  # only then: the fingerprints of steps reading no env var stay as they were
+        parts["env_vars"] = dict(sorted(step.env_vars.items()))
+    return parts
 
 
 def fingerprint(parts: Components) -> str:
@@ -62,6 +66,7 @@ def explain(
         reasons.append("mlbuild's cache format changed")
     if old.get("cmd") != new["cmd"]:
         reasons.append(f"command changed: {_show(old.get('cmd'))} → {_show(new['cmd'])}")
+    reasons += _env_var_diff(old.get("env_vars", {}), new.get("env_vars", {}))
     reasons += _mapping_diff("param", old.get("params", {}), new["params"], values=True)
     reasons += _data_diff(old.get("data", {}), new["data"])
     reasons += _deps_diff(old.get("deps", {}), new["deps"], dir_detail)
@@ -71,6 +76,22 @@ def explain(
     if old.get("python") != new["python"]:
         reasons.append(f"environment.python changed: {old.get('python')} → {new['python']}")
     reasons += _mapping_diff("environment lock", old.get("lock", {}), new["lock"], values=False)
+    return reasons
+
+
+def _env_var_diff(old: dict[str, str | None], new: dict[str, str | None]) -> list[str]:
+    """Which environment variables behind the step's params changed (values are not shown:
+    only their hashes are kept, and the params they feed say the rest)."""
+    reasons = []
+    for name, digest in new.items():
+        if name not in old or old[name] == digest:
+            continue  # a variable the params did not read before: the param diff says it
+        if digest is None:
+            reasons.append(f"env var {name} was unset")
+        elif old[name] is None:
+            reasons.append(f"env var {name} was set")
+        else:
+            reasons.append(f"env var {name} changed")
     return reasons
 
 

@@ -50,6 +50,12 @@ class StepSpec:
     timeout: float | None
     upstream: list[str]  # steps that must finish first: producers of deps, and needs
     data: list[str] = field(default_factory=list)  # datasets it reads (named or by path)
+    # what keeps this step from running, found when compiling (a param that does not resolve, a
+    # Hydra config file it reads itself under overrides): [recipe key path, message]
+    problems: list[list[str]] = field(default_factory=list)
+    # environment variables its params were resolved from (``${oc.env:VAR}``) → their values'
+    # hashes (None: unset); part of its fingerprint, so plan can say "env var VAR changed"
+    env_vars: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def uses_shell(self) -> bool:
@@ -103,6 +109,11 @@ class Graph:
     positions: dict[str, list[int]] = field(default_factory=dict)
     lines: dict[int, str] = field(default_factory=dict)
     model: ServedModel | None = None
+    # params files mlbuild writes before running, so that they hold the overridden values
+    param_writes: dict[str, str] = field(default_factory=dict)
+    # the sweeper the Hydra config selects, for --multirun (see mlbuild.params.expand_sweeps)
+    sweeper: dict[str, Any] | None = None
+    hydra_output_dir: str | None = None  # Hydra's output dir, relative to the workspace
     # every recipe path, for the checks that depend on the filesystem (symlinks, existence)
     paths: list[PathUse] = field(default_factory=list)
     # paths the engine never writes or removes → what they are (the recipe, Hydra's config)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache
+from mlbuild.cache import DIR_SUFFIX, ActionResult, Cache, hash_bytes
 from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import RecipeError
 from mlbuild.graph.checks import (
@@ -187,10 +187,16 @@ class Planner:
     def check_inputs(self, names: list[str]) -> None:
         """Raise :class:`RecipeError` listing, before anything runs, every recipe path the fence
         refuses now (a symlink may have appeared since the graph was compiled), every dep of
-        ``names`` that no step makes and no file provides, and a missing lock file."""
+        ``names`` that no step makes and no file provides, a missing lock file, and the problems
+        that stop one of ``names`` only (a parameter it reads that does not resolve)."""
         fence = self.graph.fence(self.root, self.cache.root)
         problems = path_problems(self.graph, fence)
         problems += missing_inputs(self.graph, self.root, names, self.data.kind)
+        problems += [
+            self.graph.problem(key, message)
+            for name in names
+            for key, message in self.graph.steps[name].problems
+        ]
         if problems:
             raise RecipeError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
 
@@ -199,6 +205,9 @@ class Planner:
             overlaps(dep, o.path) for w in waiting for o in self.graph.steps[w].outs
         ):
             return None
+        written = self.graph.param_writes.get(dep)
+        if written is not None:  # a params file `run` writes the overrides into first
+            return hash_bytes(written.encode("utf-8"))
         digest = self.cache.hasher.digest(dep)
         if digest is None:
             if produced(self.graph, dep):

@@ -1,92 +1,155 @@
-"""Compose a recipe's parameters with Hydra and apply command-line overrides.
+"""Compose a Hydra config tree, or inline values, as Hydra users run it.
 
-Inline parameters are registered in Hydra's ConfigStore and composed through the same compose API
-as a config directory, so both get exactly Hydra's override grammar and semantics (``key=v``,
-``+key=v``, ``++key=v``, ``~key``, group selection, ``${...}`` interpolation). Hydra is imported
-only here, and only when a composition is not already cached (see ``mlbuild.graph.compiled``).
+The config is composed with Hydra's compose API and the Hydra node (``return_hydra_config``), so
+``${hydra:…}`` interpolations resolve. Hydra's output directory (``hydra.run.dir``,
+``hydra.runtime.output_dir``) is mapped into the workspace: a time-stamped one (Hydra's default,
+``outputs/${now:…}``) becomes the workspace root, where a step runs; a fixed relative one is kept;
+one outside the workspace is refused. ``hydra.runtime.cwd`` is the workspace root too, written
+``.`` so that fingerprints do not depend on where the clone is. The ``hydra`` node itself is not
+a parameter.
+
+Inline values are registered in Hydra's ConfigStore and composed the same way, so both get
+exactly Hydra's override grammar and semantics. Hydra is imported only here, and only when a
+composition is not already cached (see ``mlbuild.graph.compiled``).
 """
 
 from __future__ import annotations
 
-import difflib
-import itertools
 import os
-import re
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlbuild.errors import OverrideError, Problem, RecipeError
+from mlbuild.params.lazy import logging_env, resolve_leaves
+from mlbuild.params.locate import loaded_files, locate_choice, locate_key
+from mlbuild.params.overrides import SweeperInfo, check_overrides, explain, first_line
 from mlbuild.params.selection import flatten
 
 _INLINE_NAME = "__mlbuild_inline_params__"
+# Hydra plugins mlbuild knows by the config they register → the distribution to install
+PLUGINS = {
+    "hydra/job_logging/colorlog": "hydra-colorlog",
+    "hydra/hydra_logging/colorlog": "hydra-colorlog",
+    "hydra/sweeper/optuna": "hydra-optuna-sweeper",
+    "hydra/sweeper/ax": "hydra-ax-sweeper",
+    "hydra/sweeper/nevergrad": "hydra-nevergrad-sweeper",
+    "hydra/launcher/joblib": "hydra-joblib-launcher",
+    "hydra/launcher/ray": "hydra-ray-launcher",
+    "hydra/launcher/ray_aws": "hydra-ray-launcher",
+    "hydra/launcher/rq": "hydra-rq-launcher",
+    "hydra/launcher/submitit_local": "hydra-submitit-launcher",
+    "hydra/launcher/submitit_slurm": "hydra-submitit-launcher",
+}
 
 
-def compose_params(
+@dataclass
+class Composed:
+    """A composed config, resolved key by key."""
+
+    params: dict[str, Any]
+    errors: dict[str, str] = field(default_factory=dict)  # key → why, and where it is written
+    env: dict[str, list[str]] = field(default_factory=dict)  # key → env vars it read
+    env_read: list[str] = field(default_factory=list)  # every env var read
+    # the tree's config files (relative): those Hydra used when the tree is the workspace root,
+    # else every one in it
+    files: list[str] = field(default_factory=list)
+    sweeper: SweeperInfo | None = None
+    output_dir: str | None = None  # Hydra's output dir, relative to the workspace
+
+
+def compose_config(
     *,
-    inline: dict[str, Any] | None,
     config_dir: Path | None,
     config_name: str = "config",
+    inline: dict[str, Any] | None = None,
     overrides: list[str],
-    recipe_file: str,
-) -> dict[str, Any]:
-    """Resolved parameters (interpolations applied) as plain nested dicts.
+    root: Path,
+    problem: Callable[[str], Problem],
+    job_name: str = "mlbuild",
+    inline_where: Callable[[str], str | None] | None = None,
+) -> Composed:
+    """Compose ``config_dir``/``config_name`` (or ``inline``) with ``overrides``.
 
-    Exactly one of ``inline`` and ``config_dir`` is used; with neither, the parameters start empty.
-    Raises :class:`OverrideError` for a bad override and :class:`RecipeError` for a bad config.
+    Raises :class:`OverrideError` for a bad override and :class:`RecipeError` for a config that
+    does not compose (a missing plugin, a missing primary config); ``problem(message)`` places
+    the latter at the recipe's ``params``. Keys that do not resolve are returned in ``errors``,
+    not raised.
     """
     from hydra import compose, initialize, initialize_config_dir
     from hydra.core.config_store import ConfigStore
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-    from omegaconf import OmegaConf
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     check_overrides(overrides)
+    if config_dir is not None and not config_dir.is_dir():
+        raise _config_error(f"Hydra config directory {config_dir} does not exist", problem)
     GlobalHydra.instance().clear()
     try:
-        if config_dir is not None:
-            if not config_dir.is_dir():
-                raise RecipeError(
-                    [
-                        Problem(
-                            recipe_file,
-                            None,
-                            None,
-                            "params.config_dir",
-                            f"Hydra config directory {config_dir} does not exist",
-                        )
-                    ]
+        with logging_env() as log:
+            if config_dir is not None:
+                _check_config_files(config_dir)
+                context: Any = initialize_config_dir(
+                    config_dir=str(config_dir.resolve()), version_base=None, job_name=job_name
                 )
-            _check_config_files(config_dir)
-            context: Any = initialize_config_dir(
-                config_dir=str(config_dir.resolve()), version_base=None
+                name = config_name
+            else:
+                ConfigStore.instance().store(name=_INLINE_NAME, node=inline or {})
+                context = initialize(config_path=None, version_base=None, job_name=job_name)
+                name = _INLINE_NAME
+            with context:
+
+                def attempt(lines: list[str]) -> Any:
+                    return compose(config_name=name, overrides=lines, return_hydra_config=True)
+
+                try:
+                    cfg = attempt(list(overrides))
+                except (HydraException, OmegaConfBaseException) as exc:
+                    raise _composition_error(
+                        exc, attempt, overrides, config_dir, config_name, root, problem
+                    ) from None
+                output_dir = _map_output_dir(cfg, root, problem)
+                HydraConfig.instance().set_config(cfg)
+                sweeper = _sweeper(cfg)
+                leaves = resolve_leaves(cfg, log, skip=frozenset({"hydra"}))
+                # which files went in costs a second pass over the defaults tree (a third of the
+                # composition): only to say where a broken key is written, or to know what to
+                # hash when the tree is the whole workspace
+                at_root = config_dir is not None and config_dir.resolve() == root.resolve()
+                loaded = (
+                    loaded_files(config_dir, config_name, list(overrides))
+                    if config_dir is not None and (leaves.errors or at_root)
+                    else []
+                )
+            files = (
+                [entry.file for entry in loaded]
+                if at_root
+                else sorted(config_dir.rglob("*.yaml"))
+                if config_dir is not None
+                else []
             )
-            name = config_name
-        else:
-            ConfigStore.instance().store(name=_INLINE_NAME, node=inline or {})
-            context = initialize(config_path=None, version_base=None)
-            name = _INLINE_NAME
-        with context:
-            try:
-                cfg = compose(config_name=name, overrides=list(overrides))
-                resolved = OmegaConf.to_container(cfg, resolve=True)
-            except (HydraException, OmegaConfBaseException) as exc:
-                if isinstance(exc, MissingConfigException) and config_dir is not None:
-                    missing_base = not (config_dir / f"{config_name}.yaml").exists()
-                    if missing_base:
-                        raise _config_error(exc, recipe_file, config_dir) from None
-                raise OverrideError(
-                    _explain(str(exc), overrides, lambda others: _keys(compose(name, others)))
-                ) from None
-    except OverrideParseException as exc:
-        raise OverrideError(f"bad override: {_first_line(str(exc))}") from None
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise _config_error(exc, recipe_file, config_dir) from None
+            composed = Composed(
+                params=leaves.params,
+                env=leaves.env,
+                env_read=sorted(set(log.names)),
+                files=[_relative(file, root) for file in files],
+                sweeper=sweeper,
+                output_dir=output_dir,
+            )
+            for key, why in leaves.errors.items():
+                where = locate_key(key, loaded, root) if config_dir else None
+                if where is None and inline_where is not None:
+                    where = inline_where(key)
+                composed.errors[key] = f"{why} (written at {where})" if where else why
+            return composed
+    except (HydraException, OmegaConfBaseException) as exc:  # Hydra's set-up, or the sweeper
+        raise _config_error(f"Hydra config: {first_line(str(exc))}", problem) from None
     finally:
         GlobalHydra.instance().clear()
-    assert isinstance(resolved, dict)
-    return {str(k): v for k, v in resolved.items()}
+        HydraConfig.instance().cfg = None
 
 
 def _check_config_files(config_dir: Path) -> None:
@@ -111,104 +174,119 @@ def needs_hydra(inline: dict[str, Any] | None, overrides: list[str]) -> bool:
     return bool(overrides) or "${" in repr(inline)
 
 
-def check_overrides(overrides: list[str]) -> None:
-    """Parse ``overrides`` with Hydra's grammar; sweeps are allowed only through ``expand``."""
-    for parsed in _parse(overrides):
-        if parsed.is_sweep_override():
-            raise OverrideError(
-                f"override '{parsed.input_line}' is a sweep; pass --multirun to run one "
-                "combination after another"
+def _map_output_dir(cfg: Any, root: Path, problem: Callable[[str], Problem]) -> str:
+    """Point Hydra's output dir (and its record of the cwd) into the workspace; return it."""
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")  # type: ignore[union-attr]
+    mapped = "."
+    if isinstance(raw, str) and "${now:" not in raw:
+        try:
+            value = str(cfg.hydra.run.dir)
+        except Exception as exc:  # the user's interpolation; say which key
+            raise _config_error(f"hydra.run.dir: {first_line(str(exc))}", problem) from None
+        full = os.path.normpath(os.path.join(root, value))
+        rel = PurePosixPath(os.path.relpath(full, root)).as_posix()
+        if rel == ".." or rel.startswith("../"):
+            raise _config_error(
+                f"hydra.run.dir is {value}, outside the workspace; mlbuild keeps Hydra's output "
+                "directory inside it (steps run at the workspace root): use a relative path",
+                problem,
             )
+        mapped = rel
+    cfg.hydra.run.dir = mapped
+    cfg.hydra.runtime.output_dir = mapped
+    cfg.hydra.runtime.cwd = "."
+    return mapped
 
 
-def expand_sweeps(overrides: list[str]) -> list[list[str]]:
-    """Every combination of a ``--multirun`` sweep: ``a=1,2 b=x`` → ``[[a=1, b=x], [a=2, b=x]]``."""
-    choices: list[list[str]] = []
-    for parsed in _parse(overrides):
-        key = parsed.get_key_element()
-        if parsed.is_sweep_override():
-            if not parsed.is_discrete_sweep():
-                raise OverrideError(
-                    f"override '{parsed.input_line}': only choice sweeps (a,b,c and "
-                    "range(...)) can be expanded"
-                )
-            choices.append([f"{key}={value}" for value in parsed.sweep_string_iterator()])
-        else:
-            choices.append([parsed.input_line])
-    return [list(combo) for combo in itertools.product(*choices)]
+def _sweeper(cfg: Any) -> SweeperInfo | None:
+    from omegaconf import OmegaConf
 
-
-def _parse(overrides: list[str]) -> list[Any]:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    parser = OverridesParser.create()
-    parsed = []
-    for line in overrides:
-        try:
-            parsed.extend(parser.parse_overrides([line]))
-        except OverrideParseException as exc:
-            raise OverrideError(
-                f"override '{line}' is not valid Hydra syntax: {_first_line(str(exc))}; "
-                "expected key=value, +key=value, ++key=value or ~key"
-            ) from None
-    return parsed
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
-
-
-def _explain(
-    message: str, overrides: list[str], known_with: Callable[[list[str]], list[str]]
-) -> str:
-    """Hydra's message, plus a did-you-mean when it names a key that does not exist.
-
-    ``known_with(overrides)`` lists the keys of the config composed with those overrides, so a
-    suggestion accounts for group choices made on the same command line (``model=tree``).
-    """
-    text = _first_line(message)
-    match = re.search(r"Could not override '([^']+)'", message) or re.search(
-        r"Could not delete from config. '([^']+)' does not exist", message
+    node = cfg.hydra.get("sweeper")
+    if node is None:
+        return None
+    params = OmegaConf.to_container(node, resolve=True).get("params")  # type: ignore[union-attr]
+    return SweeperInfo(
+        target=str(node.get("_target_", "")),
+        choice=str(cfg.hydra.runtime.choices.get("hydra/sweeper", "")),
+        params={str(k): str(v) for k, v in (params or {}).items()},
     )
-    if match:
-        key = match.group(1)
-        line = next((o for o in overrides if key in o), key)
-        try:
-            known = known_with([o for o in overrides if o != line])
-        except Exception:  # the other overrides fail too: suggest from the base config
-            known = known_with([])
-        hint = "" if line.startswith("~") else f"; to add a new key use +{line.lstrip('+')}"
-        return (
-            f"cannot apply override '{line}': there is no parameter '{key}'"
-            f"{suggest(key, [k for k in known if k != key])}{hint}"
+
+
+def _composition_error(
+    exc: Exception,
+    attempt: Callable[[list[str]], Any],
+    overrides: list[str],
+    config_dir: Path | None,
+    config_name: str,
+    root: Path,
+    problem: Callable[[str], Problem],
+) -> Exception:
+    """The error to raise when composing failed: a missing plugin, a broken config, or a bad
+    override (when the config composes without the overrides)."""
+    import re
+
+    message = str(exc)
+    missing = re.search(r"Could not find '(hydra/[^']+)'", message)
+    if missing:
+        return _missing_plugin(missing.group(1), overrides, config_dir, root, problem)
+    if config_dir is not None and not (config_dir / f"{config_name}.yaml").exists():
+        return _config_error(
+            f"Hydra config {config_dir}: no primary config {config_name}.yaml", problem
         )
-    options = re.search(r"Available options in '([^']+)':\n((?:\s+\S+\n?)+)", message)
-    if options:
-        choices = ", ".join(options.group(2).split())
-        text += f"; options for '{options.group(1)}': {choices}"
-    return f"cannot apply overrides {' '.join(overrides)}: {text}"
+    try:
+        attempt([])
+    except Exception:  # the config fails on its own: not the overrides' fault
+        where = f"in {_relative(config_dir, root)}" if config_dir else "inline"
+        return _config_error(f"Hydra config {where}: {first_line(message)}", problem)
+    if not overrides:
+        return _config_error(f"Hydra config: {first_line(message)}", problem)
+    return OverrideError(explain(message, overrides, lambda others: _keys(attempt(others))))
+
+
+def _missing_plugin(
+    option: str,
+    overrides: list[str],
+    config_dir: Path | None,
+    root: Path,
+    problem: Callable[[str], Problem],
+) -> Exception:
+    group, _, name = option.rpartition("/")
+    package = PLUGINS.get(option)
+    install = (
+        f"install it with `pip install {package}`"
+        if package
+        else "install the Hydra plugin that provides it"
+    )
+    what = f"a config of a Hydra plugin that is not installed; {install}"
+    if group == "hydra/sweeper":
+        what += " (mlbuild runs one job with it: --multirun sweeps with the basic sweeper only)"
+    located = locate_choice(group, name, config_dir, root) if config_dir else None
+    if located is not None:
+        return RecipeError([located._replace(message=f"{located.message}, {what}")])
+    if any(group in line for line in overrides):
+        return OverrideError(f"the overrides select {group}={name}, {what}")
+    return _config_error(f"{option} is {what}", problem)
 
 
 def _keys(cfg: Any) -> list[str]:
     from omegaconf import OmegaConf
 
     tree = OmegaConf.to_container(cfg)
-    return list(flatten({str(k): v for k, v in tree.items()})) if isinstance(tree, dict) else []
+    if not isinstance(tree, dict):
+        return []
+    return list(flatten({str(k): v for k, v in tree.items() if k != "hydra"}))
 
 
-def suggest(key: str, known: list[str]) -> str:
-    """`` (did you mean 'x'?)`` or an empty string."""
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def _config_error(message: str, problem: Callable[[str], Problem]) -> RecipeError:
+    return RecipeError([problem(message)])
 
 
-def _config_error(exc: Exception, recipe_file: str, config_dir: Path | None) -> RecipeError:
-    where = f"in {config_dir}" if config_dir else "inline"
-    return RecipeError(
-        [
-            Problem(
-                recipe_file, None, None, "params", f"Hydra config {where}: {_first_line(str(exc))}"
-            )
-        ]
-    )
+def _relative(path: Path | None, root: Path) -> str:
+    if path is None:
+        return ""
+    try:
+        return PurePosixPath(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+    except ValueError:
+        return str(path)

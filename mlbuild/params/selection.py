@@ -44,6 +44,18 @@ def select(params: dict[str, Any], patterns: list[str]) -> tuple[dict[str, Any],
     return dict(sorted(outermost.items())), unmatched
 
 
+def broken(pattern: str, errors: dict[str, str]) -> list[str]:
+    """The keys of ``errors`` (keys that do not resolve) that ``pattern`` selects: the key
+    itself, a key inside a subtree it selects, or a subtree the key is inside of."""
+    hits = []
+    for key in errors:
+        parts = key.split(".")
+        nested = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        if any(fnmatch.fnmatchcase(k, pattern) for k in nested) or pattern.startswith(f"{key}."):
+            hits.append(key)
+    return hits
+
+
 def nest(selected: dict[str, Any]) -> dict[str, Any]:
     """``{"train.lr": 1}`` → ``{"train": {"lr": 1}}``: the shape a step's params file has."""
     tree: dict[str, Any] = {}

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from mlbuild._lazy import lazy_getattr
 
 RECIPE_FILE = "ml.yaml"
-# where a workspace keeps a current copy of the schema for editors (init's modeline points here)
-SCHEMA_COPY = ".mlbuild/ml.schema.json"
+# the schema file `mlbuild init` writes beside ml.yaml, to commit: its modeline points here, so
+# editors validate the recipe in any clone, offline
+SCHEMA_FILE = "ml.schema.json"
 
 if TYPE_CHECKING:
     from mlbuild.recipe._yaml import KeyPath as KeyPath
@@ -29,14 +30,17 @@ if TYPE_CHECKING:
     from mlbuild.recipe.models import DataImport as DataImport
     from mlbuild.recipe.models import Dataset as Dataset
     from mlbuild.recipe.models import Environment as Environment
-    from mlbuild.recipe.models import HydraParams as HydraParams
     from mlbuild.recipe.models import OutSpec as OutSpec
+    from mlbuild.recipe.models import ParamSources as ParamSources
     from mlbuild.recipe.models import Recipe as Recipe
     from mlbuild.recipe.models import ServingModel as ServingModel
     from mlbuild.recipe.models import Signature as Signature
     from mlbuild.recipe.models import Step as Step
     from mlbuild.recipe.models import TensorSpec as TensorSpec
     from mlbuild.recipe.models import parse_duration as parse_duration
+    from mlbuild.recipe.schema import SCHEMA_ID as SCHEMA_ID
+    from mlbuild.recipe.schema import StaleSchemaError as StaleSchemaError
+    from mlbuild.recipe.schema import check_schema as check_schema
     from mlbuild.recipe.schema import recipe_json_schema as recipe_json_schema
     from mlbuild.recipe.schema import render_schema as render_schema
     from mlbuild.recipe.schema import write_schema as write_schema
@@ -55,14 +59,17 @@ _LAZY = {
     "DataImport": "models",
     "Dataset": "models",
     "Environment": "models",
-    "HydraParams": "models",
     "OutSpec": "models",
+    "ParamSources": "models",
     "Recipe": "models",
     "Step": "models",
     "TensorSpec": "models",
     "Signature": "models",
     "ServingModel": "models",
     "parse_duration": "models",
+    "SCHEMA_ID": "schema",
+    "StaleSchemaError": "schema",
+    "check_schema": "schema",
     "recipe_json_schema": "schema",
     "render_schema": "schema",
     "write_schema": "schema",
@@ -73,7 +80,7 @@ __getattr__ = lazy_getattr("mlbuild.recipe", _LAZY)
 
 __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "RECIPE_FILE",
-    "SCHEMA_COPY",
+    "SCHEMA_FILE",
     "KeyPath",
     "Position",
     "SourceMap",
@@ -87,12 +94,15 @@ __all__ = [  # noqa: RUF022 - the lazy names follow the constant
     "DataImport",
     "Dataset",
     "Environment",
-    "HydraParams",
     "OutSpec",
+    "ParamSources",
     "Recipe",
     "Step",
     "ServingModel",
     "parse_duration",
+    "SCHEMA_ID",
+    "StaleSchemaError",
+    "check_schema",
     "recipe_json_schema",
     "render_schema",
     "write_schema",

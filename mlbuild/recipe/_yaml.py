@@ -8,15 +8,43 @@ aliases: ``limits.py``), so neither the walk nor anything after it can blow up.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.recipe._composer import BoundedLoader, YamlLimitError
 from mlbuild.recipe.limits import MAX_BYTES, read_limited, too_big
+
+# Booleans and numbers as YAML 1.2 reads them — as editors read the recipe (yaml-language-server)
+# and as the JSON Schema types it. PyYAML's YAML 1.1 also reads yes/no/on/off as booleans (so
+# `always_run: yes` passed here and failed in the editor), `1e-3` (no dot) as a string and
+# `12:30` as 750.
+BOOL_TAG = "tag:yaml.org,2002:bool"
+INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
+YAML12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+YAML12_INT = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$")
+YAML12_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
+class _Loader(BoundedLoader):
+    # a table of new lists: the resolvers added below leave PyYAML's own loaders as they are
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (BOOL_TAG, INT_TAG, FLOAT_TAG)]
+        for first, resolvers in BoundedLoader.yaml_implicit_resolvers.items()
+    }
+
+
+_Loader.add_implicit_resolver(BOOL_TAG, YAML12_BOOL, list("tTfF"))
+_Loader.add_implicit_resolver(INT_TAG, YAML12_INT, list("-+0123456789"))
+_Loader.add_implicit_resolver(FLOAT_TAG, YAML12_FLOAT, list("-+.0123456789"))  # after int
 
 KeyPath = tuple[str | int, ...]
 
@@ -86,7 +114,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     if size > MAX_BYTES:
         raise RecipeError([Problem(file, None, None, "", too_big(size))])
     source = SourceMap(file=file, lines=text.splitlines())
-    loader = BoundedLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:

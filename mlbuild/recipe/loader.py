@@ -12,7 +12,7 @@ from mlbuild.errors import Problem, RecipeError
 from mlbuild.recipe import RECIPE_FILE
 from mlbuild.recipe._yaml import KeyPath, SourceMap, load_yaml
 from mlbuild.recipe.limits import read_limited
-from mlbuild.recipe.models import Recipe
+from mlbuild.recipe.models import PARAMS_FILE_HINT, Recipe
 
 
 def load_recipe(path: Path) -> tuple[Recipe, SourceMap]:
@@ -101,8 +101,8 @@ def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
         DataImport,
         Dataset,
         Environment,
-        HydraParams,
         OutSpec,
+        ParamSources,
         ServingModel,
         Signature,
         Step,
@@ -115,7 +115,7 @@ def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
     if head == "environment" and len(loc) == 1:
         return Environment
     if head == "params" and len(loc) == 1:
-        return HydraParams
+        return ParamSources
     if head == "steps" and len(loc) == 2:
         return Step
     if head == "steps" and len(loc) == 4 and loc[2] == "outs":
@@ -151,9 +151,11 @@ def _describe(error: Any) -> str:
     got = error.get("input")
     shown = _show(got)
     if kind in _MESSAGES:
-        return f"{_MESSAGES[kind]}, got {shown}"
+        return f"{_MESSAGES[kind]}, got {shown}{_yaml11_hint(got)}"
     if kind == "string_pattern_mismatch" and error["loc"][-1] == "timeout":
         return f"expected seconds (a number) or a duration such as 90s, 30m, 2h, got {shown}"
+    if kind == "string_pattern_mismatch" and error["loc"][0] == "params":
+        return f"expected {PARAMS_FILE_HINT}, got {shown}"
     if kind == "literal_error":
         return f"expected {error['ctx']['expected']}, got {shown}"
     if kind == "string_pattern_mismatch":
@@ -170,6 +172,15 @@ def _describe(error: Any) -> str:
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
     return f"{error['msg']}, got {shown}"
+
+
+def _yaml11_hint(value: Any) -> str:
+    """YAML 1.1 read yes/no/on/off as booleans; the recipe is YAML 1.2, where they are text."""
+    if isinstance(value, str) and value.lower() in ("yes", "no", "on", "off", "y", "n"):
+        return (
+            " (the recipe is YAML 1.2, where yes, no, on and off are strings; write true or false)"
+        )
+    return ""
 
 
 def _show(value: Any) -> str:

@@ -27,11 +27,14 @@ from pydantic import (
 SCHEMA_VERSION = 1
 STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-DURATION = r"^\d+(\.\d+)?\s*[smh]?$"  # ECMA-262 too: editors run this pattern
+# positive: a digit 1-9 before or after the point (ECMA-262 too: editors run this pattern)
+DURATION = r"^(?:\d*[1-9]\d*(?:\.\d+)?|\d+\.\d*[1-9]\d*)\s*[smh]?$"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a value must already have the type the JSON Schema gives (no "yes" → True, no
+    # "3" → 3), so that mlbuild and an editor using the schema accept exactly the same recipes
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _shape(value: Any) -> str | None:
@@ -194,6 +197,9 @@ def parse_duration(value: float | str) -> float:
 class Environment(_Model):
     """The software environment the steps run in. Its lock file's hash enters every fingerprint."""
 
+    # the rule of _one_lock, for editors
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["pipfile", "requirements"]}})
+
     python: str | None = Field(
         default=None,
         pattern=r"^3\.\d+(\.\d+)?$",
@@ -249,6 +255,18 @@ class DataImport(_Model):
 class Dataset(_Model):
     """A named dataset: DVC-tracked in this repository, imported from another, or a plain path."""
 
+    # the rule of _consistent, for editors
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["import", "dvc"],
+                "properties": {
+                    "dvc": {"const": False, "description": "An import is fetched through DVC."}
+                },
+            }
+        }
+    )
+
     path: str = Field(
         min_length=1,
         description="Where the data lives in this repository. Steps name the dataset in `deps` as "
@@ -283,12 +301,53 @@ class Dataset(_Model):
         return self
 
 
-class HydraParams(_Model):
-    """Parameters composed by Hydra from a config directory."""
+PARAMS_FILE = r"^[^*?]*[^/]\.(yaml|yml|json|toml)$"
+PARAMS_FILE_HINT = "a params file ending in .yaml, .yml, .json or .toml"
 
-    config_dir: str = Field(
+ParamsFile = Annotated[
+    str,
+    Field(
+        pattern=PARAMS_FILE,
+        description="A plain params file (YAML, JSON or TOML) relative to the recipe, as DVC's "
+        "`params.yaml`. Its top-level keys are parameters; overrides of them are written into "
+        "the file before the steps run.",
+        examples=["params.yaml"],
+    ),
+]
+
+
+class ParamSources(_Model):
+    """Parameters from plain params files, with a Hydra config tree or inline values."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # the rules of _consistent, for editors
+        json_schema_extra={
+            "anyOf": [{"required": ["config_dir"]}, {"required": ["files"]}],
+            "not": {"required": ["config_dir", "values"]},
+            "dependentRequired": {"config_name": ["config_dir"]},
+        },
+    )
+
+    files: list[ParamsFile] = Field(
+        default_factory=list,
         min_length=1,
-        description="Hydra config directory, relative to the recipe.",
+        description="Plain params files (YAML, JSON or TOML; DVC's `params.yaml` convention), "
+        "read as data: no `${...}` interpolation. Their top-level keys are parameters and must "
+        "not repeat across sources. An override of one of their keys is written into the file "
+        "(atomically, the rest of the file kept) before the steps run, so a step that reads the "
+        "file itself sees exactly the values its fingerprint holds; the file stays edited, as "
+        "`dvc exp run -S` leaves `params.yaml`. A step that lists the file in `deps` re-runs "
+        "when any of it changes.",
+        examples=[["params.yaml"]],
+    )
+    config_dir: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Hydra config directory, relative to the recipe, composed with Hydra's "
+        "compose API (defaults lists, config groups, `${...}` and `${hydra:...}` "
+        "interpolation).",
         examples=["conf"],
     )
     config_name: str = Field(
@@ -297,11 +356,35 @@ class HydraParams(_Model):
         description="Primary config file in `config_dir`, without `.yaml`.",
         examples=["config"],
     )
+    values: dict[str, Any] | None = Field(
+        default=None,
+        description="Parameters written inline, beside the params files (a Hydra tree keeps its "
+        "own defaults: give either `values` or `config_dir`).",
+        examples=[{"seed": 1}],
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamSources:
+        if self.config_dir is not None and self.values is not None:
+            raise ValueError(
+                "give either 'values' or a Hydra 'config_dir', not both; keep default values "
+                "in the Hydra config tree"
+            )
+        if self.config_dir is None and "config_name" in self.model_fields_set:
+            raise ValueError("'config_name' names the primary config in 'config_dir'; add it")
+        return self
+
+
+_SOURCE_KEYS = ("config_dir", "files")
 
 
 def _params_shape(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "#file"
+    if isinstance(value, list):
+        return "#files"
     if isinstance(value, dict):
-        return "#hydra" if "config_dir" in value else "#inline"
+        return "#sources" if any(key in value for key in _SOURCE_KEYS) else "#inline"
     return None
 
 
@@ -310,19 +393,22 @@ InlineParams = Annotated[
     WithJsonSchema(
         {
             "type": "object",
-            "not": {"required": ["config_dir"]},
+            "not": {"anyOf": [{"required": [key]} for key in _SOURCE_KEYS]},
             "description": "Parameters written inline as a (nested) mapping.",
         }
     ),
 ]
 
 Params = Annotated[
-    Annotated[HydraParams, Tag("#hydra")] | Annotated[InlineParams, Tag("#inline")],
+    Annotated[ParamsFile, Tag("#file")]
+    | Annotated[list[ParamsFile], Field(min_length=1), Tag("#files")]
+    | Annotated[ParamSources, Tag("#sources")]
+    | Annotated[InlineParams, Tag("#inline")],
     Discriminator(
         _params_shape,
         custom_error_type="params_shape",
-        custom_error_message="expected a mapping of parameters, or {config_dir, config_name} "
-        "for a Hydra config directory",
+        custom_error_message="expected a params file (params.yaml), a list of them, a mapping "
+        "of parameters, or {files, config_dir, config_name, values}",
     ),
 ]
 
@@ -486,6 +572,8 @@ class Store(_Model):
 
     url: str = Field(
         min_length=1,
+        # the rule of _no_password, for editors
+        json_schema_extra={"not": {"pattern": r"^[^:/]+://[^/@]*:[^/@]+@"}},
         description="Database URL of the run store a team shares: `postgresql://USER@HOST/DB` "
         "(or `sqlite:///PATH`). Never a password: ml.yaml is committed; use `PGPASSWORD` or "
         "`~/.pgpass`. `MLBUILD_STORE` overrides it.",
@@ -527,10 +615,23 @@ class Recipe(_Model):
     )
     params: Params | None = Field(
         default=None,
-        description="Parameters: an inline mapping, or a Hydra config directory "
-        "(`{config_dir: conf, config_name: config}`). Override them on the command line with "
-        "Hydra's syntax: `mlbuild run train.lr=0.01 model=xgb`.",
-        examples=[{"train": {"lr": 0.1}}, {"config_dir": "conf", "config_name": "config"}],
+        description="Parameters: a params file (`params.yaml`, DVC's convention) or a list of "
+        "them, an inline mapping, a Hydra config tree (`{config_dir: conf, config_name: "
+        "config}`), or files together with a Hydra tree or inline values (`{files: "
+        "[params.yaml], config_dir: conf}`). Override them on the command line with Hydra's "
+        "syntax: `mlbuild run train.lr=0.01 model=xgb`.",
+        examples=[
+            "params.yaml",
+            {"train": {"lr": 0.1}},
+            {"config_dir": "conf", "config_name": "config"},
+            {"files": ["params.yaml"], "values": {"seed": 1}},
+        ],
+    )
+    overrides: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Default overrides in Hydra's syntax (`model=tree`, `trainer.max_epochs=1`), "
+        "applied before the ones given on the command line, which win.",
+        examples=[["model=tree", "+trainer.fast_dev_run=true"]],
     )
     data: dict[Annotated[str, Field(pattern=DATASET_NAME)], Dataset] = Field(
         default_factory=dict,

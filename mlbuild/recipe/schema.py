@@ -7,21 +7,29 @@ no ``title`` noise in completion lists.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
-from mlbuild.recipe import models
+from mlbuild.errors import MlbuildError
 from mlbuild.recipe.models import Recipe
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# names the schema (its `$ref`s resolve against it); a modeline may use this URL or, as
+# `mlbuild init` writes, the committed file beside ml.yaml
+SCHEMA_ID = "https://mlbuild.dev/schema/ml.schema.json"
+
+
+class StaleSchemaError(MlbuildError):
+    """A schema file is not the one this mlbuild generates."""
 
 
 def recipe_json_schema() -> dict[str, Any]:
     """The JSON Schema document for ``ml.yaml``."""
     schema = Recipe.model_json_schema(mode="validation")
     _polish(schema)
-    return {"$schema": DRAFT, **schema}
+    return {"$schema": DRAFT, "$id": SCHEMA_ID, **schema}
 
 
 def render_schema() -> str:
@@ -29,28 +37,40 @@ def render_schema() -> str:
     return json.dumps(recipe_json_schema(), indent=2, sort_keys=False) + "\n"
 
 
-def write_schema(path: Path, *, if_stale: bool = False) -> None:
-    """Write the schema to ``path`` (atomically), unless it already holds exactly that.
-
-    With ``if_stale``, a copy newer than the models it comes from is trusted without rendering
-    the schema again (rendering costs a recompile ~10 ms).
-    """
-    if if_stale:
-        try:
-            if path.stat().st_mtime_ns > Path(models.__file__).stat().st_mtime_ns:
-                return
-        except OSError:
-            pass
+def write_schema(path: Path) -> bool:
+    """Write the schema to ``path`` (atomically), unless it already holds exactly that; whether
+    it wrote."""
+    if path.is_dir() or not path.name:
+        raise MlbuildError(f"cannot write {path}: it is a directory; name a file")
     text = render_schema()
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if _read(path) == text:
+        return False
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise MlbuildError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return True
+
+
+def check_schema(path: Path, display: str) -> None:
+    """Raise :class:`StaleSchemaError` unless ``path`` holds exactly the current schema."""
+    found = _read(path)
+    if found == render_schema():
+        return
+    what = "does not exist" if found is None else "is not the schema of this mlbuild"
+    raise StaleSchemaError(f"{display} {what}; write it with `mlbuild schema -o {display}`")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _polish(node: Any) -> None:

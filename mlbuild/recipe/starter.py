@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mlbuild.errors import UsageError
-from mlbuild.recipe import RECIPE_FILE, SCHEMA_COPY
+from mlbuild.recipe import RECIPE_FILE, SCHEMA_FILE
 from mlbuild.recipe.loader import parse_recipe
 
 _SCRIPTS = ("prepare", "featurize", "train", "evaluate")
@@ -29,7 +29,7 @@ def write_starter(root: Path, *, name: str | None, force: bool) -> Path:
 def starter_text(root: Path, name: str | None) -> str:
     project = _slug(name or root.resolve().name)
     lines = [
-        f"# yaml-language-server: $schema={SCHEMA_COPY}",
+        f"# yaml-language-server: $schema={SCHEMA_FILE}",
         "schema_version: 1",
         f"name: {project}",
         "environment:",
@@ -43,8 +43,21 @@ def starter_text(root: Path, name: str | None) -> str:
         )
         if lock:
             lines.append(f"  requirements: {lock}")
+    # DVC's convention: scripts read params.yaml themselves (it is a dep of each of them)
+    params_file = next(
+        (
+            f
+            for f in ("params.yaml", "params.yml", "params.json", "params.toml")
+            if (root / f).is_file()
+        ),
+        None,
+    )
     if (root / "conf" / "config.yaml").exists():
         lines += ["params:", "  config_dir: conf", "  config_name: config"]
+        if params_file:
+            lines.append(f"  files: [{params_file}]")
+    elif params_file:
+        lines.append(f"params: {params_file}  # overrides (key=value) are written into it")
     lines.append("steps:")
     scripts = _scripts(root)
     if not scripts:
@@ -57,7 +70,8 @@ def starter_text(root: Path, name: str | None) -> str:
         ]
     previous: str | None = None
     for step, script in scripts:
-        lines += [f"  {step}:", f"    cmd: python {script}", f"    deps: [{script}]"]
+        deps = ", ".join([script, *([params_file] if params_file else [])])
+        lines += [f"  {step}:", f"    cmd: python {script}", f"    deps: [{deps}]"]
         if previous:
             lines.append(f"    needs: [{previous}]")
         lines.append("    outs: []  # list the files this step writes")

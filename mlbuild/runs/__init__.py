@@ -9,13 +9,14 @@ from __future__ import annotations
 from mlbuild.runs.artifacts import get_artifact
 from mlbuild.runs.provenance import git_info
 from mlbuild.runs.record import HEARTBEAT, RecordedRun, finished_record, new_record, recorded_run
-from mlbuild.runs.reproduce import Comparison, Reproduction, compare_outputs, reproduce
+from mlbuild.runs.reproduce import Comparison, Reproduction, Skipped, compare_outputs, reproduce
 
 __all__ = [
     "HEARTBEAT",
     "Comparison",
     "RecordedRun",
     "Reproduction",
+    "Skipped",
     "compare_outputs",
     "finished_record",
     "get_artifact",

@@ -5,7 +5,12 @@ run's steps for real (``--force``: a cache hit proves nothing), and compare what
 
     recorded run ─▶ checks: commit, uncommitted diff, recipe, lock file, params, data versions
                  ─▶ re-run its steps with its overrides, forced, recorded as a new run
-                 ─▶ compare each artifact's content hash and each metric
+                 ─▶ compare each cached artifact's content hash and each metric
+
+Outputs declared ``cache: false`` or ``persist: true`` are not compared, and the result names
+them: the first are the way to declare an output that differs on every run (a log, a tracking
+database), the second an output a step updates in place (a checkpoint), which depends on what
+the workspace held before.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from mlbuild.cache import hash_bytes
 from mlbuild.errors import ReproduceError
 from mlbuild.exec import Reporter
-from mlbuild.graph import Workspace
+from mlbuild.graph import Graph, Workspace
 from mlbuild.runs.record import RecordedRun, new_record, recorded_run
 from mlbuild.store import RunRecord, RunStore
 
@@ -37,11 +42,20 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """An output of the run that is not compared, and why (``cache: false``, ``persist: true``)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Reproduction:
     original: RunRecord
     checks: list[Comparison]
     rerun: RecordedRun
     outcome: list[Comparison]
+    skipped: list[Skipped]
 
     @property
     def matches(self) -> bool:
@@ -87,7 +101,24 @@ def reproduce(
         kind="reproduce",
         tags={"reproduces": original.id},
     )
-    return Reproduction(original, checks, rerun, compare_outputs(original, rerun.record, tolerance))
+    skipped = uncompared(original, graph)
+    ignore = {s.path for s in skipped}
+    outcome = compare_outputs(original, rerun.record, tolerance, ignore=ignore)
+    return Reproduction(original, checks, rerun, outcome, skipped)
+
+
+def uncompared(original: RunRecord, graph: Graph) -> list[Skipped]:
+    """The recorded artifacts that are not compared: declared ``cache: false`` (or recorded as
+    not cached) or ``persist: true``."""
+    declared = {out.path: out for step in graph.steps.values() for out in step.outs}
+    skipped = []
+    for artifact in original.artifacts:
+        out = declared.get(artifact.path)
+        if not artifact.cached or (out is not None and not out.cache):
+            skipped.append(Skipped(artifact.path, "cache: false"))
+        elif out is not None and out.persist:
+            skipped.append(Skipped(artifact.path, "persist: true"))
+    return skipped
 
 
 def input_checks(ws: Workspace, original: RunRecord, now: RunRecord) -> list[Comparison]:
@@ -122,11 +153,16 @@ def input_checks(ws: Workspace, original: RunRecord, now: RunRecord) -> list[Com
     return checks
 
 
-def compare_outputs(original: RunRecord, new: RunRecord, tolerance: float) -> list[Comparison]:
-    """Artifacts by content hash, metrics by value (floats within ``tolerance``, relative)."""
+def compare_outputs(
+    original: RunRecord, new: RunRecord, tolerance: float, *, ignore: set[str] | None = None
+) -> list[Comparison]:
+    """Artifacts by content hash (but those in ``ignore``), metrics by value (floats within
+    ``tolerance``, relative)."""
     found: list[Comparison] = []
     now_artifacts = {a.path: a.digest for a in new.artifacts}
     for artifact in original.artifacts:
+        if artifact.path in (ignore or set()):
+            continue
         found.append(
             Comparison(
                 "artifact",

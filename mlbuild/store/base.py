@@ -69,8 +69,8 @@ class RunStore(RunWriter, Protocol):
         """Runs matching ``query`` in its order, without their steps and artifacts."""
         ...
 
-    def count_runs(self) -> int:
-        """How many runs the store holds."""
+    def count_runs(self, query: RunQuery | None = None) -> int:
+        """How many runs match ``query``'s filters (not its limit); all runs without one."""
         ...
 
     def set_tags(self, run_id: str, tags: dict[str, str], remove: list[str]) -> RunRecord:

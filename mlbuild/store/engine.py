@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from mlbuild.errors import StoreError
+from mlbuild.extras import MissingExtraError, install_command, missing_extra
 
 T = TypeVar("T")
 _RETRIES = 20
@@ -47,11 +48,14 @@ def make_engine(url: str) -> sa.Engine:
         )
     try:
         return sa.create_engine(parsed, pool_size=2, max_overflow=2)
-    except ModuleNotFoundError:
-        raise StoreError(
-            f"the PostgreSQL driver for {parsed.drivername} is not installed; install it with "
-            "`pip install 'mlbuild[postgres]'` (psycopg2-binary)"
-        ) from None
+    except ModuleNotFoundError as exc:
+        if parsed.drivername != "postgresql+psycopg2":  # a driver the user chose, not ours
+            raise MissingExtraError(
+                f"the run store URL names the driver {parsed.drivername}, whose package "
+                f"'{exc.name}' is not installed; install it, or use postgresql:// (psycopg2: "
+                f"`{install_command('postgres')}`)"
+            ) from None
+        raise missing_extra("postgres", "a PostgreSQL run store", "psycopg2") from None
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:

@@ -79,7 +79,29 @@ def _where(stmt: sa.Select[Any], query: RunQuery) -> sa.Select[Any]:
         stmt = stmt.where(runs.c.git_commit.startswith(query.commit.lower(), autoescape=True))
     if query.kind:
         stmt = stmt.where(runs.c.kind == query.kind)
+    if not query.include_noop:
+        stmt = stmt.where(~is_noop())
     return stmt
+
+
+def is_noop() -> sa.ColumnElement[bool]:
+    """A run that executed nothing: finished, and every step a cache hit (cached or restored).
+
+    Such a run is still recorded — appending its journal entry costs nothing on the run's path,
+    it proves the outputs at its commit, and a record is never rewritten — but listing it would
+    bury the runs that made something. A failed or interrupted run is never a no-op.
+    ``runs.executed`` is written with the run's steps: asking run_steps instead (NOT EXISTS)
+    cost 60 ms per count over 10,000 runs.
+    """
+    return sa.and_(runs.c.status == "finished", runs.c.executed.is_(False))
+
+
+def count_runs(conn: sa.Connection, query: RunQuery | None) -> int:
+    """How many runs match ``query`` (its filters; not its order or limit), or all runs."""
+    stmt = sa.select(sa.func.count(runs.c.id))
+    if query is not None:
+        stmt = _where(stmt, query)
+    return int(conn.execute(stmt).scalar() or 0)
 
 
 def _exists(table: sa.Table, cond: Condition) -> sa.Exists:

@@ -45,6 +45,8 @@ class RunQuery:
     sort: str = "started"  # started, duration, or a metric name
     descending: bool = True
     limit: int | None = 50
+    # False leaves out no-op runs: finished runs whose every step was a cache hit (listing.py)
+    include_noop: bool = True
 
 
 def parse_condition(text: str, option: str) -> Condition:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from mlbuild.errors import StoreError
+from mlbuild.extras import DISTRIBUTION
 
 metadata = sa.MetaData()
 
@@ -51,6 +52,8 @@ runs = sa.Table(
     sa.Column("metrics", sa.Text, nullable=False),  # JSON, flat
     sa.Column("data_versions", sa.Text, nullable=False),  # JSON
     sa.Column("notes", sa.Text, nullable=False),
+    # some step ran (not a cache hit): `runs list` leaves out finished runs without one (v3)
+    sa.Column("executed", sa.Boolean),
     sa.Index("ix_runs_started", "started"),
     sa.Index("ix_runs_status", "status"),
     sa.Index("ix_runs_git_commit", "git_commit"),
@@ -150,10 +153,20 @@ def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
     return migrate
 
 
+def _add_executed(conn: sa.Connection) -> None:
+    """v3: ``runs.executed``, filled in from the steps of the runs already recorded. A store
+    created since v3 got the column from migration 1 (which creates the table as it is now)."""
+    if "executed" not in {c["name"] for c in sa.inspect(conn).get_columns("runs")}:
+        conn.execute(sa.text("ALTER TABLE runs ADD COLUMN executed BOOLEAN"))
+    ran = sa.exists().where(run_steps.c.run_id == runs.c.id, run_steps.c.cache_hit.is_(False))
+    conn.execute(sa.update(runs).where(runs.c.executed.is_(None)).values(executed=ran))
+
+
 # version → the migration that brings a store from the version before to it
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     1: _create(runs, run_params, run_metrics, run_steps, run_artifacts, run_tags),
     2: _create(model_versions, model_alias_changes),
+    3: _add_executed,
 }
 LATEST = max(MIGRATIONS)
 _ADVISORY_LOCK = 0x6D6C6275  # "mlbu": serialises migrations on a shared PostgreSQL store
@@ -176,7 +189,7 @@ def migrate(conn: sa.Connection, target: int = LATEST) -> int:
     if found > LATEST:
         raise StoreError(
             f"the run store is at schema version {found}, newer than this mlbuild understands "
-            f"({LATEST}); upgrade mlbuild (`pip install -U mlbuild`)"
+            f"({LATEST}); upgrade mlbuild (`pip install -U {DISTRIBUTION}`)"
         )
     if found == 0:
         schema_table.create(conn)

@@ -19,7 +19,7 @@ from mlbuild.errors import NotFoundError, StoreError
 from mlbuild.nested import leaves
 from mlbuild.store import registry
 from mlbuild.store.engine import display_url, make_engine, transact
-from mlbuild.store.listing import find_runs
+from mlbuild.store.listing import count_runs, find_runs
 from mlbuild.store.liveness import is_gone
 from mlbuild.store.query import RunQuery, as_number, as_text
 from mlbuild.store.records import (
@@ -151,9 +151,9 @@ class SqlRunStore:
         result: list[RunRecord] = self._read(work)
         return result
 
-    def count_runs(self) -> int:
-        count = self._read(lambda conn: conn.execute(sa.func.count(runs.c.id).select()).scalar())
-        return int(count)
+    def count_runs(self, query: RunQuery | None = None) -> int:
+        count: int = self._read(lambda conn: count_runs(conn, query))
+        return count
 
     def set_tags(self, run_id: str, tags: dict[str, str], remove: list[str]) -> RunRecord:
         def work(conn: sa.Connection) -> str:
@@ -370,6 +370,7 @@ def _run_row(run: RunRecord) -> dict[str, Any]:
         "metrics": json.dumps(run.metrics, sort_keys=True),
         "data_versions": json.dumps(run.data_versions, sort_keys=True),
         "notes": run.notes,
+        "executed": any(not step.cache_hit for step in run.steps),
     }
 
 

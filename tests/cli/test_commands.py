@@ -141,10 +141,15 @@ def test_init_writes_a_recipe_that_validates_and_will_not_overwrite(ws: Workspac
     ws.gen({"src": {"train.py": "print('training')\n", "prepare.py": ""}, "requirements.txt": ""})
     done = ws.cli("init")
     assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "wrote ml.yaml and ml.schema.json, which its first line points editors at: commit both; "
+        "check the recipe with `mlbuild validate`, then `mlbuild run`\n"
+    )
     text = ws.read("ml.yaml")
-    assert text.startswith("# yaml-language-server: $schema=.mlbuild/ml.schema.json\n")
-    assert ws.read(".mlbuild/ml.schema.json") == ws.cli("schema").stdout
-    assert ws.read(".mlbuild/.gitignore").endswith("*\n")
+    # a path beside the recipe, committed with it: a fresh clone's editor finds the schema
+    assert text.startswith("# yaml-language-server: $schema=ml.schema.json\n")
+    assert ws.read("ml.schema.json") == ws.cli("schema").stdout
+    assert ws.cli("schema", "--check").returncode == 0
     assert "cmd: python src/train.py" in text and "requirements: requirements.txt" in text
     assert ws.cli("validate").returncode == 0
     again = ws.cli("init")

@@ -58,7 +58,7 @@ def show(ws: Workspace, run_id: str) -> Any:
 def test_every_run_is_recorded_with_params_metrics_steps_and_artifacts(ws: Workspace) -> None:
     first = demo(ws).run_json("lr=0.2", "--tag", "team=vision", "--note", "baseline")
     again = ws.run_json("lr=0.2")
-    listed = runs(ws)
+    listed = runs(ws, "--all")
     assert [r["id"] for r in listed] == [again["run_id"], first["run_id"]]
     record = show(ws, first["run_id"][:8])
     assert record["status"] == "finished"
@@ -437,7 +437,7 @@ def test_recording_a_no_op_run_loads_no_database_library(ws: Workspace) -> None:
     )
     assert ws.cli_python(probe).stdout.strip().splitlines()[-1] == "0 []"
     assert len(list((ws.root / ".mlbuild/runs/journal").glob("*.json"))) == 2
-    listed = runs(ws)
+    listed = runs(ws, "--all")
     assert [r["status"] for r in listed] == ["finished", "finished"]
     assert not list((ws.root / ".mlbuild/runs/journal").glob("*.json")), "moved into the store"
 
@@ -458,3 +458,109 @@ def test_a_run_records_the_versions_of_the_datasets_it_read(ws: Workspace) -> No
     assert list(versions) == ["rows"]
     assert versions["rows"].startswith("file ")
     assert versions["rows"].endswith(" path=rows.csv")
+
+
+def test_a_run_that_executed_nothing_is_recorded_but_listed_only_with_all(ws: Workspace) -> None:
+    made = demo(ws).run_json("lr=0.2")["run_id"]
+    noop = ws.cli("run", "lr=0.2")
+    assert noop.returncode == 0, noop.stderr
+    assert " (it executed nothing: `runs list --all` shows it)\nmetrics: " in noop.stdout
+    restored = ws.run_json("lr=0.3")["run_id"]
+    ws.run_json("lr=0.2")  # restores lr=0.2's outputs from the cache: executes nothing either
+    assert [r["id"] for r in runs(ws)] == [restored, made]
+    assert len(runs(ws, "--all")) == 4
+    table = ws.cli("runs", "list").stdout.splitlines()
+    assert [line.split()[0] for line in table[1:-1]] == [restored[:8], made[:8]]
+    assert table[-1] == (
+        "(2 runs that executed nothing, every step cached, not shown; `--all` lists them)"
+    )
+    assert "not shown" not in ws.cli("runs", "list", "--all").stdout
+    # a failed run executed something, even when its steps were cache hits before it failed
+    ws.gen({"train.py": "raise SystemExit(3)\n"})
+    assert ws.cli("run", "lr=0.4").returncode == 1
+    assert runs(ws)[0]["status"] == "failed"
+
+
+def test_metrics_two_steps_report_under_one_key_are_kept_for_each_step(ws: Workspace) -> None:
+    ws.recipe(
+        """\
+        schema_version: 1
+        name: demo
+        params: {seed: 1}
+        steps:
+          train:
+            cmd: 'echo "{\\"accuracy\\": 0.9, \\"loss\\": 0.1}" > train.json'
+            params: [seed]
+            metrics: [train.json]
+          evaluate:
+            cmd: 'echo "{\\"accuracy\\": 0.8, \\"f1\\": 0.7}" > eval.json'
+            needs: [train]
+            metrics: [eval.json]
+        """
+    )
+    first = ws.run_json()
+    assert first["metrics"] == {
+        "train/accuracy": 0.9,
+        "loss": 0.1,
+        "evaluate/accuracy": 0.8,
+        "f1": 0.7,
+    }
+    assert [s["metrics"] for s in first["steps"]] == [
+        {"accuracy": 0.9, "loss": 0.1},
+        {"accuracy": 0.8, "f1": 0.7},
+    ]
+    assert show(ws, first["run_id"])["metrics"] == first["metrics"]
+    second = ws.run_json("seed=2")["run_id"]
+    found = runs(ws, "--metric", "evaluate/accuracy>=0.8", "--sort", "train/accuracy")
+    assert [r["id"] for r in found] == [second, first["run_id"]]
+    lines = ws.cli("runs", "compare", first["run_id"][:8], second[:8]).stdout.splitlines()
+    rows = [line.split()[:3] for line in lines if " metric " in f" {line} "]
+    assert rows == [
+        ["metric", "evaluate/accuracy", "0.8"],
+        ["metric", "f1", "0.7"],
+        ["metric", "loss", "0.1"],
+        ["metric", "train/accuracy", "0.9"],
+    ]
+
+
+def test_runs_reproduce_compares_only_cached_outputs_and_names_the_others(ws: Workspace) -> None:
+    ws.recipe(
+        """\
+        schema_version: 1
+        name: demo
+        steps:
+          train:
+            cmd: python train.py
+            deps: [train.py]
+            outs:
+              - model.txt
+              - {path: train.log, cache: false}
+              - {path: checkpoints, persist: true}
+        """
+    ).gen(
+        {
+            "train.py": """\
+                import os, time
+                open("model.txt", "w").write("weights\\n")
+                open("train.log", "w").write(f"started {time.time_ns()}\\n")
+                os.makedirs("checkpoints", exist_ok=True)
+                open(f"checkpoints/{time.time_ns()}.ckpt", "w").write("x")
+                """
+        }
+    )
+    run_id = ws.run_json()["run_id"]
+    done = ws.cli("runs", "reproduce", run_id[:8])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "not compared (cache: false)" in next(x for x in lines if " train.log " in x)
+    assert "not compared (persist: true)" in next(x for x in lines if " checkpoints " in x)
+    assert lines[-1].startswith(f"run {run_id[:8]} reproduced: 1 artifact and 0 metrics match ")
+    assert lines[-1].endswith(
+        "; not compared, as declared: checkpoints (persist: true), train.log (cache: false)"
+    )
+    as_json = json.loads(ws.cli("runs", "reproduce", run_id[:8], "--json").stdout)
+    assert as_json["skipped"] == [
+        {"path": "checkpoints", "reason": "persist: true"},
+        {"path": "train.log", "reason": "cache: false"},
+    ]
+    assert [o["name"] for o in as_json["outputs"]] == ["model.txt"]

@@ -322,3 +322,54 @@ def test_outputs_marked_dvc_are_added_to_dvc_and_pushed(ws: Workspace, tmp_path:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "pushed 1 file(s) to the default DVC remote: model.bin\n"
     assert (tmp_path / "remote/files/md5" / digest[:2] / digest[2:]).is_file()
+
+
+def test_an_import_whose_source_is_unreachable_says_so(make_ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    registry = make_ws("registry")
+    git_dvc_repo(registry.root, tmp_path / "registry-remote")
+    registry.gen({"sets": {"iris.csv": "x,y\n1,2\n"}})
+    dvc(registry.root, "add", "-q", "sets/iris.csv")
+    sh(registry.root, "git", "add", "-A")
+    sh(registry.root, "git", "commit", "-qm", "v1")
+    app = make_ws("app")
+    app.recipe(
+        """\
+        schema_version: 1
+        name: app
+        data:
+          gone: {path: a.csv, import: {repo: ../no-such-registry, path: sets/iris.csv}}
+          down: {path: b.csv, import: {repo: "https://127.0.0.1:9/org/registry.git", path: x}}
+          norev: {path: c.csv, import: {repo: ../registry, rev: v9, path: sets/iris.csv}}
+          unpushed: {path: d.csv, import: {repo: ../registry, path: sets/iris.csv}}
+        steps:
+          gone: {cmd: "true", deps: [data:gone]}
+          down: {cmd: "true", deps: [data:down]}
+          norev: {cmd: "true", deps: [data:norev]}
+          unpushed: {cmd: "true", deps: [data:unpushed]}
+        """
+    )
+    fix = (
+        "check `import.repo` (a git URL, or a path relative to the recipe), the network and "
+        "your git credentials"
+    )
+    messages = {
+        "gone": "mlbuild: dataset 'gone': the source repository ../no-such-registry is "
+        f"unreachable (No git repository was found at ../no-such-registry); {fix}\n",
+        "down": "mlbuild: dataset 'down': the source repository "
+        "https://127.0.0.1:9/org/registry.git is unreachable ([Errno 111] Connection refused); "
+        f"{fix}\n",
+        "norev": "mlbuild: dataset 'norev': ../registry has no revision 'v9'; fix `import.rev` "
+        "(a tag, branch or commit of that repository)\n",
+    }
+    for step, message in messages.items():
+        done = app.cli("plan", step)
+        assert (done.returncode, done.stderr) == (1, message), step
+    # reachable, but the data was never pushed to the registry's remote (nor is in its cache)
+    shutil.rmtree(registry.root / ".dvc" / "cache")
+    done = app.cli("run", "unpushed")
+    assert done.returncode == 1
+    assert done.stderr.endswith(
+        "failed: [Errno 2] No storage files available: 'sets/iris.csv'; if its data is not on "
+        "that repository's DVC remote, run `dvc push` there\n"
+    )
+    assert "Traceback" not in done.stderr

@@ -44,12 +44,41 @@ steps:
   a: {cmd: x, outs: [model.pkl, data/]}
   b: {cmd: x, outs: [model.pkl]}
   c: {cmd: x, outs: [data/raw.csv]}
+  d: {cmd: x, outs: [logs/run.txt]}
+  e: {cmd: x, outs: [logs]}
 """,
     ) == [
-        "mlbuild: ml.yaml:5:22: steps.b.outs[0]: 'model.pkl' also written by step 'a' "
-        "('model.pkl'); each path must have one producer",
-        "ml.yaml:6:22: steps.c.outs[0]: 'data/raw.csv' overlaps written by step 'a' ('data'); "
-        "each path must have one producer",
+        "mlbuild: ml.yaml:5:22: steps.b.outs[0]: 'model.pkl' is also written by step 'a' "
+        "(steps.a.outs[0] at line 4); each path must have one producer",
+        "ml.yaml:6:22: steps.c.outs[0]: 'data/raw.csv' is inside 'data', written by step 'a' "
+        "(steps.a.outs[1] at line 4); each path must have one producer",
+        "ml.yaml:8:22: steps.e.outs[0]: 'logs' holds 'logs/run.txt', written by step 'd' "
+        "(steps.d.outs[0] at line 7); each path must have one producer",
+    ]
+
+
+def test_a_metrics_file_written_twice_is_reported_at_the_second_metrics_entry(
+    ws: Workspace,
+) -> None:
+    assert errors(
+        ws,
+        """\
+schema_version: 1
+name: demo
+steps:
+  train:
+    cmd: x
+    outs: [model.pkl]
+    metrics: [metrics.json]
+  evaluate:
+    cmd: x
+    deps: [model.pkl]
+    outs: [report.html]
+    metrics: [scores.json, metrics.json]
+""",
+    ) == [
+        "mlbuild: ml.yaml:12:28: steps.evaluate.metrics[1]: 'metrics.json' is also written by "
+        "step 'train' (steps.train.metrics[0] at line 7); each path must have one producer",
     ]
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from mlbuild.errors import OverrideError
-from mlbuild.params import compose_params, expand_sweeps, nest, select
+from mlbuild.errors import OverrideError, Problem
+from mlbuild.params import ParamSpec, expand_sweeps, nest, resolve_params, select
 from tests.conftest import Workspace, statuses
 
 HYDRA_TREE = {
@@ -25,14 +28,19 @@ HYDRA_TREE = {
 }
 
 
-def compose(ws: Workspace, *overrides: str) -> dict[str, object]:
-    return compose_params(
-        inline=None,
-        config_dir=ws.root / "conf",
-        config_name="config",
+def resolve(spec: ParamSpec, root: Path, *overrides: str) -> dict[str, Any]:
+    """The parameters ``spec`` resolves to, composed in this process."""
+    return resolve_params(
+        spec,
+        root=root,
+        recipe=root / "ml.yaml",
         overrides=list(overrides),
-        recipe_file="ml.yaml",
-    )
+        problem=lambda path, message: Problem("ml.yaml", None, None, str(path), message),
+    ).params
+
+
+def compose(ws: Workspace, *overrides: str) -> dict[str, object]:
+    return resolve(ParamSpec(config_dir="conf"), ws.root, *overrides)
 
 
 def test_a_hydra_config_tree_composes_with_defaults_and_interpolation(ws: Workspace) -> None:
@@ -57,13 +65,9 @@ def test_overrides_use_hydras_grammar_groups_values_additions_and_deletions(
     }
 
 
-def test_inline_params_take_the_same_overrides() -> None:
-    params = compose_params(
-        inline={"train": {"lr": 0.1}, "tag": "${train.lr}"},
-        config_dir=None,
-        overrides=["train.lr=0.5"],
-        recipe_file="ml.yaml",
-    )
+def test_inline_params_take_the_same_overrides(tmp_path: Path) -> None:
+    spec = ParamSpec(values={"train": {"lr": 0.1}, "tag": "${train.lr}"})
+    params = resolve(spec, tmp_path, "train.lr=0.5")
     assert params == {"train": {"lr": 0.5}, "tag": 0.5}
 
 
@@ -87,11 +91,9 @@ def test_inline_params_take_the_same_overrides() -> None:
         ),
     ],
 )
-def test_bad_overrides_say_what_is_wrong(override: str, message: str) -> None:
+def test_bad_overrides_say_what_is_wrong(override: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(OverrideError) as caught:
-        compose_params(
-            inline={"train": {"lr": 0.1}}, config_dir=None, overrides=[override], recipe_file="x"
-        )
+        resolve(ParamSpec(values={"train": {"lr": 0.1}}), tmp_path, override)
     assert caught.value.message == message
 
 

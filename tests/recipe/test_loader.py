@@ -126,7 +126,7 @@ def test_params_with_config_dir_are_a_hydra_source_and_typos_in_it_are_caught() 
     text = GOOD + "params: {config_dir: conf, config_nmae: main}\n"
     assert problems(text) == [
         "ml.yaml:10:28: params.config_nmae: unknown key 'config_nmae' (did you mean "
-        "'config_name'?); expected one of: config_dir, config_name"
+        "'config_name'?); expected one of: config_dir, config_name, files, values"
     ]
 
 

@@ -334,7 +334,7 @@ def test_a_diff_reads_the_run_metrics_only_of_its_overrides(ws: Workspace) -> No
     ("args", "message"),
     [
         (
-            ["--", "-x"],
+            ["v1..-x"],
             "mlbuild: '-x' is not a revision: a revision never starts with '-' (to compare "
             "against a file of that name, write ./-x)\n",
         ),
@@ -362,9 +362,10 @@ def test_bad_revisions(repo: Workspace, args: list[str], message: str) -> None:
 def test_an_option_smuggled_as_a_revision_runs_nothing(repo: Workspace, tmp_path: Path) -> None:
     target = tmp_path / "written-by-git"
     for args in (
-        [f"--upload-pack=touch {target}"],
-        ["--", f"--output={target}"],
-        ["--", "-o" + str(target)],
+        [f"--upload-pack=touch {target}"],  # not an option of diff
+        [f"v1..--upload-pack=touch {target}"],  # read as a Hydra override, and refused
+        [f"v1..-o{target}"],  # a revision that would be an option to git
+        [f"v1...-o{target}"],
     ):
         done = repo.cli("diff", *args)
         assert done.returncode == 2, done
@@ -472,10 +473,13 @@ def test_what_git_holds_but_mlbuild_never_reads_from_a_revision(repo: Workspace)
     done = repo.cli("diff", "v7", "forged")
     assert (done.returncode, done.stderr) == (
         2,
-        "mlbuild: forged:ml.yaml: cannot apply overrides : In 'config': Could not find "
+        "mlbuild: forged:ml.yaml:4:9: params: Hydra config in conf: In 'config': Could not find "
         "'train/default' (not copied from git: .mlbuild/compiled/000.json: inside .git or "
         ".mlbuild, which mlbuild never reads from a revision; conf/train: a symlink to '/etc', "
-        "outside the repository)\n",
+        "outside the repository)\n"
+        "    4 | params: {config_dir: conf, config_name: config}\n"
+        "      |         ^\n"
+        "1 problem in forged:ml.yaml\n",
     )
 
 

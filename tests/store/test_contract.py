@@ -20,12 +20,13 @@ from mlbuild.store import (
     RunQuery,
     RunStatus,
     RunStore,
+    StepEntry,
     open_store,
     parse_condition,
     parse_tag_condition,
 )
 from mlbuild.store.engine import make_engine
-from mlbuild.store.schema import LATEST, migrate, runs
+from mlbuild.store.schema import LATEST, migrate, run_steps, runs
 from mlbuild.store.sql import _run_row
 from tests.conftest import CHILD_ENV, REPO
 from tests.store.factory import finish, make_run, tmp_records
@@ -162,6 +163,28 @@ def test_runs_list_newest_first_and_at_most_limit(store: RunStore) -> None:
     assert store.count_runs() == 5
     listed = store.list_runs(query())[0]
     assert (listed.steps, listed.artifacts) == ([], [])  # list leaves the heavy parts out
+
+
+def test_runs_that_executed_nothing_are_left_out_when_asked(store: RunStore) -> None:
+    hit = [StepEntry("train", "cached", "f" * 64, 0.0, cache_hit=True)]
+    mixed = [*hit, StepEntry("evaluate", "ran", "e" * 64, 1.0, cache_hit=False)]
+    made, noop, partly, failed, running = (make_run(started=1000.0 + i) for i in range(5))
+    for run, steps, status in (
+        (made, None, RunStatus.FINISHED),
+        (noop, hit, RunStatus.FINISHED),
+        (partly, mixed, RunStatus.FINISHED),
+        (failed, hit, RunStatus.FAILED),
+    ):
+        store.start_run(run)
+        store.finish_run(finish(run, status=status, **({"steps": steps} if steps else {})))
+    store.start_run(running)  # no steps recorded yet: still running, not a no-op
+    executed = query(include_noop=False)
+    assert [r.id for r in store.list_runs(executed)] == [
+        r.id for r in (running, failed, partly, made)
+    ]
+    assert len(store.list_runs(query())) == 5
+    assert (store.count_runs(executed), store.count_runs(query()), store.count_runs()) == (4, 5, 5)
+    assert store.count_runs(query(include_noop=False, statuses=["finished"])) == 2
 
 
 def test_runs_are_filtered_by_param_metric_tag_status_and_commit(store: RunStore) -> None:
@@ -343,6 +366,27 @@ def test_opening_an_older_store_migrates_it_and_keeps_its_runs(url: str) -> None
     upgraded.close()
 
 
+def test_a_version_2_store_learns_which_of_its_runs_executed_nothing(url: str) -> None:
+    hit = [StepEntry("train", "cached", "f" * 64, 0.0, cache_hit=True)]
+    made, noop = finish(make_run(started=1.0)), finish(make_run(started=2.0), steps=hit)
+    engine = make_engine(url)
+    with engine.begin() as conn:  # a store as version 2 left it: no runs.executed column
+        migrate(conn, target=2)
+        conn.execute(sa.text("ALTER TABLE runs DROP COLUMN executed"))
+        for run in (made, noop):
+            row = {k: v for k, v in _run_row(run).items() if k != "executed"}
+            conn.execute(sa.insert(runs).values(**row))
+            conn.execute(
+                sa.insert(run_steps),
+                [{"run_id": run.id, "position": i, **s.__dict__} for i, s in enumerate(run.steps)],
+            )
+    engine.dispose()
+    upgraded = open_store(url)
+    assert [r.id for r in upgraded.list_runs(query(include_noop=False))] == [made.id]
+    assert [r.id for r in upgraded.list_runs(query())] == [noop.id, made.id]
+    upgraded.close()
+
+
 def test_a_store_newer_than_this_mlbuild_is_refused(url: str) -> None:
     open_store(url).close()
     engine = make_engine(url)
@@ -353,7 +397,7 @@ def test_a_store_newer_than_this_mlbuild_is_refused(url: str) -> None:
         open_store(url)
     assert caught.value.message == (
         f"the run store is at schema version 99, newer than this mlbuild understands ({LATEST}); "
-        "upgrade mlbuild (`pip install -U mlbuild`)"
+        "upgrade mlbuild (`pip install -U mlbuild-engine`)"
     )
 
 
