@@ -214,8 +214,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     names, overrides = words.steps, words.overrides
     combos = _combinations(ws, overrides, args.multirun)
     console = Console()
-    reporter: StepReporter | JsonReporter = (
-        JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)
+    from mlbuild.cli.sections import GitLabSections, step_reporter
+
+    reporter: StepReporter | GitLabSections | JsonReporter = (
+        JsonReporter() if args.json else step_reporter(console, quiet=args.quiet)
     )
     summaries = []
     run_ids = []

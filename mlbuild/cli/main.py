@@ -162,9 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    from mlbuild.cli.review_parser import add_review_commands
     from mlbuild.cli.store_parser import add_store_commands
 
     add_store_commands(sub, _Parser)
+    add_review_commands(sub, _Parser)
     return parser
 
 
