@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# `dvc` commands the tests run would each start an analytics daemon that tries the network
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 # Subprocesses import mlbuild from this checkout, whatever else is installed.
 CHILD_ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 

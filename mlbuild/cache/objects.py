@@ -79,6 +79,15 @@ class ObjectStore:
         for entry in self.read_manifest(digest):
             self._check_file(entry.digest, entry.size)
 
+    def holds(self, digest: str, size: int | None = None) -> bool:
+        """Whether :meth:`check` passes: the object (and each file of a directory) is there, a
+        regular file of the right size. A damaged one goes to quarantine on the way."""
+        try:
+            self.check(digest, size)
+        except (MissingObjectError, CorruptObjectError):
+            return False
+        return True
+
     def read_manifest(self, digest: str) -> list[ManifestEntry]:
         """The files of directory object ``digest``, verified against its name."""
         fd, info = self._open(digest, None)

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from mlbuild import atomic
-from mlbuild.cache import CorruptObjectError, Digest, MissingObjectError
+from mlbuild.cache import Digest
 from mlbuild.errors import MlbuildError
 from mlbuild.git import tracked_and_clean
 from mlbuild.graph import Workspace
@@ -75,12 +75,7 @@ class Ownership:
         a directory the user only removed files from loses nothing when replaced)."""
         manifest = digest.manifest
         files = [e.digest for e in manifest] if manifest is not None else [digest.value]
-        for file in files:
-            try:
-                self.ws.cache.objects.check(file)
-            except (MissingObjectError, CorruptObjectError):
-                return False
-        return True
+        return all(self.ws.cache.objects.holds(file) for file in files)
 
     def claim(self, paths: Iterable[str]) -> None:
         """Record ``paths`` as being written by mlbuild now, before anything writes them."""

@@ -194,7 +194,7 @@ def cache_plan(res: Resolved) -> dict[str, CachePlan]:
         fp = fingerprint(components(graph, step, deps, res.lock_digest, data))
         result = cache.actions.get(fp)
         usable = result is not None and all(
-            cache.objects.has_all(r.digest) for r in result.outs.values() if r.cached
+            cache.objects.holds(r.digest, r.size) for r in result.outs.values() if r.cached
         )
         if step.always_run or result is None or not usable:
             note = "always_run is set" if step.always_run else "no cached result for these inputs"
