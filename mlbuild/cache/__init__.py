@@ -6,17 +6,17 @@ from mlbuild.cache.actions import ActionCache, ActionResult, OutRecord
 from mlbuild.cache.copying import hash_regular_file
 from mlbuild.cache.gc import GcReport, collect
 from mlbuild.cache.hashing import Digest, Hasher, HashStats, ManifestEntry, hash_bytes
+from mlbuild.cache.location import CACHE_DIR_ENV, FORMAT_VERSION, Cache
 from mlbuild.cache.names import DIR_SUFFIX, check_digest, is_digest, is_safe_relpath
 from mlbuild.cache.objects import (
     BadObjectError,
     CorruptObjectError,
     MissingObjectError,
-    ObjectStore,
+    Objects,
     remove,
 )
 from mlbuild.cache.quarantine import move_aside
 from mlbuild.cache.state import StateTable
-from mlbuild.cache.store import CACHE_DIR_ENV, FORMAT_VERSION, Cache
 from mlbuild.cache.workspaces import Registration, forget, registrations
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "Hasher",
     "ManifestEntry",
     "MissingObjectError",
-    "ObjectStore",
+    "Objects",
     "OutRecord",
     "Registration",
     "StateTable",
