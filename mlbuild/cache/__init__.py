@@ -7,6 +7,16 @@ from mlbuild.cache.copying import hash_regular_file
 from mlbuild.cache.gc import GcReport, collect
 from mlbuild.cache.hashing import Digest, Hasher, HashStats, ManifestEntry, hash_bytes
 from mlbuild.cache.location import CACHE_DIR_ENV, FORMAT_VERSION, Cache
+from mlbuild.cache.lookup import (
+    InOutputError,
+    Located,
+    LookupFailedError,
+    NotAnOutputError,
+    NotInOutputError,
+    UncachedOutputError,
+    UnusableOutputError,
+    locate,
+)
 from mlbuild.cache.names import DIR_SUFFIX, check_digest, is_digest, is_safe_relpath
 from mlbuild.cache.objects import (
     BadObjectError,
@@ -32,12 +42,19 @@ __all__ = [
     "GcReport",
     "HashStats",
     "Hasher",
+    "InOutputError",
+    "Located",
+    "LookupFailedError",
     "ManifestEntry",
     "MissingObjectError",
+    "NotAnOutputError",
+    "NotInOutputError",
     "Objects",
     "OutRecord",
     "Registration",
     "StateTable",
+    "UncachedOutputError",
+    "UnusableOutputError",
     "check_digest",
     "collect",
     "forget",
@@ -45,6 +62,7 @@ __all__ = [
     "hash_regular_file",
     "is_digest",
     "is_safe_relpath",
+    "locate",
     "move_aside",
     "registrations",
     "remove",

@@ -18,10 +18,20 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mlbuild.cache import DIR_SUFFIX, CorruptObjectError, MissingObjectError
+from mlbuild.cache import (
+    DIR_SUFFIX,
+    CorruptObjectError,
+    MissingObjectError,
+    NotAnOutputError,
+    NotInOutputError,
+    OutRecord,
+    UncachedOutputError,
+    UnusableOutputError,
+    locate,
+)
 from mlbuild.errors import CacheError, MlbuildError, NotFoundError, UsageError
 from mlbuild.graph import Workspace
-from mlbuild.paths import UnsafePathError, is_within, normalise
+from mlbuild.paths import UnsafePathError, normalise
 
 
 def get_artifact(ws: Workspace, run: Any, path: str, output: Path, *, force: bool) -> Path:
@@ -66,37 +76,36 @@ def _wanted(run: Any, path: str) -> str:
 def _artifact_digest(ws: Workspace, run: Any, path: str) -> tuple[str, int]:
     """The digest and size of ``path``: an artifact of ``run``, or a file inside a directory
     artifact; checked cheaply (type and size) to be in the cache."""
-    recorded = []
+    outs: dict[str, OutRecord] = {}
     for artifact in run.artifacts:
-        try:
-            known = normalise(artifact.path)
-        except UnsafePathError:
-            continue  # a hostile record; never matched, never restored
-        recorded.append(known)
-        if not is_within(path, known):
-            continue
-        if not artifact.cached:
-            raise NotFoundError(
-                f"artifact {artifact.path} of run {run.id[:8]} is declared `cache: false`, so "
-                "the cache never held it; only the workspace that made it has it"
+        with contextlib.suppress(UnsafePathError):  # a hostile record: never matched or restored
+            outs[normalise(artifact.path)] = OutRecord(
+                str(artifact.digest), int(artifact.size), bool(artifact.cached)
             )
-        try:
-            ws.cache.objects.check(artifact.digest, artifact.size)
-        except (MissingObjectError, CorruptObjectError) as exc:
-            raise _unusable(ws, run, artifact.path, exc) from None
-        if path == known:
-            return str(artifact.digest), int(artifact.size)
-        relpath = path[len(known) + 1 :]
-        for entry in ws.cache.objects.read_manifest(artifact.digest):
-            if entry.relpath == relpath:
-                return str(entry.digest), int(entry.size)
-        raise NotFoundError(f"{artifact.path} of run {run.id[:8]} holds no file {relpath}")
-    close = difflib.get_close_matches(path, recorded, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise NotFoundError(
-        f"run {run.id[:8]} has no artifact {path}{hint}; its artifacts: "
-        f"{', '.join(recorded) or 'none'}"
-    )
+    try:
+        found = locate(ws.cache.objects, outs, path)
+    except UncachedOutputError as exc:
+        raise NotFoundError(
+            f"artifact {exc.out} of run {run.id[:8]} is declared `cache: false`, so "
+            "the cache never held it; only the workspace that made it has it"
+        ) from None
+    except UnusableOutputError as exc:
+        raise _unusable(ws, run, exc.out, exc.cause) from None
+    except NotInOutputError as exc:
+        relpath = path[len(exc.out) + 1 :]
+        raise NotFoundError(f"{exc.out} of run {run.id[:8]} holds no file {relpath}") from None
+    except NotAnOutputError:
+        close = difflib.get_close_matches(path, list(outs), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise NotFoundError(
+            f"run {run.id[:8]} has no artifact {path}{hint}; its artifacts: "
+            f"{', '.join(outs) or 'none'}"
+        ) from None
+    try:  # cheaply, before anything is written: a gone object gets its own advice
+        ws.cache.objects.check(found.record.digest, found.record.size)
+    except (MissingObjectError, CorruptObjectError) as exc:
+        raise _unusable(ws, run, found.out, exc) from None
+    return found.digest, found.size
 
 
 def _unusable(
