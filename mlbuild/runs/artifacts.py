@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from mlbuild.cache import (
     DIR_SUFFIX,
@@ -32,9 +31,10 @@ from mlbuild.cache import (
 from mlbuild.errors import CacheError, MlbuildError, NotFoundError, UsageError
 from mlbuild.graph import Workspace
 from mlbuild.paths import UnsafePathError, normalise
+from mlbuild.store import RunRecord
 
 
-def get_artifact(ws: Workspace, run: Any, path: str, output: Path, *, force: bool) -> Path:
+def get_artifact(ws: Workspace, run: RunRecord, path: str, output: Path, *, force: bool) -> Path:
     """Restore artifact ``path`` of ``run`` (or a file inside a directory artifact) to
     ``output``; the path written. Raises :class:`UsageError` when ``output`` exists and not
     ``force``, :class:`NotFoundError` when the run or the cache does not hold the artifact."""
@@ -55,7 +55,7 @@ def get_artifact(ws: Workspace, run: Any, path: str, output: Path, *, force: boo
     return dest
 
 
-def _wanted(run: Any, path: str) -> str:
+def _wanted(run: RunRecord, path: str) -> str:
     """The requested path, normalised; a hostile recorded path it names is refused as such."""
     for artifact in run.artifacts:
         if artifact.path.rstrip("/") == path.rstrip("/"):
@@ -73,14 +73,14 @@ def _wanted(run: Any, path: str) -> str:
         raise UsageError(f"{exc.message} (PATH names an artifact of the run)") from None
 
 
-def _artifact_digest(ws: Workspace, run: Any, path: str) -> tuple[str, int]:
+def _artifact_digest(ws: Workspace, run: RunRecord, path: str) -> tuple[str, int]:
     """The digest and size of ``path``: an artifact of ``run``, or a file inside a directory
     artifact; checked cheaply (type and size) to be in the cache."""
     outs: dict[str, OutRecord] = {}
     for artifact in run.artifacts:
         with contextlib.suppress(UnsafePathError):  # a hostile record: never matched or restored
             outs[normalise(artifact.path)] = OutRecord(
-                str(artifact.digest), int(artifact.size), bool(artifact.cached)
+                artifact.digest, artifact.size, artifact.cached
             )
     try:
         found = locate(ws.cache.objects, outs, path)
@@ -109,7 +109,7 @@ def _artifact_digest(ws: Workspace, run: Any, path: str) -> tuple[str, int]:
 
 
 def _unusable(
-    ws: Workspace, run: Any, path: str, exc: MissingObjectError | CorruptObjectError
+    ws: Workspace, run: RunRecord, path: str, exc: MissingObjectError | CorruptObjectError
 ) -> MlbuildError:
     """The error for an artifact whose cached copy is gone or bad (and now in quarantine)."""
     remake = f"make it again with `mlbuild runs reproduce {run.id[:8]}`"
