@@ -113,7 +113,6 @@ class _Scheduler:
             reporter=self.reporter,
             cancelled=self.cancelled,
             watch=self._watch,
-            halted=self._halted,
         )
 
     def execute(self) -> RunSummary:
@@ -129,27 +128,27 @@ class _Scheduler:
         sorter.prepare()
         pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="mlbuild-step")
         futures: dict[Future[StepOutcome], str] = {}
+        order = {name: index for index, name in enumerate(self.names)}  # to report in order
+        ready: list[str] = []  # steps whose upstream is done, waiting for a free job slot
         previous = _on_stop_signals(self.cancelled)
         try:
             while sorter.is_active() and not self.cancelled.is_set():
-                for name in sorter.get_ready():
-                    blocked = self._blocked_by(name)
-                    if blocked:
-                        self._finish(
-                            StepOutcome(
-                                name,
-                                Status.SKIPPED,
-                                message=f"not run: '{blocked}' failed",
-                                kind=self.graph.steps[name].kind,
-                            )
-                        )
+                ready.extend(sorter.get_ready())
+                # a step starts only when a job slot is free, so that after a failure nothing
+                # queued starts (fail-fast) and its skip is reported after the failure
+                while ready and len(futures) < self.jobs:
+                    name = ready.pop(0)
+                    skipped = self._skipped(name)
+                    if skipped is not None:
+                        self._finish(skipped)
                         sorter.done(name)
+                        ready.extend(sorter.get_ready())
                     else:
                         futures[pool.submit(self._run, name)] = name
                 if not futures:
                     continue
                 done, _ = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
-                for future in done:
+                for future in sorted(done, key=lambda f: order[futures[f]]):
                     name = futures.pop(future)
                     self._finish(future.result())
                     sorter.done(name)
@@ -175,18 +174,22 @@ class _Scheduler:
         )
 
     def _run(self, name: str) -> StepOutcome:
-        """One step, in a pool thread; a failure halts the run before this thread takes the
-        next queued step."""
-        outcome = self.runner.run(name)
-        if outcome.status is Status.FAILED:
-            with self.lock:
-                self.first_failure = self.first_failure or name
-        return outcome
+        """One step, in a pool thread."""
+        return self.runner.run(name)
 
-    def _halted(self) -> str | None:
-        """The failed step after which no new step starts (never with ``keep_going``)."""
-        with self.lock:
-            return None if self.keep_going else self.first_failure
+    def _skipped(self, name: str) -> StepOutcome | None:
+        """The outcome of ``name`` when it must not start: a step it depends on failed, or
+        (without ``keep_going``) any step failed."""
+        kind = self.graph.steps[name].kind
+        blocked = self._blocked_by(name)
+        if blocked is not None:
+            return StepOutcome(
+                name, Status.SKIPPED, message=f"not run: '{blocked}' failed", kind=kind
+            )
+        if self.first_failure is not None and not self.keep_going:
+            message = f"not started after '{self.first_failure}' failed (--keep-going would run it)"
+            return StepOutcome(name, Status.SKIPPED, message=message, kind=kind)
+        return None
 
     def _watch(self, name: str, running: RunningStep) -> ProcessResult:
         """Wait for ``running``, which stops with the run: on Ctrl-C, and even if mlbuild dies."""
@@ -231,6 +234,8 @@ class _Scheduler:
         return None
 
     def _finish(self, outcome: StepOutcome) -> None:
+        if outcome.status is Status.FAILED and self.first_failure is None:
+            self.first_failure = outcome.name
         masked = self.reporter.masked(outcome)
         self.outcomes[outcome.name] = masked
         self.reporter.inner.step_finished(masked)

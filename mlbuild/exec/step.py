@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,7 +49,6 @@ class StepRunner:
         reporter: MaskingReporter,
         cancelled: threading.Event,
         watch: Watch,
-        halted: Callable[[], str | None],
     ) -> None:
         self.ws = ws
         self.graph = graph
@@ -63,14 +61,9 @@ class StepRunner:
         self.reporter = reporter
         self.cancelled = cancelled
         self.watch = watch
-        self.halted = halted  # the failed step that stops new steps from starting, if any
 
     def run(self, name: str) -> StepOutcome:
         spec = self.graph.steps[name]
-        failed = self.halted()
-        if failed is not None:
-            message = f"not started after '{failed}' failed (--keep-going would run it)"
-            return StepOutcome(name, Status.SKIPPED, message=message, kind=spec.kind)
         started = time.monotonic()
         decision: Decision | None = None
         log: str | None = None

@@ -57,8 +57,11 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
         print("no sample declared (model.check.sample): the model loads; nothing predicted")
         return result
     output = Path(request["output"] or Path(request["result"]).with_name(_scratch(sample)))
-    try:
-        with output.open("w", encoding="utf-8", newline="") as handle:
+    try:  # the declared output appears whole or not at all (the model may fail half-way)
+        with (
+            atomic.replacing(output, sync=False) as tmp,
+            tmp.open("w", encoding="utf-8", newline="") as handle,
+        ):
             rows = predict_file(runtime, Path(sample), handle)
     except InvalidInput as exc:
         raise MlbuildError(f"{sample}: {exc.message}") from None
