@@ -15,11 +15,9 @@ from mlbuild.graph.plan import (
 )
 from mlbuild.graph.records import StepRecord, StepRecords
 from mlbuild.graph.workspace import Workspace
-from mlbuild.paths import META_DIR
 
 __all__ = [
     "COMMAND",
-    "META_DIR",
     "Action",
     "Components",
     "Decision",

@@ -106,7 +106,7 @@ def _compile_step(
         cmd = [expand(arg, (*here, "cmd", i), for_shell=False) for i, arg in enumerate(step.cmd)]
         refs = [key for arg in step.cmd for key in references(arg)]
 
-    selected, unmatched = select(params, [*step.params, *refs])
+    selected, unmatched = select(params, [*step.params, *refs], flat=flat)
     for index, pattern in enumerate(step.params):
         if unresolved((*here, "params", index), pattern):
             continue

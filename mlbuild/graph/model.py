@@ -76,10 +76,6 @@ class StepSpec:
         cmd: str | list[str] | None = self.config.get("cmd") if self.kind == COMMAND else None
         return cmd
 
-    @property
-    def uses_shell(self) -> bool:
-        return isinstance(self.cmd, str)
-
     def display_cmd(self) -> str:
         import shlex
 
@@ -182,18 +178,6 @@ class Graph:
             message=message,
             source_line=self.lines.get(line) if line else None,
         )
-
-    def downstream(self, name: str) -> list[str]:
-        """Every step that depends on ``name``, directly or not."""
-        found: list[str] = []
-        frontier = [name]
-        while frontier:
-            current = frontier.pop()
-            for step in self.steps.values():
-                if current in step.upstream and step.name not in found:
-                    found.append(step.name)
-                    frontier.append(step.name)
-        return found
 
     def upstream_closure(self, names: list[str]) -> list[str]:
         """``names`` and everything they depend on, in topological order."""
