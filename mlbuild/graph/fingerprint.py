@@ -114,7 +114,7 @@ def _short_id(value: str | None) -> str:
     """An image id (``sha256:`` and 64 hex digits) as ``sha256:1f0c9a2e3b4d…``."""
     if value is None:
         return "none"
-    return value if len(value) <= 19 else f"{value[:19]}…"
+    return f"{value[:19]}…" if value.startswith("sha256:") and len(value) > 19 else value
 
 
 def _env_var_diff(old: dict[str, str | None], new: dict[str, str | None]) -> list[str]:
