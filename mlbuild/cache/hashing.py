@@ -141,7 +141,8 @@ class Hasher:
 
 def manifest_digest(entries: tuple[ManifestEntry, ...]) -> str:
     lines = "".join(f"{e.relpath}\0{e.digest}\0{'x' if e.executable else '-'}\n" for e in entries)
-    return hash_bytes(lines.encode()) + DIR_SUFFIX
+    # a file name need not be UTF-8: hash the bytes the file system holds for it
+    return hash_bytes(lines.encode("utf-8", "surrogateescape")) + DIR_SUFFIX
 
 
 def _walk(top: Path) -> Iterator[tuple[str, str, os.stat_result]]:

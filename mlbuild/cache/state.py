@@ -57,7 +57,9 @@ class StateTable:
         """Persist recorded rows, except those written too recently to trust (racy window)."""
         with self._lock:
             cutoff = racy.cutoff()
-            ready = {p: r for p, r in self._dirty.items() if r[2] <= cutoff}
+            # SQLite keeps text as UTF-8: a path that is not (a name of other bytes) is not kept,
+            # and its file is read again next time
+            ready = {p: r for p, r in self._dirty.items() if r[2] <= cutoff and _is_utf8(p)}
             if not ready:
                 return
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +79,14 @@ class StateTable:
                 return
             for path in ready:
                 del self._dirty[path]
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _create(db: sqlite3.Connection) -> None:
