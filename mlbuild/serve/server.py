@@ -65,14 +65,32 @@ def read_token(options: ServerOptions) -> str | None:
             )
         return token
     if options.token_file is not None:
+        where = f"--token-file {options.token_file}"
         try:
-            token = Path(options.token_file).read_text(encoding="utf-8").strip()
+            # bounded: a device (/dev/zero) or a wrong, huge file must not fill the memory
+            with open(options.token_file, "rb") as f:
+                raw = f.read(_TOKEN_FILE_LIMIT + 1)
         except OSError as exc:
-            raise UsageError(f"--token-file {options.token_file}: {exc.strerror}") from None
+            raise UsageError(f"{where}: {exc.strerror}") from None
+        if len(raw) > _TOKEN_FILE_LIMIT:
+            raise UsageError(
+                f"{where}: the file is larger than {_TOKEN_FILE_LIMIT:,} bytes; it should hold "
+                "only the token"
+            )
+        try:
+            token = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"{where}: the file is not UTF-8 text; it should hold only the token"
+            ) from None
         if not token:
-            raise UsageError(f"--token-file {options.token_file}: the file is empty")
+            raise UsageError(f"{where}: the file is empty")
         return token
     return None
+
+
+# far above any bearer token (a JWT is a few KiB)
+_TOKEN_FILE_LIMIT = 64 * 1024
 
 
 def build_app(

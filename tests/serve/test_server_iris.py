@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -402,3 +403,23 @@ def test_predict_jsonl_and_its_errors(iris: Workspace) -> None:
     assert not [p.name for p in iris.root.iterdir() if p.name.startswith(".out.jsonl")]
     done = run_cli(iris, "predict", "flowers.jsonl", "-o", "model")
     assert (done.returncode, done.stderr) == (2, "mlbuild: -o model is a directory; name a file\n")
+
+
+def test_a_token_file_that_is_huge_or_not_text_refuses_to_start(
+    iris: Workspace, tmp_path: Path
+) -> None:
+    binary = tmp_path / "token.bin"
+    binary.write_bytes(b"\xff\xfe\x00token\n")
+    done = iris.cli("serve", "--token-file", str(binary))
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"mlbuild: --token-file {binary}: the file is not UTF-8 text; it should hold only the "
+        "token\n",
+    )
+    # a device that never ends is read no further than the limit
+    done = iris.cli("serve", "--token-file", "/dev/zero", timeout=60)
+    assert (done.returncode, done.stderr) == (
+        2,
+        "mlbuild: --token-file /dev/zero: the file is larger than 65,536 bytes; it should hold "
+        "only the token\n",
+    )
