@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from mlbuild import paths
 from mlbuild.errors import OverrideError, Problem, RecipeError
 from mlbuild.params.lazy import logging_env, resolve_leaves
 from mlbuild.params.locate import loaded_files, locate_choice, locate_key
@@ -193,6 +194,13 @@ def _map_output_dir(cfg: Any, root: Path, problem: Callable[[str], Problem]) -> 
                 "directory inside it (steps run at the workspace root): use a relative path",
                 problem,
             )
+        if rel != ".":
+            # mlbuild makes this directory before a step runs: never in .git or .mlbuild, nor
+            # through a symlink that leads there or out
+            try:
+                rel = paths.Fence(root).check(rel, writes=True)
+            except paths.UnsafePathError as exc:
+                raise _config_error(f"hydra.run.dir: {exc}", problem) from None
         mapped = rel
     cfg.hydra.run.dir = mapped
     cfg.hydra.runtime.output_dir = mapped

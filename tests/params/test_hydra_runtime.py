@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from tests.conftest import REPO, Workspace, statuses
 
@@ -379,3 +380,33 @@ def test_a_step_depending_on_the_config_dir_is_refused_under_overrides_only(
         "params file (params: {files: [conf/config.yaml]}), which mlbuild writes the overrides "
         "into"
     )
+
+
+def test_a_hydra_run_dir_in_git_or_mlbuild_or_through_a_symlink_out_is_refused(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # mlbuild makes Hydra's output directory before a step runs, so it is a path mlbuild writes
+    hydra_ws(ws)
+    (ws.root / ".git").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (ws.root / "out").symlink_to(tmp_path / "elsewhere")
+    refused = {
+        ".git/hooks": "'.git/hooks' is inside .git (git's own files); mlbuild never reads or "
+        "writes there",
+        ".mlbuild/cache/objects/zz": "'.mlbuild/cache/objects/zz' is inside .mlbuild (mlbuild's "
+        "state and cache); mlbuild never reads or writes there",
+        "out/run": f"'out/run' resolves through the symlink 'out' to '{tmp_path}/elsewhere/run', "
+        f"which is outside the repository ({ws.root}); use a path inside it, or replace the "
+        "symlink with a real directory",
+    }
+    for value, reason in refused.items():
+        done = ws.cli("run", "paths", f"hydra.run.dir={value}")
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"mlbuild: ml.yaml:3:9: params: hydra.run.dir: {reason}\n"), (
+            done.stderr
+        )
+    assert not (ws.root / ".git/hooks").exists()
+    assert not (ws.root / ".mlbuild/cache/objects/zz").exists()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    ws.run_json("paths", "hydra.run.dir=runs/here")
+    assert (ws.root / "runs/here").is_dir()
