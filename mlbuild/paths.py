@@ -9,15 +9,19 @@ before each removal or restore, because the filesystem can change in between (a 
 replaced by a symlink).
 
 The module is the bottom layer (stdlib and :mod:`mlbuild.errors` only), so every layer can use it,
-and it also holds the one "do these paths overlap?" helper (:func:`is_within`, :func:`overlaps`).
+and it also holds the one "do these paths overlap?" helper (:func:`is_within`, :func:`overlaps`,
+and :class:`PathIndex` to ask it of many paths at once).
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from mlbuild.errors import UsageError
 
@@ -25,6 +29,7 @@ GIT_DIR = ".git"
 META_DIR = ".mlbuild"
 _MAX_PATH = 4095  # PATH_MAX less the NUL; longer paths fail in os.stat with ENAMETOOLONG
 _MAX_NAME = 255  # NAME_MAX, in bytes
+T = TypeVar("T")
 _ROOT = ("is the repository root itself", "name a file or directory inside it")
 
 
@@ -49,6 +54,65 @@ def is_within(path: str, parent: str) -> bool:
 def overlaps(a: str, b: str) -> bool:
     """One of the two normalised paths holds the other (or they are the same)."""
     return is_within(a, b) or is_within(b, a)
+
+
+class PathIndex(Generic[T]):
+    """Normalised paths, each with a value, asked which of them hold or lie inside a path.
+
+    A question costs one lookup per folder of the path plus a binary search, not a scan of every
+    path, so the all-pairs checks of a recipe (outs written twice, the producers of each dep, "is
+    this produced?") stay linear in graphs of thousands of steps. Answers come in the order the
+    paths were added, as the scans they replace found them.
+    """
+
+    def __init__(self, items: Iterable[tuple[str, T]] = ()) -> None:
+        self._entries: dict[str, list[tuple[int, T]]] = {}  # path → (order added, value)
+        self._sorted: list[str] = []  # the paths below a folder are one contiguous run
+        self._added = 0
+        for path, value in items:
+            self.add(path, value)
+
+    def add(self, path: str, value: T) -> None:
+        if path not in self._entries:
+            bisect.insort(self._sorted, path)
+            self._entries[path] = []
+        self._entries[path].append((self._added, value))
+        self._added += 1
+
+    def holding(self, path: str) -> list[tuple[str, T]]:
+        """The indexed paths that are ``path`` or a folder above it (``is_within(path, it)``)."""
+        return self._answer(self._holding(path))
+
+    def inside(self, path: str) -> list[tuple[str, T]]:
+        """The indexed paths strictly below folder ``path``."""
+        return self._answer(self._inside(path))
+
+    def overlapping(self, path: str) -> list[tuple[str, T]]:
+        """The indexed paths that hold ``path`` or lie inside it (``overlaps(path, it)``)."""
+        return self._answer([*self._holding(path), *self._inside(path)])
+
+    def _holding(self, path: str) -> list[tuple[int, str, T]]:
+        found = [(n, path, v) for n, v in self._entries.get(path, ())]
+        end = path.find("/")
+        while end != -1:
+            folder = path[:end]
+            found += [(n, folder, v) for n, v in self._entries.get(folder, ())]
+            end = path.find("/", end + 1)
+        return found
+
+    def _inside(self, path: str) -> list[tuple[int, str, T]]:
+        prefix = f"{path}/"
+        found: list[tuple[int, str, T]] = []
+        at = bisect.bisect_left(self._sorted, prefix)
+        while at < len(self._sorted) and self._sorted[at].startswith(prefix):
+            below = self._sorted[at]
+            found += [(n, below, v) for n, v in self._entries[below]]
+            at += 1
+        return found
+
+    @staticmethod
+    def _answer(found: list[tuple[int, str, T]]) -> list[tuple[str, T]]:
+        return [(path, value) for _, path, value in sorted(found, key=lambda hit: hit[0])]
 
 
 def normalise(raw: str, *, where: str = "the repository") -> str:

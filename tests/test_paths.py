@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.paths import Fence, UnsafePathError, inner, is_within, normalise, overlaps
+from mlbuild.paths import Fence, PathIndex, UnsafePathError, inner, is_within, normalise, overlaps
 
 
 @pytest.fixture
@@ -220,3 +220,36 @@ def test_entries_of_a_directory_object_stay_inside_it(raw: str) -> None:
     with pytest.raises(UnsafePathError):
         inner(raw)
     assert inner("sub/./file.txt") == "sub/file.txt"
+
+
+def test_a_path_index_answers_as_the_pairwise_checks_do() -> None:
+    import random
+
+    rng = random.Random(7)
+    names = ["a", "a-b", "a.b", "b", "ab", "a b", "ü"]
+    paths = {"/".join(rng.choices(names, k=rng.randint(1, 4))) for _ in range(300)}
+    indexed = sorted(paths)[::2]
+    rng.shuffle(indexed)
+    index = PathIndex((p, i) for i, p in enumerate(indexed))
+    for query in sorted(paths):
+        assert index.holding(query) == [
+            (p, i) for i, p in enumerate(indexed) if is_within(query, p)
+        ], query
+        assert index.inside(query) == [
+            (p, i) for i, p in enumerate(indexed) if is_within(p, query) and p != query
+        ], query
+        assert index.overlapping(query) == [
+            (p, i) for i, p in enumerate(indexed) if overlaps(query, p)
+        ], query
+
+
+def test_a_path_index_keeps_every_value_of_a_path_added_twice() -> None:
+
+    index = PathIndex([("out/model", "train"), ("out", "prep"), ("out/model", "tune")])
+    assert index.holding("out/model/weights.bin") == [
+        ("out/model", "train"),
+        ("out", "prep"),
+        ("out/model", "tune"),
+    ]
+    assert index.inside("out") == [("out/model", "train"), ("out/model", "tune")]
+    assert index.overlapping("elsewhere") == []

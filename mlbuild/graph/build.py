@@ -22,7 +22,7 @@ from mlbuild.graph.checks import missing_inputs
 from mlbuild.graph.kinds import CompileContext, RecipePaths, section_compilers
 from mlbuild.graph.model import Graph, ServedModel, StepSpec
 from mlbuild.params import Resolved
-from mlbuild.paths import Fence, UnsafePathError, is_within, normalise, overlaps
+from mlbuild.paths import Fence, PathIndex, UnsafePathError, is_within, normalise
 from mlbuild.recipe import (
     RECIPE_FILE,
     KeyPath,
@@ -160,7 +160,7 @@ def _config_dir_below_root(recipe: Recipe) -> str | None:
 def _compile_model(
     project: str,
     section: ServingModel | None,
-    producers: dict[str, str],
+    producers: PathIndex[str],
     paths: RecipePaths,
     source: SourceMap,
     problems: list[Problem],
@@ -174,7 +174,7 @@ def _compile_model(
         normal = paths.check(raw, path, writes=False)
         if normal is None:
             return raw
-        if not any(is_within(normal, out) for out in producers):
+        if not producers.holding(normal):
             problems.append(
                 source.problem(
                     path,
@@ -231,20 +231,19 @@ def _compile_datasets(recipe: Recipe, paths: RecipePaths) -> dict[str, DatasetSp
 
 def _check_data_not_produced(
     datasets: dict[str, DatasetSpec],
-    producers: dict[str, str],
+    producers: PathIndex[str],
     source: SourceMap,
     problems: list[Problem],
 ) -> None:
     for name, dataset in datasets.items():
-        for out, step in producers.items():
-            if overlaps(out, dataset.path):
-                problems.append(
-                    source.problem(
-                        ("data", name, "path"),
-                        f"dataset '{name}' ({dataset.path}) is also written by step '{step}'; "
-                        "a dataset is an input: read it in deps, or drop it from data",
-                    )
+        for _, step in producers.overlapping(dataset.path):
+            problems.append(
+                source.problem(
+                    ("data", name, "path"),
+                    f"dataset '{name}' ({dataset.path}) is also written by step '{step}'; "
+                    "a dataset is an input: read it in deps, or drop it from data",
                 )
+            )
 
 
 def _check_outs(
@@ -253,23 +252,22 @@ def _check_outs(
     paths: RecipePaths,
     source: SourceMap,
     problems: list[Problem],
-) -> dict[str, str]:
-    """Map each out path to its step; report paths written twice or nested in another out, at
+) -> PathIndex[str]:
+    """Index each out path by its step; report paths written twice or nested in another out, at
     the second writer's entry (in ``outs`` or ``metrics``), naming the first's."""
     producers: dict[str, str] = {}
+    index: PathIndex[str] = PathIndex()
     first: dict[str, KeyPath] = {}
     for name, spec in steps.items():
         for out in spec.outs:
             here = paths.key_of(out.path, declared[name])
-            for other_path, other in producers.items():
+            for other_path, other in index.overlapping(out.path):
                 if out.path == other_path:
                     clash = "is also written"
                 elif is_within(out.path, other_path):
                     clash = f"is inside '{other_path}', written"
-                elif is_within(other_path, out.path):
-                    clash = f"holds '{other_path}', written"
                 else:
-                    continue
+                    clash = f"holds '{other_path}', written"
                 pos = source.locate(first[other_path])
                 at = f" at line {pos.line}" if pos else ""
                 problems.append(
@@ -282,15 +280,16 @@ def _check_outs(
                 )
             if out.path not in producers:
                 producers[out.path] = name
+                index.add(out.path, name)
                 first[out.path] = here
-    return producers
+    return index
 
 
-def _link(spec: StepSpec, producers: dict[str, str]) -> StepSpec:
+def _link(spec: StepSpec, producers: PathIndex[str]) -> StepSpec:
     upstream: list[str] = []
     for dep in spec.deps:
-        for out, producer in producers.items():
-            if producer != spec.name and overlaps(dep, out):
+        for _, producer in producers.overlapping(dep):
+            if producer != spec.name:
                 upstream.append(producer)
     upstream += spec.needs
     return StepSpec(**{**spec.__dict__, "upstream": sorted(set(upstream))})

@@ -14,7 +14,7 @@ from pathlib import Path
 from mlbuild.data import DataError
 from mlbuild.errors import Problem
 from mlbuild.graph.model import Graph, StepSpec
-from mlbuild.paths import Fence, UnsafePathError, overlaps
+from mlbuild.paths import Fence, UnsafePathError
 
 
 def path_problems(graph: Graph, fence: Fence, names: Iterable[str] | None = None) -> list[Problem]:
@@ -64,7 +64,7 @@ def missing_inputs(
 
 def produced(graph: Graph, path: str) -> bool:
     """Some step's output holds ``path``, or lies inside it."""
-    return any(overlaps(path, o.path) for step in graph.steps.values() for o in step.outs)
+    return bool(graph.outputs().overlapping(path))
 
 
 def missing_dep(graph: Graph, step: StepSpec, dep: str) -> Problem:

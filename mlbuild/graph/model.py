@@ -12,7 +12,7 @@ from typing import Any
 
 from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem
-from mlbuild.paths import Fence, is_within
+from mlbuild.paths import Fence, PathIndex
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,8 @@ class ServedModel:
             files.append(self.signature_file)
         found = {}
         for path in files:
-            for step in graph.steps.values():
-                if any(is_within(path, o.path) for o in step.outs):
-                    found[path] = step.name
+            for _, step in graph.outputs().holding(path):
+                found[path] = step
         return found
 
 
@@ -138,6 +137,15 @@ class Graph:
     protected: dict[str, str] = field(default_factory=dict)
     # the recipe's `executors:`: executor name → its options (image, network, …)
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def outputs(self) -> PathIndex[str]:
+        """Every step's output paths → the step, indexed once per graph (not a field: it is
+        derived, and stays out of ``to_json``)."""
+        index: PathIndex[str] | None = self.__dict__.get("_outputs")
+        if index is None:
+            index = PathIndex((o.path, s.name) for s in self.steps.values() for o in s.outs)
+            object.__setattr__(self, "_outputs", index)  # frozen: a cache, not a change
+        return index
 
     def fence(self, root: Path, cache: Path | None) -> Fence:
         """What the engine may read, write and remove in workspace ``root`` for this graph."""

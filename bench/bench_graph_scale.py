@@ -1,0 +1,117 @@
+"""What a graph of thousands of tiny steps costs (issue 15, item 1): this checkout against a
+baseline revision, alternated run by run so both see the same machine load.
+
+    python bench/bench_graph_scale.py --baseline main --steps 500 2000 --repeat 5
+
+The recipe has STEPS steps in chains of 10 (`sK_J` reads `K/J-1.txt`, writes `K/J.txt`) plus one
+step that reads every chain's last file, and a glob of params in each step. Cases, CPU seconds
+(user + system of the child, so the figures mean something on a loaded machine) and wall:
+
+- recipe edit: a comment added to ml.yaml, then `mlbuild plan` (the graph is compiled again);
+- plan: `mlbuild plan` with the compiled graph cached;
+- no-op run: `mlbuild run -q` with every step cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHAIN = 10
+
+
+def recipe(steps: int, edit: int = 0) -> str:
+    lines = [f"# edit {edit}", "schema_version: 1", "name: scale"]
+    lines.append("params: {train: {lr: 0.1, depth: 3}, prep: {n: 1}}")
+    lines.append("steps:")
+    chains = max(1, (steps - 1) // CHAIN)
+    last = []
+    for k in range(chains):
+        for j in range(CHAIN):
+            dep = f"deps: [c{k}/{j - 1}.txt], " if j else ""
+            lines.append(
+                f"  s{k}_{j}: {{cmd: 'echo {k} {j} > c{k}/{j}.txt', {dep}"
+                f"outs: [c{k}/{j}.txt], params: ['prep.*']}}"
+            )
+        last.append(f"c{k}/{CHAIN - 1}.txt")
+    lines.append(f"  gather: {{cmd: 'cat c*/9.txt > all.txt', deps: [{', '.join(last)}], ")
+    lines.append("           outs: [all.txt], params: [train]}")
+    return "\n".join(lines) + "\n"
+
+
+def once(checkout: Path, workspace: Path, *args: str) -> tuple[float, float]:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "mlbuild", *args],
+        cwd=workspace,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"mlbuild {' '.join(args)} failed in {workspace}:\n{done.stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", required=True, help="git revision to compare against")
+    parser.add_argument("--steps", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "baseline"
+        base.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", args.baseline], cwd=REPO, check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        checkouts = {f"baseline {args.baseline}": base, "this checkout": REPO}
+        print(f"load average before: {os.getloadavg()[0]:.2f}, {args.repeat} runs each\n")
+        print("| steps | case | checkout | CPU median (s) | wall median (s) |")
+        print("| --- | --- | --- | --- | --- |")
+        for steps in args.steps:
+            samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+            spaces = {}
+            for label, checkout in checkouts.items():
+                workspace = Path(tmp) / f"{steps}-{label.replace(' ', '-')}"
+                workspace.mkdir()
+                (workspace / "ml.yaml").write_text(recipe(steps))
+                once(checkout, workspace, "run", "-q", "-j", "2")  # runs every step
+                once(checkout, workspace, "run", "-q")  # warms the compiled graph
+                spaces[label] = workspace
+            for rep in range(args.repeat):
+                for label, checkout in checkouts.items():
+                    workspace = spaces[label]
+                    (workspace / "ml.yaml").write_text(recipe(steps, edit=rep + 1))
+                    cases = {
+                        "recipe edit, then plan": ("plan",),
+                        "plan": ("plan",),
+                        "no-op run": ("run", "-q"),
+                    }
+                    for case, argv in cases.items():
+                        samples.setdefault((case, label), []).append(
+                            once(checkout, workspace, *argv)
+                        )
+            for (case, label), values in samples.items():
+                cpu = statistics.median(v[1] for v in values)
+                wall = statistics.median(v[0] for v in values)
+                print(f"| {steps} | {case} | {label} | {cpu:.3f} | {wall:.3f} |")
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
