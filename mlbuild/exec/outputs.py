@@ -12,6 +12,7 @@ keeps it, and a step killed at any moment leaves nothing that counts as done.
 from __future__ import annotations
 
 import errno
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -133,6 +134,7 @@ class Outputs:
         metrics = {**done.metrics, **self._metrics(spec)}  # first: masking rewrites a file
         outs: dict[str, OutRecord] = {}
         for out in spec.outs:
+            self._check_links(out.path)
             try:
                 digest = self.ws.cache.hasher.digest(out.path)
             except OSError as exc:
@@ -159,6 +161,29 @@ class Outputs:
             outs[out.path] = OutRecord(digest.value, digest.size, out.cache)
         data = self.secrets.data(done.data)  # a kind should never put one there: masked anyway
         return ActionResult(spec.name, outs, metrics, duration, time.time(), data)
+
+    def _check_links(self, path: str) -> None:
+        """Refuse an output that is, or holds, a symlink leading out of the workspace: storing
+        follows links, so the bytes of a file outside (``/etc/shadow``) would enter the cache, be
+        shared with every clone and come back from a restore as a plain file."""
+        self.fence.target(path)  # the output itself, and the folders above it
+        top = self.ws.root / path
+        if top.is_symlink() or not top.is_dir():
+            return
+        real_root = os.path.realpath(self.ws.root)
+        for folder, dirs, files in os.walk(top):
+            for name in [*dirs, *files]:
+                link = os.path.join(folder, name)
+                if not os.path.islink(link):
+                    continue
+                real = os.path.realpath(link)
+                if not real.startswith(real_root + os.sep):
+                    shown = os.path.relpath(link, self.ws.root)
+                    raise MlbuildError(
+                        f"output '{shown}' is a symlink to {real}, outside the workspace; "
+                        "mlbuild stores only what lies inside it: copy the file instead of "
+                        "linking it"
+                    )
 
     def _metrics(self, spec: StepSpec) -> dict[str, Any]:
         """The step's metrics; a secret's value in a metrics file is masked, and said so."""

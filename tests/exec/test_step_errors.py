@@ -227,3 +227,40 @@ def test_state_that_cannot_be_written_fails_the_step_with_the_path(ws: Workspace
     assert done.returncode == 1
     assert "one: FAILED: File exists: .mlbuild/params\n" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_an_output_linking_out_of_the_workspace_fails_its_step_and_nothing_is_stored(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "shadow").write_text("root:SECRET-HASH:19000\n")
+    ws.recipe(
+        f"""\
+schema_version: 1
+name: demo
+steps:
+  file:
+    cmd: ln -s {outside}/shadow o.txt
+    outs: [o.txt]
+  folder:
+    cmd: mkdir -p d/sub && echo fine > d/ok.txt && ln -s {outside}/shadow d/sub/s
+    outs: [d]
+  inside:
+    cmd: mkdir -p e && echo here > e/real.txt && ln -s real.txt e/link.txt
+    outs: [e]
+"""
+    )
+    done = ws.cli("run", "--keep-going")
+    assert done.returncode == 1
+    told = done.stdout + done.stderr
+    assert (
+        f"folder: FAILED: output 'd/sub/s' is a symlink to {outside}/shadow, outside the "
+        "workspace; mlbuild stores only what lies inside it: copy the file instead of linking it"
+    ) in told
+    assert "file: FAILED: 'o.txt' resolves through the symlink 'o.txt' to" in told
+    objects = ws.root / ".mlbuild"
+    stored = [p.read_bytes() for p in objects.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert not any(b"SECRET-HASH" in content for content in stored)
+    again = ws.cli("run", "inside", "--json")
+    assert statuses(json.loads(again.stdout)) == {"inside": "cached"}, again.stderr
