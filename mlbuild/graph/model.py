@@ -118,6 +118,9 @@ class Graph:
     paths: list[PathUse] = field(default_factory=list)
     # paths the engine never writes or removes → what they are (the recipe, Hydra's config)
     protected: dict[str, str] = field(default_factory=dict)
+    # the recipe's tests: name → the test as written (its paths normalised); mlbuild.testing
+    # reads them (see mlbuild/testing/spec.py)
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def fence(self, root: Path, cache: Path | None) -> Fence:
         """What the engine may read, write and remove in workspace ``root`` for this graph."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlbuild.recipe._yaml import format_path as format_path
     from mlbuild.recipe._yaml import load_yaml as load_yaml
     from mlbuild.recipe._yaml import safe_load_yaml as safe_load_yaml
+    from mlbuild.recipe.fields import parse_duration as parse_duration
     from mlbuild.recipe.loader import load_recipe as load_recipe
     from mlbuild.recipe.loader import parse_recipe as parse_recipe
     from mlbuild.recipe.models import SCHEMA_VERSION as SCHEMA_VERSION
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from mlbuild.recipe.models import Signature as Signature
     from mlbuild.recipe.models import Step as Step
     from mlbuild.recipe.models import TensorSpec as TensorSpec
-    from mlbuild.recipe.models import parse_duration as parse_duration
     from mlbuild.recipe.schema import SCHEMA_ID as SCHEMA_ID
     from mlbuild.recipe.schema import StaleSchemaError as StaleSchemaError
     from mlbuild.recipe.schema import check_schema as check_schema
@@ -66,7 +66,7 @@ _LAZY = {
     "TensorSpec": "models",
     "Signature": "models",
     "ServingModel": "models",
-    "parse_duration": "models",
+    "parse_duration": "fields",
     "SCHEMA_ID": "schema",
     "StaleSchemaError": "schema",
     "check_schema": "schema",
