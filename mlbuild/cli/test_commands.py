@@ -137,9 +137,10 @@ def _print(console: Console, report: Any, not_run: list[Any]) -> None:
         if report.model
         else ""
     )
+    from_cache = f" ({cached} from the cache)" if report.results else ""
     console.print(
-        f"{parts} ({cached} from the cache){model}; {summary_line(report.summary)}; recorded "
-        f"as run {report.record.id[:8]}"
+        f"{parts}{from_cache}{model}; {summary_line(report.summary)}; recorded as run "
+        f"{report.record.id[:8]}"
     )
 
 

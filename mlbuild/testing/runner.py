@@ -60,9 +60,12 @@ class TestResult:
 
     def metrics(self) -> dict[str, Any]:
         """What the run records of it: ``tests.NAME.passed`` and what it measured."""
-        found: dict[str, Any] = {f"tests.{self.test.name}.passed": self.status == "passed"}
+        found: dict[str, Any] = {}
         if self.verdict is not None:
             found |= {f"tests.{self.test.name}.{k}": v for k, v in self.verdict.measured.items()}
+        found[f"tests.{self.test.name}.passed"] = (
+            self.status == "passed"
+        )  # nothing measured hides it
         return found
 
 

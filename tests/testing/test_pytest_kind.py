@@ -57,7 +57,12 @@ def test_the_fixtures_reach_the_tested_model_params_metrics_and_a_server(toy: Wo
     assert results(found) == {"team": "passed"}, found
     team = found["tests"][0]
     assert team["summary"] == "pytest: 4 passed"
-    assert team["measured"] == {"passed": 4, "failed": 0, "error": 0, "skipped": 0}
+    assert team["measured"] == {
+        "cases_passed": 4,
+        "cases_failed": 0,
+        "cases_error": 0,
+        "cases_skipped": 0,
+    }
     # nothing of pytest's is left in the folder whose content is the test's fingerprint
     assert sorted(p.name for p in (toy.root / "checks").iterdir()) == ["test_toy.py"]
     assert not (toy.root / ".pytest_cache").exists()

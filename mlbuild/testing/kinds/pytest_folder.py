@@ -25,7 +25,7 @@ from mlbuild.testing.context import CONTEXT_ENV, context_of, write_context
 from mlbuild.testing.server import child_env
 from mlbuild.testing.session import Session
 from mlbuild.testing.spec import CompiledTest
-from mlbuild.testing.verdict import CaseResult, Measured, Verdict, capped
+from mlbuild.testing.verdict import CASE_STATUSES, CaseResult, Measured, Verdict, capped
 
 PLUGIN = "mlbuild.testing.plugin"
 _VERDICTS = {0, 1, 5}  # pytest: all passed, some failed, none collected
@@ -50,16 +50,15 @@ def run(test: CompiledTest, session: Session) -> Verdict:
                 f"pytest {_exit_words(code)} in {config['path']}; its output is in {log}:\n{tail}"
             )
         cases = read_junit(junit) if junit.exists() else []
-    counts: Measured = {
-        s: sum(1 for c in cases if c.status == s) for s in ("passed", "failed", "error")
-    }
-    counts["skipped"] = sum(1 for c in cases if c.status == "skipped")
+    tally = {s: sum(1 for c in cases if c.status == s) for s in CASE_STATUSES}
+    # recorded on the run as tests.NAME.cases_passed …: tests.NAME.passed is the verdict
+    counts: Measured = {f"cases_{s}": n for s, n in tally.items()}
     if code == 5:
         return Verdict(
             False, f"pytest collected no tests in {config['path']}", [tail], counts, cases
         )
     bad = [c for c in cases if c.status in ("failed", "error")]
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no tests ran"
+    summary = ", ".join(f"{n} {s}" for s, n in tally.items() if n) or "no tests ran"
     if code == 0 and not bad:
         return Verdict(True, f"pytest: {summary}", [], counts, cases)
     details = [f"{c.classname}::{c.name}: {c.message}" for c in bad] or [tail]
