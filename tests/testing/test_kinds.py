@@ -29,6 +29,57 @@ def test_metric_bounds_pass_and_fail_with_the_value_and_the_bound(toy: Workspace
     assert by_name["capped"]["summary"] == "loss 0.2 is above the maximum 0.1"
 
 
+def test_metric_against_the_version_in_production(toy: Workspace) -> None:
+    toy.recipe(
+        toy_recipe(
+            """
+            accuracy:
+              kind: metric
+              metric: accuracy
+              baseline: {alias: production, tolerance: 0.02}
+            loss:
+              kind: metric
+              metric: loss
+              baseline: {alias: production, better: lower}
+            """
+        )
+    )
+    first = run_json(toy)
+    assert results(first) == {"accuracy": "passed", "loss": "passed"}
+    assert first["tests"][0]["summary"] == (
+        "no version of model 'toy' alias 'production' yet, nothing to compare with"
+    )
+    # the tested run becomes version 1, in production
+    registered = mlbuild(toy, "model", "register", first["run_id"], "--name", "toy")
+    assert registered.returncode == 0, registered.stderr
+    assert mlbuild(toy, "model", "alias", "toy", "production", "1").returncode == 0
+
+    # the alias moved: the verdicts reached without a baseline do not count any more
+    worse = run_json(toy, "accuracy=0.85", "loss=0.25")
+    assert results(worse) == {"accuracy": "failed", "loss": "failed"}
+    assert worse["tests"][0]["summary"] == (
+        "accuracy 0.85 is worse than the baseline 0.9 by 0.05, more than the tolerance 0.02 "
+        "(version 1, model 'toy' alias 'production')"
+    )
+    assert worse["tests"][0]["measured"] == {
+        "value": 0.85,
+        "baseline": 0.9,
+        "baseline_version": 1,
+    }
+    assert worse["tests"][1]["summary"].startswith(
+        "loss 0.25 is worse than the baseline 0.2 by 0.05, more than the tolerance 0"
+    )
+    close = run_json(toy, "accuracy=0.89", "loss=0.1")
+    assert results(close) == {"accuracy": "passed", "loss": "passed"}
+    assert close["tests"][0]["summary"] == (
+        "accuracy 0.89 is within 0.02 of the baseline 0.9 (version 1, model 'toy' alias "
+        "'production')"
+    )
+    assert close["tests"][1]["summary"] == (
+        "loss 0.1 is no worse than the baseline 0.2 (version 1, model 'toy' alias 'production')"
+    )
+
+
 def test_cases_compare_classes_values_within_a_tolerance_and_ranges(toy: Workspace) -> None:
     toy.gen(
         {
