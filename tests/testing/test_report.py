@@ -195,11 +195,14 @@ TEAM = {
 
 
 def test_the_junit_report_is_what_gitlab_reads(toy: Workspace) -> None:
-    toy.gen(TEAM).recipe(
+    # a case named with a colour code: XML 1.0 cannot hold ESC even escaped, so it is spelt out
+    odd = "case,x,n,colour,score\n\x1b[31mred\x1b[0m,1.0,0,red,9.0\n"
+    toy.gen(TEAM).gen({"tests": {"odd.csv": odd}}).recipe(
         toy_recipe(
             """
             accuracy: {kind: metric, metric: accuracy, min: 0.95}
             golden: {kind: cases, file: tests/cases.csv, name_column: case}
+            odd: {kind: cases, file: tests/odd.csv, name_column: case}
             team: {kind: pytest, path: team}
             """
         )
@@ -210,13 +213,14 @@ def test_the_junit_report_is_what_gitlab_reads(toy: Workspace) -> None:
     suite = root.find("testsuite")
     assert suite is not None
     assert suite.get("name") == "toy"
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("6", "3", "1")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("7", "4", "1")
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["recipe"] == "ml.yaml"
     assert props["model"] == "toy"
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
     assert sorted(cases) == [
         ("mlbuild.cases", "golden"),
+        ("mlbuild.cases", "odd"),
         ("mlbuild.metric", "accuracy"),
         ("mlbuild.pytest", "team"),
         ("team.test_team", "test_fine"),
@@ -226,6 +230,9 @@ def test_the_junit_report_is_what_gitlab_reads(toy: Workspace) -> None:
     failure = cases[("mlbuild.metric", "accuracy")].find("failure")
     assert failure is not None
     assert failure.get("message") == "accuracy 0.9 is below the minimum 0.95"
+    assert cases[("mlbuild.cases", "odd")].findtext("failure") == (
+        "1 of 1 cases wrong\ntests/odd.csv:2 (\\x1b[31mred\\x1b[0m): score: expected 9.0, got 2.0"
+    )
     out = cases[("mlbuild.cases", "golden")].findtext("system-out")
     assert out == "4 cases right\nwhy it ran: not run yet"
     wrong = cases[("team.test_team", "test_wrong")].find("failure")
