@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,8 @@ def _write_junit(path: Path, ws: Any, graph: Any, report: Any, not_run: list[Any
 
 
 def _print(console: Console, report: Any, not_run: list[Any]) -> None:
+    from mlbuild.testing.spec import TEST_PREFIX
+
     rows = []
     for r in report.results:
         result = r.status + (" (cached)" if r.cached else "")
@@ -138,13 +141,19 @@ def _print(console: Console, report: Any, not_run: list[Any]) -> None:
         else ""
     )
     from_cache = f" ({cached} from the cache)" if report.results else ""
+    # the tests are counted above; the run's summary line then says what the steps did
+    steps = replace(
+        report.summary,
+        outcomes=[o for o in report.summary.outcomes if not o.name.startswith(TEST_PREFIX)],
+    )
     console.print(
-        f"{parts}{from_cache}{model}; {summary_line(report.summary)}; recorded as run "
-        f"{report.record.id[:8]}"
+        f"{parts}{from_cache}{model}; {summary_line(steps)}; recorded as run {report.record.id[:8]}"
     )
 
 
 def _json(report: Any, not_run: list[Any]) -> dict[str, Any]:
+    from mlbuild.testing.spec import TEST_PREFIX
+
     return {
         "ok": report.passed,
         "run_id": report.record.id,
@@ -171,7 +180,7 @@ def _json(report: Any, not_run: list[Any]) -> dict[str, Any]:
         "steps": [
             {"name": o.name, "status": o.status.value, "message": o.message}
             for o in report.summary.outcomes
-            if not o.name.startswith("test:")
+            if not o.name.startswith(TEST_PREFIX)
         ],
     }
 

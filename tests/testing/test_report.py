@@ -51,7 +51,7 @@ def test_a_test_runs_again_only_when_the_model_or_the_test_changed(toy: Workspac
         "accuracy metric passed T accuracy 0.9 >= 0.8\n"
         "golden cases passed T 4 cases right\n"
         "marker pytest passed T pytest: 1 passed\n"
-        "3 passed (0 from the cache) for model 'toy' version V; 5 steps: 5 ran in T; recorded "
+        "3 passed (0 from the cache) for model 'toy' version V; 2 steps: 2 ran in T; recorded "
         "as run ID\n"
     )
     assert marks(toy) == 1
@@ -63,7 +63,7 @@ def test_a_test_runs_again_only_when_the_model_or_the_test_changed(toy: Workspac
         "accuracy metric passed (cached) T accuracy 0.9 >= 0.8\n"
         "golden cases passed (cached) T 4 cases right\n"
         "marker pytest passed (cached) T pytest: 1 passed\n"
-        "3 passed (3 from the cache) for model 'toy' version V; 5 steps: 5 cached in T; recorded "
+        "3 passed (3 from the cache) for model 'toy' version V; 2 steps: 2 cached in T; recorded "
         "as run ID\n"
     )
     assert marks(toy) == 1, "a cached test ran"
