@@ -203,16 +203,15 @@ def _check(ws: Any, graph: Any, *, as_json: bool) -> int:
         return 0 if gate.ok else 1
     if not gate.ok:
         print(
-            f"mlbuild: the tests of model '{gate.model}' version {gate.version} did not pass for "
-            f"this exact model ({gate.findings()}); run `mlbuild test`",
+            f"mlbuild: the tests of {gate.subject} did not pass"
+            f"{' for this exact model' if gate.model else ''} ({gate.findings()}); run "
+            "`mlbuild test`",
             file=sys.stderr,
         )
         return 1
     count = len(gate.passed)
-    print(
-        f"all {count} test{'s' if count != 1 else ''} passed for model '{gate.model}' version "
-        f"{gate.version}"
-    )
+    every = f"all {count} tests" if count != 1 else "1 test"
+    print(f"{every} passed for {gate.subject}")
     return 0
 
 

@@ -82,13 +82,22 @@ class Gate:
                 "failed: " + ", ".join(f"{n} ({s})" for n, s in sorted(self.failed.items()))
             )
         if self.not_run:
-            parts.append(f"not run for this model: {', '.join(self.not_run)}")
+            model = " for this model" if self.model else ""
+            parts.append(f"not run{model}: {', '.join(self.not_run)}")
         return "; ".join(parts)
+
+    @property
+    def subject(self) -> str:
+        """``model 'iris' version 3f2a…``, or ``the recipe`` when it declares no model."""
+        if self.model is None:
+            return "the recipe"
+        return f"model '{self.model}' version {self.version}"
 
     def refusal(self) -> str:
         return (
-            f"refusing to {self.action} model '{self.model}' version {self.version}: its tests "
-            f"did not pass for this exact model ({self.findings()}); run `mlbuild test` and fix "
+            f"refusing to {self.action} {self.subject}: its tests did not pass"
+            f"{' for this exact model' if self.model else ''} ({self.findings()}); run "
+            "`mlbuild test` and fix "
             f"what fails, or pass --allow-failing-tests to {self.action} it anyway (recorded on "
             "the run and in the image's labels)"
         )

@@ -135,3 +135,32 @@ def test_a_recipe_without_tests_has_nothing_to_gate(toy: Workspace) -> None:
     assert mlbuild(toy, "run").returncode == 0
     found = gate(toy)
     assert (found.ok, found.state, found.labels()) == (True, "none", {"dev.mlbuild.tests": "none"})
+
+
+def test_a_recipe_without_a_model_is_gated_on_its_metrics(ws: Workspace) -> None:
+    ws.recipe(
+        """\
+        schema_version: 1
+        name: plain
+        steps:
+          evaluate:
+            cmd: "echo '{\\"accuracy\\": 0.9}' > metrics.json"
+            metrics: [metrics.json]
+        tests:
+          accuracy: {kind: metric, metric: accuracy, min: 0.8}
+        """
+    )
+    assert mlbuild(ws, "run").returncode == 0
+    before = mlbuild(ws, "test", "--check")
+    assert (before.returncode, before.stderr) == (
+        1,
+        "mlbuild: the tests of the recipe did not pass (not run: accuracy); run `mlbuild test`\n",
+    )
+    assert refusal(ws) == (
+        "refusing to package the recipe: its tests did not pass (not run: accuracy); run "
+        "`mlbuild test` and fix what fails, or pass --allow-failing-tests to package it anyway "
+        "(recorded on the run and in the image's labels)"
+    )
+    assert run_json(ws)["code"] == 0
+    after = mlbuild(ws, "test", "--check")
+    assert (after.returncode, after.stdout) == (0, "1 test passed for the recipe\n")
