@@ -55,6 +55,8 @@ def recorded_run(
     kind: str = "run",
     tags: dict[str, str] | None = None,
     notes: str = "",
+    keep_going: bool = False,
+    executor: str | None = None,
     then: Callable[[RunSummary], RunSummary] | None = None,
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end.
@@ -68,7 +70,16 @@ def recorded_run(
     store.start_run(record)
     beat = _Heartbeat(store, record.id)
     try:
-        summary = run_steps(ws, graph, targets=targets, force=force, jobs=jobs, reporter=reporter)
+        summary = run_steps(
+            ws,
+            graph,
+            targets=targets,
+            force=force,
+            jobs=jobs,
+            reporter=reporter,
+            keep_going=keep_going,
+            executor=executor,
+        )
         if then is not None and not summary.failed:
             summary = then(summary)
     except InterruptError:
