@@ -31,6 +31,7 @@ MANUAL_ON_DEFAULT_BRANCH: list[dict[str, Any]] = [
 
 DIFF_REPORT = "mlbuild-diff.md"
 METRICS_REPORT = "mlbuild-metrics.txt"
+JUNIT_REPORT = "mlbuild-junit.xml"
 TOKEN_VARIABLE = "MLBUILD_GITLAB_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 
@@ -148,6 +149,20 @@ def _diff_artifacts(ctx: Context) -> dict[str, Any]:
     return {"expose_as": "mlbuild diff", "paths": [DIFF_REPORT], "expire_in": "30 days"}
 
 
+def _test(ctx: Context) -> list[str]:
+    return [ctx.mlbuild("test", "--junit", f'"$CI_PROJECT_DIR/{JUNIT_REPORT}"')]
+
+
+def _test_artifacts(ctx: Context) -> dict[str, Any]:
+    # when: always — a failed gate is when the report and the logs matter most
+    return {
+        "when": "always",
+        "expire_in": "30 days",
+        "paths": [ctx.path(".mlbuild/logs/")],
+        "reports": {"junit": JUNIT_REPORT},
+    }
+
+
 for _provider in (
     JobProvider("mlbuild:validate", "validate", _validate),
     JobProvider(
@@ -166,6 +181,17 @@ for _provider in (
         section="steps",
         needs=("mlbuild:validate",),
         artifacts=_run_artifacts,
+        writes_cache=True,
+    ),
+    # the model's tests (issue 13): their verdicts go into the cache, where the packaging job's
+    # gate finds them for the exact model; the JUnit report feeds GitLab's test widget
+    JobProvider(
+        "mlbuild:test",
+        "test",
+        _test,
+        section="tests",
+        needs=("mlbuild:run",),
+        artifacts=_test_artifacts,
         writes_cache=True,
     ),
 ):

@@ -22,7 +22,7 @@ from mlbuild.cli.output import (
 from mlbuild.cli.shared import parse_assignments
 from mlbuild.cli.text import indent, size
 from mlbuild.cli.words import one_recipe, split_words
-from mlbuild.errors import MlbuildError, RecipeError, StepFailedError, UsageError
+from mlbuild.errors import MlbuildError, Problem, RecipeError, StepFailedError, UsageError
 from mlbuild.extras import check_extra
 
 if TYPE_CHECKING:  # the engine loads lazily, when a command needs it
@@ -127,7 +127,7 @@ def _validate(args: argparse.Namespace, recipe: Path | None, overrides: list[str
         # cache answers without loading pydantic; any change revalidates everything. What the
         # filesystem decides (symlinks, missing inputs) is checked again every time.
         graph = ws.graph(overrides)
-        ws.check(graph)
+        _check_workspace(ws, graph)
     except RecipeError as exc:
         if not args.json:
             raise
@@ -146,6 +146,23 @@ def _validate(args: argparse.Namespace, recipe: Path | None, overrides: list[str
             f"({count} step{'s' if count != 1 else ''}: {', '.join(graph.steps)})"
         )
     return 0
+
+
+def _check_workspace(ws: Workspace, graph: Graph) -> None:
+    """``ws.check`` and the tests' own checks, reported together."""
+    found: list[Problem] = []
+    if graph.tests:
+        from mlbuild.testing.runner import validate_tests
+
+        found = validate_tests(ws, graph)
+    try:
+        ws.check(graph)
+    except RecipeError as exc:
+        if found:
+            raise RecipeError([*exc.problems, *found]) from None
+        raise
+    if found:
+        raise RecipeError(found)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mlbuild.cli.review_parser import add_review_commands
     from mlbuild.cli.store_parser import add_store_commands
+    from mlbuild.cli.test_parser import add_test_command
 
+    add_test_command(sub)
     add_store_commands(sub, _Parser)
     add_review_commands(sub, _Parser)
     return parser

@@ -15,6 +15,7 @@ import contextlib
 import os
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from mlbuild.data import DatasetSpec, resolve_kind
 from mlbuild.errors import Problem, RecipeError
@@ -85,6 +86,7 @@ def compile_graph(
     producers = _check_outs(steps, declared, paths, source, problems)
     _check_data_not_produced(datasets, producers, source, problems)
     model = _compile_model(recipe.name, recipe.model, producers, paths, source, problems)
+    tests = _compile_tests(recipe, paths)
     env = recipe.environment
     lock = None
     if env is not None and env.pipfile:
@@ -113,6 +115,7 @@ def compile_graph(
         hydra_output_dir=resolved.output_dir,
         paths=paths.uses,
         protected=fence.protected,
+        tests=tests,
         executors=recipe.executors.model_dump(exclude_none=True) if recipe.executors else {},
     )
     if problems:
@@ -206,6 +209,23 @@ def _compile_model(
         signature_file=signature_file,
         signature=signature,
     )
+
+
+def _compile_tests(recipe: Recipe, paths: RecipePaths) -> dict[str, dict[str, Any]]:
+    """The ``tests:`` section as plain data, each path it names checked like every recipe path
+    (a test reads them; mlbuild.testing interprets the rest)."""
+    tests = {}
+    for name, test in recipe.tests.items():
+        config = test.model_dump(mode="json")
+        for key in ("file", "path"):
+            if isinstance(config.get(key), str):
+                config[key] = paths.check(config[key], ("tests", name, key), writes=False)
+        config["deps"] = [
+            paths.check(dep, ("tests", name, "deps", index), writes=False)
+            for index, dep in enumerate(config["deps"])
+        ]
+        tests[name] = config
+    return tests
 
 
 def _compile_datasets(recipe: Recipe, paths: RecipePaths) -> dict[str, DatasetSpec]:

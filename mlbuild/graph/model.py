@@ -137,6 +137,9 @@ class Graph:
     protected: dict[str, str] = field(default_factory=dict)
     # the recipe's `executors:`: executor name → its options (image, network, …)
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the recipe's tests: name → the test as written (its paths normalised); mlbuild.testing
+    # reads them (see mlbuild/testing/spec.py)
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def outputs(self) -> PathIndex[str]:
         """Every step's output paths → the step, indexed once per graph (not a field: it is

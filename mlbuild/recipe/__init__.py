@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mlbuild.recipe.executors import EXECUTOR_NAMES as EXECUTOR_NAMES
     from mlbuild.recipe.executors import Executors as Executors
     from mlbuild.recipe.executors import needs_settings as needs_settings
+    from mlbuild.recipe.fields import parse_duration as parse_duration
     from mlbuild.recipe.loader import load_recipe as load_recipe
     from mlbuild.recipe.loader import parse_recipe as parse_recipe
     from mlbuild.recipe.models import SCHEMA_VERSION as SCHEMA_VERSION
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from mlbuild.recipe.models import Signature as Signature
     from mlbuild.recipe.models import Step as Step
     from mlbuild.recipe.models import TensorSpec as TensorSpec
-    from mlbuild.recipe.models import parse_duration as parse_duration
     from mlbuild.recipe.schema import SCHEMA_ID as SCHEMA_ID
     from mlbuild.recipe.schema import StaleSchemaError as StaleSchemaError
     from mlbuild.recipe.schema import check_schema as check_schema
@@ -74,7 +74,7 @@ _LAZY = {
     "TensorSpec": "models",
     "Signature": "models",
     "ServingModel": "models",
-    "parse_duration": "models",
+    "parse_duration": "fields",
     "SCHEMA_ID": "schema",
     "StaleSchemaError": "schema",
     "check_schema": "schema",

@@ -12,6 +12,7 @@ from mlbuild.errors import Problem, RecipeError
 from mlbuild.recipe import RECIPE_FILE
 from mlbuild.recipe._yaml import KeyPath, SourceMap, load_yaml
 from mlbuild.recipe.limits import read_limited
+from mlbuild.recipe.model_tests import TEST_KINDS
 from mlbuild.recipe.models import PARAMS_FILE_HINT, Recipe
 
 
@@ -61,6 +62,8 @@ def _merge(errors: list[Any]) -> list[Any]:
     merged = []
     for error in errors:
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("#")))
+        if len(loc) >= 3 and loc[0] == "tests" and loc[2] in TEST_KINDS:
+            loc = loc[:2] + loc[3:]  # the kind pydantic chose the test's model by
         # dict keys failing their pattern come as (…, 'name', '[key]')
         is_key = bool(loc) and loc[-1] == "[key]"
         if is_key:
@@ -77,6 +80,11 @@ def _problem(error: Any, data: dict[str, Any], source: SourceMap) -> Problem:
     kind: str = error["type"]
     if kind == "extra_forbidden":
         return source.problem(loc, _unknown_key(loc, data), at_key=True)
+    if kind == "union_tag_invalid" and loc[:1] == ("tests",):
+        return source.problem((*loc, "kind"), _unknown_kind(error["ctx"]["tag"]))
+    if kind == "union_tag_not_found" and loc[:1] == ("tests",):
+        kinds = ", ".join(TEST_KINDS)
+        return source.problem(loc, f"missing required key 'kind' (one of: {kinds})", at_key=True)
     if kind == "missing":
         parent = loc[:-1]
         return source.problem(parent, f"missing required key '{loc[-1]}'", at_key=True)
@@ -93,6 +101,12 @@ def _unknown_key(loc: KeyPath, data: dict[str, Any]) -> str:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key '{key}'{hint}; expected one of: {', '.join(valid)}"
+
+
+def _unknown_kind(kind: str) -> str:
+    close = difflib.get_close_matches(kind, TEST_KINDS, n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown test kind '{kind}'{hint}; expected one of: {', '.join(TEST_KINDS)}"
 
 
 def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
@@ -124,12 +138,28 @@ def _model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
         return Dataset
     if head == "data" and len(loc) == 3 and loc[2] == "import":
         return DataImport
+    if head == "tests" and len(loc) >= 2:
+        return _test_model_at(loc, data)
     if head == "model" and len(loc) == 1:
         return ServingModel
     if head == "model" and len(loc) == 2 and loc[1] == "signature":
         return Signature
     if head == "model" and len(loc) == 4 and loc[1] == "signature":
         return TensorSpec
+    return None
+
+
+def _test_model_at(loc: KeyPath, data: Any) -> type[BaseModel] | None:
+    from mlbuild.recipe.model_tests import TEST_MODELS, Baseline, Perturbation
+
+    test = data.get("tests", {}).get(loc[1]) if isinstance(data.get("tests"), dict) else None
+    kind = test.get("kind") if isinstance(test, dict) else None
+    if len(loc) == 2:
+        return TEST_MODELS.get(kind) if isinstance(kind, str) else None
+    if len(loc) == 3 and loc[2] == "baseline":
+        return Baseline
+    if len(loc) == 4 and loc[2] == "perturb":
+        return Perturbation
     return None
 
 
@@ -140,6 +170,7 @@ _MESSAGES = {
     "list_type": "expected a list",
     "dict_type": "expected a mapping",
     "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
     "float_type": "expected a number",
     "float_parsing": "expected a number",
     "int_type": "expected an integer",
@@ -154,6 +185,8 @@ def _describe(error: Any) -> str:
         return f"{_MESSAGES[kind]}, got {shown}{_yaml11_hint(got)}"
     if kind == "string_pattern_mismatch" and error["loc"][-1] == "timeout":
         return f"expected seconds (a number) or a duration such as 90s, 30m, 2h, got {shown}"
+    if kind == "string_pattern_mismatch" and error["loc"][::2] == ("tests", "metric"):
+        return f"expected a metric key such as accuracy or evaluate/accuracy, got {shown}"
     if kind == "string_pattern_mismatch" and error["loc"][0] == "params":
         return f"expected {PARAMS_FILE_HINT}, got {shown}"
     if kind == "string_pattern_mismatch" and error["loc"][:2] == ("model", "check"):
@@ -165,6 +198,8 @@ def _describe(error: Any) -> str:
         return f"{what} {shown} does not match the pattern {error['ctx']['pattern']}"
     if kind == "greater_than_equal":
         return f"must be at least {error['ctx']['ge']}, got {shown}"
+    if kind == "less_than_equal":
+        return f"must be at most {error['ctx']['le']}, got {shown}"
     if kind == "greater_than":
         return f"must be greater than {error['ctx']['gt']}"
     if kind == "string_too_short":

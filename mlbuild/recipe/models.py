@@ -10,11 +10,9 @@ The tags start with ``#`` so the loader can drop them from error paths.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
@@ -25,28 +23,12 @@ from pydantic import (
 )
 
 from mlbuild.recipe.executors import ExecutorName, Executors
+from mlbuild.recipe.fields import ENV_NAME, STEP_NAME, Timeout, parse_duration
+from mlbuild.recipe.fields import StrictModel as _Model
+from mlbuild.recipe.fields import shape_tag as _shape
+from mlbuild.recipe.model_tests import TEST_NAME, Test
 
 SCHEMA_VERSION = 1
-STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# positive: a digit 1-9 before or after the point (ECMA-262 too: editors run this pattern)
-DURATION = r"^(?:\d*[1-9]\d*(?:\.\d+)?|\d+\.\d*[1-9]\d*)\s*[smh]?$"
-
-
-class _Model(BaseModel):
-    # strict: a value must already have the type the JSON Schema gives (no "yes" → True, no
-    # "3" → 3), so that mlbuild and an editor using the schema accept exactly the same recipes
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-def _shape(value: Any) -> str | None:
-    if isinstance(value, str):
-        return "#str"
-    if isinstance(value, list):
-        return "#list"
-    if isinstance(value, dict):
-        return "#map"
-    return None
 
 
 class OutSpec(_Model):
@@ -92,25 +74,6 @@ Command = Annotated[
         _shape,
         custom_error_type="cmd_shape",
         custom_error_message="expected a shell command string or a list of arguments (argv)",
-    ),
-]
-
-
-def _number_or_text(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return "#num"
-    return "#str" if isinstance(value, str) else None
-
-
-Timeout = Annotated[
-    Annotated[float, Field(gt=0), Tag("#num")]
-    | Annotated[str, Field(pattern=DURATION), Tag("#str")],
-    Discriminator(
-        _number_or_text,
-        custom_error_type="duration",
-        custom_error_message="expected seconds (a number) or a duration such as 90s, 30m, 2h",
     ),
 ]
 
@@ -190,18 +153,6 @@ class Step(_Model):
         if value is not None and parse_duration(value) <= 0:
             raise ValueError("must be greater than 0")
         return value
-
-
-def parse_duration(value: float | str) -> float:
-    """``90`` → 90.0, ``"30m"`` → 1800.0 (the pattern was checked by the model)."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = value.strip()
-    if re.match(DURATION, text) is None:
-        raise ValueError(f"not a duration: {value!r}")
-    unit = text[-1] if text[-1] in "smh" else "s"
-    number = text.rstrip("smh").strip()
-    return float(number) * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
 class Environment(_Model):
@@ -714,4 +665,13 @@ class Recipe(_Model):
         description="Settings of the executors steps may run on (a step's `executor:`, "
         "`mlbuild run --executor NAME`): `container: {image: …}`, `clean: {…}`.",
         examples=[{"container": {"image": "mlbuild-base:bookworm", "network": "none"}}],
+    )
+    tests: dict[Annotated[str, Field(pattern=TEST_NAME)], Test] = Field(
+        default_factory=dict,
+        description="The model's tests, by name: release gates that `mlbuild test` runs as "
+        "cached steps (a test runs again only when the model or the test changed) and that "
+        "`package`, `publish` and `deploy` require to have passed for the exact model. Kinds: "
+        "`metric`, `cases`, `invariance`, `directional`, `slices`, `latency`, `serving`, "
+        "`pytest`.",
+        examples=[{"accuracy": {"kind": "metric", "metric": "accuracy", "min": 0.9}}],
     )

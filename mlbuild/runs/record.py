@@ -15,6 +15,7 @@ import platform
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from mlbuild.errors import InterruptError, MlbuildError
@@ -56,8 +57,12 @@ def recorded_run(
     notes: str = "",
     keep_going: bool = False,
     executor: str | None = None,
+    then: Callable[[RunSummary], RunSummary] | None = None,
 ) -> RecordedRun:
-    """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
+    """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end.
+
+    ``then``, if given, runs within the recorded run once the steps succeeded, and returns the
+    summary with what it did added (``mlbuild test`` adds each test's outcome)."""
     register_workspace(ws, graph.store_url)  # so gc in a clone sharing the cache keeps our results
     secrets = graph_secrets(graph)
     remember(secrets)  # a crash from here on is logged masked
@@ -75,6 +80,8 @@ def recorded_run(
             keep_going=keep_going,
             executor=executor,
         )
+        if then is not None and not summary.failed:
+            summary = then(summary)
     except InterruptError:
         beat.stop()
         store.finish_run(replace(record, status=RunStatus.INTERRUPTED, ended=time.time()))

@@ -193,6 +193,30 @@ def test_a_recipe_in_a_subdirectory(ws: Workspace) -> None:
     assert check.returncode == 0, check.stdout
 
 
+def test_a_recipe_with_tests_gets_a_test_job_with_its_junit_report(ws: Workspace) -> None:
+    git(ws.root, "init", "-q", "-b", "main")
+    tests = "tests:\n  good: {kind: metric, metric: accuracy, min: 0.5}\n"
+    ws.gen({"models/iris": {"ml.yaml": RECIPE + tests, "requirements.lock": "numpy==2.0.1\n"}})
+    done = ws.cli("-C", "models/iris", "ci", "gitlab")
+    assert done.returncode == 0, done.stderr
+    pipeline = yaml.safe_load(ws.read(".gitlab-ci.yml"))
+    assert list(pipeline)[-2:] == ["mlbuild:run", "mlbuild:test"]
+    job = pipeline["mlbuild:test"]
+    assert job["stage"] == "test"
+    assert job["needs"] == ["mlbuild:run"]
+    assert job["script"] == [
+        'mlbuild -C models/iris test --junit "$CI_PROJECT_DIR/mlbuild-junit.xml"'
+    ]
+    assert job["artifacts"] == {
+        "when": "always",
+        "expire_in": "30 days",
+        "paths": ["models/iris/.mlbuild/logs/"],
+        "reports": {"junit": "mlbuild-junit.xml"},
+    }
+    # its verdicts go into the cache, for the packaging job's gate
+    assert job["cache"][1]["policy"] == "pull-push"
+
+
 def test_pipenv_and_a_quoted_path(ws: Workspace) -> None:
     git(ws.root, "init", "-q", "-b", "main")
     recipe = RECIPE.replace("requirements: requirements.lock", "pipfile: env dir/Pipfile")

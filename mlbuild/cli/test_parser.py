@@ -1,0 +1,61 @@
+"""The command line of ``mlbuild test``: the model's declared tests, as cached release gates."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def add_test_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "test",
+        help="run the model's declared tests (cached: a test re-runs only when the model or the "
+        "test changed); JUnit XML for CI",
+        description="Bring what the tests read up to date (the model's steps, the steps whose "
+        "metrics they check), check every test's inputs, then run each test that has no "
+        "verdict for its exact fingerprint. Exit 0 when all passed, 1 when one failed or could "
+        "not run, 2 for bad input (reported before any test runs).",
+    )
+    p.add_argument(
+        "args",
+        nargs="*",
+        metavar="TEST|OVERRIDE",
+        help="tests to run (default: all), Hydra overrides, and optionally the recipe (a word "
+        "ending in .yaml or .yml, like -f)",
+    )
+    p.add_argument("--force", action="store_true", help="run the tests even if cached")
+    p.add_argument(
+        "--junit", metavar="FILE", help="write a JUnit XML report (GitLab's test report widget)"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="run nothing: exit 0 if every declared test passed for the model as built now, "
+        "1 (naming them) if one failed or did not run — the gate package, publish and deploy "
+        "apply",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="steps to run at once (default: the number of CPUs)",
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="keep the steps' output in their logs only"
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another run holds the workspace, wait for it instead of failing",
+    )
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tag the run's record (repeatable)",
+    )
+    p.add_argument("--note", default="", metavar="TEXT", help="a note on the run's record")
+    p.set_defaults(handler="mlbuild.cli.test_commands:cmd_test")

@@ -1,0 +1,64 @@
+"""Building blocks the recipe's models share: the strict base model, name patterns, durations.
+
+Kept apart from ``models.py`` so that each section's models (``model_tests.py``) can use them
+without importing every other section.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# positive: a digit 1-9 before or after the point (ECMA-262 too: editors run this pattern)
+DURATION = r"^(?:\d*[1-9]\d*(?:\.\d+)?|\d+\.\d*[1-9]\d*)\s*[smh]?$"
+
+
+class StrictModel(BaseModel):
+    # strict: a value must already have the type the JSON Schema gives (no "yes" → True, no
+    # "3" → 3), so that mlbuild and an editor using the schema accept exactly the same recipes
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def shape_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "#str"
+    if isinstance(value, list):
+        return "#list"
+    if isinstance(value, dict):
+        return "#map"
+    return None
+
+
+def number_or_text_tag(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return "#num"
+    return "#str" if isinstance(value, str) else None
+
+
+Timeout = Annotated[
+    Annotated[float, Field(gt=0), Tag("#num")]
+    | Annotated[str, Field(pattern=DURATION), Tag("#str")],
+    Discriminator(
+        number_or_text_tag,
+        custom_error_type="duration",
+        custom_error_message="expected seconds (a number) or a duration such as 90s, 30m, 2h",
+    ),
+]
+
+
+def parse_duration(value: float | str) -> float:
+    """``90`` → 90.0, ``"30m"`` → 1800.0 (the pattern was checked by the model)."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip()
+    if re.match(DURATION, text) is None:
+        raise ValueError(f"not a duration: {value!r}")
+    unit = text[-1] if text[-1] in "smh" else "s"
+    number = text.rstrip("smh").strip()
+    return float(number) * {"s": 1, "m": 60, "h": 3600}[unit]

@@ -1,0 +1,154 @@
+"""The release gate: ``package``, ``publish`` and ``deploy`` refuse a model whose declared tests
+did not pass for its exact fingerprint.
+
+A packaging command calls :func:`require_passing_tests` before it builds anything::
+
+    gate = require_passing_tests(ws, graph, action="package", allow_failing=allow)
+    labels |= gate.labels()          # into the image's OCI labels
+    tags |= gate.tags()              # onto the run's record
+
+The gate recomputes each test's fingerprint for the model the recipe's current outputs hold (the
+same code ``mlbuild test`` uses) and looks for a passing verdict under it in the action cache.
+It runs no test: a test that never ran for this model counts as not passed, so a model retrained
+after its tests ran cannot slip through. ``allow_failing`` lets it through anyway; the caller
+records that on the run and in the image's labels, where a reviewer or an admission policy sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlbuild.errors import MlbuildError
+from mlbuild.graph import Graph, Workspace
+from mlbuild.testing.runner import fingerprints_now
+from mlbuild.testing.session import Session
+from mlbuild.testing.spec import compile_tests
+from mlbuild.testing.verdicts import cached_verdict
+
+LABEL_PREFIX = "dev.mlbuild.tests"
+
+
+class GateError(MlbuildError):
+    """The model's declared tests did not all pass for it."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the gate found for one model."""
+
+    action: str  # package, publish, deploy
+    model: str | None  # name and version, as `mlbuild serve` reports them
+    version: str | None
+    passed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # test → its verdict's summary
+    not_run: list[str] = field(default_factory=list)  # no verdict for this fingerprint
+    allowed: bool = False  # --allow-failing-tests let a model through that did not pass
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_run
+
+    @property
+    def state(self) -> str:
+        if not (self.passed or self.failed or self.not_run):
+            return "none"  # the recipe declares no tests
+        if self.ok:
+            return "passed"
+        return "failing-allowed" if self.allowed else "failing"
+
+    def labels(self) -> dict[str, str]:
+        """OCI labels for an image of this model: the tests' state, and which did not pass."""
+        labels = {LABEL_PREFIX: self.state}
+        if self.failed:
+            labels[f"{LABEL_PREFIX}.failed"] = ",".join(sorted(self.failed))
+        if self.not_run:
+            labels[f"{LABEL_PREFIX}.not-run"] = ",".join(self.not_run)
+        if self.allowed:
+            labels[f"{LABEL_PREFIX}.allow-failing"] = "true"
+        return labels
+
+    def tags(self) -> dict[str, str]:
+        """Tags for the record of the run that packages, publishes or deploys the model."""
+        tags = {"tests": self.state}
+        if self.allowed:
+            tags["allow-failing-tests"] = ",".join([*sorted(self.failed), *self.not_run])
+        return tags
+
+    def findings(self) -> str:
+        """Which tests failed and which did not run, for messages."""
+        parts = []
+        if self.failed:
+            parts.append(
+                "failed: " + ", ".join(f"{n} ({s})" for n, s in sorted(self.failed.items()))
+            )
+        if self.not_run:
+            model = " for this model" if self.model else ""
+            parts.append(f"not run{model}: {', '.join(self.not_run)}")
+        return "; ".join(parts)
+
+    @property
+    def subject(self) -> str:
+        """``model 'iris' version 3f2a…``, or ``the recipe`` when it declares no model."""
+        if self.model is None:
+            return "the recipe"
+        return f"model '{self.model}' version {self.version}"
+
+    def refusal(self) -> str:
+        return (
+            f"refusing to {self.action} {self.subject}: its tests did not pass"
+            f"{' for this exact model' if self.model else ''} ({self.findings()}); run "
+            "`mlbuild test` and fix "
+            f"what fails, or pass --allow-failing-tests to {self.action} it anyway (recorded on "
+            "the run and in the image's labels)"
+        )
+
+
+def check_tests(ws: Workspace, graph: Graph, *, action: str) -> Gate:
+    """The state of the declared tests for the model the recipe's current outputs hold.
+
+    Raises :class:`~mlbuild.serve.NotBuiltError` when the model's steps are not up to date."""
+    tests = compile_tests(graph, ws.root)
+    if not tests:
+        return Gate(action, None, None)
+    session = Session(ws, graph)
+    try:
+        model = version = None
+        if graph.model is not None:
+            source = session.source()
+            model, version = source.name, source.version
+        passed: list[str] = []
+        failed: dict[str, str] = {}
+        not_run: list[str] = []
+        for name, key in fingerprints_now(session, tests).items():
+            found = cached_verdict(ws, key)
+            if found is None:
+                not_run.append(name)
+            elif found.verdict.passed:
+                passed.append(name)
+            else:
+                failed[name] = found.verdict.summary
+    finally:
+        session.close()
+    return Gate(action, model, version, passed, failed, not_run)
+
+
+def require_passing_tests(
+    ws: Workspace, graph: Graph, *, action: str, allow_failing: bool = False
+) -> Gate:
+    """:func:`check_tests`, raising :class:`GateError` unless every test passed or
+    ``allow_failing`` (``--allow-failing-tests``) says to go on; the returned gate's
+    :meth:`~Gate.labels` and :meth:`~Gate.tags` say which way it went."""
+    gate = check_tests(ws, graph, action=action)
+    if gate.ok:
+        return gate
+    if not allow_failing:
+        raise GateError(gate.refusal())
+    return Gate(
+        gate.action,
+        gate.model,
+        gate.version,
+        gate.passed,
+        gate.failed,
+        gate.not_run,
+        allowed=True,
+    )
