@@ -157,6 +157,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for combo in _combinations(ws, overrides, args.multirun):
             graph = ws.graph(combo)
             _check_steps(names, list(graph.steps))
+            if args.isolated:
+                import dataclasses
+
+                graph = dataclasses.replace(graph, isolated=True)
             planner = ws.planner(
                 graph,
                 force=set(graph.upstream_closure(names or list(graph.steps)))
@@ -227,8 +231,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ):
             store = None
             for combo in combos:
-                graph = ws.graph(combo)
-                _check_steps(names, list(graph.steps))
+                graph, isolation = _run_graph(args, ws, combo, names)
                 store = store or recorder_store(ws.meta, graph.store_url)
                 if len(combos) > 1 and not args.json:
                     console.print(console.paint(f"── {' '.join(combo)}", "bold"))
@@ -242,6 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     reporter=reporter,
                     tags=tags,
                     notes=args.note,
+                    isolation=isolation,
                 )
                 summary = recorded.summary
                 summaries.append(summary)
@@ -272,6 +276,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         names_failed = ", ".join(f"'{o.name}'" for o in failed)
         raise StepFailedError(f"step {names_failed} failed: {first.message}{log}")
     return 0
+
+
+def _run_graph(
+    args: argparse.Namespace, ws: Any, combo: list[str], names: list[str]
+) -> tuple[Any, dict[str, str] | None]:
+    """The graph to run (marked isolated for ``--isolated`` or ``environment.isolated``) and the
+    variables that run its steps in the environment built from the lock, if isolated."""
+    graph = ws.graph(combo)
+    _check_steps(names, list(graph.steps))
+    if not (args.isolated or graph.isolated):
+        return graph, None
+    import dataclasses
+
+    from mlbuild.cli.package_commands import isolation
+
+    graph = dataclasses.replace(graph, isolated=True)
+    return graph, isolation(ws, graph)
 
 
 def _recorded_line(recorded: Any) -> str:

@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="steps to run at once (default: the number of CPUs)"
             + ("" if name == "run" else "; accepted so that `plan` takes `run`'s words"),
         )
+        p.add_argument(
+            "--isolated",
+            action="store_true",
+            help="run the steps in the environment built from the lock (`mlbuild env build`), "
+            "not the caller's interpreter",
+        )
         if name == "run":
             p.add_argument(
                 "-n", "--dry-run", action="store_true", help="print the plan, run nothing"
@@ -162,11 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    from mlbuild.cli.package_parser import add_package_commands
     from mlbuild.cli.review_parser import add_review_commands
     from mlbuild.cli.store_parser import add_store_commands
 
     add_store_commands(sub, _Parser)
     add_review_commands(sub, _Parser)
+    add_package_commands(sub, _Parser)
     return parser
 
 
@@ -175,7 +183,13 @@ def _add_serving_commands(sub: Any) -> None:
         "serve",
         help="serve the recipe's model over HTTP (Open Inference Protocol v2, MLflow, metrics)",
     )
-    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="BUNDLE|OVERRIDE",
+        help="Hydra overrides, or a bundle (a directory or .tar.gz `mlbuild package` wrote) to "
+        "serve with no repository",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
     p.add_argument(

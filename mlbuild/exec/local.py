@@ -113,9 +113,13 @@ def run_steps(
     force: bool,
     jobs: int,
     reporter: Reporter,
+    isolation: dict[str, str] | None = None,
 ) -> RunSummary:
-    """Bring ``targets`` (every step if empty) and what they depend on up to date."""
-    return _Run(workspace, graph, targets, force, jobs, reporter).execute()
+    """Bring ``targets`` (every step if empty) and what they depend on up to date.
+
+    ``isolation`` holds the variables that run each step in the environment built from the lock
+    (``environment.isolated``; see :mod:`mlbuild.package.environments`)."""
+    return _Run(workspace, graph, targets, force, jobs, reporter, isolation or {}).execute()
 
 
 class _Run:
@@ -127,8 +131,10 @@ class _Run:
         force: bool,
         jobs: int,
         reporter: Reporter,
+        isolation: dict[str, str],
     ) -> None:
         self.ws = workspace
+        self.isolation = isolation
         self.graph = graph
         self.names = graph.upstream_closure(targets or list(graph.steps))
         self.planner = workspace.planner(graph, force=set(self.names) if force else set())
@@ -460,8 +466,13 @@ class _Run:
         params_file.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(params_file, json.dumps(nest(spec.params), indent=2), sync=False)
         self._make_hydra_output_dir()
+        caller = dict(os.environ)
+        if self.isolation:  # nothing of the caller's Python setup may reach an isolated step
+            for name in ("PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE"):
+                caller.pop(name, None)
         return {
-            **os.environ,
+            **caller,
+            **self.isolation,
             "PYTHONUNBUFFERED": "1",
             **spec.env,
             PARAMS_ENV: str(params_file),

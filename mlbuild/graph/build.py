@@ -23,6 +23,7 @@ from mlbuild.data import DatasetSpec, resolve_kind
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.checks import missing_inputs
 from mlbuild.graph.model import Graph, Output, PathUse, ServedModel, StepSpec
+from mlbuild.graph.packaging import compile_package
 from mlbuild.params import (
     Resolved,
     UnsafeValueError,
@@ -87,7 +88,8 @@ def compile_graph(
     _check_data_not_produced(datasets, producers, source, problems)
     model = _compile_model(recipe.name, recipe.model, producers, paths, source, problems)
     env = recipe.environment
-    lock = None
+    package = compile_package(recipe, paths, list(producers), source, problems)
+    lock = pipfile = None
     if env is not None and env.pipfile:
         pipfile = paths.check(env.pipfile, ("environment", "pipfile"), writes=False)
         if pipfile is not None:
@@ -114,6 +116,9 @@ def compile_graph(
         hydra_output_dir=resolved.output_dir,
         paths=paths.uses,
         protected=fence.protected,
+        pipfile=pipfile,
+        isolated=env.isolated if env else False,
+        package=package,
     )
     if problems:
         # all at once: what `plan` would refuse about inputs too, not only the recipe's shape

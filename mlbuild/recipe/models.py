@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from mlbuild.recipe.packaging import PackageSection
+
 SCHEMA_VERSION = 1
 STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -215,8 +217,17 @@ class Environment(_Model):
     requirements: str | None = Field(
         default=None,
         min_length=1,
-        description="Path of a fully pinned requirements (lock) file.",
+        description="Path of a fully pinned requirements (lock) file, with hashes (`pip-compile "
+        "--generate-hashes` or `uv pip compile --generate-hashes`; `mlbuild env lock` writes it "
+        "from `requirements.in` beside it).",
         examples=["requirements.lock"],
+    )
+    isolated: bool = Field(
+        default=False,
+        description="Run the steps in the environment `mlbuild env build` makes from the lock "
+        "(its interpreter first on PATH, no user site-packages) instead of the caller's, so a "
+        "step's result cannot depend on what happens to be installed. `mlbuild run --isolated` "
+        "does the same for one run.",
     )
 
     @model_validator(mode="after")
@@ -654,4 +665,9 @@ class Recipe(_Model):
     store: Store | None = Field(
         default=None,
         description="The run store every run is recorded in (default: `.mlbuild/runs.db`).",
+    )
+    package: PackageSection | None = Field(
+        default=None,
+        description="How the model ships: a bundle `mlbuild serve BUNDLE` serves with no "
+        "repository, and a Docker image `mlbuild publish` pushes as an immutable version.",
     )

@@ -54,6 +54,7 @@ def recorded_run(
     kind: str = "run",
     tags: dict[str, str] | None = None,
     notes: str = "",
+    isolation: dict[str, str] | None = None,
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
     register_workspace(ws, graph.store_url)  # so gc in a clone sharing the cache keeps our results
@@ -63,7 +64,15 @@ def recorded_run(
     store.start_run(record)
     beat = _Heartbeat(store, record.id)
     try:
-        summary = run_steps(ws, graph, targets=targets, force=force, jobs=jobs, reporter=reporter)
+        summary = run_steps(
+            ws,
+            graph,
+            targets=targets,
+            force=force,
+            jobs=jobs,
+            reporter=reporter,
+            isolation=isolation,
+        )
     except InterruptError:
         beat.stop()
         store.finish_run(replace(record, status=RunStatus.INTERRUPTED, ended=time.time()))
