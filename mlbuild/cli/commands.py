@@ -411,11 +411,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
-    ws = _workspace(args)
-    try:
-        source = resolve_model(ws, ws.graph(list(args.overrides)))
-    finally:
-        ws.save_state()
+    from mlbuild.cli.package_commands import bundle_to_serve
+
+    bundle = bundle_to_serve(args.overrides)
+    if bundle is not None:
+        source, state_dir = bundle.model_source(), bundle.state_dir
+    else:
+        ws = _workspace(args)
+        try:
+            source = resolve_model(ws, ws.graph(list(args.overrides)))
+        finally:
+            ws.save_state()
+        state_dir = ws.meta / "serving"
     options = ServerOptions(
         host=args.host,
         port=args.port,
@@ -435,12 +442,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"mlbuild: serving model '{source.name}' version {source.version} on "
         f"http://{args.host}:{args.port} ({workers}, {auth}); Ctrl-C stops"
     )
-    serve(
-        source,
-        options,
-        ws.meta / "serving",
-        announce=lambda: print(banner, file=sys.stderr, flush=True),
-    )
+    try:
+        serve(
+            source,
+            options,
+            state_dir,
+            announce=lambda: print(banner, file=sys.stderr, flush=True),
+        )
+    finally:
+        if bundle is not None:
+            bundle.close()
     print("mlbuild: server stopped", file=sys.stderr)
     return 0
 

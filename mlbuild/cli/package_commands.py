@@ -139,3 +139,99 @@ def isolation(ws: Any, graph: Any) -> dict[str, str]:
     if not built.reused:
         _say(f"built the environment of {files.lock} in {built.seconds:.1f} s")
     return built.step_environment(mlbuild_path(ws.meta))
+
+
+def bundle_to_serve(words: list[str]) -> Any:
+    """The bundle ``mlbuild serve BUNDLE`` names (checked file by file), or None when the words
+    are Hydra overrides."""
+    from mlbuild.errors import UsageError
+    from mlbuild.package.bundle_reader import is_bundle, open_bundle
+
+    if not words or not is_bundle(words[0]):
+        return None
+    if len(words) > 1:
+        raise UsageError("a bundle is served as it was built: give no overrides with it")
+    sys.dont_write_bytecode = True  # the bundle's code was checked: leave its folder unchanged
+    return open_bundle(Path(words[0]))
+
+
+def _package_graph(args: argparse.Namespace) -> tuple[Any, Any]:
+    from mlbuild.errors import UsageError
+
+    ws = _workspace(args)
+    try:
+        graph = ws.graph(list(args.overrides))
+    finally:
+        ws.save_state()
+    if graph.package is None:
+        raise UsageError(
+            f"{graph.recipe_file} has no package: section; add one, e.g. `package: {{bundle: "
+            "dist/model.tar.gz}` or `package: {docker: {image: NAME}}` (see `mlbuild schema`)"
+        )
+    return ws, graph
+
+
+def _store(ws: Any, graph: Any) -> Any:
+    from mlbuild.cli.shared import open_workspace_store
+
+    return open_workspace_store(ws, graph)
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    from mlbuild.errors import UsageError
+    from mlbuild.package.gather import gather
+
+    ws, graph = _package_graph(args)
+    spec = graph.package
+    declared = [t for t in ("bundle", "docker") if getattr(spec, t) is not None]
+    targets = args.target or declared
+    for target in targets:
+        if target not in declared:
+            raise UsageError(
+                f"--target {target}: the package: section declares no {target} target; "
+                f"declared: {', '.join(declared) or 'none'}"
+            )
+    if args.dockerfile:
+        from mlbuild.package.image import dockerfile_for
+
+        if spec.docker is None:
+            raise UsageError("--dockerfile: the package: section declares no docker target")
+        print(dockerfile_for(ws, graph), end="")
+        return 0
+    store = _store(ws, graph)
+    try:
+        gathered = gather(ws, graph, store=store)
+    finally:
+        store.close()
+    result: dict[str, Any] = {"model": gathered.provenance.to_json()}
+    if "bundle" in targets:
+        result["bundle"] = _write_bundle(ws, graph, gathered, quiet=args.json)
+    if "docker" in targets:
+        from mlbuild.package.image import build_image
+
+        image = build_image(ws, graph, gathered, progress=_say)
+        result["image"] = image.to_json()
+        if not args.json:
+            print(f"image {image.reference} ({image.image_id[:19]}), {image.size_mb:.0f} MB")
+    if args.json:
+        dump_json(result)
+    return 0
+
+
+def _write_bundle(ws: Any, graph: Any, gathered: Any, *, quiet: bool) -> str:
+    from mlbuild.package.bundle import write_archive, write_directory
+
+    rel = graph.package.bundle
+    target = ws.fence(graph).target(rel)  # checked again now: the tree may have changed
+    if rel.endswith((".tar.gz", ".tgz")):
+        write_archive(gathered.bundle, target)
+    else:
+        write_directory(gathered.bundle, target)
+    files = len(gathered.bundle.files) + 1
+    if quiet:
+        return str(rel)
+    print(
+        f"bundle {rel}: model '{gathered.provenance.model_name}' version "
+        f"{gathered.provenance.version}, {files} files; serve it with `mlbuild serve {rel}`"
+    )
+    return str(rel)

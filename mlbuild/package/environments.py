@@ -128,12 +128,25 @@ def _create(
     folder: Path, interpreter: str, lock: Lock, lock_path: Path, progress: Callable[[str], None]
 ) -> None:
     progress(f"creating the environment of {lock.path} ({len(lock.pins)} packages) in {folder}")
-    _run([interpreter, "-m", "venv", str(folder)], "create the virtualenv", timeout=300)
+    # no pip inside: creating it takes most of a build (ensurepip), and a step that cannot
+    # `pip install` cannot drift from the lock; this pip installs into it (`pip --python`)
+    _run(
+        [interpreter, "-m", "venv", "--without-pip", str(folder)],
+        "create the virtualenv",
+        timeout=300,
+    )
     requirements = lock_path
     if lock.kind == "pipfile":
         requirements = folder / "mlbuild-requirements.txt"
         requirements.write_text(_pipfile_index_options(lock_path) + lock.requirements())
-    pip = [str(folder / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(folder / "bin" / "python"),
+        "--disable-pip-version-check",
+    ]
     _run(
         [*pip, "install", "--require-hashes", "--no-deps", "-r", str(requirements)],
         f"install the packages of {lock.path}",

@@ -75,6 +75,9 @@ def lock_env(files: EnvFiles) -> LockResult:
         command = [
             *_compiler(),
             "--generate-hashes",
+            # the index comes from pip's own configuration; a URL in the lock may hold a token
+            "--no-emit-index-url",
+            "--no-emit-find-links",
             "--quiet",
             "--output-file",
             Path(files.lock).name,

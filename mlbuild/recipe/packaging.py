@@ -74,7 +74,8 @@ class DockerTarget(_Model):
     user: str = Field(
         default="mlbuild",
         pattern=USER_NAME,
-        description="Name of the non-root user the server runs as (uid 10001).",
+        description="Name of the non-root user the server runs as (uid 10001); never `root`.",
+        json_schema_extra={"not": {"const": "root"}},  # what _not_root says, for editors
     )
     port: int = Field(
         default=8080, ge=1024, le=65535, description="Port the server listens on in the container."
