@@ -172,9 +172,9 @@ def _package_graph(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _store(ws: Any, graph: Any) -> Any:
-    from mlbuild.cli.shared import open_workspace_store
+    from mlbuild.store import open_workspace_store
 
-    return open_workspace_store(ws, graph)
+    return open_workspace_store(ws.meta, graph.store_url)
 
 
 def cmd_package(args: argparse.Namespace) -> int:
