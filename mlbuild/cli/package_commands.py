@@ -235,3 +235,40 @@ def _write_bundle(ws: Any, graph: Any, gathered: Any, *, quiet: bool) -> str:
         f"{gathered.provenance.version}, {files} files; serve it with `mlbuild serve {rel}`"
     )
     return str(rel)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from mlbuild.errors import UsageError
+    from mlbuild.package.gather import gather
+    from mlbuild.package.publish import publish
+
+    ws, graph = _package_graph(args)
+    docker = graph.package.docker
+    if docker is None or docker.registry is None:
+        raise UsageError(
+            "mlbuild publish pushes the docker target to its registry; add `package: {docker: "
+            "{image: NAME, registry: HOST[:PORT]}}` to ml.yaml"
+        )
+    store = _store(ws, graph)
+    try:
+        gathered = gather(ws, graph, store=store, version=args.version)
+        if gathered.provenance.registered_version is None:
+            raise UsageError(
+                f"model '{graph.model.name}' has no registered version made of the workspace's "
+                "model; the image's tag is the version: register the run first (`mlbuild model "
+                f"register RUN --name {graph.model.name}`)"
+            )
+        published = publish(ws, graph, gathered, progress=_say)
+    finally:
+        store.close()
+    if args.json:
+        dump_json(published.to_json())
+    elif published.unchanged:
+        print(
+            f"{published.registry}/{published.repository}:{published.tag} already holds this "
+            f"model: {published.reference} (nothing pushed)"
+        )
+    else:
+        print(f"published {published.registry}/{published.repository}:{published.tag}")
+        print(published.reference)
+    return 0

@@ -1,4 +1,4 @@
-"""The command line of ``mlbuild env …`` and ``mlbuild package``."""
+"""The command line of ``mlbuild env …``, ``mlbuild package`` and ``mlbuild publish``."""
 
 from __future__ import annotations
 
@@ -53,3 +53,19 @@ def add_package_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) 
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=f"{_COMMANDS}:cmd_package")
+
+    p = sub.add_parser(
+        "publish",
+        help="build the image of a registered model version, smoke-test it and push it, tagged "
+        "with the version (never overwriting a tag)",
+    )
+    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides")
+    p.add_argument(
+        "--version",
+        type=int,
+        metavar="N",
+        help="the registered model version to publish (default: the latest whose artifacts "
+        "are the workspace's model)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=f"{_COMMANDS}:cmd_publish")

@@ -97,3 +97,67 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class Registry:
+    address: str  # 127.0.0.1:PORT
+    root: Path
+
+
+def start_registry(
+    root: Path, htpasswd: str | None = None
+) -> tuple[Registry, subprocess.Popen[bytes]]:
+    """Debian's ``docker-registry`` on a free port, its storage under ``root``."""
+    port = free_port()
+    auth = ""
+    if htpasswd is not None:
+        (root / "htpasswd").write_text(htpasswd)
+        auth = f"auth:\n  htpasswd: {{realm: test, path: {root / 'htpasswd'}}}\n"
+    (root / "config.yml").write_text(
+        "version: 0.1\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n" + auth
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(root / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import time
+    import urllib.error
+    import urllib.request
+
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break  # 401: up, and asking for credentials
+        except OSError:
+            time.sleep(0.05)
+    return Registry(f"127.0.0.1:{port}", root), proc
+
+
+def docker_ready() -> str | None:
+    """Why the Docker tests cannot run here, or None (scripts/services starts what they need)."""
+    import shutil
+
+    if shutil.which("docker-registry") is None:
+        return "Debian's docker-registry is not installed (./scripts/services installs it)"
+    done = subprocess.run(
+        ["docker", "image", "inspect", "mlbuild-base:bookworm"], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        return "no Docker engine with the base image mlbuild-base:bookworm (./scripts/services)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    found, proc = start_registry(tmp_path_factory.mktemp("registry"))
+    try:
+        yield found
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
