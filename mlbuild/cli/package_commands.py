@@ -259,6 +259,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 f"register RUN --name {graph.model.name}`)"
             )
         published = publish(ws, graph, gathered, progress=_say)
+        store.record_image(
+            graph.model.name,
+            int(published.tag),
+            f"{published.registry}/{published.repository}",
+            published.digest,
+        )
     finally:
         store.close()
     if args.json:

@@ -73,8 +73,9 @@ def published(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> I
     shutil.copytree(EXAMPLE, root, ignore=generated)
     image = f"mlbuild-test-pkg-{uuid.uuid4().hex[:8]}"
     ws = Workspace(root)
-    with (root / "ml.yaml").open("a") as recipe:
-        recipe.write(package_section(image, registry.address))
+    recipe = (root / "ml.yaml").read_text()  # the example's package: section, made the test's
+    recipe = recipe[: recipe.index("\n# How the model ships")]
+    (root / "ml.yaml").write_text(recipe + package_section(image, registry.address))
     subprocess.run(["git", "init", "-q", "."], cwd=root, check=True)
     subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)
     subprocess.run([*GIT, "commit", "-qm", "iris"], cwd=root, check=True)
@@ -317,3 +318,12 @@ def test_a_missing_base_image_is_named(published: Published) -> None:
         )
     finally:
         ws.recipe(recipe)
+
+
+def test_the_digest_and_registry_are_recorded_on_the_model_version(published: Published) -> None:
+    versions = json.loads(published.ws.cli("model", "list", "--json").stdout)
+    repository, digest = published.reference.split("@")
+    assert versions[0]["images"] == [{"repository": repository, "digest": digest}]
+    table = published.ws.cli("model", "list").stdout.splitlines()
+    assert table[0].split()[-1] == "IMAGE"
+    assert table[1].split()[-1] == f"{repository}@{digest[:19]}"
