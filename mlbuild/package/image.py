@@ -84,10 +84,10 @@ def dockerfile_for(ws: Any, graph: Any) -> str:
 
 
 def build_image(
-    ws: Any, graph: Any, gathered: Any, *, progress: Callable[[str], None]
+    ws: Any, graph: Any, gathered: Any, *, progress: Callable[[str], None], tag: bool = True
 ) -> BuiltImage:
     """Build the image of ``gathered`` (see :mod:`mlbuild.package.gather`) and tag it
-    ``IMAGE:VERSION``."""
+    ``IMAGE:VERSION`` (unless not ``tag``: publish tags only what it may publish)."""
     from mlbuild.package.engine import base_image, connect, probe_platform
     from mlbuild.package.locks import read_lock
     from mlbuild.package.runtime import mlbuild_files, runtime_pins
@@ -114,12 +114,13 @@ def build_image(
     text = render(spec, labels)
     progress(f"building the image of model '{gathered.provenance.model_name}' on {docker.base}")
     image_id = _build(client, text, files, network="host" if docker.system_packages else "none")
-    tag = gathered.provenance.version
+    version = gathered.provenance.version
     image = client.images.get(image_id)
-    image.tag(docker.image, tag)
+    if tag:
+        image.tag(docker.image, version)
     return BuiltImage(
         repository=docker.image,
-        tag=tag,
+        tag=version,
         image_id=image_id,
         size=int(image.attrs.get("Size", 0)),
         content=content,

@@ -53,9 +53,12 @@ def publish(ws: Any, graph: Any, gathered: Any, *, progress: Callable[[str], Non
     tag = gathered.provenance.version
     reader = RegistryClient(registry)
     existing = reader.tagged(docker.image, tag)  # early: an unreachable registry fails fast
-    image = build_image(ws, graph, gathered, progress=progress)
+    # tagged IMAGE:VERSION only once it may be that version: not when the registry refuses it
+    image = build_image(ws, graph, gathered, progress=progress, tag=False)
+    client = connect()
     if existing is not None:
         if existing.labels.get(CONTENT_LABEL) == image.content:
+            client.images.get(image.image_id).tag(docker.image, tag)
             return Published(registry, docker.image, tag, existing.digest, True, 0)
         raise RegistryError(
             f"{registry}/{docker.image}:{tag} already holds another image (content "
@@ -66,13 +69,13 @@ def publish(ws: Any, graph: Any, gathered: Any, *, progress: Callable[[str], Non
         )
     sample = sample_for(ws.root, graph.package.sample, gathered.source.signature)
     expected = expected_predictions(gathered.source, sample)
-    client = connect()
     progress(f"smoke test: starting {image.reference}, sending {sample.rows} rows")
     result = smoke_test(client, image.image_id, docker.port, sample, expected)
     progress(
         f"smoke test passed: ready in {result.ready_seconds:.1f} s, {result.rows} rows predicted "
         "as in-process"
     )
+    client.images.get(image.image_id).tag(docker.image, tag)  # before the push drops its tag
     progress(f"pushing {registry}/{docker.image}:{tag}")
     digest = push(client, image.image_id, registry, docker.image, tag)
     return Published(registry, docker.image, tag, digest, False, result.rows)

@@ -201,10 +201,12 @@ def test_publishing_the_same_version_again_is_a_no_op(published: Published) -> N
 def test_other_content_under_a_published_tag_is_refused(published: Published) -> None:
     ws = published.ws
     recipe = ws.read("ml.yaml")
+    local = inspect(f"{published.image}:1")["Id"]
     try:
         ws.recipe(recipe.replace("port: 8080", "port: 8081"))
         done = ws.cli("publish", timeout=900)
         assert done.returncode == 1
+        assert inspect(f"{published.image}:1")["Id"] == local  # the refused build is not tagged
         assert done.stderr.splitlines()[-1].startswith(
             f"mlbuild: {published.registry.address}/{published.image}:1 already holds another "
             "image (content "
