@@ -55,6 +55,8 @@ def recorded_run(
     tags: dict[str, str] | None = None,
     notes: str = "",
     isolation: dict[str, str] | None = None,
+    keep_going: bool = False,
+    executor: str | None = None,
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
     register_workspace(ws, graph.store_url)  # so gc in a clone sharing the cache keeps our results
@@ -72,6 +74,8 @@ def recorded_run(
             jobs=jobs,
             reporter=reporter,
             isolation=isolation,
+            keep_going=keep_going,
+            executor=executor,
         )
     except InterruptError:
         beat.stop()
