@@ -79,6 +79,10 @@ class PathIndex(Generic[T]):
         self._entries[path].append((self._added, value))
         self._added += 1
 
+    def paths(self) -> list[str]:
+        """Every indexed path once, in the order first added."""
+        return list(self._entries)
+
     def holding(self, path: str) -> list[tuple[str, T]]:
         """The indexed paths that are ``path`` or a folder above it (``is_within(path, it)``)."""
         return self._answer(self._holding(path))

@@ -204,6 +204,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             _check_steps(names, list(graph.steps))
             _check_executor(args.executor, graph)
             executors = Executors(graph.executors)
+            if args.isolated:
+                import dataclasses
+
+                graph = dataclasses.replace(graph, isolated=True)
             planner = ws.planner(
                 graph,
                 force=set(graph.upstream_closure(names or list(graph.steps)))
@@ -278,8 +282,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ):
             store = None
             for combo in combos:
-                graph = ws.graph(combo)
-                _check_steps(names, list(graph.steps))
+                graph, isolation = _run_graph(args, ws, combo, names)
                 _check_executor(args.executor, graph)
                 store = store or recorder_store(ws.meta, graph.store_url)
                 if len(combos) > 1 and not args.json:
@@ -294,6 +297,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     reporter=reporter,
                     tags=tags,
                     notes=args.note,
+                    isolation=isolation,
                     keep_going=args.keep_going,
                     executor=args.executor,
                 )
@@ -321,6 +325,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_metrics(console, summaries, args.multirun)
     _raise_failures(console, summaries, table_too=not args.json)
     return 0
+
+
+def _run_graph(
+    args: argparse.Namespace, ws: Workspace, combo: list[str], names: list[str]
+) -> tuple[Graph, dict[str, str] | None]:
+    """The graph to run (marked isolated for ``--isolated`` or ``environment.isolated``) and the
+    variables that run its steps in the environment built from the lock, if isolated."""
+    graph = ws.graph(combo)
+    _check_steps(names, list(graph.steps))
+    if not (args.isolated or graph.isolated):
+        return graph, None
+    import dataclasses
+
+    from mlbuild.cli.package_commands import isolation
+
+    graph = dataclasses.replace(graph, isolated=True)
+    return graph, isolation(ws, graph)
 
 
 def _raise_failures(console: Console, summaries: list[RunSummary], *, table_too: bool) -> None:
@@ -455,11 +476,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
-    ws = _workspace(args)
-    try:
-        source = resolve_model(ws, ws.graph(list(args.overrides)))
-    finally:
-        ws.save_state()
+    from mlbuild.cli.package_commands import bundle_to_serve
+
+    bundle = bundle_to_serve(args.overrides)
+    if bundle is not None:
+        source, state_dir = bundle.model_source(), bundle.state_dir
+    else:
+        ws = _workspace(args)
+        try:
+            source = resolve_model(ws, ws.graph(list(args.overrides)))
+        finally:
+            ws.save_state()
+        state_dir = ws.meta / "serving"
     options = ServerOptions(
         host=args.host,
         port=args.port,
@@ -479,12 +507,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"mlbuild: serving model '{source.name}' version {source.version} on "
         f"http://{args.host}:{args.port} ({workers}, {auth}); Ctrl-C stops"
     )
-    serve(
-        source,
-        options,
-        ws.meta / "serving",
-        announce=lambda: print(banner, file=sys.stderr, flush=True),
-    )
+    try:
+        serve(
+            source,
+            options,
+            state_dir,
+            announce=lambda: print(banner, file=sys.stderr, flush=True),
+        )
+    finally:
+        if bundle is not None:
+            bundle.close()
     print("mlbuild: server stopped", file=sys.stderr)
     return 0
 

@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
             + ("" if name == "run" else "; accepted so that `plan` takes `run`'s words"),
         )
         p.add_argument(
+            "--isolated",
+            action="store_true",
+            help="run the steps in the environment built from the lock (`mlbuild env build`), "
+            "not the caller's interpreter",
+        )
+        p.add_argument(
             "--executor",
             metavar="NAME",
             help="run every command step on this executor: local, clean or container "
@@ -176,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    from mlbuild.cli.package_parser import add_package_commands
     from mlbuild.cli.review_parser import add_review_commands
     from mlbuild.cli.store_parser import add_store_commands
     from mlbuild.cli.test_parser import add_test_command
@@ -183,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_test_command(sub)
     add_store_commands(sub, _Parser)
     add_review_commands(sub, _Parser)
+    add_package_commands(sub, _Parser)
     return parser
 
 
@@ -191,7 +199,13 @@ def _add_serving_commands(sub: Any) -> None:
         "serve",
         help="serve the recipe's model over HTTP (Open Inference Protocol v2, MLflow, metrics)",
     )
-    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="BUNDLE|OVERRIDE",
+        help="Hydra overrides, or a bundle (a directory or .tar.gz `mlbuild package` wrote) to "
+        "serve with no repository",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
     p.add_argument(

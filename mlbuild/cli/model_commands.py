@@ -62,10 +62,14 @@ def cmd_model_list(args: argparse.Namespace) -> int:
             when(v.created),
             v.user,
             ", ".join(a.path for a in v.artifacts),
+            ", ".join(f"{i['repository']}@{i['digest'][:19]}" for i in v.images),
         ]
         for v in versions
     ]
-    print(table(rows, ["MODEL", "VERSION", "ALIASES", "RUN", "CREATED", "BY", "ARTIFACTS"]))
+    header = ["MODEL", "VERSION", "ALIASES", "RUN", "CREATED", "BY", "ARTIFACTS", "IMAGE"]
+    if not any(v.images for v in versions):  # a column only once something was published
+        header, rows = header[:-1], [row[:-1] for row in rows]
+    print(table(rows, header))
     return 0
 
 

@@ -48,6 +48,7 @@ class KindContext:
         spec: StepSpec,
         executor: Executor,
         executor_options: Mapping[str, Any],
+        isolation: Mapping[str, str],
         secrets: Secrets,
         reporter: Any,  # mlbuild.exec.events.Reporter (masking)
         cancelled: threading.Event,
@@ -59,6 +60,7 @@ class KindContext:
         self.spec = spec
         self.executor = executor
         self.executor_options = executor_options
+        self.isolation = isolation  # PATH, VIRTUAL_ENV, …: the locked environment, if isolated
         self.secrets = secrets
         self.deps = deps  # dep path → the content digest its fingerprint holds
         self._reporter = reporter
@@ -153,6 +155,7 @@ class KindContext:
         atomic.write_text(params_file, json.dumps(nest(spec.params), indent=2), sync=False)
         self._make_hydra_output_dir()
         return {
+            **self.isolation,
             "PYTHONUNBUFFERED": "1",
             **spec.env,
             PARAMS_ENV: str(params_file),

@@ -57,14 +57,17 @@ def run_steps(
     reporter: Reporter,
     keep_going: bool = False,
     executor: str | None = None,
+    isolation: dict[str, str] | None = None,
 ) -> RunSummary:
     """Bring ``targets`` (every step if empty) and what they depend on up to date.
 
     ``keep_going``: after a failure, still start every step that does not depend on it (else
     none starts). ``executor``: run every command step on this executor (``run --executor``).
+    ``isolation``: the variables that run each step's processes in the environment built from
+    the lock (``environment.isolated``; see :mod:`mlbuild.package.environments`).
     """
     return _Scheduler(
-        workspace, graph, targets, force, jobs, reporter, keep_going, executor
+        workspace, graph, targets, force, jobs, reporter, keep_going, executor, isolation or {}
     ).execute()
 
 
@@ -79,6 +82,7 @@ class _Scheduler:
         reporter: Reporter,
         keep_going: bool,
         executor: str | None,
+        isolation: dict[str, str],
     ) -> None:
         self.ws = workspace
         self.graph = graph
@@ -109,6 +113,7 @@ class _Scheduler:
             outputs=Outputs(workspace, self.planner, fence, self.secrets, self.reporter.step_note),
             executors=self.executors,
             override=executor,
+            isolation=isolation,
             secrets=self.secrets,
             reporter=self.reporter,
             cancelled=self.cancelled,

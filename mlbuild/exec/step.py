@@ -45,6 +45,7 @@ class StepRunner:
         outputs: Outputs,
         executors: Executors,
         override: str | None,
+        isolation: dict[str, str],
         secrets: Secrets,
         reporter: MaskingReporter,
         cancelled: threading.Event,
@@ -57,6 +58,7 @@ class StepRunner:
         self.outputs = outputs
         self.executors = executors
         self.override = override
+        self.isolation = isolation
         self.secrets = secrets
         self.reporter = reporter
         self.cancelled = cancelled
@@ -132,6 +134,7 @@ class StepRunner:
             spec=spec,
             executor=self.executors.get(name),
             executor_options=self.executors.options(name),
+            isolation=self.isolation,
             secrets=self.secrets,
             reporter=self.reporter,
             cancelled=self.cancelled,

@@ -22,6 +22,7 @@ from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.checks import missing_inputs
 from mlbuild.graph.kinds import CompileContext, RecipePaths, section_compilers
 from mlbuild.graph.model import Graph, ServedModel, StepSpec
+from mlbuild.graph.packaging import compile_package
 from mlbuild.params import Resolved
 from mlbuild.paths import Fence, PathIndex, UnsafePathError, is_within, normalise
 from mlbuild.recipe import (
@@ -88,7 +89,8 @@ def compile_graph(
     model = _compile_model(recipe.name, recipe.model, producers, paths, source, problems)
     tests = _compile_tests(recipe, paths)
     env = recipe.environment
-    lock = None
+    package = compile_package(recipe, paths, producers.paths(), source, problems)
+    lock = pipfile = None
     if env is not None and env.pipfile:
         pipfile = paths.check(env.pipfile, ("environment", "pipfile"), writes=False)
         if pipfile is not None:
@@ -116,6 +118,9 @@ def compile_graph(
         paths=paths.uses,
         protected=fence.protected,
         tests=tests,
+        pipfile=pipfile,
+        isolated=env.isolated if env else False,
+        package=package,
         executors=recipe.executors.model_dump(exclude_none=True) if recipe.executors else {},
     )
     if problems:

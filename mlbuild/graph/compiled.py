@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 # bumped when what a compiled entry holds or what compilation checks changes, so no entry
 # compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
 # 3: params pasted into shell commands must be inert; 4: env vars, params files and per-step
-# problems; 5: step kinds, their config and executors; 6: the tests section)
-_GRAPH_VERSION = 6
+# problems; 5: step kinds, their config and executors; 6: the tests section; 7: the package:
+# section and environment.isolated)
+_GRAPH_VERSION = 7
 
 
 def load_graph(

@@ -56,6 +56,8 @@ def components(
     }
     if step.env_vars:  # only then: the fingerprints of steps reading no env var stay as they were
         parts["env_vars"] = dict(sorted(step.env_vars.items()))
+    if graph.isolated:  # a result made in the locked environment is not one made in the caller's
+        parts["isolated"] = True
     if executor:
         parts["executor"] = dict(sorted(executor.items()))
     return parts
@@ -95,6 +97,9 @@ def explain(
     if old.get("python") != new["python"]:
         reasons.append(f"environment.python changed: {old.get('python')} → {new['python']}")
     reasons += _mapping_diff("environment lock", old.get("lock", {}), new["lock"], values=False)
+    if old.get("isolated", False) != new.get("isolated", False):
+        where = "the environment built from the lock" if new.get("isolated") else "the caller's"
+        reasons.append(f"environment isolation changed: the step now runs in {where}")
     return reasons
 
 

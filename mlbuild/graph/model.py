@@ -12,6 +12,7 @@ from typing import Any
 
 from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem
+from mlbuild.graph.packaging import PackageSpec
 from mlbuild.paths import Fence, PathIndex
 
 
@@ -135,6 +136,10 @@ class Graph:
     paths: list[PathUse] = field(default_factory=list)
     # paths the engine never writes or removes → what they are (the recipe, Hydra's config)
     protected: dict[str, str] = field(default_factory=dict)
+    pipfile: str | None = None  # environment.pipfile (lock_file is its Pipfile.lock)
+    # environment.isolated, or `run --isolated`: steps run in the environment built from the lock
+    isolated: bool = False
+    package: PackageSpec | None = None  # the package: section
     # the recipe's `executors:`: executor name → its options (image, network, …)
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the recipe's tests: name → the test as written (its paths normalised); mlbuild.testing
@@ -167,6 +172,7 @@ class Graph:
         datasets = {k: DatasetSpec(**v) for k, v in raw.get("datasets", {}).items()}
         model = ServedModel(**raw["model"]) if raw.get("model") else None
         paths = [PathUse(**use) for use in raw.get("paths", [])]
+        package = PackageSpec.from_json(raw["package"]) if raw.get("package") else None
         return cls(
             **{
                 **raw,
@@ -175,6 +181,7 @@ class Graph:
                 "datasets": datasets,
                 "model": model,
                 "paths": paths,
+                "package": package,
             }
         )
 

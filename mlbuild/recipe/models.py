@@ -27,6 +27,7 @@ from mlbuild.recipe.fields import ENV_NAME, STEP_NAME, Timeout, parse_duration
 from mlbuild.recipe.fields import StrictModel as _Model
 from mlbuild.recipe.fields import shape_tag as _shape
 from mlbuild.recipe.model_tests import TEST_NAME, Test
+from mlbuild.recipe.packaging import PackageSection
 
 SCHEMA_VERSION = 1
 
@@ -176,8 +177,17 @@ class Environment(_Model):
     requirements: str | None = Field(
         default=None,
         min_length=1,
-        description="Path of a fully pinned requirements (lock) file.",
+        description="Path of a fully pinned requirements (lock) file, with hashes (`pip-compile "
+        "--generate-hashes` or `uv pip compile --generate-hashes`; `mlbuild env lock` writes it "
+        "from `requirements.in` beside it).",
         examples=["requirements.lock"],
+    )
+    isolated: bool = Field(
+        default=False,
+        description="Run the steps in the environment `mlbuild env build` makes from the lock "
+        "(its interpreter first on PATH, no user site-packages) instead of the caller's, so a "
+        "step's result cannot depend on what happens to be installed. `mlbuild run --isolated` "
+        "does the same for one run.",
     )
 
     @model_validator(mode="after")
@@ -659,6 +669,11 @@ class Recipe(_Model):
     store: Store | None = Field(
         default=None,
         description="The run store every run is recorded in (default: `.mlbuild/runs.db`).",
+    )
+    package: PackageSection | None = Field(
+        default=None,
+        description="How the model ships: a bundle `mlbuild serve BUNDLE` serves with no "
+        "repository, and a Docker image `mlbuild publish` pushes as an immutable version.",
     )
     executors: Executors | None = Field(
         default=None,

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# one comparison of pins for the diff and `mlbuild env lock`
+from mlbuild.package.locks import PackageChange, compare_pins
+
+__all__ = ["LockReadError", "PackageChange", "compare_pins", "read_lock"]
 _MAX_BYTES = 16 * 1024 * 1024  # a lock file's size; larger is refused, not read
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
 _EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -20,17 +23,6 @@ _EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 class LockReadError(ValueError):
     """The lock file cannot be read as one; the message says why."""
-
-
-@dataclass(frozen=True)
-class PackageChange:
-    name: str
-    old: str | None
-    new: str | None
-    change: str  # added, removed, upgraded, downgraded, changed
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "old": self.old, "new": self.new, "change": self.change}
 
 
 def normalise_name(name: str) -> str:
@@ -122,31 +114,3 @@ def _pipfile_version(spec: Any) -> str:
             ref = spec.get("ref")
             return f"{key} {spec[key]}" + (f"@{ref}" if ref else "")
     return json.dumps(spec, sort_keys=True)
-
-
-def compare_pins(old: dict[str, str], new: dict[str, str]) -> list[PackageChange]:
-    """Packages added, removed, upgraded, downgraded or otherwise changed, by name."""
-    changes = []
-    for name in sorted(old.keys() | new.keys()):
-        before, after = old.get(name), new.get(name)
-        if before == after:
-            continue
-        if before is None:
-            changes.append(PackageChange(name, None, after, "added"))
-        elif after is None:
-            changes.append(PackageChange(name, before, None, "removed"))
-        else:
-            changes.append(PackageChange(name, before, after, _direction(before, after)))
-    return changes
-
-
-def _direction(old: str, new: str) -> str:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        before, after = Version(old), Version(new)
-    except InvalidVersion:
-        return "changed"
-    if after == before:
-        return "changed"  # 1.0 and 1.0.0: the same version, written differently
-    return "upgraded" if after > before else "downgraded"

@@ -55,6 +55,7 @@ def recorded_run(
     kind: str = "run",
     tags: dict[str, str] | None = None,
     notes: str = "",
+    isolation: dict[str, str] | None = None,
     keep_going: bool = False,
     executor: str | None = None,
     then: Callable[[RunSummary], RunSummary] | None = None,
@@ -77,6 +78,7 @@ def recorded_run(
             force=force,
             jobs=jobs,
             reporter=reporter,
+            isolation=isolation,
             keep_going=keep_going,
             executor=executor,
         )

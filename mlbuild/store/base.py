@@ -99,6 +99,10 @@ class RunStore(RunWriter, Protocol):
         """One version; NotFoundError names the versions there are."""
         ...
 
+    def record_image(self, name: str, version: int, repository: str, digest: str) -> None:
+        """Note that ``version`` of model ``name`` was published as ``repository@digest``."""
+        ...
+
     def set_alias(self, name: str, alias: str, version: int | None) -> AliasChange:
         """Point ``alias`` of model ``name`` at ``version`` (None removes it); kept in history."""
         ...

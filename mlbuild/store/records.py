@@ -108,6 +108,8 @@ class ModelVersion:
     description: str
     artifacts: list[Artifact]
     provenance: dict[str, Any]  # the run's commit, recipe hash, params, metrics, data versions
+    # where `mlbuild publish` pushed it: [{"repository": "registry/image", "digest": "sha256:…"}]
+    images: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

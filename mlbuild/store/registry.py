@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from mlbuild.errors import NotFoundError, UsageError
 from mlbuild.store.engine import transact
 from mlbuild.store.records import AliasChange, Artifact, ModelVersion, RunRecord, RunStatus
-from mlbuild.store.schema import model_alias_changes, model_versions
+from mlbuild.store.schema import model_alias_changes, model_images, model_versions
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -85,7 +85,41 @@ def versions(engine: sa.Engine, name: str | None) -> list[ModelVersion]:
             f"no model named '{name}' in the run store{_suggest(engine, name)}; "
             "register one with `mlbuild model register RUN --name NAME`"
         )
-    return [_version(r) for r in rows]
+    published: dict[tuple[str, int], list[dict[str, str]]] = {}
+    stmt_images = sa.select(model_images).order_by(model_images.c.published)
+    if name is not None:
+        stmt_images = stmt_images.where(model_images.c.name == name)
+    for row in transact(engine, lambda conn: conn.execute(stmt_images).all(), write=False):
+        published.setdefault((row.name, row.version), []).append(
+            {"repository": row.repository, "digest": row.digest}
+        )
+    return [_version(r, published.get((r.name, r.version), [])) for r in rows]
+
+
+def record_image(engine: sa.Engine, name: str, number: int, repository: str, digest: str) -> None:
+    """Note that version ``number`` of ``name`` is the image ``repository@digest`` (replacing
+    what was noted for that repository: a registry wiped and published to again)."""
+    version(engine, name, number)
+
+    def work(conn: sa.Connection) -> None:
+        key = (
+            (model_images.c.name == name)
+            & (model_images.c.version == number)
+            & (model_images.c.repository == repository)
+        )
+        conn.execute(sa.delete(model_images).where(key))
+        conn.execute(
+            sa.insert(model_images).values(
+                name=name,
+                version=number,
+                repository=repository,
+                digest=digest,
+                published=time.time(),
+                user_name=_user(),
+            )
+        )
+
+    transact(engine, work, write=True)
 
 
 def version(engine: sa.Engine, name: str, number: int) -> ModelVersion:
@@ -151,7 +185,7 @@ def history(engine: sa.Engine, name: str) -> list[AliasChange]:
     return [AliasChange(r.name, r.alias, r.version, r.changed, r.user_name) for r in rows]
 
 
-def _version(row: Any) -> ModelVersion:
+def _version(row: Any, images: list[dict[str, str]]) -> ModelVersion:
     return ModelVersion(
         name=row.name,
         version=row.version,
@@ -161,6 +195,7 @@ def _version(row: Any) -> ModelVersion:
         description=row.description,
         artifacts=[Artifact(**a) for a in json.loads(row.artifacts)],
         provenance=json.loads(row.provenance),
+        images=images,
     )
 
 

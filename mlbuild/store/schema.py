@@ -145,6 +145,19 @@ model_alias_changes = sa.Table(
 )
 
 
+# where each model version was published (`mlbuild publish`): an image in a registry, by digest
+model_images = sa.Table(
+    "model_images",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("repository", sa.String(500), primary_key=True),  # registry/image
+    sa.Column("digest", sa.String(100), nullable=False),  # sha256:…
+    sa.Column("published", sa.Double, nullable=False),
+    sa.Column("user_name", sa.String(255), nullable=False),
+)
+
+
 def _create(*tables: sa.Table) -> Callable[[sa.Connection], None]:
     def migrate(conn: sa.Connection) -> None:
         for table in tables:
@@ -167,6 +180,7 @@ MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     1: _create(runs, run_params, run_metrics, run_steps, run_artifacts, run_tags),
     2: _create(model_versions, model_alias_changes),
     3: _add_executed,
+    4: _create(model_images),
 }
 LATEST = max(MIGRATIONS)
 _ADVISORY_LOCK = 0x6D6C6275  # "mlbu": serialises migrations on a shared PostgreSQL store

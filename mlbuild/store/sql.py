@@ -255,6 +255,9 @@ class SqlRunStore:
     def model_version(self, name: str, version: int) -> ModelVersion:
         return registry.version(self.engine, name, version)
 
+    def record_image(self, name: str, version: int, repository: str, digest: str) -> None:
+        registry.record_image(self.engine, name, version, repository, digest)
+
     def set_alias(self, name: str, alias: str, version: int | None) -> AliasChange:
         return registry.set_alias(self.engine, name, alias, version)
 

@@ -298,6 +298,24 @@ def test_model_versions_count_up_and_keep_their_provenance(store: RunStore) -> N
     )
 
 
+def test_a_published_image_is_recorded_on_its_model_version(store: RunStore) -> None:
+    run = make_run()
+    store.start_run(run)
+    store.finish_run(finish(run))
+    model = [Artifact("model.pkl", "d" * 64, 123, "train")]
+    store.register_model("iris", run.id, model, "")
+    store.register_model("iris", run.id, model, "")
+    digest = "sha256:" + "e" * 64
+    store.record_image("iris", 2, "127.0.0.1:5000/iris", "sha256:" + "0" * 64)
+    store.record_image("iris", 2, "127.0.0.1:5000/iris", digest)  # published again: replaced
+    versions = store.model_versions("iris")
+    assert versions[0].images == []
+    assert versions[1].images == [{"repository": "127.0.0.1:5000/iris", "digest": digest}]
+    assert store.model_version("iris", 2).images == versions[1].images
+    with pytest.raises(NotFoundError, match="model 'iris' has no version 3"):
+        store.record_image("iris", 3, "127.0.0.1:5000/iris", digest)
+
+
 def test_only_a_finished_run_can_be_registered(store: RunStore) -> None:
     run = make_run()
     store.start_run(run)
