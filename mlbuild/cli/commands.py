@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,15 +154,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     ws = _workspace(args, one_recipe(words, args.file))
     names, overrides = words.steps, words.overrides
     reports = []
+    remote = None
     try:
         for combo in _combinations(ws, overrides, args.multirun):
             graph = ws.graph(combo)
             _check_steps(names, list(graph.steps))
+            remote = remote or _remote(args, ws, graph, lambda _step, text: _warn(text))
             planner = ws.planner(
                 graph,
                 force=set(graph.upstream_closure(names or list(graph.steps)))
                 if args.force
                 else None,
+                remote=remote,
             )
             reports.append(
                 (combo, make_plan(planner, graph.upstream_closure(names or list(graph.steps))))
@@ -177,6 +181,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                         {
                             "name": d.step,
                             "action": d.action.value,
+                            "source": d.source if d.result is not None else None,
                             "reasons": d.reasons,
                             "fingerprint": d.fingerprint,
                         }
@@ -190,7 +195,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for combo, decisions in reports:
         title = f"plan ({' '.join(combo)})" if combo else "plan"
         print(title + ":")
-        rows = [[d.step, d.action.value, "; ".join(d.reasons)] for d in decisions]
+        rows = [[d.step, d.label, "; ".join(d.reasons)] for d in decisions]
         print(indent(table(rows, ["STEP", "ACTION", "WHY"])))
         will = sum(1 for d in decisions if d.action.value in ("run", "restore"))
         maybe = sum(1 for d in decisions if d.action.value == "pending")
@@ -221,6 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     summaries = []
     run_ids = []
+    remote = None
     try:
         with run_lock(
             ws.meta, wait=args.wait, on_wait=lambda text: print(f"mlbuild: {text}", file=sys.stderr)
@@ -230,6 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 graph = ws.graph(combo)
                 _check_steps(names, list(graph.steps))
                 store = store or recorder_store(ws.meta, graph.store_url)
+                remote = remote or _remote(args, ws, graph, None)
                 if len(combos) > 1 and not args.json:
                     console.print(console.paint(f"── {' '.join(combo)}", "bold"))
                 recorded = recorded_run(
@@ -242,6 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     reporter=reporter,
                     tags=tags,
                     notes=args.note,
+                    remote=remote,
                 )
                 summary = recorded.summary
                 summaries.append(summary)
@@ -264,14 +272,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         ]
         dump_json(documents[0] if not args.multirun else documents)
     else:
+        if remote is not None and (remote.report.fetched or remote.report.uploaded):
+            console.print(_remote_line(remote.report))
         _print_metrics(console, summaries, args.multirun)
+    _raise_failed(summaries)
+    return 0
+
+
+def _raise_failed(summaries: list[Any]) -> None:
     failed = [o for s in summaries for o in s.failed]
     if failed:
         first = failed[0]
         log = f"; log: {first.log}" if first.log else ""
         names_failed = ", ".join(f"'{o.name}'" for o in failed)
         raise StepFailedError(f"step {names_failed} failed: {first.message}{log}")
-    return 0
+
+
+def _remote(
+    args: argparse.Namespace, ws: Any, graph: Any, warn: Callable[[str, str], None] | None
+) -> Any:
+    """The remote cache this command uses, or None (``--no-remote``, or none configured)."""
+    if args.no_remote:
+        return None
+    remote = ws.remote(graph, read_only=getattr(args, "read_only", False))
+    if remote is not None and warn is not None:
+        remote.warn = warn
+    return remote
+
+
+def _warn(text: str) -> None:
+    print(f"mlbuild: {text}", file=sys.stderr)
+
+
+def _remote_line(report: Any) -> str:
+    """``remote cache s3://b/p: fetched 4 results (1.2 MiB), uploaded 0``."""
+    fetched = f"fetched {report.fetched} result{'s' if report.fetched != 1 else ''}"
+    uploaded = f"uploaded {report.uploaded}"
+    return (
+        f"remote cache {report.remote}: {fetched} ({size(report.fetched_bytes)}), "
+        f"{uploaded} ({size(report.uploaded_bytes)})"
+    )
 
 
 def _recorded_line(recorded: Any) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from mlbuild.cache import HashStats
+from mlbuild.cache.remote import RemoteReport
 from mlbuild.data import DataVersion
 from mlbuild.exec.metrics import merge_metrics
 from mlbuild.masking import Secrets
@@ -40,6 +41,7 @@ class RunSummary:
     overrides: list[str]
     hashing: HashStats
     data: list[DataVersion] = field(default_factory=list)
+    remote: RemoteReport | None = None  # what was fetched from and uploaded to a remote cache
 
     @property
     def failed(self) -> list[StepOutcome]:

@@ -38,6 +38,7 @@ from mlbuild.cache import (
     OutRecord,
     remove,
 )
+from mlbuild.cache.remote import RemoteCache, Uploads
 from mlbuild.crash import write_crash_log
 from mlbuild.errors import DiskFullError, InterruptError, MlbuildError
 from mlbuild.exec.events import MaskingReporter, Reporter, RunSummary, Status, StepOutcome
@@ -113,9 +114,11 @@ def run_steps(
     force: bool,
     jobs: int,
     reporter: Reporter,
+    remote: RemoteCache | None = None,
 ) -> RunSummary:
-    """Bring ``targets`` (every step if empty) and what they depend on up to date."""
-    return _Run(workspace, graph, targets, force, jobs, reporter).execute()
+    """Bring ``targets`` (every step if empty) and what they depend on up to date; with
+    ``remote``, look steps up there after a local miss and upload what runs."""
+    return _Run(workspace, graph, targets, force, jobs, reporter, remote).execute()
 
 
 class _Run:
@@ -127,11 +130,14 @@ class _Run:
         force: bool,
         jobs: int,
         reporter: Reporter,
+        remote: RemoteCache | None,
     ) -> None:
         self.ws = workspace
         self.graph = graph
         self.names = graph.upstream_closure(targets or list(graph.steps))
-        self.planner = workspace.planner(graph, force=set(self.names) if force else set())
+        self.planner = workspace.planner(
+            graph, force=set(self.names) if force else set(), remote=remote
+        )
         self.fence = workspace.fence(graph)  # re-checks each path just before it is written
         self.owned = Ownership(workspace)  # removes only outputs mlbuild made or can restore
         self.jobs = max(1, jobs)
@@ -143,6 +149,10 @@ class _Run:
         self.running: dict[str, StepProcess] = {}
         self.cancelled = threading.Event()
         self.lock = threading.Lock()
+        self.remote = remote
+        self.uploads = Uploads(remote, workspace.cache.objects) if remote is not None else None
+        if remote is not None:
+            remote.warn = self.reporter.step_note
 
     def execute(self) -> RunSummary:
         started = time.monotonic()
@@ -184,6 +194,8 @@ class _Run:
         finally:
             _restore_signals(previous)
             pool.shutdown(wait=True, cancel_futures=True)
+            if self.uploads is not None:
+                self.uploads.finish(cancel=self.cancelled.is_set())
             self.tracker.close()
             self.ws.save_state()
         ordered = [self.outcomes[n] for n in self.names if n in self.outcomes]
@@ -193,6 +205,7 @@ class _Run:
             self.graph.overrides,
             self.ws.cache.hasher.stats,
             self.planner.used_data(self.names),
+            self.remote.report if self.remote is not None else None,
         )
 
     def _stop(self, futures: dict[Future[StepOutcome], str]) -> None:
@@ -234,6 +247,8 @@ class _Run:
             for out in spec.outs:
                 self.fence.target(out.path)
             decision = self.planner.decide(spec)
+            if decision.source == "remote" and decision.result is not None:
+                decision = self._fetch(spec, decision)
             if decision.action is Action.CACHED:
                 assert decision.fingerprint is not None and decision.result is not None
                 self.ws.cache.actions.touch(decision.fingerprint)
@@ -255,6 +270,19 @@ class _Run:
             where = f"the traceback is in {_relative(log)}" if log else "no log could be written"
             message = f"internal error: {type(exc).__name__}: {exc} (a bug in mlbuild; {where})"
         return StepOutcome(name, Status.FAILED, time.monotonic() - started, message=message)
+
+    def _fetch(self, spec: StepSpec, decision: Decision) -> Decision:
+        """Bring a result found in the remote cache into the local one, every object verified,
+        so that it is restored like a local result; if it cannot be, the step runs."""
+        assert self.remote is not None and decision.result is not None
+        assert decision.fingerprint is not None
+        with self.ws.cache.writing(self._waiting(spec)):
+            problem = self.remote.fetch(
+                decision.fingerprint, decision.result, self.ws.cache, spec.name
+            )
+        if problem is None:
+            return decision
+        return replace(decision, action=Action.RUN, reasons=[problem], result=None)
 
     def _restore(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         assert decision.result is not None and decision.fingerprint is not None
@@ -363,6 +391,8 @@ class _Run:
                 spec.name, Status.FAILED, duration, decision.reasons, message=message, log=log
             )
         action = self._commit(spec, decision, duration)
+        if self.uploads is not None:  # the hook: what was built goes to the remote cache
+            self.uploads.submit(decision.fingerprint, action)
         return StepOutcome(
             spec.name,
             Status.RAN,

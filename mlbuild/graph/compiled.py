@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 # bumped when what a compiled entry holds or what compilation checks changes, so no entry
 # compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
 # 3: params pasted into shell commands must be inert; 4: env vars, params files and per-step
-# problems)
-_GRAPH_VERSION = 4
+# problems; 5: the remote cache section)
+_GRAPH_VERSION = 5
 
 
 def load_graph(

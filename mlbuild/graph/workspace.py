@@ -6,12 +6,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlbuild.cache import Cache
-from mlbuild.data import DataSources
+from mlbuild.cache.remote import (
+    Backend,
+    DirectoryBackend,
+    FsspecBackend,
+    RemoteCache,
+    open_remote,
+    remote_settings,
+)
+from mlbuild.data import DataSources, dvc_remote
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.model import Graph
 from mlbuild.graph.plan import Planner
 from mlbuild.graph.records import StepRecords
+from mlbuild.masking import Secrets, remember
 from mlbuild.paths import META_DIR, Fence
 from mlbuild.recipe import RECIPE_FILE
 
@@ -72,9 +81,37 @@ class Workspace:
         """What the engine may write or remove in this workspace for ``graph``."""
         return graph.fence(self.root, self.cache.root)
 
-    def planner(self, graph: Graph, *, force: set[str] | None = None) -> Planner:
+    def planner(
+        self,
+        graph: Graph,
+        *,
+        force: set[str] | None = None,
+        remote: RemoteCache | None = None,
+    ) -> Planner:
+        """Decisions for ``graph``; with ``remote``, a step missing locally is looked up there."""
         sources = DataSources(self.root, self.meta, graph.datasets)
-        return Planner(graph, self.root, self.cache, self.records, sources, force=force or set())
+        return Planner(
+            graph, self.root, self.cache, self.records, sources, force=force or set(), remote=remote
+        )
+
+    def remote(
+        self, graph: Graph, *, read_only: bool = False, strict: bool = False
+    ) -> RemoteCache | None:
+        """The remote cache ``MLBUILD_REMOTE_CACHE`` or the recipe's ``cache:`` names, if any
+        (connected on first use); ``read_only``: nothing is uploaded."""
+        settings = remote_settings(graph.remote_cache, self.root, read_only=read_only)
+        if settings is None:
+            return None
+        return open_remote(settings, local_cache=self.cache.root, dvc=self._dvc, strict=strict)
+
+    def _dvc(self, name: str) -> Backend:
+        """A DVC remote's folder for mlbuild, with DVC's credentials (masked in messages)."""
+        found = dvc_remote(self.root, name)
+        remember(Secrets(found.secrets))
+        shown = f"dvc://{name}"
+        if found.fs is None:
+            return DirectoryBackend(Path(found.path), shown)
+        return FsspecBackend(found.fs, found.path, shown)
 
     def save_state(self) -> None:
         """Persist the file hashes learnt in this command (cheap when nothing changed)."""

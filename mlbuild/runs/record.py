@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 
+from mlbuild.cache.remote import RemoteCache
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec import Reporter, RunSummary, Status, graph_secrets, run_steps
 from mlbuild.graph import Graph, Workspace
@@ -54,6 +55,7 @@ def recorded_run(
     kind: str = "run",
     tags: dict[str, str] | None = None,
     notes: str = "",
+    remote: RemoteCache | None = None,
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
     register_workspace(ws, graph.store_url)  # so gc in a clone sharing the cache keeps our results
@@ -63,7 +65,9 @@ def recorded_run(
     store.start_run(record)
     beat = _Heartbeat(store, record.id)
     try:
-        summary = run_steps(ws, graph, targets=targets, force=force, jobs=jobs, reporter=reporter)
+        summary = run_steps(
+            ws, graph, targets=targets, force=force, jobs=jobs, reporter=reporter, remote=remote
+        )
     except InterruptError:
         beat.stop()
         store.finish_run(replace(record, status=RunStatus.INTERRUPTED, ended=time.time()))
