@@ -9,7 +9,8 @@ the same addresses and say the same thing about a bad one:
   ``azure://CONTAINER/PREFIX`` (``az://``, ``abfs://``), ``sftp://HOST/PATH``;
 - ``dvc://NAME``: the DVC remote of that name, its URL and credentials from DVC's config.
 
-The module is the bottom layer (stdlib only): the recipe's models validate with it.
+The module is a bottom layer (stdlib and :mod:`mlbuild.masking`, whose ``without_password`` shows
+an address): the recipe's models validate with it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from mlbuild.masking import without_password
 
 # scheme → (the fsspec protocol it is opened with, the package that implements it)
 FSSPEC_SCHEMES: dict[str, tuple[str, str]] = {
@@ -78,7 +81,7 @@ def parse_remote(text: str, *, allow_password: bool = False) -> RemoteAddress:
             "must not hold a password (ml.yaml is committed); use the storage's own credentials "
             "(environment variables, ~/.aws, a DVC remote's config.local)"
         )
-    shown = without_userinfo(text)
+    shown = without_password(text)
     if scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path:
             raise ValueError("a file:// URL names a local path: file:///PATH")
@@ -98,17 +101,6 @@ def parse_remote(text: str, *, allow_password: bool = False) -> RemoteAddress:
     if scheme == "azure":  # fsspec (adlfs) knows Azure Blob Storage as az://
         text = "az://" + text.split("://", 1)[1]
     return RemoteAddress("fsspec", text, shown, protocol, package)
-
-
-def without_userinfo(url: str) -> str:
-    """``url`` with any ``user:password@`` removed: how a remote is shown in output."""
-    if URL_START.match(url) is None:
-        return url
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def password_of(url: str) -> str | None:

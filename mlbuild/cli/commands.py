@@ -26,8 +26,9 @@ from mlbuild.errors import MlbuildError, RecipeError, StepFailedError, UsageErro
 from mlbuild.extras import check_extra
 
 if TYPE_CHECKING:  # the engine loads lazily, when a command needs it
+    from mlbuild.cache.remote import RemoteCache, RemoteReport
     from mlbuild.exec import RunSummary
-    from mlbuild.graph import Workspace
+    from mlbuild.graph import Graph, Workspace
     from mlbuild.runs import RecordedRun
 
 
@@ -284,7 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _raise_failed(summaries: list[Any]) -> None:
+def _raise_failed(summaries: list[RunSummary]) -> None:
     failed = [o for s in summaries for o in s.failed]
     if failed:
         first = failed[0]
@@ -294,8 +295,11 @@ def _raise_failed(summaries: list[Any]) -> None:
 
 
 def _remote(
-    args: argparse.Namespace, ws: Any, graph: Any, warn: Callable[[str, str], None] | None
-) -> Any:
+    args: argparse.Namespace,
+    ws: Workspace,
+    graph: Graph,
+    warn: Callable[[str, str], None] | None,
+) -> RemoteCache | None:
     """The remote cache this command uses, or None (``--no-remote``, or none configured)."""
     if args.no_remote:
         return None
@@ -309,7 +313,7 @@ def _warn(text: str) -> None:
     print(f"mlbuild: {text}", file=sys.stderr)
 
 
-def _remote_line(report: Any) -> str:
+def _remote_line(report: RemoteReport) -> str:
     """``remote cache s3://b/p: fetched 4 results (1.2 MiB), uploaded 0``."""
     fetched = f"fetched {report.fetched} result{'s' if report.fetched != 1 else ''}"
     uploaded = f"uploaded {report.uploaded}"

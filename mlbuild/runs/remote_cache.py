@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlbuild.cache import ActionResult, ObjectStore
+from mlbuild.cache import ActionResult, Objects
 from mlbuild.cache.remote import RemoteCache
 from mlbuild.graph import Action, Decision, Graph, Workspace, make_plan
 
 # a local store that holds nothing, to ask whether the remote alone holds a result
-_NOTHING = ObjectStore(Path("/nonexistent/mlbuild-objects"))
+_NOTHING = Objects(Path("/nonexistent/mlbuild-objects"))
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ from mlbuild import atomic
 from mlbuild.cache import manifest
 from mlbuild.cache.actions import ActionResult, OutRecord
 from mlbuild.cache.hashing import ManifestEntry
+from mlbuild.cache.location import Cache
 from mlbuild.cache.names import DIR_SUFFIX
-from mlbuild.cache.objects import CorruptObjectError, MissingObjectError, ObjectStore
+from mlbuild.cache.objects import CorruptObjectError, MissingObjectError, Objects
 from mlbuild.cache.remote.backend import Backend, RemoteFileError, entry_key, object_key
 from mlbuild.cache.remote.transfer import (
     DamagedError,
@@ -37,7 +38,6 @@ from mlbuild.cache.remote.transfer import (
     receive,
     size_problem,
 )
-from mlbuild.cache.store import Cache
 from mlbuild.errors import CacheError, MlbuildError
 from mlbuild.masking import Secrets, known
 
@@ -119,7 +119,7 @@ class RemoteCache:
             return None
         return result
 
-    def missing(self, result: ActionResult, step: str, objects: ObjectStore) -> list[str]:
+    def missing(self, result: ActionResult, step: str, objects: Objects) -> list[str]:
         """Why ``result``'s outputs cannot be fetched, checked cheaply for ``plan``: each file
         object's size, each directory's manifest (its files are checked when fetched). What
         ``objects``, the local store, holds already need not be fetched."""
@@ -185,7 +185,7 @@ class RemoteCache:
             self.report.fetched_bytes += fetched
         return None
 
-    def upload(self, fingerprint: str, result: ActionResult, objects: ObjectStore) -> str | None:
+    def upload(self, fingerprint: str, result: ActionResult, objects: Objects) -> str | None:
         """Upload ``result``'s objects, then its entry, so that no reader finds an entry whose
         objects are not all there. ``None`` once the entry is written; else why it was not."""
         step = result.step
@@ -214,9 +214,7 @@ class RemoteCache:
 
     # -- objects ------------------------------------------------------------------------------
 
-    def _fetch_output(
-        self, path: str, record: OutRecord, objects: ObjectStore, step: str
-    ) -> int | str:
+    def _fetch_output(self, path: str, record: OutRecord, objects: Objects, step: str) -> int | str:
         if not record.digest.endswith(DIR_SUFFIX):
             return self._fetch_object(record.digest, record.size, objects, path, step)
         entries = self.manifest(record.digest, path, step)
@@ -240,7 +238,7 @@ class RemoteCache:
         return sum(r for r in results if isinstance(r, int))
 
     def _fetch_object(
-        self, digest: str, size: int, objects: ObjectStore, path: str, step: str
+        self, digest: str, size: int, objects: Objects, path: str, step: str
     ) -> int | str:
         if objects.holds(digest, size):
             return 0
@@ -261,7 +259,7 @@ class RemoteCache:
             self._failed(step, exc, writing=False)
         return self._unusable(path)
 
-    def _put_output(self, backend: Backend, record: OutRecord, objects: ObjectStore) -> int:
+    def _put_output(self, backend: Backend, record: OutRecord, objects: Objects) -> int:
         if not record.digest.endswith(DIR_SUFFIX):
             return self._put_object(backend, record.digest, record.size, objects)
         entries = objects.read_manifest(record.digest)
@@ -274,7 +272,7 @@ class RemoteCache:
             sent += len(data)
         return sent
 
-    def _put_object(self, backend: Backend, digest: str, size: int, objects: ObjectStore) -> int:
+    def _put_object(self, backend: Backend, digest: str, size: int, objects: Objects) -> int:
         key = object_key(digest)
         if key not in self._bad and _size_or_none(backend, key) == size:
             return 0  # content-addressed: the same bytes are there
@@ -386,7 +384,7 @@ def _size_or_none(backend: Backend, key: str) -> int | None:
         return None
 
 
-def _manifest_held(objects: ObjectStore, digest: str, entries: list[ManifestEntry]) -> bool:
+def _manifest_held(objects: Objects, digest: str, entries: list[ManifestEntry]) -> bool:
     try:
         return objects.read_manifest(digest) == entries
     except (MissingObjectError, CorruptObjectError):

@@ -21,8 +21,8 @@ from mlbuild.cache.remote.cloud import FsspecBackend
 from mlbuild.cache.remote.directory import DirectoryBackend
 from mlbuild.cache.remote.remote import RemoteCache
 from mlbuild.errors import UsageError
-from mlbuild.masking import Secrets, remember
-from mlbuild.remote_address import RemoteAddress, parse_remote, password_of, without_userinfo
+from mlbuild.masking import Secrets, remember, without_password
+from mlbuild.remote_address import RemoteAddress, parse_remote, password_of
 
 REMOTE_ENV = "MLBUILD_REMOTE_CACHE"
 READ_ONLY_ENV = "MLBUILD_REMOTE_READ_ONLY"
@@ -142,7 +142,7 @@ def _check_apart(remote: Path, local: Path, shown: str) -> None:
 def _shown(value: str) -> str:
     """``value`` as a message shows it: no password, a control character escaped (``\\n``)."""
     try:
-        shown = without_userinfo(value)
+        shown = without_password(value)
     except ValueError:
         return "(its value)"
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)

@@ -13,7 +13,7 @@ from blake3 import blake3
 
 from mlbuild import atomic
 from mlbuild.cache.copying import hash_regular_file
-from mlbuild.cache.objects import CorruptObjectError, MissingObjectError, ObjectStore
+from mlbuild.cache.objects import CorruptObjectError, MissingObjectError, Objects
 from mlbuild.cache.remote.backend import Opened
 
 _CHUNK = 1 << 20
@@ -27,7 +27,7 @@ class DamagedError(Exception):
         self.problem = problem
 
 
-def receive(objects: ObjectStore, digest: str, size: int, source: Opened) -> int:
+def receive(objects: Objects, digest: str, size: int, source: Opened) -> int:
     """Write the remote object ``digest`` of ``size`` bytes, read from ``source``, into
     ``objects``; the bytes written. Raises :class:`DamagedError` (nothing is stored then)."""
     if source.size != size:
@@ -64,7 +64,7 @@ def read_whole(source: Opened, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def check_local(objects: ObjectStore, digest: str) -> None:
+def check_local(objects: Objects, digest: str) -> None:
     """Raise :class:`CorruptObjectError` unless the local object ``digest`` hashes to its name:
     a damaged local object must not reach every other clone through the remote."""
     found = hash_regular_file(objects.path_of(digest))

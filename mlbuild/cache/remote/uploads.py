@@ -13,7 +13,7 @@ import queue
 import threading
 
 from mlbuild.cache.actions import ActionResult
-from mlbuild.cache.objects import ObjectStore
+from mlbuild.cache.objects import Objects
 from mlbuild.cache.remote.remote import RemoteCache
 
 _Item = tuple[str, ActionResult] | None
@@ -23,7 +23,7 @@ class Uploads:
     """Upload results to ``remote`` from ``objects`` with ``workers`` threads."""
 
     def __init__(
-        self, remote: RemoteCache, objects: ObjectStore, *, workers: int = 4, backlog: int = 8
+        self, remote: RemoteCache, objects: Objects, *, workers: int = 4, backlog: int = 8
     ) -> None:
         self.remote = remote
         self.objects = objects
