@@ -38,7 +38,7 @@ from mlbuild.cache import (
     OutRecord,
     remove,
 )
-from mlbuild.cache.remote import RemoteCache, Uploads
+from mlbuild.cache.remote import RemoteCache
 from mlbuild.crash import write_crash_log
 from mlbuild.errors import DiskFullError, InterruptError, MlbuildError
 from mlbuild.exec.events import MaskingReporter, Reporter, RunSummary, Status, StepOutcome
@@ -46,6 +46,7 @@ from mlbuild.exec.leftovers import Tracker
 from mlbuild.exec.metrics import read_metrics
 from mlbuild.exec.ownership import Ownership
 from mlbuild.exec.process import CUT_NOTE, ProcessResult, StepProcess, describe_exit
+from mlbuild.exec.remote_steps import RemoteSteps
 from mlbuild.graph import (
     Action,
     Decision,
@@ -149,10 +150,7 @@ class _Run:
         self.running: dict[str, StepProcess] = {}
         self.cancelled = threading.Event()
         self.lock = threading.Lock()
-        self.remote = remote
-        self.uploads = Uploads(remote, workspace.cache.objects) if remote is not None else None
-        if remote is not None:
-            remote.warn = self.reporter.step_note
+        self.remote = RemoteSteps(remote, workspace.cache, self.reporter.step_note)
 
     def execute(self) -> RunSummary:
         started = time.monotonic()
@@ -194,8 +192,7 @@ class _Run:
         finally:
             _restore_signals(previous)
             pool.shutdown(wait=True, cancel_futures=True)
-            if self.uploads is not None:
-                self.uploads.finish(cancel=self.cancelled.is_set())
+            report = self.remote.finish(cancelled=self.cancelled.is_set())
             self.tracker.close()
             self.ws.save_state()
         ordered = [self.outcomes[n] for n in self.names if n in self.outcomes]
@@ -205,7 +202,7 @@ class _Run:
             self.graph.overrides,
             self.ws.cache.hasher.stats,
             self.planner.used_data(self.names),
-            self.remote.report if self.remote is not None else None,
+            report,
         )
 
     def _stop(self, futures: dict[Future[StepOutcome], str]) -> None:
@@ -246,9 +243,7 @@ class _Run:
                 self.fence.check(dep, writes=False)
             for out in spec.outs:
                 self.fence.target(out.path)
-            decision = self.planner.decide(spec)
-            if decision.source == "remote" and decision.result is not None:
-                decision = self._fetch(spec, decision)
+            decision = self.remote.fetched(name, self.planner.decide(spec), self._waiting(spec))
             if decision.action is Action.CACHED:
                 assert decision.fingerprint is not None and decision.result is not None
                 self.ws.cache.actions.touch(decision.fingerprint)
@@ -270,19 +265,6 @@ class _Run:
             where = f"the traceback is in {_relative(log)}" if log else "no log could be written"
             message = f"internal error: {type(exc).__name__}: {exc} (a bug in mlbuild; {where})"
         return StepOutcome(name, Status.FAILED, time.monotonic() - started, message=message)
-
-    def _fetch(self, spec: StepSpec, decision: Decision) -> Decision:
-        """Bring a result found in the remote cache into the local one, every object verified,
-        so that it is restored like a local result; if it cannot be, the step runs."""
-        assert self.remote is not None and decision.result is not None
-        assert decision.fingerprint is not None
-        with self.ws.cache.writing(self._waiting(spec)):
-            problem = self.remote.fetch(
-                decision.fingerprint, decision.result, self.ws.cache, spec.name
-            )
-        if problem is None:
-            return decision
-        return replace(decision, action=Action.RUN, reasons=[problem], result=None)
 
     def _restore(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         assert decision.result is not None and decision.fingerprint is not None
@@ -391,8 +373,7 @@ class _Run:
                 spec.name, Status.FAILED, duration, decision.reasons, message=message, log=log
             )
         action = self._commit(spec, decision, duration)
-        if self.uploads is not None:  # the hook: what was built goes to the remote cache
-            self.uploads.submit(decision.fingerprint, action)
+        self.remote.built(decision.fingerprint, action)  # uploaded in the background
         return StepOutcome(
             spec.name,
             Status.RAN,
