@@ -9,12 +9,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
-# A file written within this window of being hashed may be written again within the same mtime
-# tick; such a hash is not trusted later (git's "racy clean" problem).
-RACY_WINDOW_NS = 1_000_000_000
+from mlbuild import racy
 
 _Row = tuple[int, int, int, str]
 
@@ -59,17 +56,25 @@ class StateTable:
     def save(self) -> None:
         """Persist recorded rows, except those written too recently to trust (racy window)."""
         with self._lock:
-            cutoff = time.time_ns() - RACY_WINDOW_NS
+            cutoff = racy.cutoff()
             ready = {p: r for p, r in self._dirty.items() if r[2] <= cutoff}
             if not ready:
                 return
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(self.db_path, timeout=30) as db:
-                _create(db)
-                db.executemany(
-                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-                    [(path, *row) for path, row in ready.items()],
-                )
+            try:
+                with sqlite3.connect(self.db_path, timeout=30) as db:
+                    _create(db)
+                    db.executemany(
+                        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                        [(path, *row) for path, row in ready.items()],
+                    )
+            except sqlite3.OperationalError as exc:
+                # the table only saves re-reading files: on a full disk the next run hashes them
+                # again, and the run's own outcome (often a disk-full message naming the file it
+                # could not write) must not be replaced by this one
+                if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                    raise
+                return
             for path in ready:
                 del self._dirty[path]
 

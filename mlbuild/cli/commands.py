@@ -51,6 +51,26 @@ def _check_steps(names: list[str], known: list[str]) -> None:
             )
 
 
+def _check_executor(name: str | None, graph: Graph) -> None:
+    """``--executor NAME`` names an executor mlbuild has, with its settings if it needs them."""
+    if name is None:
+        return
+    from mlbuild.exec import EXECUTORS
+
+    if name not in EXECUTORS:
+        raise UsageError(
+            f"--executor: no executor named '{name}'; executors: {', '.join(sorted(EXECUTORS))}"
+        )
+    if name not in graph.executors:
+        from mlbuild.recipe import needs_settings
+
+        if needs_settings(name):
+            raise UsageError(
+                f"--executor {name}: {graph.recipe_file} has no settings for it; add them under "
+                f"`executors: {{{name}: {{...}}}}` (see `mlbuild schema`)"
+            )
+
+
 def _combinations(ws: Workspace, overrides: list[str], multirun: bool) -> list[list[str]]:
     """One list of overrides per run; with --multirun, every combination of the sweeps and of
     the basic sweeper's ``hydra.sweeper.params`` in the config the fixed overrides compose."""
@@ -160,23 +180,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
     words = split_words(args.args)
     ws = _workspace(args, one_recipe(words, args.file))
     names, overrides = words.steps, words.overrides
+    from mlbuild.exec import Executors, describe, identity_hook
+
     reports = []
     remote = None
     try:
         for combo in _combinations(ws, overrides, args.multirun):
             graph = ws.graph(combo)
             _check_steps(names, list(graph.steps))
+            _check_executor(args.executor, graph)
+            executors = Executors(graph.executors)
             remote = remote or _remote(args, ws, graph, lambda _step, text: _warn(text))
             planner = ws.planner(
                 graph,
                 force=set(graph.upstream_closure(names or list(graph.steps)))
                 if args.force
                 else None,
+                identity=identity_hook(executors, args.executor),
                 remote=remote,
             )
-            reports.append(
-                (combo, make_plan(planner, graph.upstream_closure(names or list(graph.steps))))
-            )
+            try:
+                planned = make_plan(planner, graph.upstream_closure(names or list(graph.steps)))
+            finally:
+                executors.close()
+            reports.append((combo, [(d, describe(graph.steps[d.step])) for d in planned]))
     finally:
         ws.save_state()
     if args.json:
@@ -191,8 +218,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
                             "source": d.source if d.result is not None else None,
                             "reasons": d.reasons,
                             "fingerprint": d.fingerprint,
+                            "what": what,
                         }
-                        for d in decisions
+                        for d, what in decisions
                     ],
                 }
                 for combo, decisions in reports
@@ -202,10 +230,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for combo, decisions in reports:
         title = f"plan ({' '.join(combo)})" if combo else "plan"
         print(title + ":")
-        rows = [[d.step, d.label, "; ".join(d.reasons)] for d in decisions]
+        rows = [[d.step, d.label, "; ".join(d.reasons)] for d, _ in decisions]
         print(indent(table(rows, ["STEP", "ACTION", "WHY"])))
-        will = sum(1 for d in decisions if d.action.value in ("run", "restore"))
-        maybe = sum(1 for d in decisions if d.action.value == "pending")
+        will = sum(1 for d, _ in decisions if d.action.value in ("run", "restore"))
+        maybe = sum(1 for d, _ in decisions if d.action.value == "pending")
         tail = f", {maybe} more if upstream outputs change" if maybe else ""
         print(f"{will} of {len(decisions)} steps will run or be restored{tail}")
     return 0
@@ -242,6 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for combo in combos:
                 graph = ws.graph(combo)
                 _check_steps(names, list(graph.steps))
+                _check_executor(args.executor, graph)
                 store = store or recorder_store(ws.meta, graph.store_url)
                 remote = remote or _remote(args, ws, graph, None)
                 if len(combos) > 1 and not args.json:
@@ -256,6 +285,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     reporter=reporter,
                     tags=tags,
                     notes=args.note,
+                    keep_going=args.keep_going,
+                    executor=args.executor,
                     remote=remote,
                 )
                 summary = recorded.summary
@@ -282,17 +313,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if remote is not None and (remote.report.fetched or remote.report.uploaded):
             console.print(_remote_line(remote.report))
         _print_metrics(console, summaries, args.multirun)
-    _raise_failed(summaries)
+    _raise_failures(console, summaries, table_too=not args.json)
     return 0
-
-
-def _raise_failed(summaries: list[RunSummary]) -> None:
-    failed = [o for s in summaries for o in s.failed]
-    if failed:
-        first = failed[0]
-        log = f"; log: {first.log}" if first.log else ""
-        names_failed = ", ".join(f"'{o.name}'" for o in failed)
-        raise StepFailedError(f"step {names_failed} failed: {first.message}{log}")
 
 
 def _remote(
@@ -322,6 +344,22 @@ def _remote_line(report: RemoteReport) -> str:
         f"remote cache {report.remote}: {fetched} ({size(report.fetched_bytes)}), "
         f"{uploaded} ({size(report.uploaded_bytes)})"
     )
+
+
+def _raise_failures(console: Console, summaries: list[RunSummary], *, table_too: bool) -> None:
+    """Raise :class:`StepFailedError` naming every failed step; with more than one, a table of
+    them all first (``--keep-going`` reports every failure at the end)."""
+    failed = [o for s in summaries for o in s.failed]
+    if not failed:
+        return
+    if len(failed) > 1 and table_too:
+        rows = [[o.name, o.message, o.log or ""] for o in failed]
+        console.print(f"{len(failed)} steps failed:")
+        console.print(indent(table(rows, ["STEP", "MESSAGE", "LOG"])))
+    first = failed[0]
+    log = f"; log: {first.log}" if first.log else ""
+    names_failed = ", ".join(f"'{o.name}'" for o in failed)
+    raise StepFailedError(f"step {names_failed} failed: {first.message}{log}")
 
 
 def _recorded_line(recorded: RecordedRun) -> str:

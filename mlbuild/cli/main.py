@@ -108,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
             + ("" if name == "run" else "; accepted so that `plan` takes `run`'s words"),
         )
         p.add_argument(
+            "--executor",
+            metavar="NAME",
+            help="run every command step on this executor: local, clean or container "
+            "(default: each step's `executor:`, else local)",
+        )
+        p.add_argument(
+            "-k",
+            "--keep-going",
+            action="store_true",
+            help="after a step fails, still run every step that does not depend on it, and "
+            "report all failures at the end (default: start no new step after a failure)"
+            + ("" if name == "run" else "; accepted so that `plan` takes `run`'s words"),
+        )
+        p.add_argument(
             "--no-remote",
             action="store_true",
             help="use no remote cache, even if ml.yaml or MLBUILD_REMOTE_CACHE names one",

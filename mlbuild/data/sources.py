@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from mlbuild import racy
 from mlbuild.data.dvc_adapter import DvcAdapter
 from mlbuild.data.md5 import Hashed, Unsupported, dvc_hash, ignores_files
 from mlbuild.data.version import (
@@ -109,7 +110,7 @@ class DataSources:
             return version
         hashed = self._own_hash(spec.path, found.hash_name, record)
         if hashed is not None and hashed.digest == digest:
-            write_record(self.meta, spec.name, Record(digest, hashed.files, md5=hashed.md5))
+            write_record(self.meta, spec.name, _trusted(digest, hashed))
             return version
         # a different hash, or one only DVC can compute: DVC tells missing from modified
         state = self._dvc().workspace_state(spec.path)
@@ -160,6 +161,16 @@ class DataSources:
     def adapter(self) -> DvcAdapter:
         with self._lock:
             return self._dvc()
+
+
+def _trusted(digest: str, hashed: Hashed) -> Record:
+    """The record of a verified dataset, without the files written too recently to trust: one
+    written again within the same mtime tick would look unchanged (git's "racy clean"). Those
+    are read again by the next run; the others keep their md5."""
+    cutoff = racy.cutoff()
+    files = [s for s in hashed.files if int(s[3]) <= cutoff]
+    md5 = {str(s[0]): hashed.md5[str(s[0])] for s in files}
+    return Record(digest, files, md5=md5)
 
 
 def _import(spec: DatasetSpec, digest: str, commit: str, *, present: bool) -> DataVersion:

@@ -32,6 +32,8 @@ class StepOutcome:
     metrics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     log: str | None = None
+    kind: str = "command"
+    data: dict[str, Any] = field(default_factory=dict)  # what its kind reported (KindResult)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class RunSummary:
     overrides: list[str]
     hashing: HashStats
     data: list[DataVersion] = field(default_factory=list)
+    keep_going: bool = False  # whether steps went on starting after a failure
     remote: RemoteReport | None = None  # what was fetched from and uploaded to a remote cache
 
     @property
@@ -85,6 +88,7 @@ class MaskingReporter:
             reasons=[self.secrets.text(r) for r in outcome.reasons],
             metrics=self.secrets.data(outcome.metrics),
             message=self.secrets.text(outcome.message),
+            data=self.secrets.data(outcome.data),
         )
 
     def step_started(self, name: str, reasons: list[str]) -> None:

@@ -19,7 +19,7 @@ from mlbuild.data import DataSources, dvc_remote
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.model import Graph
-from mlbuild.graph.plan import Planner
+from mlbuild.graph.plan import IdentityHook, Planner
 from mlbuild.graph.records import StepRecords
 from mlbuild.masking import Secrets, remember
 from mlbuild.paths import META_DIR, Fence
@@ -88,12 +88,21 @@ class Workspace:
         graph: Graph,
         *,
         force: set[str] | None = None,
+        identity: IdentityHook | None = None,
         remote: RemoteCache | None = None,
     ) -> Planner:
-        """Decisions for ``graph``; with ``remote``, a step missing locally is looked up there."""
+        """``identity``: what of each step's executor enters its fingerprint (see Planner);
+        with ``remote``, a step missing locally is looked up there."""
         sources = DataSources(self.root, self.meta, graph.datasets)
         return Planner(
-            graph, self.root, self.cache, self.records, sources, force=force or set(), remote=remote
+            graph,
+            self.root,
+            self.cache,
+            self.records,
+            sources,
+            force=force or set(),
+            identity=identity,
+            remote=remote,
         )
 
     def remote(

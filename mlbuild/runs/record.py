@@ -55,6 +55,8 @@ def recorded_run(
     kind: str = "run",
     tags: dict[str, str] | None = None,
     notes: str = "",
+    keep_going: bool = False,
+    executor: str | None = None,
     remote: RemoteCache | None = None,
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
@@ -66,7 +68,15 @@ def recorded_run(
     beat = _Heartbeat(store, record.id)
     try:
         summary = run_steps(
-            ws, graph, targets=targets, force=force, jobs=jobs, reporter=reporter, remote=remote
+            ws,
+            graph,
+            targets=targets,
+            force=force,
+            jobs=jobs,
+            reporter=reporter,
+            keep_going=keep_going,
+            executor=executor,
+            remote=remote,
         )
     except InterruptError:
         beat.stop()

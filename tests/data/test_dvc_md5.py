@@ -107,10 +107,10 @@ def test_touching_every_file_of_a_dataset_re_verifies_it_without_importing_dvc(
     repo: Workspace,
 ) -> None:
     assert statuses(repo.run_json()) == {"listing": "ran"}
-    later = time.time_ns() + 10**9
+    earlier = time.time_ns() - 60 * 10**9  # changed, and old enough to trust
     for path in (repo.root / "data/images").rglob("*"):
         if path.is_file():
-            os.utime(path, ns=(later, later))
+            os.utime(path, ns=(earlier, earlier))
     assert repo.cli_python(NO_DVC_PROBE).stdout.strip().splitlines()[-1] == "0 False"
     record = json.loads((repo.root / ".mlbuild/data/images.json").read_text())
     assert record["version"] == md5_in(repo.root / "data/images.dvc")
@@ -170,3 +170,34 @@ def test_a_dvcignore_with_patterns_is_left_to_dvc(repo: Workspace) -> None:
     (repo.root / "data/.dvcignore").write_text("# comment\n*.tmp\n")
     done = repo.cli_python(NO_DVC_PROBE)
     assert done.stdout.strip().splitlines()[-1] == "0 True", done.stderr
+
+
+def test_a_file_written_within_the_last_second_is_not_remembered_by_its_stat(
+    repo: Workspace,
+) -> None:
+    just_now = time.time_ns() + 30 * 10**9  # "now" for as long as the run may take to start
+    os.utime(repo.root / "data/images/b.txt", ns=(just_now, just_now))
+    repo.run_json()
+    record = json.loads((repo.root / ".mlbuild/data/images.json").read_text())
+    assert "b.txt" not in record["md5"]
+    assert "b.txt" not in [f[0] for f in record["files"]]
+    assert sorted(record["md5"]) == ["a.png", "nested/a-b", "nested/deeper/z", "nested/ü ñ.csv"]
+
+
+def test_a_symlinked_directory_inside_a_dataset_is_left_out_as_dvc_leaves_it_out(
+    repo: Workspace,
+) -> None:
+    # `dvc status` calls the dataset unchanged with these links in it: DVC does not follow a
+    # symlinked directory. A link back up the tree must not be walked forever either.
+    (repo.root / "data/images/loop").symlink_to(".")
+    (repo.root / "data/images/up").symlink_to("../..")
+    assert statuses(repo.run_json()) == {"listing": "ran"}
+    assert statuses(repo.run_json()) == {"listing": "cached"}
+    record = json.loads((repo.root / ".mlbuild/data/images.json").read_text())
+    assert sorted(f[0] for f in record["files"]) == [
+        "a.png",
+        "b.txt",
+        "nested/a-b",
+        "nested/deeper/z",
+        "nested/ü ñ.csv",
+    ]
