@@ -56,7 +56,11 @@ def mlbuild(
 
 
 def copy_example(where: Path) -> Path:
-    return Path(shutil.copytree(EXAMPLE, where, ignore=lambda folder, names: OUTPUTS & set(names)))
+    def outputs(folder: str, names: list[str]) -> set[str]:
+        at_top = Path(folder) == EXAMPLE  # conf/model/ is config, not the model output
+        return {n for n in names if n == "__pycache__" or (at_top and n in OUTPUTS)}
+
+    return Path(shutil.copytree(EXAMPLE, where, ignore=outputs))
 
 
 def statuses(done: subprocess.CompletedProcess[str]) -> list[str]:
