@@ -27,6 +27,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "search": ("optuna",),
     "docker": ("docker",),
     "k8s": ("kubernetes",),
+    "remote": ("fsspec", "s3fs"),
 }
 
 

@@ -123,3 +123,12 @@ def postgres() -> Iterator[Any]:
 
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[Any]:
+    """An S3 API server (moto) for this test session (one per xdist worker); see tests/s3.py."""
+    from tests.s3 import s3_server
+
+    with s3_server() as server:
+        yield server

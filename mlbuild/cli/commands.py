@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from mlbuild.errors import MlbuildError, Problem, RecipeError, StepFailedError, 
 from mlbuild.extras import check_extra
 
 if TYPE_CHECKING:  # the engine loads lazily, when a command needs it
+    from mlbuild.cache.remote import RemoteCache, RemoteReport
     from mlbuild.exec import RunSummary
     from mlbuild.graph import Graph, Workspace
     from mlbuild.runs import RecordedRun
@@ -198,6 +200,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from mlbuild.exec import Executors, describe, identity_hook
 
     reports = []
+    remote = None
     try:
         for combo in _combinations(ws, overrides, args.multirun):
             graph = ws.graph(combo)
@@ -208,12 +211,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 import dataclasses
 
                 graph = dataclasses.replace(graph, isolated=True)
+            remote = remote or _remote(args, ws, graph, lambda _step, text: _warn(text))
             planner = ws.planner(
                 graph,
                 force=set(graph.upstream_closure(names or list(graph.steps)))
                 if args.force
                 else None,
                 identity=identity_hook(executors, args.executor),
+                remote=remote,
             )
             try:
                 planned = make_plan(planner, graph.upstream_closure(names or list(graph.steps)))
@@ -231,6 +236,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                         {
                             "name": d.step,
                             "action": d.action.value,
+                            "source": d.source if d.result is not None else None,
                             "reasons": d.reasons,
                             "fingerprint": d.fingerprint,
                             "what": what,
@@ -245,7 +251,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for combo, decisions in reports:
         title = f"plan ({' '.join(combo)})" if combo else "plan"
         print(title + ":")
-        rows = [[d.step, d.action.value, "; ".join(d.reasons)] for d, _ in decisions]
+        rows = [[d.step, d.label, "; ".join(d.reasons)] for d, _ in decisions]
         print(indent(table(rows, ["STEP", "ACTION", "WHY"])))
         will = sum(1 for d, _ in decisions if d.action.value in ("run", "restore"))
         maybe = sum(1 for d, _ in decisions if d.action.value == "pending")
@@ -276,6 +282,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     summaries = []
     run_ids = []
+    remote = None
     try:
         with run_lock(
             ws.meta, wait=args.wait, on_wait=lambda text: print(f"mlbuild: {text}", file=sys.stderr)
@@ -285,6 +292,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 graph, isolation = _run_graph(args, ws, combo, names)
                 _check_executor(args.executor, graph)
                 store = store or recorder_store(ws.meta, graph.store_url)
+                remote = remote or _remote(args, ws, graph, None)
                 if len(combos) > 1 and not args.json:
                     console.print(console.paint(f"── {' '.join(combo)}", "bold"))
                 recorded = recorded_run(
@@ -300,6 +308,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     isolation=isolation,
                     keep_going=args.keep_going,
                     executor=args.executor,
+                    remote=remote,
                 )
                 summary = recorded.summary
                 summaries.append(summary)
@@ -322,6 +331,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ]
         dump_json(documents[0] if not args.multirun else documents)
     else:
+        if remote is not None and (remote.report.fetched or remote.report.uploaded):
+            console.print(_remote_line(remote.report))
         _print_metrics(console, summaries, args.multirun)
     _raise_failures(console, summaries, table_too=not args.json)
     return 0
@@ -342,6 +353,35 @@ def _run_graph(
 
     graph = dataclasses.replace(graph, isolated=True)
     return graph, isolation(ws, graph)
+
+
+def _remote(
+    args: argparse.Namespace,
+    ws: Workspace,
+    graph: Graph,
+    warn: Callable[[str, str], None] | None,
+) -> RemoteCache | None:
+    """The remote cache this command uses, or None (``--no-remote``, or none configured)."""
+    if args.no_remote:
+        return None
+    remote = ws.remote(graph, read_only=getattr(args, "read_only", False))
+    if remote is not None and warn is not None:
+        remote.warn = warn
+    return remote
+
+
+def _warn(text: str) -> None:
+    print(f"mlbuild: {text}", file=sys.stderr)
+
+
+def _remote_line(report: RemoteReport) -> str:
+    """``remote cache s3://b/p: fetched 4 results (1.2 MiB), uploaded 0``."""
+    fetched = f"fetched {report.fetched} result{'s' if report.fetched != 1 else ''}"
+    uploaded = f"uploaded {report.uploaded}"
+    return (
+        f"remote cache {report.remote}: {fetched} ({size(report.fetched_bytes)}), "
+        f"{uploaded} ({size(report.uploaded_bytes)})"
+    )
 
 
 def _raise_failures(console: Console, summaries: list[RunSummary], *, table_too: bool) -> None:

@@ -127,7 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
             "report all failures at the end (default: start no new step after a failure)"
             + ("" if name == "run" else "; accepted so that `plan` takes `run`'s words"),
         )
+        p.add_argument(
+            "--no-remote",
+            action="store_true",
+            help="use no remote cache, even if ml.yaml or MLBUILD_REMOTE_CACHE names one",
+        )
         if name == "run":
+            p.add_argument(
+                "--read-only",
+                "--no-push",
+                dest="read_only",
+                action="store_true",
+                help="restore from the remote cache but upload nothing, for untrusted merge "
+                "requests (also MLBUILD_REMOTE_READ_ONLY=1)",
+            )
             p.add_argument(
                 "-n", "--dry-run", action="store_true", help="print the plan, run nothing"
             )
@@ -167,21 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", metavar="FILE", help="schema files to --check")
 
     _add_data_commands(sub)
-
-    p = sub.add_parser("gc", help="remove cached results the workspace no longer uses")
-    p.add_argument(
-        "--keep-days",
-        type=float,
-        default=None,
-        metavar="N",
-        help="also keep results used in the last N days",
-    )
-    p.add_argument("-n", "--dry-run", action="store_true", help="report what would be removed")
-    p.add_argument(
-        "--wait", action="store_true", help="queue behind a run in this workspace or the cache"
-    )
-    p.add_argument("--json", action="store_true")
-
+    _add_cache_commands(sub)
     from mlbuild.cli.package_parser import add_package_commands
     from mlbuild.cli.review_parser import add_review_commands
     from mlbuild.cli.store_parser import add_store_commands
@@ -283,6 +282,47 @@ def _add_data_commands(sub: Any) -> None:
     p.add_argument("--remote", help="DVC remote (default: the dataset's, else DVC's default)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler="mlbuild.cli.data:cmd_push")
+
+
+def _add_cache_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "cache",
+        help="the remote cache: push results to it, pull them from it, see where they are",
+        description="The remote cache that CI and laptops share (`cache: {remote: URL}` in "
+        "ml.yaml, or MLBUILD_REMOTE_CACHE). `run` uses it on its own; these commands move the "
+        "steps' results for their current inputs by hand.",
+    )
+    actions = p.add_subparsers(
+        dest="cache_command", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    for name, text in (
+        ("push", "upload the steps' results from the local cache (objects, then entries)"),
+        ("pull", "download the steps' results into the local cache, every object verified"),
+        ("status", "for each step: is its result in the local cache, the remote one, both?"),
+    ):
+        c = actions.add_parser(name, help=text, description=text)
+        c.add_argument(
+            "args",
+            nargs="*",
+            metavar="STEP|OVERRIDE",
+            help="steps (and what they depend on; default: all), Hydra overrides, the recipe",
+        )
+        c.add_argument("--json", action="store_true", help="print the result as JSON")
+        c.set_defaults(handler=f"mlbuild.cli.cache_commands:cmd_cache_{name}")
+
+    p = sub.add_parser("gc", help="remove cached results the workspace no longer uses")
+    p.add_argument(
+        "--keep-days",
+        type=float,
+        default=None,
+        metavar="N",
+        help="also keep results used in the last N days",
+    )
+    p.add_argument("-n", "--dry-run", action="store_true", help="report what would be removed")
+    p.add_argument(
+        "--wait", action="store_true", help="queue behind a run in this workspace or the cache"
+    )
+    p.add_argument("--json", action="store_true")
 
 
 def _size(text: str) -> int:

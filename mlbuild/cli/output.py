@@ -198,6 +198,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         ],
         "metrics": summary.metrics,
         "data": [version.to_json() for version in summary.data],
+        "remote": summary.remote.to_json() if summary.remote is not None else None,
         "hashing": {
             "files_hashed": summary.hashing.files_hashed,
             "bytes_hashed": summary.hashing.bytes_hashed,

@@ -5,6 +5,7 @@ Only ``dvc_adapter`` imports dvc, and only when a workspace copy must be verifie
 
 from __future__ import annotations
 
+from mlbuild.data.dvc_adapter import DvcRemote, dvc_remote
 from mlbuild.data.sources import DataSources
 from mlbuild.data.status import DatasetStatus, compare, last_run, record_run
 from mlbuild.data.version import DataError, DatasetSpec, DataVersion, dvc_repo_root, resolve_kind
@@ -15,7 +16,9 @@ __all__ = [
     "DataVersion",
     "DatasetSpec",
     "DatasetStatus",
+    "DvcRemote",
     "compare",
+    "dvc_remote",
     "dvc_repo_root",
     "last_run",
     "record_run",

@@ -1,6 +1,12 @@
 """Everything mlbuild asks of DVC, through DVC's Python API. The only module that imports dvc.
 
 DVC's ``Repo`` is not thread-safe; callers (``sources.DataSources``) serialise calls.
+
+A DVC remote by name can also hold the remote cache (:func:`dvc_remote`):
+``cache: {remote: dvc://storage}`` puts it in the folder ``mlbuild/`` of the DVC remote
+``storage`` (beside DVC's own ``files/md5/``, which ``dvc gc --cloud`` keeps to), opened with the
+filesystem DVC builds from its config — ``.dvc/config``, ``config.local`` (where credentials go),
+the user's and the system's — so a team configures storage once.
 """
 
 from __future__ import annotations
@@ -9,8 +15,10 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -185,6 +193,55 @@ class DvcAdapter:
                 f"dataset '{dataset}': cannot open {repo} at {rev or 'its default branch'}: "
                 f"{_first_line(exc)}"
             ) from None
+
+
+FOLDER = "mlbuild"
+# DVC config keys whose values are credentials: masked in every message about the remote
+_CREDENTIAL = re.compile(r"secret|password|token|key|sas|connection_string|credential", re.I)
+
+
+@dataclass(frozen=True)
+class DvcRemote:
+    """Where the remote cache goes in DVC remote ``name``."""
+
+    name: str
+    protocol: str  # "local", "s3", …
+    path: str  # the folder: a local path, or "bucket/prefix/mlbuild"
+    fs: Any  # the fsspec filesystem DVC opened (None for a local remote)
+    secrets: list[str]
+
+
+def dvc_remote(root: Path, name: str) -> DvcRemote:
+    """The DVC remote ``name`` of the DVC repository at or above ``root``."""
+    require("dvc.repo", "dvc", f"the remote cache dvc://{name}")
+    from dvc.config import RemoteNotFoundError
+    from dvc.exceptions import DvcException, NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        repo = Repo(str(root))
+    except NotDvcRepoError:
+        raise DataError(
+            f"dvc://{name} names a DVC remote, but {root} is not in a DVC repository; run "
+            "`dvc init` and `dvc remote add`, or give the remote's URL"
+        ) from None
+    try:
+        config = dict(repo.config["remote"].get(name) or {})
+        remote = repo.cloud.get_remote(name)
+    except RemoteNotFoundError:
+        raise DataError(
+            f"DVC has no remote named '{name}'; list them with `dvc remote list`"
+        ) from None
+    except DvcException as exc:
+        raise DataError(f"cannot open DVC remote '{name}': {_first_line(exc)}") from None
+    finally:
+        repo.close()
+    secrets = [str(v) for k, v in config.items() if _CREDENTIAL.search(k) and isinstance(v, str)]
+    protocol = remote.fs.protocol if isinstance(remote.fs.protocol, str) else remote.fs.protocol[0]
+    path = f"{str(remote.path).rstrip('/')}/{FOLDER}"
+    if protocol == "local":
+        return DvcRemote(name, "local", path, None, secrets)
+    return DvcRemote(name, protocol, path, remote.fs.fs, secrets)
 
 
 def _source_error(exc: Exception, repo: str, rev: str | None, dataset: str) -> DataError:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from mlbuild.cache import HashStats
+from mlbuild.cache.remote import RemoteReport
 from mlbuild.data import DataVersion
 from mlbuild.exec.metrics import merge_metrics
 from mlbuild.masking import Secrets
@@ -43,6 +44,7 @@ class RunSummary:
     hashing: HashStats
     data: list[DataVersion] = field(default_factory=list)
     keep_going: bool = False  # whether steps went on starting after a failure
+    remote: RemoteReport | None = None  # what was fetched from and uploaded to a remote cache
 
     @property
     def failed(self) -> list[StepOutcome]:

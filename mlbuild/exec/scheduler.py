@@ -24,12 +24,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
 from typing import Any
 
+from mlbuild.cache.remote import RemoteCache
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec.events import MaskingReporter, Reporter, RunSummary, Status, StepOutcome
 from mlbuild.exec.executor import Executors, ProcessResult, RunningStep
 from mlbuild.exec.leftovers import forget_executors, note_executors
 from mlbuild.exec.outputs import Outputs
 from mlbuild.exec.params_files import write_params_files
+from mlbuild.exec.remote_steps import RemoteSteps
 from mlbuild.exec.step import StepRunner, executor_of
 from mlbuild.graph import Graph, IdentityHook, Workspace
 from mlbuild.masking import Secrets, remember
@@ -58,6 +60,7 @@ def run_steps(
     keep_going: bool = False,
     executor: str | None = None,
     isolation: dict[str, str] | None = None,
+    remote: RemoteCache | None = None,
 ) -> RunSummary:
     """Bring ``targets`` (every step if empty) and what they depend on up to date.
 
@@ -65,9 +68,19 @@ def run_steps(
     none starts). ``executor``: run every command step on this executor (``run --executor``).
     ``isolation``: the variables that run each step's processes in the environment built from
     the lock (``environment.isolated``; see :mod:`mlbuild.package.environments`).
+    ``remote``: look steps up there after a local miss, and upload what runs.
     """
     return _Scheduler(
-        workspace, graph, targets, force, jobs, reporter, keep_going, executor, isolation or {}
+        workspace,
+        graph,
+        targets,
+        force,
+        jobs,
+        reporter,
+        keep_going,
+        executor,
+        isolation or {},
+        remote,
     ).execute()
 
 
@@ -83,6 +96,7 @@ class _Scheduler:
         keep_going: bool,
         executor: str | None,
         isolation: dict[str, str],
+        remote: RemoteCache | None,
     ) -> None:
         self.ws = workspace
         self.graph = graph
@@ -92,6 +106,7 @@ class _Scheduler:
             graph,
             force=set(self.names) if force else set(),
             identity=identity_hook(self.executors, executor),
+            remote=remote,
         )
         self.jobs = max(1, jobs)
         self.keep_going = keep_going
@@ -118,6 +133,7 @@ class _Scheduler:
             reporter=self.reporter,
             cancelled=self.cancelled,
             watch=self._watch,
+            remote=RemoteSteps(remote, workspace.cache, self.reporter.step_note),
         )
 
     def execute(self) -> RunSummary:
@@ -166,6 +182,7 @@ class _Scheduler:
             _restore_signals(previous)
             pool.shutdown(wait=True, cancel_futures=True)
             self.executors.close()
+            report = self.runner.remote.finish(cancelled=self.cancelled.is_set())
             self.ws.save_state()
         forget_executors(self.ws.meta)  # nothing of this run is left running
         ordered = [self.outcomes[n] for n in self.names if n in self.outcomes]
@@ -176,6 +193,7 @@ class _Scheduler:
             self.ws.cache.hasher.stats,
             self.planner.used_data(self.names),
             keep_going=self.keep_going,
+            remote=report,
         )
 
     def _run(self, name: str) -> StepOutcome:

@@ -22,6 +22,7 @@ from mlbuild.exec.events import MaskingReporter, Status, StepOutcome
 from mlbuild.exec.executor import Executors
 from mlbuild.exec.kinds import StepFailure, StepStopped, step_kind
 from mlbuild.exec.outputs import Outputs
+from mlbuild.exec.remote_steps import RemoteSteps
 from mlbuild.graph import COMMAND, Action, Decision, Graph, Planner, StepSpec, Workspace
 from mlbuild.masking import Secrets
 from mlbuild.paths import Fence
@@ -50,6 +51,7 @@ class StepRunner:
         reporter: MaskingReporter,
         cancelled: threading.Event,
         watch: Watch,
+        remote: RemoteSteps,
     ) -> None:
         self.ws = ws
         self.graph = graph
@@ -63,6 +65,7 @@ class StepRunner:
         self.reporter = reporter
         self.cancelled = cancelled
         self.watch = watch
+        self.remote = remote  # the remote cache's hook: fetch a remote hit, upload what ran
 
     def run(self, name: str) -> StepOutcome:
         spec = self.graph.steps[name]
@@ -76,7 +79,9 @@ class StepRunner:
                 self.fence.check(dep, writes=False)
             for out in spec.outs:
                 self.fence.target(out.path)
-            decision = self.planner.decide(spec)
+            decision = self.remote.fetched(
+                name, self.planner.decide(spec), lambda text: self.reporter.step_note(name, text)
+            )
             if decision.action is Action.CACHED:
                 assert decision.fingerprint is not None and decision.result is not None
                 self.ws.cache.actions.touch(decision.fingerprint)
@@ -145,6 +150,7 @@ class StepRunner:
         done = step_kind(spec.kind).execute(spec, ctx)
         duration = done.duration if done.duration is not None else _since(began)
         action = self.outputs.commit(spec, decision, duration, done)
+        self.remote.built(decision.fingerprint, action)  # uploaded in the background
         return StepOutcome(
             spec.name,
             Status.RAN,

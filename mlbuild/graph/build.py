@@ -109,6 +109,7 @@ def compile_graph(
         lock_file=lock,
         datasets=datasets,
         store_url=recipe.store.url if recipe.store else None,
+        remote_cache=recipe.cache.model_dump() if recipe.cache else None,
         positions=positions,
         lines=dict(enumerate(source.lines, start=1)),
         model=model,

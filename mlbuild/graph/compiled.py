@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 # compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
 # 3: params pasted into shell commands must be inert; 4: env vars, params files and per-step
 # problems; 5: step kinds, their config and executors; 6: the tests section; 7: the package:
-# section and environment.isolated)
-_GRAPH_VERSION = 7
+# section and environment.isolated; 8: the remote cache section)
+_GRAPH_VERSION = 8
 
 
 def load_graph(

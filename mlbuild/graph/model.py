@@ -122,6 +122,8 @@ class Graph:
     lock_file: str | None
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     store_url: str | None = None  # the recipe's store.url
+    # the recipe's cache section ({"remote": URL, "options": {...}}), read when a run starts
+    remote_cache: dict[str, Any] | None = None
     # where each recipe key path starts ("steps.train.deps[0]" → [line, column]), for errors
     # found after compilation (a dep file that went missing)
     positions: dict[str, list[int]] = field(default_factory=dict)

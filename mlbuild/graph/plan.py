@@ -2,11 +2,14 @@
 
 ::
 
-    deps hashed (state table) ─▶ fingerprint ─▶ action cache entry?
+    deps hashed (state table) ─▶ fingerprint ─▶ action cache entry? (local, then the remote's)
         no  ──▶ RUN, with the reasons: what changed since this step's last run
         yes ──▶ workspace outputs match the entry? ── yes ─▶ CACHED
                                                    └─ no ─▶ objects present? ─ yes ─▶ RESTORE
                                                                            └─ no ─▶ RUN
+
+A result found in the remote cache has ``source="remote"``: the executor brings it into the
+local cache (verified) before restoring it, and ``plan`` says ``restore (remote)``.
 
 The same :meth:`Planner.decide` serves ``mlbuild plan`` (before anything runs, where a step after
 one that will run is PENDING) and the executor (when the step's upstream steps are done).
@@ -27,6 +30,8 @@ from mlbuild.cache import (
     MissingObjectError,
     hash_bytes,
 )
+from mlbuild.cache.hashing import ManifestEntry
+from mlbuild.cache.remote import RemoteCache
 from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import RecipeError
 from mlbuild.graph.checks import (
@@ -72,6 +77,13 @@ class Decision:
     components: Components | None = None
     result: ActionResult | None = None
     after: list[str] = field(default_factory=list)
+    source: str = "local"  # where ``result`` is: "local", or "remote" (not fetched yet)
+
+    @property
+    def label(self) -> str:
+        """The action as ``plan`` shows it: ``restore (remote)`` for a remote hit."""
+        remote = self.source == "remote" and self.result is not None
+        return f"{self.action.value} (remote)" if remote else self.action.value
 
 
 # a step → the identity of the executor it runs on, for its fingerprint (mlbuild.exec.executor)
@@ -95,9 +107,11 @@ class Planner:
         *,
         force: set[str],
         identity: IdentityHook | None = None,
+        remote: RemoteCache | None = None,
     ) -> None:
         self.graph = graph
         self.identity = identity
+        self.remote = remote
         self.root = root
         self.cache = cache
         self.records = records
@@ -146,6 +160,10 @@ class Planner:
             # this one was damaged or planted, and must never decide what is written where
             self.cache.actions.discard(fp)
             result = None
+        source = "local"
+        if result is None and self.remote is not None:  # the hook: a local miss asks the remote
+            result = self.remote.lookup(fp, {o.path for o in step.outs}, step.name)
+            source = "remote"
         if result is None:
             reasons = explain(old, parts, self._dir_detail(step)) or [
                 "no cached result for these inputs"
@@ -153,23 +171,34 @@ class Planner:
             return Decision(step.name, Action.RUN, reasons, fp, parts)
         modified = self._outs_differ(step, result)
         if not modified:
-            return Decision(step.name, Action.CACHED, [], fp, parts, result)
+            return Decision(step.name, Action.CACHED, [], fp, parts, result, source=source)
         uncached = [o.path for o in step.outs if not o.cache and o.path in modified]
         if uncached:
             reasons = [f"output {path} (cache: false) is missing" for path in uncached]
             return Decision(step.name, Action.RUN, reasons, fp, parts)
-        unusable = self._unusable_outputs(result)
+        unusable = self._unusable_outputs(result, step.name, source)
         if unusable:
             return Decision(step.name, Action.RUN, unusable, fp, parts)
-        if previous is not None and previous.fingerprint == fp:
+        if source == "remote":
+            why = [f"found in the remote cache; restores {', '.join(modified)}"]
+        elif previous is not None and previous.fingerprint == fp:
             why = [f"{path} {how}" for path, how in modified.items()]
         else:
             why = [f"inputs match an earlier run; restores {', '.join(modified)}"]
-        return Decision(step.name, Action.RESTORE, why, fp, parts, result)
+        return Decision(step.name, Action.RESTORE, why, fp, parts, result, source=source)
 
-    def _unusable_outputs(self, result: ActionResult) -> list[str]:
+    def manifest(self, digest: str, path: str, decision: Decision) -> list[ManifestEntry]:
+        """The files of directory object ``digest`` (output ``path``), from where the decision
+        found its result."""
+        if decision.source == "remote" and self.remote is not None:
+            return self.remote.manifest(digest, path, decision.step) or []
+        return self.cache.objects.read_manifest(digest)
+
+    def _unusable_outputs(self, result: ActionResult, step: str, source: str) -> list[str]:
         """Why ``result``'s cached outputs cannot be restored, if they cannot: checked cheaply
         (type and size, manifests read); the restore itself hashes every byte."""
+        if source == "remote" and self.remote is not None:
+            return self.remote.missing(result, step, self.cache.objects)
         reasons = []
         for path, record in result.outs.items():
             if not record.cached:
@@ -293,7 +322,7 @@ def make_plan(planner: Planner, names: list[str]) -> list[Decision]:
             for path, record in decision.result.outs.items():
                 restored[path] = record.digest
                 if record.digest.endswith(DIR_SUFFIX):  # deps may name a file inside it
-                    for entry in planner.cache.objects.read_manifest(record.digest):
+                    for entry in planner.manifest(record.digest, path, decision):
                         restored[f"{path}/{entry.relpath}"] = entry.digest
         decisions.append(decision)
     return decisions

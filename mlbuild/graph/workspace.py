@@ -7,12 +7,21 @@ from pathlib import Path
 
 from mlbuild import atomic
 from mlbuild.cache import Cache
-from mlbuild.data import DataSources
+from mlbuild.cache.remote import (
+    Backend,
+    DirectoryBackend,
+    FsspecBackend,
+    RemoteCache,
+    open_remote,
+    remote_settings,
+)
+from mlbuild.data import DataSources, dvc_remote
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.model import Graph
 from mlbuild.graph.plan import IdentityHook, Planner
 from mlbuild.graph.records import StepRecords
+from mlbuild.masking import Secrets, remember
 from mlbuild.paths import META_DIR, Fence
 from mlbuild.recipe import RECIPE_FILE
 
@@ -80,8 +89,10 @@ class Workspace:
         *,
         force: set[str] | None = None,
         identity: IdentityHook | None = None,
+        remote: RemoteCache | None = None,
     ) -> Planner:
-        """``identity``: what of each step's executor enters its fingerprint (see Planner)."""
+        """``identity``: what of each step's executor enters its fingerprint (see Planner);
+        with ``remote``, a step missing locally is looked up there."""
         sources = DataSources(self.root, self.meta, graph.datasets)
         return Planner(
             graph,
@@ -91,7 +102,27 @@ class Workspace:
             sources,
             force=force or set(),
             identity=identity,
+            remote=remote,
         )
+
+    def remote(
+        self, graph: Graph, *, read_only: bool = False, strict: bool = False
+    ) -> RemoteCache | None:
+        """The remote cache ``MLBUILD_REMOTE_CACHE`` or the recipe's ``cache:`` names, if any
+        (connected on first use); ``read_only``: nothing is uploaded."""
+        settings = remote_settings(graph.remote_cache, self.root, read_only=read_only)
+        if settings is None:
+            return None
+        return open_remote(settings, local_cache=self.cache.root, dvc=self._dvc, strict=strict)
+
+    def _dvc(self, name: str) -> Backend:
+        """A DVC remote's folder for mlbuild, with DVC's credentials (masked in messages)."""
+        found = dvc_remote(self.root, name)
+        remember(Secrets(found.secrets))
+        shown = f"dvc://{name}"
+        if found.fs is None:
+            return DirectoryBackend(Path(found.path), shown)
+        return FsspecBackend(found.fs, found.path, shown)
 
     def save_state(self) -> None:
         """Persist the file hashes learnt in this command (cheap when nothing changed)."""

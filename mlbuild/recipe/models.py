@@ -10,6 +10,7 @@ The tags start with ``#`` so the loader can drop them from error paths.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -28,6 +29,7 @@ from mlbuild.recipe.fields import StrictModel as _Model
 from mlbuild.recipe.fields import shape_tag as _shape
 from mlbuild.recipe.model_tests import TEST_NAME, Test
 from mlbuild.recipe.packaging import PackageSection
+from mlbuild.remote_address import SCHEMA_PATTERN, parse_remote
 
 SCHEMA_VERSION = 1
 
@@ -607,6 +609,77 @@ class Store(_Model):
         return value
 
 
+# option names that hold credentials: ml.yaml is committed, so they come from the environment
+_CREDENTIAL_OPTION = (
+    r"secret|password|passwd|passphrase|token|credential|account_key|access_key|"
+    r"connection_string|private_key|^key$|^sas"
+)
+
+
+class CacheSettings(_Model):
+    """A remote cache that CI and laptops share: results built anywhere are restored everywhere."""
+
+    remote: str = Field(
+        min_length=1,
+        json_schema_extra={
+            "pattern": SCHEMA_PATTERN,
+            "not": {"pattern": r"^[^:/]+://[^/@]*:[^/@]+@"},  # the rule of _address, for editors
+        },
+        description="Where results are shared: a directory (`/mnt/team-cache`, relative to the "
+        "recipe), an fsspec URL (`s3://BUCKET/PREFIX` — AWS, or Ceph RGW / MinIO with "
+        "`options: {endpoint_url: …}` or `AWS_ENDPOINT_URL` —, `gs://`, `azure://`, `sftp://`) "
+        "or `dvc://NAME`, a DVC remote with its URL and credentials from DVC's config. "
+        "`mlbuild run` restores what it finds there and uploads what it builds. Credentials "
+        "come from the storage's own conventions, never from this file. "
+        "`MLBUILD_REMOTE_CACHE` overrides it.",
+        examples=["s3://ml-cache/iris", "/mnt/team-cache", "dvc://storage"],
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={"propertyNames": {"not": {"pattern": _CREDENTIAL_OPTION}}},
+        description="Options of the fsspec filesystem for a URL remote, such as `endpoint_url` "
+        "for Ceph RGW or MinIO. Never credentials (keys, secrets, tokens, passwords).",
+        examples=[{"endpoint_url": "https://rgw.example.com"}],
+    )
+
+    @field_validator("remote")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        parse_remote(value)
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _no_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
+        found = _credential_keys(value, "")
+        if found:
+            raise ValueError(
+                f"'{found[0]}' would put a credential in ml.yaml, which is committed; give it "
+                "through the storage's environment variables or config files instead"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _options_for_urls(self) -> CacheSettings:
+        if self.options and parse_remote(self.remote).kind != "fsspec":
+            raise ValueError("options apply to an fsspec URL remote (s3://, gs://, …) only")
+        return self
+
+
+def _credential_keys(value: object, prefix: str) -> list[str]:
+    if isinstance(value, dict):
+        found = []
+        for key, inner in value.items():
+            path = f"{prefix}{key}"
+            if re.search(_CREDENTIAL_OPTION, str(key).lower()):
+                found.append(path)
+            found += _credential_keys(inner, f"{path}.")
+        return found
+    if isinstance(value, list):
+        return [k for item in value for k in _credential_keys(item, prefix)]
+    return []
+
+
 class Recipe(_Model):
     """An ``ml.yaml`` recipe: everything needed to go from data to a trained, evaluated model."""
 
@@ -685,8 +758,13 @@ class Recipe(_Model):
         default_factory=dict,
         description="The model's tests, by name: release gates that `mlbuild test` runs as "
         "cached steps (a test runs again only when the model or the test changed) and that "
-        "`package`, `publish` and `deploy` require to have passed for the exact model. Kinds: "
+        "`package` and `publish` require to have passed for the exact model. Kinds: "
         "`metric`, `cases`, `invariance`, `directional`, `slices`, `latency`, `serving`, "
         "`pytest`.",
         examples=[{"accuracy": {"kind": "metric", "metric": "accuracy", "min": 0.9}}],
+    )
+    cache: CacheSettings | None = Field(
+        default=None,
+        description="A remote cache shared by CI and laptops (`cache: {remote: URL}`): steps "
+        "are looked up locally, then remotely, and what runs is uploaded.",
     )

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from mlbuild.cache.remote import RemoteCache
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec import Reporter, RunSummary, Status, graph_secrets, run_steps
 from mlbuild.graph import Graph, Workspace
@@ -59,6 +60,7 @@ def recorded_run(
     keep_going: bool = False,
     executor: str | None = None,
     then: Callable[[RunSummary], RunSummary] | None = None,
+    remote: RemoteCache | None = None,
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end.
 
@@ -81,6 +83,7 @@ def recorded_run(
             isolation=isolation,
             keep_going=keep_going,
             executor=executor,
+            remote=remote,
         )
         if then is not None and not summary.failed:
             summary = then(summary)

@@ -262,3 +262,64 @@ def test_without_a_token_the_report_is_an_artifact_only(
         checkout, "mlbuild:diff"
     )
     assert "nothing that affects the pipeline changed" in (checkout / "mlbuild-diff.md").read_text()
+
+
+def test_a_fresh_runner_restores_every_step_from_the_remote_cache(
+    origin: Path, tmp_path: Path, s3: Any
+) -> None:
+    """Two branch pipelines with caches of their own, sharing only the remote cache (a real S3
+    API, moto) named by the CI/CD variable MLBUILD_REMOTE_CACHE; then a merge request's pipeline,
+    read-only by MLBUILD_REMOTE_CACHE_PUSH: "false".
+
+    The generated workflow:rules set that variable on merge requests (tests/ci/test_gitlab.py
+    pins the rule), but gitlab-ci-local 4.70.1 does not apply workflow:rules variables, so here
+    it is passed as GitLab would set it."""
+    bucket = s3.bucket()
+    remote = f"s3://{bucket}/mlbuild"
+    variables = {**s3.env, "MLBUILD_REMOTE_CACHE": remote}
+
+    def keys() -> list[str]:
+        listing = s3.client().list_objects_v2(Bucket=bucket, Prefix="mlbuild/")
+        return sorted(o["Key"] for o in listing.get("Contents", []))
+
+    first = clone(origin, tmp_path / "first")
+    done = pipeline(first, tmp_path, {**variables, "MLBUILD_CACHE_DIR": str(tmp_path / "c1")}, "1")
+    assert done.returncode == 0, done.stdout[-3000:]
+    log = job_log(first, "mlbuild:run")
+    assert "4 steps: 4 ran in" in log, log
+    assert f"remote cache {remote}: fetched 0 results (0 B), uploaded 4 (" in log, log
+    uploaded = keys()
+    assert len([k for k in uploaded if k.startswith("mlbuild/actions/")]) == 4
+
+    second = clone(origin, tmp_path / "second")
+    again = pipeline(
+        second, tmp_path, {**variables, "MLBUILD_CACHE_DIR": str(tmp_path / "c2")}, "2"
+    )
+    assert again.returncode == 0, again.stdout[-3000:]
+    log = job_log(second, "mlbuild:run")
+    assert "4 steps: 4 restored in" in log, log
+    assert f"remote cache {remote}: fetched 4 results (" in log, log
+    assert (second / "model").exists()
+
+    # a merge request that changes the model: train and evaluate run, nothing is uploaded
+    base = git(origin, "rev-parse", "HEAD")
+    git(origin, "checkout", "-q", "-b", "feature")
+    logreg = origin / "conf" / "model" / "logreg.yaml"
+    logreg.write_text(logreg.read_text().replace("C: 1.0", "C: 0.5"))
+    git(origin, "commit", "-q", "-am", "a stronger regularisation")
+    mr = clone(origin, tmp_path / "mr", branch="feature")
+    mr_variables = {
+        **variables,
+        "MLBUILD_CACHE_DIR": str(tmp_path / "c3"),
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_DIFF_BASE_SHA": base,
+        "CI_MERGE_REQUEST_IID": "9",
+        "MLBUILD_REMOTE_CACHE_PUSH": "false",
+    }
+    done = pipeline(mr, tmp_path, mr_variables, "mr")
+    assert done.returncode == 0, done.stdout[-3000:]
+    log = job_log(mr, "mlbuild:run")
+    assert "2 restored" in log and "2 ran" in log, log
+    assert f"remote cache {remote}: fetched 2 results (" in log and "uploaded 0 (0 B)" in log, log
+    assert keys() == uploaded
+    assert s3.env["AWS_SECRET_ACCESS_KEY"] not in done.stdout + done.stderr

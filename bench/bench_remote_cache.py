@@ -1,0 +1,157 @@
+"""The remote cache (issue 14, item 1): a fresh clone restoring from a warm remote against running
+the steps, and what a remote lookup that misses costs, against a real S3 API (moto, local).
+
+    python bench/bench_remote_cache.py --reps 5
+
+- warm remote: ``examples/iris`` runs once in a copy with a cache of its own and uploads to
+  ``s3://BUCKET/cache``. Then, REPS times, alternating, in a fresh copy with a fresh
+  ``MLBUILD_CACHE_DIR``: ``mlbuild run --no-remote`` (every step runs) and ``mlbuild run`` (every
+  step is restored from the remote). Target: restoring at least 5x faster.
+- misses: a recipe of N independent trivial steps, an empty bucket, a fresh local cache; ``mlbuild
+  plan`` with the remote and with ``--no-remote``, for N=1 and N=STEPS. The cost of a miss per
+  step is the difference's growth from 1 to N steps over N-1 (so connecting and importing s3fs,
+  paid once per command, is reported apart). Target: under 50 ms per step.
+
+The moto server is started here, as the tests start it (tests/s3.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.s3 import S3Server, s3_server  # noqa: E402
+
+EXAMPLE = REPO / "examples" / "iris"
+OUTPUTS = {"data", "model", "metrics.json", ".mlbuild", "__pycache__"}
+
+
+def mlbuild(
+    cwd: Path, env: dict[str, str], *args: str
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "mlbuild.cli.main", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"mlbuild {' '.join(args)} failed in {cwd}:\n{done.stderr}")
+    return elapsed, done
+
+
+def copy_example(where: Path) -> Path:
+    def outputs(folder: str, names: list[str]) -> set[str]:
+        at_top = Path(folder) == EXAMPLE  # conf/model/ is config, not the model output
+        return {n for n in names if n == "__pycache__" or (at_top and n in OUTPUTS)}
+
+    return Path(shutil.copytree(EXAMPLE, where, ignore=outputs))
+
+
+def statuses(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return sorted({s["status"] for s in json.loads(done.stdout)["steps"]})
+
+
+def warm_remote(root: Path, s3: S3Server, reps: int) -> dict[str, float]:
+    bucket = s3.bucket()
+    env = {**s3.env, "MLBUILD_REMOTE_CACHE": f"s3://{bucket}/cache"}
+    seed = copy_example(root / "seed")
+    mlbuild(seed, {**env, "MLBUILD_CACHE_DIR": str(root / "seed-cache")}, "run", "-q")
+    ran, restored = [], []
+    for rep in range(reps):
+        for mode in ("run", "restore"):
+            clone = copy_example(root / f"{mode}-{rep}")
+            local = {**env, "MLBUILD_CACHE_DIR": str(root / f"{mode}-{rep}-cache")}
+            flags = ["--no-remote"] if mode == "run" else []
+            elapsed, done = mlbuild(clone, local, "run", "--json", *flags)
+            expected = ["ran"] if mode == "run" else ["restored"]
+            if statuses(done) != expected:
+                raise SystemExit(f"{mode}: expected {expected}, got {statuses(done)}")
+            (ran if mode == "run" else restored).append(elapsed)
+    return {"run": statistics.median(ran), "restore": statistics.median(restored)}
+
+
+def trivial_recipe(steps: int) -> str:
+    body = "".join(
+        f"  s{i}:\n    cmd: echo {i} > out{i}.txt\n    outs: [out{i}.txt]\n" for i in range(steps)
+    )
+    return f"schema_version: 1\nname: misses\nsteps:\n{body}"
+
+
+def misses(root: Path, s3: S3Server, steps: int, reps: int) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for n in (1, steps):
+        ws = root / f"misses-{n}"
+        ws.mkdir()
+        (ws / "ml.yaml").write_text(trivial_recipe(n))
+        env = {**s3.env, "MLBUILD_REMOTE_CACHE": f"s3://{s3.bucket()}/cache"}
+        env["MLBUILD_CACHE_DIR"] = str(root / f"misses-{n}-cache")
+        mlbuild(ws, env, "plan", "--no-remote")  # compile the graph once: both modes reuse it
+        local, remote = [], []
+        for _ in range(reps):
+            local.append(mlbuild(ws, env, "plan", "--no-remote")[0])
+            elapsed, done = mlbuild(ws, env, "plan", "--json")
+            if {s["action"] for s in json.loads(done.stdout)[0]["steps"]} != {"run"}:
+                raise SystemExit("a miss was expected for every step")
+            remote.append(elapsed)
+        found[f"local-{n}"] = statistics.median(local)
+        found[f"remote-{n}"] = statistics.median(remote)
+    one = found["remote-1"] - found["local-1"]
+    many = found[f"remote-{steps}"] - found[f"local-{steps}"]
+    found["fixed"] = one
+    found["per_step"] = (many - one) / (steps - 1)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=40, help="steps in the misses recipe")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="mlbuild-bench-remote-"))
+    try:
+        with s3_server() as s3:
+            warm = warm_remote(root, s3, args.reps)
+            miss = misses(root, s3, args.steps, args.reps)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    speedup = warm["run"] / warm["restore"]
+    n = args.steps
+    rows = [
+        ("examples/iris, fresh clone: `run --no-remote` (4 steps run)", warm["run"], ""),
+        ("examples/iris, fresh clone: `run`, warm remote (4 restored)", warm["restore"], ""),
+        ("restore from the remote vs run", speedup, "≥ 5×"),
+        (f"`mlbuild plan`, {n} steps, local cache only", miss[f"local-{n}"], ""),
+        (f"`mlbuild plan`, {n} steps, every step a remote miss", miss[f"remote-{n}"], ""),
+        ("once per command: s3fs imported, connected, first miss", miss["fixed"], ""),
+        ("each further remote miss", miss["per_step"], "< 50 ms"),
+    ]
+    print(f"median of {args.reps}; moto on 127.0.0.1; {os.cpu_count()} CPUs")
+    print("| measurement | value | target | result |\n|---|---|---|---|")
+    for name, value, target in rows:
+        if name.startswith("restore from"):
+            shown, ok = f"{value:.1f}×", value >= 5
+        else:
+            shown = f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+            ok = value < 0.05 if target else None
+        result = "info" if ok is None else "PASS" if ok else "FAIL"
+        print(f"| {name} | {shown} | {target or '—'} | {result} |")
+
+
+if __name__ == "__main__":
+    main()
