@@ -123,3 +123,11 @@ def postgres() -> Iterator[Any]:
 
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Any:
+    """The Docker engine and the base image (tests/docker_engine.py); skips without an engine."""
+    from tests.docker_engine import engine
+
+    return engine()

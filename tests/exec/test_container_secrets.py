@@ -1,0 +1,89 @@
+"""Secrets of a container step: exactly the value in the process's environment, masked in its
+output, and never in the container's configuration (``docker inspect``) or on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mlbuild.exec.container import ContainerExecutor, workspace_key
+from mlbuild.exec.secret_files import base
+from mlbuild.masking import Secrets
+from tests.docker_engine import Engine
+from tests.exec.container_box import Box
+
+pytestmark = pytest.mark.slow
+
+VALUES = {
+    "API_TOKEN": "s3cr3t-token-9f8e7d",
+    "PEM_KEY": "-----BEGIN KEY-----\nAAAAline-one-abc\nBBBBline-two-def\n-----END KEY-----\n\n",
+    "SHELLISH": 'it\'s "quoted" $HOME `id` $(id) \\n ;|& *',
+    "PADDED": "  spaces around  ",
+}
+
+CHECK = """\
+import hashlib, json, os
+expected = json.loads(os.environ["EXPECTED"])
+for name, digest in sorted(expected.items()):
+    got = hashlib.sha256(os.environb[name.encode()]).hexdigest()
+    print(name, "exact" if got == digest else "DIFFERENT")
+print("token:", os.environ["API_TOKEN"])
+print("files:", sorted(os.listdir("/run/mlbuild-secrets")))
+"""
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Box:
+    root = tmp_path / "ws"
+    root.mkdir()
+    return Box(root)
+
+
+def test_a_secret_reaches_the_process_exactly_and_nowhere_else(
+    docker_engine: Engine, box: Box
+) -> None:
+    expected = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in VALUES.items()}
+    request = box.request(
+        ["python3", "-c", CHECK],
+        env={"EXPECTED": json.dumps(expected)},
+        passthrough={**VALUES, "NOT_A_SECRET": "x"},
+        secrets=Secrets.from_env(VALUES, VALUES),
+    )
+    mine = f"mlbuild-secrets-{workspace_key(box.root)}-"
+    step = ContainerExecutor().start(request)
+    # while the container exists: its configuration, labels and mounts hold no value
+    [container] = docker_engine.containers_of(box.root)
+    inspected = json.dumps(docker_engine.client.api.inspect_container(container.id))
+    for name, value in VALUES.items():
+        for piece in [value.strip(), *value.splitlines()]:
+            if len(piece.strip()) >= 8:
+                assert piece.strip() not in inspected, name
+    assert [e for e in container.attrs["Config"]["Env"] if e.startswith(tuple(VALUES))] == []
+    [folder] = [name for name in os.listdir(base()) if name.startswith(mine)]
+    assert (os.stat(Path(base()) / folder).st_mode & 0o777) == 0o700
+    result = step.wait()
+
+    assert result.returncode == 0, box.log()
+    assert box.lines == [
+        "API_TOKEN exact",
+        "PADDED exact",
+        "PEM_KEY exact",
+        "SHELLISH exact",
+        "token: ***",
+        "files: ['API_TOKEN', 'PADDED', 'PEM_KEY', 'SHELLISH']",
+    ]
+    assert VALUES["API_TOKEN"] not in box.log()
+    assert [n for n in os.listdir(base()) if n.startswith(mine)] == []  # gone with the container
+
+
+def test_a_step_without_secrets_runs_its_command_as_it_is(docker_engine: Engine, box: Box) -> None:
+    request = box.request(["python3", "-c", "print('plain')"], passthrough={"OTHER": "x"})
+    step = ContainerExecutor().start(request)
+    [container] = docker_engine.containers_of(box.root)
+    assert container.attrs["Config"]["Entrypoint"] == ["python3", "-c", "print('plain')"]
+    assert not any(m["Destination"] == "/run/mlbuild-secrets" for m in container.attrs["Mounts"])
+    assert step.wait().returncode == 0
