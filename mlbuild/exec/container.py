@@ -127,9 +127,12 @@ class ContainerExecutor:
             raise
 
         def cleanup() -> None:
-            box.discard()
             if secrets is not None:
                 secrets.remove()
+            # what the step left could not be deleted (a directory the image declared a volume
+            # and the engine made root's): the outputs stand; the next run's sweep says so
+            with contextlib.suppress(OSError):
+                box.discard()
 
         return ContainerStep(
             container,
@@ -171,12 +174,17 @@ class ContainerExecutor:
                 f"{'running ' if running else ''}by an mlbuild run that was killed"
             )
         scratch_root = workspace / META_DIR / sandbox.SCRATCH_DIR
-        if scratch_root.is_dir():
-            for folder in scratch_root.iterdir():
-                if str(folder) not in keep:
-                    sandbox.remove_tree(folder)
-        for folder in secret_files.left_behind(key, keep):
-            sandbox.remove_tree(folder)
+        folders = list(scratch_root.iterdir()) if scratch_root.is_dir() else []
+        for folder in [*folders, *secret_files.left_behind(key, keep)]:
+            if str(folder) in keep:
+                continue
+            try:
+                sandbox.remove_tree(folder)
+            except OSError as exc:
+                stopped.append(
+                    f"cannot delete {folder}, left by a container step: {exc.strerror}; "
+                    f"delete it yourself (`sudo rm -rf {folder}`)"
+                )
         return stopped
 
     def _connect(self) -> Any:

@@ -22,7 +22,7 @@ from mlbuild.errors import EXIT_USAGE, MlbuildError
 from mlbuild.exec._executor_draft import ProcessRequest
 from mlbuild.exec.container import ContainerExecutor
 from mlbuild.exec.docker_client import EngineError
-from tests.conftest import CHILD_ENV
+from tests.conftest import CHILD_ENV, write_tree
 from tests.docker_engine import BASE_IMAGE, Engine
 from tests.exec.container_box import Box
 
@@ -192,7 +192,7 @@ def test_a_symlinked_parent_in_the_scratch_cannot_move_anything_outside(
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "secret.txt").write_text("host file")
-    command = f"ln -s {victim} sub"  # sub/secret.txt now names the host's file, seen from outside
+    command = f"rmdir sub && ln -s {victim} sub"  # sub/secret.txt: the host file, from outside
     result = run(box.request(command, outputs=["sub/secret.txt"]))
     assert result.returncode == 0, box.log()
     assert (victim / "secret.txt").read_text() == "host file"
@@ -371,9 +371,12 @@ from mlbuild.masking import Secrets
 root = Path(sys.argv[1])
 options = json.loads(sys.argv[2])
 request = ProcessRequest(
-    "s", ["/bin/sh", "-c", "id -u > who.txt; mkdir -p d junk; echo x > d/f; chmod 0 d junk"],
+    "s",
+    ["/bin/sh", "-c", "id -u > who.txt && cat src/in.txt > src/made.txt && "
+     "echo scratch > lib/pkg/tmp && mkdir -p d junk && echo x > d/f && chmod 0 d junk"],
     root,
-    {}, {}, [], ["who.txt", "d"], root / "s.log", Secrets(), None, print,
+    {}, {}, ["src/in.txt", "lib/pkg/mod.txt"], ["who.txt", "src/made.txt", "d"], root / "s.log",
+    Secrets(), None, print,
     {"image": "mlbuild-base:bookworm", **options},
 )
 try:
@@ -425,10 +428,14 @@ def test_a_user_who_is_not_root_gets_outputs_they_own(
     docker_engine: Engine, shared_dir: Callable[[int], Path]
 ) -> None:
     root = shared_dir(4321)
+    write_tree(root, {"src": {"in.txt": "input"}, "lib": {"pkg": {"mod.txt": ""}}})
+    for folder in ("src", "lib", "lib/pkg"):
+        os.chown(root / folder, 4321, 4321)  # the user's own workspace
     assert run_as(4321, root, {}) == "exit 0"
     assert (root / "who.txt").read_text() == "4321\n"
+    assert (root / "src/made.txt").read_text() == "input"  # beside an input: its mount point
     os.chmod(root / "d", 0o755)  # the step took its own permission away; root can look
-    for path in ("who.txt", "d", "d/f"):
+    for path in ("who.txt", "src/made.txt", "d", "d/f"):
         assert (root / path).stat().st_uid == 4321, path
     assert list((root / ".mlbuild" / "containers").iterdir()) == []  # cleaned despite chmod 0
 
