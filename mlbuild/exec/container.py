@@ -103,9 +103,9 @@ class ContainerExecutor:
             if values:
                 secrets = secret_files.write(values, key, foreign)
             env = dict(request.env)
-            for name in opts.env_passthrough:
-                if name in request.passthrough and name not in values:
-                    env[name] = request.passthrough[name]
+            for name in opts.env_passthrough:  # the host variables the recipe names, as they are
+                if name in os.environ and name not in values:
+                    env[name] = os.environ[name]
             argv = secrets.wrap(request.argv) if secrets else list(request.argv)
             labels = {
                 WORKSPACE_LABEL: key,
@@ -262,12 +262,8 @@ def workspace_key(workspace: Path) -> str:
 
 
 def _secret_values(request: ProcessRequest) -> dict[str, str]:
-    """The step's secrets among the variables passed through: those the masker knows by name."""
-    return {
-        name: value
-        for name, value in request.passthrough.items()
-        if name in request.secrets.names and value
-    }
+    """The step's secrets: what the scheduler passes through, by name (empty values are unset)."""
+    return {name: value for name, value in request.passthrough.items() if value}
 
 
 def _user(raw: object) -> tuple[int, int] | None:

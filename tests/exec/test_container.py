@@ -199,7 +199,12 @@ def test_a_symlinked_parent_in_the_scratch_cannot_move_anything_outside(
     assert not os.path.lexists(box.root / "sub/secret.txt")
 
 
-def test_env_is_the_steps_own_plus_named_passthrough(docker_engine: Engine, box: Box) -> None:
+def test_env_is_the_steps_own_plus_named_passthrough(
+    docker_engine: Engine, box: Box, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("HOST_ONLY", "leak")
+    monkeypatch.delenv("NOT_SET", raising=False)
     script = (
         "import os, json\n"
         "print(json.dumps({k: v for k, v in sorted(os.environ.items()) "
@@ -209,7 +214,6 @@ def test_env_is_the_steps_own_plus_named_passthrough(docker_engine: Engine, box:
         box.request(
             ["python3", "-c", script],
             env={"DECLARED": "1"},
-            passthrough={"HTTP_PROXY": "http://proxy:3128", "HOST_ONLY": "leak"},
             options={"env_passthrough": ["HTTP_PROXY", "NOT_SET"]},
         )
     )
