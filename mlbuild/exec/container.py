@@ -155,9 +155,16 @@ class ContainerExecutor:
         keep: set[str] = set()
         try:
             client = self._connect()
-            found = client.containers.list(all=True, filters={"label": f"{WORKSPACE_LABEL}={key}"})
         except MlbuildError:  # no SDK or no engine: then no container of ours runs either
             found = []
+        else:
+            try:
+                found = client.containers.list(
+                    all=True, filters={"label": f"{WORKSPACE_LABEL}={key}"}, ignore_removed=True
+                )
+            except Exception as exc:  # the engine answered, then failed: sweep nothing
+                why = docker_client.explain(exc)
+                return [f"cannot look for the containers of a killed run: {why}"]
         for container in found:
             labels = container.labels
             token = labels.get(f"{LABEL}.process", "")

@@ -133,8 +133,15 @@ def _show(box: Sandbox, path: str, holes: list[str]) -> None:
     """Bind input ``path`` read-only; around ``holes`` (outputs inside it), entry by entry."""
     source = box.workspace / path
     if not holes:
-        _mount_point(box.scratch / path, is_dir=source.is_dir())
-        box.binds.append(Bind(str(source), str(box.workspace / path), read_only=True))
+        real = source.resolve()
+        if not is_within(str(real), str(box.workspace.resolve())):
+            raise MlbuildError(
+                f"input {path} now leads outside the workspace (to {real}); a container step "
+                "sees only the workspace's own files"
+            )
+        _mount_point(box.scratch / path, is_dir=real.is_dir())
+        # the resolved path: the engine follows links in a source, so give it none to follow
+        box.binds.append(Bind(str(real), str(box.workspace / path), read_only=True))
         return
     if source.is_symlink() or not source.is_dir():
         raise MlbuildError(

@@ -487,3 +487,28 @@ def test_prelude_is_plain_posix_sh() -> None:
 
     assert "$(" not in PRELUDE and "`" not in PRELUDE
     assert textwrap.dedent(PRELUDE) == PRELUDE
+
+
+def test_an_input_linked_inside_the_workspace_is_seen_through_its_link(
+    docker_engine: Engine, box: Box
+) -> None:
+    box.gen({"data": {"v2": {"rows.csv": "v2\n"}}})
+    os.symlink("v2", box.root / "data/current")
+    result = run(box.request("cat data/current/rows.csv", inputs=["data/current"]))
+    assert (result.returncode, box.lines) == (0, ["v2"])
+
+
+def test_an_input_that_leads_out_of_the_workspace_is_refused(
+    docker_engine: Engine, box: Box, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, box.root / "data")
+    with pytest.raises(MlbuildError) as caught:
+        ContainerExecutor().start(box.request("ls data", inputs=["data"]))
+    assert caught.value.message == (
+        f"input data now leads outside the workspace (to {outside}); a container step sees "
+        "only the workspace's own files"
+    )
+    assert docker_engine.containers_of(box.root) == []
+    assert list((box.root / ".mlbuild" / "containers").iterdir()) == []
