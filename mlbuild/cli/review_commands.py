@@ -75,10 +75,10 @@ def cmd_ci_gitlab(args: argparse.Namespace) -> int:
 
 def cmd_ci_metrics(args: argparse.Namespace) -> int:
     from mlbuild.ci import openmetrics_of_last_run
-    from mlbuild.cli.shared import open_workspace_store
+    from mlbuild.store import open_workspace_store
 
     ws = _workspace(args)
-    store = open_workspace_store(ws)
+    store = open_workspace_store(ws.meta, ws.graph([]).store_url)
     try:
         text = openmetrics_of_last_run(store)
     finally:
