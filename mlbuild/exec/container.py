@@ -116,7 +116,7 @@ class ContainerExecutor:
                 f"{LABEL}.scratch": str(box.scratch),
             }
             container = self._create(image, argv, workspace, env, box, secrets, opts, labels, user)
-            stream = container.attach(stdout=True, stderr=True, stream=True, logs=False)
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=False, demux=True)
             self._start(container, request.step)
         except BaseException:
             if container is not None:
@@ -193,6 +193,15 @@ class ContainerExecutor:
                     f"delete it yourself (`sudo rm -rf {folder}`)"
                 )
         return stopped
+
+    def close(self) -> None:
+        """The run is over: close the engine's connections (a next run resolves images anew)."""
+        with self._lock:
+            client, self._client = self._client, None
+            self._images.clear()
+        if client is not None:
+            with contextlib.suppress(Exception):  # the engine went away: nothing to release
+                client.close()
 
     def _connect(self) -> Any:
         with self._lock:

@@ -2,7 +2,11 @@
 
 The output is read from an attach stream opened before the container starts (so nothing is
 missed, and the engine keeps no log of its own: the container's log driver is ``none``, so a
-secret a step prints is never written to the engine's disk unmasked). The stream ends when the
+secret a step prints is never written to the engine's disk unmasked). The engine copies stdout
+and stderr through two pipes, so what a step writes to one in pieces may arrive with the other's
+output between the pieces: each stream's pieces are joined into whole lines before they are
+masked and logged — a secret written in two pieces is masked however the other stream
+interleaves (lines of the two streams keep their order of arrival). The stream ends when the
 container stops, which is when the step's command exits — the container's init (``docker-init``)
 is its first process and ends the container with it, taking whatever the command left running
 along. So a container step is done when its command exits and no output is ever cut.
@@ -24,7 +28,7 @@ from typing import Any
 
 from mlbuild.errors import MlbuildError
 from mlbuild.exec.docker_client import EngineError, explain, is_connection_error
-from mlbuild.exec.process import GRACE_SECONDS, ProcessResult, _Lines
+from mlbuild.exec.process import GRACE_SECONDS, MAX_LINE, ProcessResult, _Lines
 from mlbuild.masking import Secrets
 
 _TICK = 0.1  # how often the timeout and the stop's grace period are checked
@@ -36,7 +40,7 @@ class ContainerStep:
     def __init__(
         self,
         container: Any,
-        stream: Iterator[bytes],
+        stream: Iterator[tuple[bytes | None, bytes | None]],
         *,
         step: str,
         log_path: Path,
@@ -104,16 +108,21 @@ class ContainerStep:
     def _pump(self) -> None:
         try:
             with _Lines(self._secrets.stream(), self._log_path, self._on_line) as lines:
-                for chunk in self._chunks():
-                    lines.feed(chunk)
+                streams = _ByStream(lines)
+                for frame in self._chunks():
+                    for index, data in enumerate(frame):
+                        if data:
+                            streams.feed(index, data)
+                streams.close()
                 lines.close(None)
         except BaseException as exc:  # handed to wait(), which stops the container
             self._failure = exc
             with contextlib.suppress(Exception):
                 self._signal("SIGKILL")
 
-    def _chunks(self) -> Iterator[bytes]:
-        """The output stream's chunks; a stream that breaks is an engine that went away."""
+    def _chunks(self) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """The output stream's frames, ``(stdout, stderr)`` with one of them ``None``; a stream
+        that breaks is an engine that went away."""
         chunks = iter(self._stream)
         while True:
             try:
@@ -183,3 +192,28 @@ class ContainerStep:
         close = getattr(self._stream, "close", None)
         if close is not None:
             close()
+
+
+class _ByStream:
+    """Each stream's output passed on in whole lines, so that the pieces of one stream's line are
+    never masked apart with the other stream's output between them (see the module docstring)."""
+
+    def __init__(self, lines: _Lines) -> None:
+        self._lines = lines
+        self._partial = [b"", b""]  # stdout's, stderr's unfinished line
+
+    def feed(self, index: int, data: bytes) -> None:
+        pending = self._partial[index] + data
+        cut = pending.rfind(b"\n") + 1
+        if len(pending) - cut > MAX_LINE:  # a line that never ends is passed on in pieces
+            cut = len(pending)
+        if cut:
+            self._lines.feed(pending[:cut])
+        self._partial[index] = pending[cut:]
+
+    def close(self) -> None:
+        """The output has ended: each stream's unfinished line is a line of its own."""
+        for rest in self._partial:
+            if rest:
+                self._lines.feed(rest + b"\n")
+        self._partial = [b"", b""]

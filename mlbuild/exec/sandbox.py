@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -36,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlbuild.errors import MlbuildError
-from mlbuild.paths import META_DIR, is_within
+from mlbuild.paths import GIT_DIR, META_DIR, UnsafePathError, is_within, normalise
 
 SCRATCH_DIR = "containers"  # under .mlbuild/
+_PLAIN = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 @dataclass(frozen=True)
@@ -103,14 +105,19 @@ def prepare(
     """Make the scratch directory of ``step`` and the binds of its inputs and outputs. With
     ``foreign`` (uid, gid: the step runs as another user, which only root may ask for), the
     scratch and the persisted outputs are given to that user, so it can write them."""
+    # the scheduler checked the paths; checked again, as every bind and move is built from them
+    ins = _unique(inputs)
+    outs = _unique(outputs)
+    for out in outs:
+        if out.split("/")[0].casefold() in (META_DIR, GIT_DIR):
+            raise UnsafePathError(out, f"is inside {out.split('/')[0]}; a step cannot write there")
     folder = workspace / META_DIR / SCRATCH_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=folder, prefix=f"{step}."))
-    outs = _unique(outputs)
+    # the step's name is part of a file name (``train.k2j4x1``): only its plain characters
+    scratch = Path(tempfile.mkdtemp(dir=folder, prefix=f"{_PLAIN.sub('_', step)[:64]}."))
     box = Sandbox(scratch, workspace, outs)
     try:
         box.binds.append(Bind(str(scratch), str(workspace), read_only=False))
-        ins = _unique(inputs)
         for path in ins:
             if any(is_within(path, o) for o in outs) or not os.path.lexists(workspace / path):
                 continue  # an output's own content, or nothing to show
@@ -143,10 +150,15 @@ def _show(box: Sandbox, path: str, holes: list[str]) -> None:
         # the resolved path: the engine follows links in a source, so give it none to follow
         box.binds.append(Bind(str(real), str(box.workspace / path), read_only=True))
         return
-    if source.is_symlink() or not source.is_dir():
+    if source.is_symlink():
         raise MlbuildError(
             f"cannot run in a container: output {holes[0]} lies under {path}, which is a "
             "symlink; declare the directory it points to instead"
+        )
+    if not source.is_dir():
+        raise MlbuildError(
+            f"cannot run in a container: output {holes[0]} lies under input {path}, which is "
+            "not a directory"
         )
     (box.scratch / path).mkdir(parents=True, exist_ok=True)
     for entry in sorted(os.listdir(source)):
@@ -186,10 +198,11 @@ def _mount_point(path: Path, *, is_dir: bool) -> None:
 
 
 def _unique(paths: list[str]) -> list[str]:
-    """Normalised (no trailing ``/``), without repeats, in order."""
+    """Normalised (``data/`` → ``data``), without repeats, in order; a path that is absolute,
+    climbs out with ``..`` or names the root is refused (:class:`UnsafePathError`)."""
     seen: dict[str, None] = {}
     for path in paths:
-        seen.setdefault(path.rstrip("/"), None)
+        seen.setdefault(normalise(path, where="the workspace"), None)
     return list(seen)
 
 

@@ -512,3 +512,91 @@ def test_an_input_that_leads_out_of_the_workspace_is_refused(
     )
     assert docker_engine.containers_of(box.root) == []
     assert list((box.root / ".mlbuild" / "containers").iterdir()) == []
+
+
+def test_the_params_file_is_reachable_through_mlbuild_params(
+    docker_engine: Engine, box: Box
+) -> None:
+    box.gen({".mlbuild": {"params": {"s.json": '{"lr": 0.1}'}}})
+    params = str(box.root / ".mlbuild/params/s.json")
+    script = "import json, os; print(json.load(open(os.environ['MLBUILD_PARAMS']))['lr'])"
+    result = run(
+        box.request(
+            ["python3", "-c", script],
+            inputs=[".mlbuild/params/s.json"],
+            env={"MLBUILD_PARAMS": params},
+        )
+    )
+    assert (result.returncode, box.lines) == (0, ["0.1"]), box.log()
+
+
+def test_two_steps_of_one_workspace_run_at_once_apart(docker_engine: Engine, box: Box) -> None:
+    """Each sees its own scratch: neither sees the other's files, each gets its own outputs."""
+    box.gen({"a.txt": "A", "b.txt": "B"})
+    executor = ContainerExecutor()
+    command = "sleep 1; ls; cat {0}.txt > {0}.out"
+    steps = [
+        executor.start(box.request(command.format(n), inputs=[f"{n}.txt"], outputs=[f"{n}.out"],
+                                   step=n))
+        for n in ("a", "b")
+    ]  # fmt: skip
+    assert len(docker_engine.containers_of(box.root)) == 2
+    results = [step.wait() for step in steps]
+    executor.close()
+    assert [r.returncode for r in results] == [0, 0]
+    assert (box.log("a"), box.log("b")) == ("a.txt\n", "b.txt\n")
+    assert ((box.root / "a.out").read_text(), (box.root / "b.out").read_text()) == ("A", "B")
+    assert docker_engine.containers_of(box.root) == []
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs", "message"),
+    [
+        ([], ["../escape"], "'../escape' is outside the workspace; use a path inside it"),
+        ([], ["/tmp/escape"], "'/tmp/escape' is outside the workspace; use a path inside it"),
+        (["a/../../x"], [], "'a/../../x' is outside the workspace; use a path inside it"),
+        ([], [".mlbuild/x"], "'.mlbuild/x' is inside .mlbuild; a step cannot write there"),
+        ([], [".git/hooks"], "'.git/hooks' is inside .git; a step cannot write there"),
+        (["f.txt"], ["f.txt/out"],
+         "cannot run in a container: output f.txt/out lies under input f.txt, which is not a "
+         "directory"),
+    ],
+)  # fmt: skip
+def test_a_request_naming_paths_outside_the_workspace_is_refused_before_anything_runs(
+    docker_engine: Engine, box: Box, inputs: list[str], outputs: list[str], message: str
+) -> None:
+    """The scheduler checks the recipe's paths; the executor checks again what it binds."""
+    box.gen({"f.txt": "x"})
+    with pytest.raises(MlbuildError) as caught:
+        ContainerExecutor().start(box.request("touch ../escape", inputs=inputs, outputs=outputs))
+    assert caught.value.message == message
+    assert not (box.root.parent / "escape").exists()
+    assert docker_engine.containers_of(box.root) == []
+    scratch = box.root / ".mlbuild" / "containers"
+    assert not scratch.exists() or list(scratch.iterdir()) == []
+
+
+def test_a_step_name_is_only_a_label_never_a_path(docker_engine: Engine, box: Box) -> None:
+    request = box.request("echo x > o", outputs=["o"], step="../../../up")
+    step = ContainerExecutor().start(_with(request, log_path=box.root / "up.log"))
+    [container] = docker_engine.containers_of(box.root)
+    scratch = Path(container.labels["dev.mlbuild.scratch"])
+    assert container.labels["dev.mlbuild.step"] == "../../../up"
+    assert scratch.parent == box.root / ".mlbuild" / "containers"
+    assert scratch.name.startswith(".._.._.._up.")
+    assert step.wait().returncode == 0
+    assert (box.root / "o").read_text() == "x\n"
+
+
+def test_close_releases_the_engine_and_a_next_run_resolves_the_image_anew(
+    docker_engine: Engine,
+) -> None:
+    with docker_engine.image_name() as name:
+        executor = ContainerExecutor()
+        assert executor.identity({"image": name}) == {"image": docker_engine.base_id}
+        changed = docker_engine.variant(name, "close")
+        executor.close()
+        executor.close()  # twice is fine
+        assert executor.identity({"image": name}) == {"image": changed}
+        executor.close()
+        docker_engine.client.images.remove(changed, force=True)

@@ -87,3 +87,29 @@ def test_a_step_without_secrets_runs_its_command_as_it_is(docker_engine: Engine,
     assert container.attrs["Config"]["Entrypoint"] == ["python3", "-c", "print('plain')"]
     assert not any(m["Destination"] == "/run/mlbuild-secrets" for m in container.attrs["Mounts"])
     assert step.wait().returncode == 0
+
+
+def test_a_secret_printed_in_pieces_is_masked_and_bytes_that_are_not_utf8_are_replaced(
+    docker_engine: Engine, box: Box
+) -> None:
+    """Half a secret on stdout, the whole secret on stderr, then stdout's other half: each
+    stream's line is joined before it is masked, and lines keep their order of arrival."""
+    token = VALUES["API_TOKEN"]
+    script = (
+        "import os, sys, time\n"
+        "t = os.environ['API_TOKEN']\n"
+        "sys.stdout.write('a ' + t[:6]); sys.stdout.flush(); time.sleep(0.3)\n"
+        "sys.stderr.write(t + '\\n'); sys.stderr.flush(); time.sleep(0.3)\n"
+        "sys.stdout.write(t[6:] + ' b\\n'); sys.stdout.flush()\n"
+        "sys.stdout.buffer.write(b'bad \\xff\\xfe bytes\\n'); sys.stdout.flush()\n"
+        "sys.stderr.write('no newline at the end')\n"
+    )
+    request = box.request(
+        ["python3", "-c", script],
+        passthrough={"API_TOKEN": token},
+        secrets=Secrets.from_env(["API_TOKEN"], {"API_TOKEN": token}),
+    )
+    assert ContainerExecutor().start(request).wait().returncode == 0, box.log()
+    assert box.lines == ["***", "a *** b", "bad \ufffd\ufffd bytes", "no newline at the end"]
+    assert token not in box.log()
+    assert token[:6] not in box.log()
