@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlbuild import atomic
 from mlbuild.cli.output import (
     Console,
     JsonReporter,
@@ -438,20 +439,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.input}: no such file")
     if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
         raise UsageError(f"{args.input}: expected a .csv or .jsonl file, got '{path.suffix}'")
+    if args.output is not None and Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output} is a directory; name a file")
     ws = _workspace(args)
     try:
         source = resolve_model(ws, ws.graph(list(args.overrides)))
     finally:
         ws.save_state()
     runtime = ModelRuntime.load(source)
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
     try:
-        rows = predict_file(runtime, path, out)
+        if args.output is None:
+            rows = predict_file(runtime, path, sys.stdout)
+        else:  # whole or not at all: a bad row leaves no half-scored file (nor the old one gone)
+            with (
+                atomic.replacing(Path(args.output)) as tmp,
+                open(tmp, "w", encoding="utf-8", newline="") as out,
+            ):
+                rows = predict_file(runtime, path, out)
     except InvalidInput as exc:
         raise UsageError(f"{args.input}: {exc.message}") from None
-    finally:
-        if out is not sys.stdout:
-            out.close()
     print(
         f"mlbuild: scored {rows} row{'s' if rows != 1 else ''} with model '{runtime.name}' "
         f"version {runtime.version}",

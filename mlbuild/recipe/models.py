@@ -11,7 +11,7 @@ The tags start with ``#`` so the loader can drop them from error paths.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -413,6 +413,7 @@ Params = Annotated[
 ]
 
 
+# the tensor datatypes of the Open Inference Protocol (v2)
 Datatype = Literal[
     "BOOL",
     "UINT8",
@@ -428,8 +429,6 @@ Datatype = Literal[
     "FP64",
     "BYTES",
 ]
-DATATYPES: tuple[str, ...] = get_args(Datatype)
-"""The tensor datatypes of the Open Inference Protocol (v2)."""
 
 TENSOR_NAME = r"^[A-Za-z_][A-Za-z0-9_.\-\[\]]*$"
 CLASS_REF = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"
