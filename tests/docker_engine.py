@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +58,70 @@ class Engine:
         image.tag(name)
         image_id: str = image.id
         return image_id
+
+
+class EngineProxy:
+    """A unix socket that passes every connection on to the real engine, until :meth:`cut`: then
+    every connection through it breaks at once, as when the engine dies (which tests cannot do to
+    the engine everyone here shares)."""
+
+    def __init__(self, path: Path, engine_socket: str = "/var/run/docker.sock") -> None:
+        self.address = f"unix://{path}"
+        self._engine = engine_socket
+        self._cut = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.socket(socket.AF_UNIX)
+        self._listener.bind(str(path))
+        self._listener.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            self._listener.close()
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _accept(self) -> None:
+        while not self._cut.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self._engine)
+            with self._lock:
+                if self._cut.is_set():
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while (data := source.recv(65536)) and not self._cut.is_set():
+                target.sendall(data)
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def remove_containers(workspace: Path) -> None:
+    """Remove every container labelled with ``workspace`` (what a test that failed half-way left
+    behind); nothing when no engine answers."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        key = hashlib.sha256(os.fsencode(os.path.abspath(workspace))).hexdigest()[:32]
+        for container in client.containers.list(all=True, filters={"label": f"{LABEL}={key}"}):
+            container.remove(force=True)
+    except Exception:  # no SDK or no engine: no container either
+        pass
 
 
 def engine() -> Engine:

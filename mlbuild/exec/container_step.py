@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbuild.errors import MlbuildError
-from mlbuild.exec.docker_client import EngineError, explain, is_connection_error
+from mlbuild.exec.docker_client import EngineError, explain, is_connection_error, lost
 from mlbuild.exec.process import GRACE_SECONDS, MAX_LINE, ProcessResult, _Lines
 from mlbuild.masking import Secrets
 
@@ -134,7 +134,7 @@ class ContainerStep:
             yield chunk
 
     def _lost(self, exc: BaseException) -> EngineError:
-        return EngineError(f"lost the Docker engine while step '{self._step}' ran: {exc}")
+        return lost(exc, f"step '{self._step}' ran ({self.ident})")
 
     def _supervise(self) -> None:
         now = time.monotonic()

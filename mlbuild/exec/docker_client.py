@@ -11,6 +11,7 @@ setup, not of a step: both are reported with the fix and exit code 2.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
@@ -20,6 +21,7 @@ from mlbuild.extras import require
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 # parallel steps each hold a connection for their output stream, plus one per call in flight
 _POOL = 64
+_CLOSED = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
 
 
 class EngineError(MlbuildError):
@@ -73,6 +75,21 @@ def unreachable(exc: BaseException) -> EngineError:
     )
 
 
+def lost(exc: BaseException, during: str) -> EngineError:
+    """The error for an engine that stopped answering ``during`` something (``step 'a' ran``)."""
+    cause = _os_error(exc)
+    if cause is not None and cause.errno not in _CLOSED:
+        why = cause.strerror or str(cause)
+    elif cause is not None or _names(exc) & {"RemoteDisconnected", "ProtocolError"}:
+        why = "it closed the connection"  # reset, broken pipe or no answer: the same to a user
+    else:
+        why = str(exc)
+    return EngineError(
+        f"lost the Docker engine at {engine_address()} while {during}: {why}; if the engine "
+        "still runs the container, the next `mlbuild run` here removes it"
+    )
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """Did ``exc`` come from losing the engine (rather than from the engine's answer)?"""
     return _os_error(exc) is not None or type(exc).__name__ in {
@@ -122,3 +139,19 @@ def _os_error(exc: BaseException) -> OSError | None:
                     return nested
         current = current.__cause__ or current.__context__
     return None
+
+
+def _names(exc: BaseException) -> set[str]:
+    """The class names of ``exc`` and of the exceptions in its chain and arguments."""
+    names: set[str] = set()
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack and len(seen) < 64:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        names.add(type(current).__name__)
+        stack += [a for a in current.args if isinstance(a, BaseException)]
+        stack += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return names

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from mlbuild.exec._executor_draft import ProcessRequest
 from mlbuild.masking import Secrets
 from tests.conftest import write_tree
-from tests.docker_engine import BASE_IMAGE
+from tests.docker_engine import BASE_IMAGE, remove_containers
 
 
 class Box:
@@ -58,8 +57,10 @@ class Box:
         return (self.root / ".mlbuild" / "logs" / f"{step}.log").read_text()
 
 
-@pytest.fixture
-def box(tmp_path: Path) -> Box:
+def new_box(tmp_path: Path) -> Iterator[Box]:
+    """A :class:`Box` in ``tmp_path/ws`` (each test file's ``box`` fixture yields from this);
+    afterwards, whatever container of it a failed test left is removed."""
     root = tmp_path / "ws"
     root.mkdir()
-    return Box(root)
+    yield Box(root)
+    remove_containers(root)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +23,15 @@ from mlbuild.exec._executor_draft import ProcessRequest
 from mlbuild.exec.container import ContainerExecutor
 from mlbuild.exec.docker_client import EngineError
 from tests.conftest import CHILD_ENV, write_tree
-from tests.docker_engine import BASE_IMAGE, Engine
-from tests.exec.container_box import Box
+from tests.docker_engine import BASE_IMAGE, Engine, EngineProxy
+from tests.exec.container_box import Box, new_box
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def box(tmp_path: Path) -> Box:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return Box(root)
+def box(tmp_path: Path) -> Iterator[Box]:
+    yield from new_box(tmp_path)
 
 
 def run(request: ProcessRequest, executor: ContainerExecutor | None = None) -> Any:
@@ -600,3 +598,23 @@ def test_close_releases_the_engine_and_a_next_run_resolves_the_image_anew(
         assert executor.identity({"image": name}) == {"image": changed}
         executor.close()
         docker_engine.client.images.remove(changed, force=True)
+
+
+def test_an_engine_lost_while_a_step_runs_fails_it_with_what_happened(
+    docker_engine: Engine, box: Box, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = EngineProxy(tmp_path / "engine.sock")
+    monkeypatch.setenv("DOCKER_HOST", proxy.address)
+    request = box.request("echo started; sleep 60", outputs=["o"])
+    step = ContainerExecutor().start(_with(request, on_line=lambda _: proxy.cut()))
+    with pytest.raises(EngineError) as caught:
+        step.wait()
+    assert caught.value.message == (
+        f"lost the Docker engine at {proxy.address} (DOCKER_HOST) while step 's' ran "
+        f"({step.ident}): it closed the connection; if the engine still runs the container, "
+        "the next `mlbuild run` here removes it"
+    )
+    assert list((box.root / ".mlbuild" / "containers").iterdir()) == []
+    # the engine itself did not die: the container runs on (the box's teardown removes it)
+    [container] = docker_engine.containers_of(box.root)
+    assert container.status == "running"

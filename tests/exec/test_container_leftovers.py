@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from mlbuild.exec.container import ContainerExecutor, workspace_key
 from mlbuild.exec.secret_files import base
 from tests.conftest import CHILD_ENV
 from tests.docker_engine import BASE_IMAGE, Engine
-from tests.exec.container_box import Box
+from tests.exec.container_box import Box, new_box
 
 pytestmark = pytest.mark.slow
 
@@ -40,10 +41,8 @@ sys.stdin.read()  # until killed
 
 
 @pytest.fixture
-def box(tmp_path: Path) -> Box:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return Box(root)
+def box(tmp_path: Path) -> Iterator[Box]:
+    yield from new_box(tmp_path)
 
 
 def killed_run(root: Path, command: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from mlbuild.exec.container import ContainerExecutor, workspace_key
 from mlbuild.exec.secret_files import base
 from mlbuild.masking import Secrets
 from tests.docker_engine import Engine
-from tests.exec.container_box import Box
+from tests.exec.container_box import Box, new_box
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +38,8 @@ print("files:", sorted(os.listdir("/run/mlbuild-secrets")))
 
 
 @pytest.fixture
-def box(tmp_path: Path) -> Box:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return Box(root)
+def box(tmp_path: Path) -> Iterator[Box]:
+    yield from new_box(tmp_path)
 
 
 def test_a_secret_reaches_the_process_exactly_and_nowhere_else(
