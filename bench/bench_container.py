@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mlbuild.exec._executor_draft import ProcessRequest
 from mlbuild.exec.container import ContainerExecutor
+from mlbuild.exec.executor import ProcessRequest
 from mlbuild.masking import Secrets
 
 IMAGE = "mlbuild-base:bookworm"

@@ -33,8 +33,8 @@ from typing import Any, ClassVar
 
 from mlbuild.errors import MlbuildError, UsageError
 from mlbuild.exec import docker_client, sandbox, secret_files
-from mlbuild.exec._executor_draft import ProcessRequest, RunningStep
 from mlbuild.exec.container_step import ContainerStep
+from mlbuild.exec.executor import ProcessRequest, RunningStep
 from mlbuild.paths import META_DIR
 from mlbuild.store.liveness import is_gone, process_token
 
@@ -78,7 +78,14 @@ class ContainerExecutor:
         self._lock = threading.Lock()
 
     def identity(self, options: Mapping[str, Any]) -> dict[str, str]:
-        return {"image": self._image(ContainerOptions.parse(options).image)}
+        """The image's id; and the names (never the values) of the host variables passed
+        through, as the ``clean`` executor's. The network and the user are not in it: they
+        decide whether a step can run, not what a step that ran made."""
+        opts = ContainerOptions.parse(options)
+        found = {"image": self._image(opts.image)}
+        if opts.env_passthrough:
+            found["env_passthrough"] = ",".join(sorted(set(opts.env_passthrough)))
+        return found
 
     def start(self, request: ProcessRequest) -> RunningStep:
         opts = ContainerOptions.parse(request.options)

@@ -12,7 +12,7 @@ is its first process and ends the container with it, taking whatever the command
 along. So a container step is done when its command exits and no output is ever cut.
 
 A timeout or :meth:`stop` sends SIGTERM to the command (through the init, which forwards it),
-then SIGKILL after the grace period (:data:`~mlbuild.exec.process.GRACE_SECONDS`). However
+then SIGKILL after the grace period (:data:`~mlbuild.exec.executor.GRACE_SECONDS`). However
 :meth:`wait` ends — normally, stopped, or on an error — the container is removed; the outputs are
 collected only after it is gone, so nothing can still be writing them.
 """
@@ -28,7 +28,8 @@ from typing import Any
 
 from mlbuild.errors import MlbuildError
 from mlbuild.exec.docker_client import EngineError, explain, is_connection_error, lost
-from mlbuild.exec.process import GRACE_SECONDS, MAX_LINE, ProcessResult, _Lines
+from mlbuild.exec.executor import GRACE_SECONDS, ProcessResult
+from mlbuild.exec.lines import MAX_LINE, Lines
 from mlbuild.masking import Secrets
 
 _TICK = 0.1  # how often the timeout and the stop's grace period are checked
@@ -107,7 +108,7 @@ class ContainerStep:
 
     def _pump(self) -> None:
         try:
-            with _Lines(self._secrets.stream(), self._log_path, self._on_line) as lines:
+            with Lines(self._secrets.stream(), self._log_path, self._on_line) as lines:
                 streams = _ByStream(lines)
                 for frame in self._chunks():
                     for index, data in enumerate(frame):
@@ -198,7 +199,7 @@ class _ByStream:
     """Each stream's output passed on in whole lines, so that the pieces of one stream's line are
     never masked apart with the other stream's output between them (see the module docstring)."""
 
-    def __init__(self, lines: _Lines) -> None:
+    def __init__(self, lines: Lines) -> None:
         self._lines = lines
         self._partial = [b"", b""]  # stdout's, stderr's unfinished line
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlbuild.exec._executor_draft import ProcessRequest
+from mlbuild.exec.executor import ProcessRequest
 from mlbuild.masking import Secrets
 from tests.conftest import write_tree
 from tests.docker_engine import BASE_IMAGE, remove_containers

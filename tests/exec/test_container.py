@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from mlbuild.errors import EXIT_USAGE, MlbuildError
-from mlbuild.exec._executor_draft import ProcessRequest
 from mlbuild.exec.container import ContainerExecutor
 from mlbuild.exec.docker_client import EngineError
+from mlbuild.exec.executor import ProcessRequest
 from tests.conftest import CHILD_ENV, write_tree
 from tests.docker_engine import BASE_IMAGE, Engine, EngineProxy
 from tests.exec.container_box import Box, new_box
@@ -302,6 +302,17 @@ def test_the_image_is_resolved_once_per_executor(docker_engine: Engine) -> None:
         docker_engine.client.images.remove(changed, force=True)
 
 
+def test_the_identity_holds_the_passed_through_names_but_not_their_values(
+    docker_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
+    options = {"image": BASE_IMAGE, "network": "host", "env_passthrough": ["TZ", "HTTP_PROXY"]}
+    assert ContainerExecutor().identity(options) == {
+        "image": docker_engine.base_id,
+        "env_passthrough": "HTTP_PROXY,TZ",
+    }
+
+
 def test_a_missing_image_is_named_with_the_fix(docker_engine: Engine) -> None:
     with pytest.raises(EngineError) as caught:
         ContainerExecutor().identity({"image": "mlbuild-test-missing:nope"})
@@ -365,7 +376,7 @@ def test_bad_options_are_refused(options: dict[str, Any], message: str) -> None:
 AS_USER = """\
 import json, os, sys
 from pathlib import Path
-from mlbuild.exec._executor_draft import ProcessRequest
+from mlbuild.exec.executor import ProcessRequest
 from mlbuild.exec.container import ContainerExecutor
 from mlbuild.errors import MlbuildError
 from mlbuild.masking import Secrets

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 KILLED_RUN = f"""\
 import sys
 from pathlib import Path
-from mlbuild.exec._executor_draft import ProcessRequest
+from mlbuild.exec.executor import ProcessRequest
 from mlbuild.exec.container import ContainerExecutor, workspace_key
 from mlbuild.masking import Secrets
 
