@@ -15,14 +15,23 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Workspace, statuses
-from tests.docker_engine import BASE_IMAGE, Engine
+from tests.docker_engine import BASE_IMAGE, Engine, remove_containers
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def no_container_left(ws: Workspace) -> Iterator[None]:
+    """Whatever container a test that failed half-way left is removed after it."""
+    yield
+    remove_containers(ws.root)
+
 
 PREPARE = """\
 import os
@@ -201,11 +210,14 @@ def wait_for_container(engine: Engine, ws: Workspace, proc: subprocess.Popen[str
     return found
 
 
-def test_ctrl_c_stops_and_removes_the_container(docker_engine: Engine, ws: Workspace) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_ctrl_c_sigterm_and_sighup_stop_and_remove_the_container(
+    docker_engine: Engine, ws: Workspace, sig: signal.Signals
+) -> None:
     ws.recipe(SLEEPER)
     proc = ws.start("run")
     wait_for_container(docker_engine, ws, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "mlbuild: interrupted; stopped T; finished steps stay cached" in stderr
