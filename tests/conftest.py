@@ -132,3 +132,11 @@ def s3() -> Iterator[Any]:
 
     with s3_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Any:
+    """The Docker engine and the base image (tests/docker_engine.py); skips without an engine."""
+    from tests.docker_engine import engine
+
+    return engine()

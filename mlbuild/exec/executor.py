@@ -24,7 +24,9 @@ Contract, for every executor:
   it ran — ``{}`` for the local executor, the resolved image id for a container. It enters the
   step's fingerprint, and ``plan`` calls it too: it must be cheap and must not start anything.
 - :meth:`Executor.leftovers` is called by the next run, holding the workspace's run lock, to stop
-  what a killed run of this workspace left running; it returns what it stopped, for messages.
+  what a killed run of this workspace left running; it returns one message per thing it stopped
+  (or could not clean up), a whole sentence printed as it is: ``stopped step 'train' (container
+  3f2a9c1b2d4e), left running by an mlbuild run that was killed``.
 - An executor may have a ``close()`` method: called once when a run ends, to release what
   :meth:`start` set up (the local executor's watchdog). A run creates its executors afresh.
 
@@ -105,7 +107,7 @@ class Executor(Protocol):
 
     def leftovers(self, workspace: Path) -> list[str]:
         """Stop what a killed run of this workspace left running (processes, containers);
-        what was stopped."""
+        a message for each, a whole sentence."""
         ...
 
 

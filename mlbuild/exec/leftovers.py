@@ -143,5 +143,5 @@ def stop_executor_leftovers(meta: Path, report: Callable[[str], None]) -> None:
     for path in sorted(folder.iterdir()):
         if path.name in EXECUTORS:
             for what in executor_class(path.name)().leftovers(meta.parent):
-                report(f"stopped {what}, left running by an mlbuild run that was killed")
+                report(what)  # whole sentences, as the local executor's
         path.unlink(missing_ok=True)

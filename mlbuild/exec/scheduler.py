@@ -141,6 +141,10 @@ class _Scheduler:
         self.planner.check_inputs(self.names)
         write_params_files(self.ws.root, self.graph, self.reporter.step_note)
         used = {executor_of(self.graph.steps[n], self.override) for n in self.names}
+        # each executor's identity, asked before any step starts: one that cannot run here (no
+        # Docker engine, an image it does not hold) is the run's error (exit 2), not each step's
+        for name in sorted(used):
+            self.executors.identity(name)
         note_executors(self.ws.meta, used)  # so a killed run's leftovers can be found
         selected = set(self.names)
         sorter = TopologicalSorter(
