@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mlbuild.params.selection import references as references
     from mlbuild.params.selection import render as render
     from mlbuild.params.selection import select as select
+    from mlbuild.params.sweeper_space import sweeper_space as sweeper_space
 
 _LAZY = {
     "compose_config": "compose",
@@ -56,6 +57,7 @@ _LAZY = {
     "references": "selection",
     "render": "selection",
     "select": "selection",
+    "sweeper_space": "sweeper_space",
 }
 
 
@@ -83,4 +85,5 @@ __all__ = [  # noqa: RUF022 - grouped by submodule
     "references",
     "render",
     "select",
+    "sweeper_space",
 ]
