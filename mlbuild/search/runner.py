@@ -29,7 +29,7 @@ from mlbuild.exec import Reporter, run_lock
 from mlbuild.graph import Graph, Workspace
 from mlbuild.search.channel import ReportChannel
 from mlbuild.search.naming import default_study_name
-from mlbuild.search.spec import SearchSpec
+from mlbuild.search.spec import SearchSpec, heartbeat
 from mlbuild.search.study import (
     open_storage,
     open_study,
@@ -42,7 +42,7 @@ from mlbuild.search.workers import sync_copy, worker_slot, worker_workspace
 from mlbuild.store import recorder_store
 
 if TYPE_CHECKING:
-    import optuna
+    pass
 
 
 @dataclass
@@ -96,20 +96,32 @@ def run_worker(
     return WorkerOutcome(study_name, ran)
 
 
-def _done(optuna: Any, study: optuna.Study, spec: SearchSpec, started: float) -> bool:
-    if spec.timeout is not None and time.monotonic() - started >= spec.timeout:
-        return True
-    limit = spec.limit()
-    if limit is None:
-        return False
-    optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed and retried now
-    state = optuna.trial.TrialState
-    trials = study.get_trials(deepcopy=False)
-    finished = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)]
-    retried = [t for t in trials if "failed_trial" in t.system_attrs or RETRY_OF in t.user_attrs]
-    running = sum(1 for t in trials if t.state == state.RUNNING)
-    waiting = any(t.state == state.WAITING for t in trials)
-    return not waiting and len(finished) - len(retried) + running >= limit
+def _done(optuna: Any, study: Any, spec: SearchSpec, started: float) -> bool:
+    """Whether this worker stops: the timeout passed, or the study holds its trials. While other
+    workers' trials still run and would complete it, wait: one of them may be dead, and its
+    trial, failed once its heartbeat is stale, is retried by whoever is still here."""
+    while True:
+        if spec.timeout is not None and time.monotonic() - started >= spec.timeout:
+            return True
+        limit = spec.limit()
+        if limit is None:
+            return False
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed and retried
+        state = optuna.trial.TrialState
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)]
+        retried = [
+            t for t in trials if "failed_trial" in t.system_attrs or RETRY_OF in t.user_attrs
+        ]
+        running = sum(1 for t in trials if t.state == state.RUNNING)
+        if any(t.state == state.WAITING for t in trials):
+            return False
+        done = len(finished) - len(retried)
+        if done >= limit:
+            return True
+        if done + running < limit:
+            return False
+        time.sleep(min(heartbeat(), 2))
 
 
 def run_workers(

@@ -128,8 +128,9 @@ class TrialObjective:
             raise TrialFailed(f"step '{first.name}' failed: {first.message}{log}")
         outcome = next(o for o in summary.outcomes if o.name == spec.target)
         executed = any(o.status is Status.RAN for o in summary.outcomes)
+        objective = [self._metric(outcome.metrics, o.metric) for o in spec.objectives]
         result.state = "ran" if executed else "cached"
-        return [self._metric(outcome.metrics, o.metric) for o in spec.objectives]
+        return objective
 
     def _metric(self, metrics: dict[str, Any], key: str) -> float:
         files = ", ".join(self.spec.metrics_files)
