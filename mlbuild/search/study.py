@@ -7,6 +7,7 @@ retried with the same parameters (``RetryFailedTrialCallback``). We write no sch
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,15 @@ from mlbuild.search.spec import SearchSpec, heartbeat
 PURPOSE = "mlbuild search"
 DEFAULT_STORAGE = "search.db"  # in .mlbuild/
 MAX_RETRY = 3  # a trial whose worker died is retried this often
+_SCHEMA_RACE_RETRIES = 5
 
 
 def optuna_module() -> Any:
     """``optuna``, or the error naming ``pip install 'mlbuild-engine[search]'``."""
     optuna = require("optuna", "search", PURPOSE)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # mlbuild prints one line per trial
+    # mlbuild prints one line per trial, failed ones with their reason: Optuna's own warnings
+    # about them (with tracebacks) would say it again
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     # heartbeats and stale-trial retries are "experimental" in Optuna's words, and are what a
     # shared study needs: said once here, not on every trial
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -71,11 +75,12 @@ def open_storage(url: str, *, workers: bool = True) -> Any:
                 max_retry=MAX_RETRY
             )
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
-    except ModuleNotFoundError as exc:
+        storage = _create(optuna, _with_driver(url), engine, kwargs)
+    except ImportError as exc:  # Optuna wraps the driver's ModuleNotFoundError
+        cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
         raise UsageError(
-            f"the search storage {display_url(url)} needs the '{exc.name}' package; install "
-            "its database driver (`pip install 'mlbuild-engine[postgres]'` for PostgreSQL)"
+            f"the search storage {display_url(url)} needs the '{cause.name}' package; install "
+            "it, or use postgresql:// (psycopg2: `pip install 'mlbuild-engine[postgres]'`)"
         ) from None
     except Exception as exc:  # SQLAlchemy's errors: a bad URL, a server that does not answer
         raise MlbuildError(
@@ -84,12 +89,42 @@ def open_storage(url: str, *, workers: bool = True) -> Any:
     return storage
 
 
+def _create(optuna: Any, url: str, engine: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """Optuna's RDB storage. Workers started together on an empty database all create Optuna's
+    tables; on PostgreSQL all but one fail on the catalog's unique keys, and then find them made."""
+    for attempt in range(_SCHEMA_RACE_RETRIES):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+        except Exception as exc:
+            if attempt + 1 == _SCHEMA_RACE_RETRIES or not _lost_schema_race(exc):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _lost_schema_race(exc: BaseException) -> bool:
+    """A unique or duplicate-table violation (PostgreSQL), or "already exists" (SQLite)."""
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    return code in ("23505", "42P07", "42710") or "already exists" in str(exc)
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with psycopg2, the driver the run store uses (``mlbuild-engine[postgres]``)
+    where SQLAlchemy 2.1 would pick psycopg 3; a driver the URL names is kept."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
 def worker_seed(spec: SearchSpec, worker: int, existing: int) -> int | None:
     """The seed of a worker's sampler: the recipe's for the first worker of a new study, so one
     seed gives one sequence of trials; shifted for every other worker and for a study that
-    already holds trials, which would otherwise propose again what the first ones did."""
-    if spec.seed is None:
-        return None
+    already holds trials, which would otherwise propose again what the first ones did. The grid
+    sampler's seed shuffles the grid, and a grid point is named by its index in that order: every
+    worker of a grid search keeps the one seed, or two would read one index as two points."""
+    if spec.seed is None or spec.sampler == "grid":
+        return spec.seed
     return (spec.seed + 7919 * worker + 104729 * existing) % 2**32
 
 

@@ -10,9 +10,12 @@ metrics: a metric missing from them fails the trial, naming the files.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +81,11 @@ class TrialObjective:
         except BaseException as exc:
             result.duration = time.monotonic() - started
             if isinstance(exc, KeyboardInterrupt | InterruptError):
-                # Optuna fails the trial; the same parameters run first when the study resumes
-                trial.study.enqueue_trial(values, user_attrs={RETRY_OF: trial.number})
+                # Optuna fails the trial; the same parameters run first when the study resumes.
+                # A second Ctrl-C (a terminal's reaches the workers, then `--jobs` forwards its
+                # own) must not cut the enqueueing short.
+                with _deaf_to_ctrl_c():
+                    trial.study.enqueue_trial(values, user_attrs={RETRY_OF: trial.number})
                 raise
             if result.state != "pruned":
                 result.message = exc.message if isinstance(exc, MlbuildError) else str(exc)
@@ -151,6 +157,19 @@ class TrialObjective:
                 f"metric '{key}' of step '{step}' ({files}) is {value!r}, not a finite number"
             )
         return float(value)
+
+
+@contextlib.contextmanager
+def _deaf_to_ctrl_c() -> Iterator[None]:
+    """SIGINT ignored for the duration (only the main thread may change it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _judge(trial: optuna.Trial, objectives: int) -> Callable[[float, int], bool]:

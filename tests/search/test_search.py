@@ -80,7 +80,9 @@ def test_a_trial_whose_fingerprint_ran_before_comes_from_the_cache(
     assert first.stdout.count(" ran: ") == 4
     assert len(ran(markers, "train")) == 4
     # a new study (another name) over the same grid: every trial is answered from the cache
-    ws.gen({"ml.yaml": ws.read("ml.yaml").replace("    seed: 1\n", "    seed: 1\n    study: again\n")})
+    ws.gen(
+        {"ml.yaml": ws.read("ml.yaml").replace("    seed: 1\n", "    seed: 1\n    study: again\n")}
+    )
     again = ws.cli("search", "hpo", env=env)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count(" cached: ") == 4 and " ran: " not in again.stdout
@@ -150,9 +152,14 @@ def test_a_failing_step_fails_its_trial_and_the_search_goes_on(
     ws: Workspace, tmp_path: Path
 ) -> None:
     env = toy(ws, SPACE + "    n_trials: 3\n    seed: 2\n", tmp_path / "markers")
-    ws.gen({"train.py": ws.read("train.py").replace(
-        "if os.environ.get", "if p['depth'] > 4:\n    raise SystemExit('too deep')\nif os.environ.get"
-    )})
+    ws.gen(
+        {
+            "train.py": ws.read("train.py").replace(
+                "if os.environ.get",
+                "if p['depth'] > 4:\n    raise SystemExit('too deep')\nif os.environ.get",
+            )
+        }
+    )
     done = ws.cli("search", "hpo", env=env)
     report = show(ws, env)
     states = [t["state"] for t in trials_by_number(report)]
@@ -218,10 +225,14 @@ def test_bad_searches_are_refused_before_any_trial_at_their_line(
         assert done.stderr.startswith(f"mlbuild: {message}\n"), done.stderr
         assert not (ws.root / ".mlbuild" / "search.db").exists()
     # a key no step of the target's reads
-    ws.gen({"ml.yaml": recipe.replace("    params: [prep.n]\n", "").replace(
-        "prep: {n: 5}", "prep: {n: 5}, unused: {k: 1}").replace(
-        "      train.depth:", "      unused.k: [1, 2]\n      train.depth:").replace(
-        "n = mlbuild", "n = 5 or mlbuild")})
+    ws.gen(
+        {
+            "ml.yaml": recipe.replace("    params: [prep.n]\n", "")
+            .replace("prep: {n: 5}", "prep: {n: 5}, unused: {k: 1}")
+            .replace("      train.depth:", "      unused.k: [1, 2]\n      train.depth:")
+            .replace("n = mlbuild", "n = 5 or mlbuild")
+        }
+    )
     done = ws.cli("search", "hpo", env=env)
     assert done.returncode == 2
     assert (
