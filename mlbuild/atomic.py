@@ -139,10 +139,6 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def is_disk_full(exc: OSError) -> bool:
-    return exc.errno in _NO_SPACE
-
-
 def disk_full(path: Path, needed: int | None) -> DiskFullError:
     """The error for a write to ``path`` that ran out of space, with what it needed."""
     free = _free_bytes(path)

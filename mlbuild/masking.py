@@ -4,6 +4,9 @@ Every sink goes through it: a step's output (terminal and ``.mlbuild/logs/``), s
 messages, metrics read from files, action-cache entries, run records, ``run --json``, error
 messages and crash logs.
 
+A URL's credentials are the other secret mlbuild meets (a run store's ``MLBUILD_STORE``):
+:func:`without_password` drops them from one mlbuild keeps.
+
 What is masked: each secret's whole value and, for a multi-line value (a PEM key, a JSON service
 account), each of its lines of at least :data:`MIN_LINE` characters on its own — a step may print
 a key line by line, or JSON-escaped on one line. Shorter lines (``{``, ``}``) would mask ordinary
@@ -192,3 +195,35 @@ def remember(secrets: Secrets) -> None:
 def known() -> Secrets:
     """Every secret remembered in this process so far."""
     return _known[0]
+
+
+def without_password(url: str, *, mask: str | None = None) -> str:
+    """``url`` without its password: dropped, for a URL kept where others may read it (the
+    cache's list of workspaces), or replaced by ``mask`` (:data:`MASK`) for one shown in a
+    message. Both places a libpq URL holds one count: the user part (``user:pw@host``) and a
+    ``password=`` query parameter. The rest is kept as written (``[::1]:5432``, ``sqlite:////x``).
+    """
+    if "@" not in url and "password" not in url.lower():
+        return url  # nothing to drop; and every run gets here, so no urllib import for it
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    netloc = parts.netloc
+    if at and colon:
+        shown = user if mask is None else f"{user}:{mask}"
+        netloc = f"{shown}@{hostport}" if shown else hostport
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v if mask is None else mask) for k, v in pairs if k.lower() == "password"]
+    query = parts.query
+    if kept:
+        others = [(k, v) for k, v in pairs if k.lower() != "password"]
+        query = urlencode(others + ([] if mask is None else kept), safe="*")
+    # edited in place: urlunsplit would rewrite what it need not (`sqlite:////x` loses a slash)
+    if netloc != parts.netloc:
+        url = url.replace(f"//{parts.netloc}", f"//{netloc}", 1)
+    if query != parts.query:
+        head, _, rest = url.partition("?")
+        url = head + (f"?{query}" if query else "") + rest[len(parts.query) :]
+    return url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlbuild.masking import MASK, Secrets
+from mlbuild.masking import MASK, Secrets, without_password
 
 PEM = "-----BEGIN KEY-----\nAAAAbbbbCCCCdddd1111\nEEEEffffGGGGhhhh2222\n}\n-----END KEY-----"
 
@@ -93,3 +93,44 @@ def test_a_stream_of_repeats_does_not_grow_without_bound() -> None:
 def test_undecodable_bytes_of_a_secret_are_masked_in_a_stream() -> None:
     secret = b"key-\xff\xfe-raw".decode("utf-8", "surrogateescape")  # as os.environ holds it
     assert stream(Secrets([secret]), b"x key-\xff\xfe-raw y", [3]) == b"x *** y"
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("postgresql://ci:s3cret@db:5433/runs", "postgresql://ci@db:5433/runs"),
+        ("postgresql://:s3cret@db/runs", "postgresql://db/runs"),
+        ("postgresql://ci:p@ss:w@rd@db/runs", "postgresql://ci@db/runs"),  # '@' in the password
+        ("postgresql://ci:s3cret@[::1]:5432/runs", "postgresql://ci@[::1]:5432/runs"),
+        ("postgresql://ci:@db/runs", "postgresql://ci@db/runs"),
+        (
+            "postgresql://db/runs?password=s3cret&sslmode=require",
+            "postgresql://db/runs?sslmode=require",
+        ),
+        ("postgresql://db/runs?PASSWORD=s3cret", "postgresql://db/runs"),
+        ("postgresql://db/runs?password=s3cret#frag", "postgresql://db/runs#frag"),
+        ("postgresql://ci@db/runs", "postgresql://ci@db/runs"),
+        ("sqlite:////home/a@b/password/runs.db", "sqlite:////home/a@b/password/runs.db"),
+        ("sqlite:///rel/runs.db", "sqlite:///rel/runs.db"),
+        ("", ""),
+    ],
+)
+def test_a_url_is_kept_without_its_password_and_otherwise_as_written(url: str, kept: str) -> None:
+    assert without_password(url) == kept
+    assert "s3cret" not in without_password(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ci:s3cret@db:5433/runs", "postgresql://ci:***@db:5433/runs"),
+        ("postgresql://:s3cret@[::1]/runs", "postgresql://:***@[::1]/runs"),
+        (
+            "postgresql://db/runs?password=s3cret&sslmode=require",
+            "postgresql://db/runs?sslmode=require&password=***",
+        ),
+        ("postgresql://ci@db/runs", "postgresql://ci@db/runs"),
+    ],
+)
+def test_a_url_in_a_message_shows_its_password_masked(url: str, shown: str) -> None:
+    assert without_password(url, mask=MASK) == shown

@@ -6,17 +6,27 @@ from mlbuild.cache.actions import ActionCache, ActionResult, OutRecord
 from mlbuild.cache.copying import hash_regular_file
 from mlbuild.cache.gc import GcReport, collect
 from mlbuild.cache.hashing import Digest, Hasher, HashStats, ManifestEntry, hash_bytes
+from mlbuild.cache.location import CACHE_DIR_ENV, FORMAT_VERSION, Cache
+from mlbuild.cache.lookup import (
+    InOutputError,
+    Located,
+    LookupFailedError,
+    NotAnOutputError,
+    NotInOutputError,
+    UncachedOutputError,
+    UnusableOutputError,
+    locate,
+)
 from mlbuild.cache.names import DIR_SUFFIX, check_digest, is_digest, is_safe_relpath
 from mlbuild.cache.objects import (
     BadObjectError,
     CorruptObjectError,
     MissingObjectError,
-    ObjectStore,
+    Objects,
     remove,
 )
 from mlbuild.cache.quarantine import move_aside
 from mlbuild.cache.state import StateTable
-from mlbuild.cache.store import CACHE_DIR_ENV, FORMAT_VERSION, Cache
 from mlbuild.cache.workspaces import Registration, forget, registrations
 
 __all__ = [
@@ -32,12 +42,19 @@ __all__ = [
     "GcReport",
     "HashStats",
     "Hasher",
+    "InOutputError",
+    "Located",
+    "LookupFailedError",
     "ManifestEntry",
     "MissingObjectError",
-    "ObjectStore",
+    "NotAnOutputError",
+    "NotInOutputError",
+    "Objects",
     "OutRecord",
     "Registration",
     "StateTable",
+    "UncachedOutputError",
+    "UnusableOutputError",
     "check_digest",
     "collect",
     "forget",
@@ -45,6 +62,7 @@ __all__ = [
     "hash_regular_file",
     "is_digest",
     "is_safe_relpath",
+    "locate",
     "move_aside",
     "registrations",
     "remove",

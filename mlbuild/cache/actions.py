@@ -1,6 +1,6 @@
 """The action cache: step fingerprint → the outputs (and metrics) that running it produced.
 
-An entry is written last, atomically, after every output is in the object store, so a step killed
+An entry is written last, atomically, after every output is stored as an object, so a step killed
 at any moment leaves no entry that counts as done. An entry read back is checked against its
 schema before anything is built from it — types, digests, output paths that stay inside the
 workspace — and a bad one is a miss, moved to quarantine, never a crash or a wrong restore.

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlbuild.cache import quarantine
+from mlbuild.cache.location import Cache
 from mlbuild.cache.names import DIR_SUFFIX, is_digest
 from mlbuild.cache.objects import CorruptObjectError, MissingObjectError, remove
-from mlbuild.cache.store import Cache
 
 _STALE_TMP = 3600  # seconds: a temporary file this old belongs to a process that died
 

@@ -18,9 +18,10 @@ from blake3 import blake3
 
 from mlbuild.cache.names import DIR_SUFFIX
 from mlbuild.cache.state import StateTable
+from mlbuild.paths import GIT_DIR, META_DIR
 
 _BIG = 16 << 20
-_SKIP_DIRS = {"__pycache__", ".git", ".mlbuild", ".dvc", ".ipynb_checkpoints"}
+_SKIP_DIRS = {"__pycache__", GIT_DIR, META_DIR, ".dvc", ".ipynb_checkpoints"}
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ partial object and a killed writer leaves only a temporary file (a dot-file) for
 files are copies (reflinks where the filesystem supports them), never hard links: a user or a step
 editing a restored file in place must not change the cached object (root ignores the read-only bit).
 
-Nothing in the cache is trusted because of where it is. Every copy out of the store hashes the
+Nothing in the cache is trusted because of where it is. Every copy out of the cache hashes the
 bytes it copies and compares them with the digest the object is named by; a symlink, a folder, a
 truncated or altered object is moved to quarantine and reported as :class:`CorruptObjectError`,
 and the copy is never put in place. Callers treat that like a missing object: the step re-runs.
-A cheaper check (:meth:`ObjectStore.check`: type and size, no content read) lets ``plan`` catch a
+A cheaper check (:meth:`Objects.check`: type and size, no content read) lets ``plan`` catch a
 truncated or swapped object before anything runs.
 """
 
@@ -31,7 +31,7 @@ from mlbuild.paths import Fence, UnsafePathError, inner
 
 
 class MissingObjectError(CacheError):
-    """An object an entry or a record names is not in the store (``gc`` removed it)."""
+    """An object an entry or a record names is not in the cache (``gc`` removed it)."""
 
     def __init__(self, digest: str) -> None:
         super().__init__(f"cache object {digest} is missing")
@@ -52,7 +52,7 @@ class CorruptObjectError(CacheError):
 BadObjectError = (MissingObjectError, CorruptObjectError)
 
 
-class ObjectStore:
+class Objects:
     """Objects under ``root/<first two hex digits>/<rest>``; bad ones go to ``quarantine``."""
 
     def __init__(self, root: Path) -> None:

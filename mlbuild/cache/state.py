@@ -9,12 +9,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
-# A file written within this window of being hashed may be written again within the same mtime
-# tick; such a hash is not trusted later (git's "racy clean" problem).
-RACY_WINDOW_NS = 1_000_000_000
+from mlbuild import racy
 
 _Row = tuple[int, int, int, str]
 
@@ -59,7 +56,7 @@ class StateTable:
     def save(self) -> None:
         """Persist recorded rows, except those written too recently to trust (racy window)."""
         with self._lock:
-            cutoff = time.time_ns() - RACY_WINDOW_NS
+            cutoff = racy.cutoff()
             ready = {p: r for p, r in self._dirty.items() if r[2] <= cutoff}
             if not ready:
                 return

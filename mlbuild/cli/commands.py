@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from mlbuild import atomic
 from mlbuild.cli.output import (
     Console,
     JsonReporter,
@@ -24,8 +25,13 @@ from mlbuild.cli.words import one_recipe, split_words
 from mlbuild.errors import MlbuildError, RecipeError, StepFailedError, UsageError
 from mlbuild.extras import check_extra
 
+if TYPE_CHECKING:  # the engine loads lazily, when a command needs it
+    from mlbuild.exec import RunSummary
+    from mlbuild.graph import Workspace
+    from mlbuild.runs import RecordedRun
 
-def _workspace(args: argparse.Namespace, recipe: Path | None = None) -> Any:
+
+def _workspace(args: argparse.Namespace, recipe: Path | None = None) -> Workspace:
     from mlbuild.graph import Workspace
 
     if recipe is None and args.file:
@@ -43,7 +49,7 @@ def _check_steps(names: list[str], known: list[str]) -> None:
             )
 
 
-def _combinations(ws: Any, overrides: list[str], multirun: bool) -> list[list[str]]:
+def _combinations(ws: Workspace, overrides: list[str], multirun: bool) -> list[list[str]]:
     """One list of overrides per run; with --multirun, every combination of the sweeps and of
     the basic sweeper's ``hydra.sweeper.params`` in the config the fixed overrides compose."""
     if not multirun:
@@ -274,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recorded_line(recorded: Any) -> str:
+def _recorded_line(recorded: RecordedRun) -> str:
     """The run's summary and record id; a run that executed nothing is hidden from `runs list`
     (see mlbuild/store/listing.py), so it says where to find it."""
     noop = not recorded.summary.failed and all(s.cache_hit for s in recorded.record.steps)
@@ -282,7 +288,7 @@ def _recorded_line(recorded: Any) -> str:
     return f"{summary_line(recorded.summary)}; recorded as run {recorded.record.id[:8]}{hidden}"
 
 
-def _print_metrics(console: Console, summaries: list[Any], multirun: bool) -> None:
+def _print_metrics(console: Console, summaries: list[RunSummary], multirun: bool) -> None:
     if multirun and len(summaries) > 1:
         keys = sorted({k for s in summaries for k in s.metrics})
         rows = [
@@ -433,20 +439,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.input}: no such file")
     if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
         raise UsageError(f"{args.input}: expected a .csv or .jsonl file, got '{path.suffix}'")
+    if args.output is not None and Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output} is a directory; name a file")
     ws = _workspace(args)
     try:
         source = resolve_model(ws, ws.graph(list(args.overrides)))
     finally:
         ws.save_state()
     runtime = ModelRuntime.load(source)
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
     try:
-        rows = predict_file(runtime, path, out)
+        if args.output is None:
+            rows = predict_file(runtime, path, sys.stdout)
+        else:  # whole or not at all: a bad row leaves no half-scored file (nor the old one gone)
+            with (
+                atomic.replacing(Path(args.output)) as tmp,
+                open(tmp, "w", encoding="utf-8", newline="") as out,
+            ):
+                rows = predict_file(runtime, path, out)
     except InvalidInput as exc:
         raise UsageError(f"{args.input}: {exc.message}") from None
-    finally:
-        if out is not sys.stdout:
-            out.close()
     print(
         f"mlbuild: scored {rows} row{'s' if rows != 1 else ''} with model '{runtime.name}' "
         f"version {runtime.version}",

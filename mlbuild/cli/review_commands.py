@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from mlbuild import atomic
 from mlbuild.cli.commands import _workspace
 from mlbuild.cli.words import is_override
 from mlbuild.errors import UsageError
@@ -75,10 +74,10 @@ def cmd_ci_gitlab(args: argparse.Namespace) -> int:
 
 def cmd_ci_metrics(args: argparse.Namespace) -> int:
     from mlbuild.ci import openmetrics_of_last_run
-    from mlbuild.cli.shared import open_workspace_store
+    from mlbuild.store import open_workspace_store
 
     ws = _workspace(args)
-    store = open_workspace_store(ws)
+    store = open_workspace_store(ws.meta, ws.graph([]).store_url)
     try:
         text = openmetrics_of_last_run(store)
     finally:
@@ -98,11 +97,4 @@ def _emit(text: str, output: str | None) -> None:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"{output}: no directory {folder}")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_text(target, text)

@@ -9,21 +9,27 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlbuild.cli.shared import open_store_here, open_workspace_store, parse_assignments
+from mlbuild.cli.shared import open_store_here, parse_assignments
 from mlbuild.cli.text import dump_json, format_value, indent, size, table, when
 from mlbuild.errors import ReproduceError, UsageError
 from mlbuild.nested import leaves
 
+if TYPE_CHECKING:  # the engine and the store load lazily, when a command needs them
+    from mlbuild.graph import Workspace
+    from mlbuild.runs.reproduce import Comparison, Skipped
+    from mlbuild.store import RunRecord, RunStore
+
 _METRIC_COLUMNS = 5  # a terminal table shows at most this many metrics; --json has them all
 
 
-def _workspace_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
+def _workspace_and_store(args: argparse.Namespace) -> tuple[Workspace, RunStore]:
     from mlbuild.graph import Workspace
+    from mlbuild.store import open_workspace_store
 
     ws = Workspace.find(Path.cwd(), Path(args.file) if args.file else None)
-    return ws, open_workspace_store(ws)
+    return ws, open_workspace_store(ws.meta, ws.graph([]).store_url)
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
@@ -66,13 +72,13 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(run: Any) -> dict[str, Any]:
+def _summary(run: RunRecord) -> dict[str, Any]:
     data: dict[str, Any] = run.to_json()
     del data["steps"], data["artifacts"]
     return data
 
 
-def _runs_table(found: list[Any], sort: str) -> str:
+def _runs_table(found: list[RunRecord], sort: str) -> str:
     keys = sorted({k for r in found for k in r.metrics})
     if sort in keys:
         keys.remove(sort)
@@ -94,7 +100,7 @@ def _runs_table(found: list[Any], sort: str) -> str:
     return table(rows, ["RUN", "STARTED", "STATUS", "COMMIT", "TOOK", "OVERRIDES", *keys, "TAGS"])
 
 
-def _write_csv(found: list[Any]) -> None:
+def _write_csv(found: list[RunRecord]) -> None:
     params = sorted({k for r in found for k in leaves(r.params)})
     metrics = sorted({k for r in found for k in r.metrics})
     tags = sorted({k for r in found for k in r.tags})
@@ -233,7 +239,7 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _comparison(found: list[Any]) -> list[tuple[str, str, bool, list[Any]]]:
+def _comparison(found: list[RunRecord]) -> list[tuple[str, str, bool, list[Any]]]:
     """Rows of (section, key, differs, one value per run)."""
     columns: dict[tuple[str, str], list[Any]] = {}
 
@@ -303,7 +309,9 @@ def cmd_runs_reproduce(args: argparse.Namespace) -> int:
 
     ws, store = _workspace_and_store(args)
     console = Console()
-    reporter: Any = JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)
+    reporter: JsonReporter | StepReporter = (
+        JsonReporter() if args.json else StepReporter(console, quiet=args.quiet)
+    )
     try:
         with run_lock(ws.meta, wait=False, on_wait=lambda text: None):
             result = reproduce(
@@ -358,14 +366,14 @@ def cmd_runs_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_compared(skipped: list[Any]) -> str:
+def _not_compared(skipped: list[Skipped]) -> str:
     if not skipped:
         return ""
     shown = ", ".join(f"{s.path} ({s.reason})" for s in skipped)
     return f"; not compared, as declared: {shown}"
 
 
-def _counted(items: list[Any], *, names: bool) -> str:
+def _counted(items: list[Comparison], *, names: bool) -> str:
     """``3 artifacts and 1 metric``, or with ``names``: ``artifacts a, b and metric m``."""
     parts = []
     for kind in ("artifact", "metric"):
@@ -392,7 +400,7 @@ def _took(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds:.2f}s"
 
 
-def _commit(run: Any) -> str:
+def _commit(run: RunRecord) -> str:
     if run.git is None:
         return "-"
     return str(run.git.commit[:8]) + ("+" if run.git.dirty else "")
@@ -402,5 +410,5 @@ def _short(digest: str | None) -> str:
     return (digest or "")[:12]
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     return "-" if value is None else str(format_value(value))

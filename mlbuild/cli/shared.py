@@ -5,31 +5,22 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlbuild.errors import UsageError
 from mlbuild.paths import META_DIR
 
+if TYPE_CHECKING:  # the engine and the store load lazily, when a command needs them
+    from mlbuild.store import RunStore
+
 _CONFIGURES_STORE = re.compile(r"^store\s*:", re.MULTILINE)
 
 
-def open_workspace_store(ws: Any, graph: Any = None) -> Any:
-    """The run store of workspace ``ws``: ``MLBUILD_STORE``, else the recipe's ``store.url``,
-    else ``.mlbuild/runs.db``."""
-    from mlbuild.store import open_workspace_store as open_with_journal
-
-    ws.ensure_meta()
-    if graph is None:
-        graph = ws.graph([])
-    return open_with_journal(ws.meta, graph.store_url)
-
-
-def open_store_here(recipe: str | None) -> Any:
+def open_store_here(recipe: str | None) -> RunStore:
     """The run store of the workspace around the current directory, found without loading the
     engine; with ``MLBUILD_STORE`` set, no workspace is needed at all."""
     from mlbuild.recipe import RECIPE_FILE
-    from mlbuild.store import STORE_ENV, open_store, store_url
-    from mlbuild.store import open_workspace_store as open_with_journal
+    from mlbuild.store import STORE_ENV, open_store, open_workspace_store, store_url
 
     start = Path.cwd()
     if os.environ.get(STORE_ENV):
@@ -46,13 +37,14 @@ def open_store_here(recipe: str | None) -> Any:
         # no recipe (the usual error), or one naming its store: ask the engine
         from mlbuild.graph import Workspace
 
-        return open_workspace_store(Workspace.find(start, path))
+        ws = Workspace.find(start, path)
+        return open_workspace_store(ws.meta, ws.graph([]).store_url)
     meta = path.parent / META_DIR
     if not (meta / ".gitignore").exists():  # a first command in a fresh workspace: rare
         from mlbuild.graph import Workspace
 
         Workspace.find(start, path).ensure_meta()
-    return open_with_journal(meta)
+    return open_workspace_store(meta)
 
 
 def parse_assignments(items: list[str], option: str) -> dict[str, str]:

@@ -11,14 +11,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from mlbuild import racy
 from mlbuild.data.dvc_adapter import DvcAdapter
+from mlbuild.data.md5 import Hashed, Unsupported, dvc_hash, ignores_files
 from mlbuild.data.version import (
     DataError,
     DatasetSpec,
     DataVersion,
     Kind,
     Record,
-    find_dvc_hash,
+    dvc_repo_root,
+    find_dvc_out,
     read_record,
     resolve_kind,
     snapshot,
@@ -93,18 +96,23 @@ class DataSources:
             return present
 
     def _dvc_version(self, spec: DatasetSpec) -> DataVersion:
-        found = find_dvc_hash(self.root, spec.path)
+        found = find_dvc_out(self.root, spec.path)
         assert found is not None  # resolve_kind said DVC tracks it
-        digest, tracked_in = found
+        digest, tracked_in = found.digest, found.tracked_in
         version = DataVersion(
             spec.name, spec.path, "dvc", digest, remote=spec.remote, tracked_in=tracked_in
         )
+        record = read_record(self.meta, spec.name)
         files = snapshot(self.root / spec.path)
         if files is None:
             return DataVersion(**{**version.to_json(), "present": False})
-        record = read_record(self.meta, spec.name)
         if record is not None and record.version == digest and record.files == files:
             return version
+        hashed = self._own_hash(spec.path, found.hash_name, record)
+        if hashed is not None and hashed.digest == digest:
+            write_record(self.meta, spec.name, _trusted(digest, hashed))
+            return version
+        # a different hash, or one only DVC can compute: DVC tells missing from modified
         state = self._dvc().workspace_state(spec.path)
         if state == "modified":
             raise DataError(
@@ -116,6 +124,20 @@ class DataSources:
             return DataVersion(**{**version.to_json(), "present": False})
         write_record(self.meta, spec.name, Record(digest, files))
         return version
+
+    def _own_hash(self, path: str, hash_name: str, record: Record | None) -> Hashed | None:
+        """DVC's hash of ``path`` computed here, re-reading only files whose stat changed;
+        ``None`` when only DVC can compute it (DVC 2 hashes, ignore files, symlinks)."""
+        if hash_name != "md5":
+            return None
+        repo = dvc_repo_root(self.root)
+        if repo is None or ignores_files(repo, self.root / path):
+            return None
+        known_files, known_md5 = (record.files, record.md5) if record else ([], {})
+        try:
+            return dvc_hash(self.root / path, known_files, known_md5)
+        except Unsupported:
+            return None
 
     def _import_version(self, spec: DatasetSpec) -> DataVersion:
         assert spec.import_repo is not None and spec.import_path is not None
@@ -139,6 +161,16 @@ class DataSources:
     def adapter(self) -> DvcAdapter:
         with self._lock:
             return self._dvc()
+
+
+def _trusted(digest: str, hashed: Hashed) -> Record:
+    """The record of a verified dataset, without the files written too recently to trust: one
+    written again within the same mtime tick would look unchanged (git's "racy clean"). Those
+    are read again by the next run; the others keep their md5."""
+    cutoff = racy.cutoff()
+    files = [s for s in hashed.files if int(s[3]) <= cutoff]
+    md5 = {str(s[0]): hashed.md5[str(s[0])] for s in files}
+    return Record(digest, files, md5=md5)
 
 
 def _import(spec: DatasetSpec, digest: str, commit: str, *, present: bool) -> DataVersion:

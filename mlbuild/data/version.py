@@ -73,6 +73,24 @@ def find_dvc_hash(root: Path, path: str) -> tuple[str, str] | None:
 
     Raises :class:`DataError` for a malformed ``.dvc`` file.
     """
+    found = find_dvc_out(root, path)
+    return None if found is None else (found.digest, found.tracked_in)
+
+
+@dataclass(frozen=True)
+class TrackedOut:
+    """A DVC-tracked path's recorded hash, where it is recorded and DVC's name for the hash."""
+
+    digest: str
+    tracked_in: str
+    hash_name: str  # "md5" (DVC 3) or "md5-dos2unix" (DVC 2 files, text normalised)
+
+
+def find_dvc_out(root: Path, path: str) -> TrackedOut | None:
+    """The recorded DVC version of ``path``: from ``PATH.dvc`` or a ``dvc.lock`` output.
+
+    Raises :class:`DataError` for a malformed ``.dvc`` file.
+    """
     dvc_file = root / f"{path}.dvc"
     if dvc_file.is_file():
         data = _load_yaml(dvc_file, f"{path}.dvc")
@@ -89,7 +107,7 @@ def find_dvc_hash(root: Path, path: str) -> tuple[str, str] | None:
                 f"{path}.dvc has no md5 for {out.get('path', path)}; it was never committed: run "
                 f"`dvc commit {path}.dvc` or `dvc add {path}`"
             )
-        return digest, f"{path}.dvc"
+        return TrackedOut(digest, f"{path}.dvc", _hash_name(out))
     lock = root / "dvc.lock"
     if lock.is_file():
         data = _load_yaml(lock, "dvc.lock")
@@ -97,8 +115,16 @@ def find_dvc_hash(root: Path, path: str) -> tuple[str, str] | None:
         for stage in stages.values():
             for out in stage.get("outs", []) if isinstance(stage, dict) else []:
                 if isinstance(out, dict) and os.path.normpath(str(out.get("path"))) == path:
-                    return str(out.get("md5")), "dvc.lock"
+                    return TrackedOut(str(out.get("md5")), "dvc.lock", _hash_name(out))
     return None
+
+
+def _hash_name(out: dict[str, Any]) -> str:
+    # DVC 3 writes ``hash: md5`` beside each output it hashed with plain md5; an entry without it
+    # comes from DVC 2, whose md5 of a text file is taken with CRLF turned into LF
+    if "md5" not in out:
+        return "other"
+    return "md5" if out.get("hash") == "md5" else "md5-dos2unix"
 
 
 def _load_yaml(file: Path, display: str) -> Any:
@@ -179,14 +205,25 @@ class Record:
     version: str
     files: list[Stat]
     source: dict[str, Any] = field(default_factory=dict)
+    md5: dict[str, str] = field(default_factory=dict)  # by relpath, for the stats in ``files``
 
 
 def read_record(meta: Path, name: str) -> Record | None:
     try:
         raw = json.loads((meta / "data" / f"{name}.json").read_text(encoding="utf-8"))
-        return Record(raw["version"], raw["files"], raw.get("source", {}))
+        md5 = raw.get("md5", {})
+        if not isinstance(md5, dict) or not all(map(_is_md5, md5.values())):
+            md5 = {}  # a damaged record only costs a re-read
+        return Record(raw["version"], raw["files"], raw.get("source", {}), md5)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _is_md5(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 32 and all(c in _HEX for c in value)
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def write_record(meta: Path, name: str, record: Record) -> None:

@@ -8,10 +8,8 @@ from mlbuild.graph.model import Graph, Output, ServedModel, StepSpec
 from mlbuild.graph.plan import Action, Decision, Planner, make_plan, unrestorable
 from mlbuild.graph.records import StepRecord, StepRecords
 from mlbuild.graph.workspace import Workspace
-from mlbuild.paths import META_DIR
 
 __all__ = [
-    "META_DIR",
     "Action",
     "Components",
     "Decision",

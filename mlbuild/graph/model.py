@@ -57,10 +57,6 @@ class StepSpec:
     # hashes (None: unset); part of its fingerprint, so plan can say "env var VAR changed"
     env_vars: dict[str, str | None] = field(default_factory=dict)
 
-    @property
-    def uses_shell(self) -> bool:
-        return isinstance(self.cmd, str)
-
     def display_cmd(self) -> str:
         import shlex
 
@@ -158,18 +154,6 @@ class Graph:
             message=message,
             source_line=self.lines.get(line) if line else None,
         )
-
-    def downstream(self, name: str) -> list[str]:
-        """Every step that depends on ``name``, directly or not."""
-        found: list[str] = []
-        frontier = [name]
-        while frontier:
-            current = frontier.pop()
-            for step in self.steps.values():
-                if current in step.upstream and step.name not in found:
-                    found.append(step.name)
-                    frontier.append(step.name)
-        return found
 
     def upstream_closure(self, names: list[str]) -> list[str]:
         """``names`` and everything they depend on, in topological order."""

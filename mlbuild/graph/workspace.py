@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlbuild import atomic
 from mlbuild.cache import Cache
 from mlbuild.data import DataSources
 from mlbuild.errors import Problem, RecipeError
@@ -54,8 +55,9 @@ class Workspace:
         """Create ``.mlbuild/`` with a ``.gitignore`` so git never tracks its contents."""
         ignore = self.meta / ".gitignore"
         if not ignore.exists():
-            self.meta.mkdir(parents=True, exist_ok=True)
-            ignore.write_text("# mlbuild's local state and cache\n*\n")
+            # whole or not at all: a torn one would exist, never be rewritten, and let git
+            # track the cache
+            atomic.write_text(ignore, "# mlbuild's local state and cache\n*\n", sync=False)
 
     def graph(self, overrides: list[str]) -> Graph:
         self.ensure_meta()

@@ -17,7 +17,6 @@ import datetime
 import enum
 import itertools
 import json
-import os
 import re
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
@@ -27,10 +26,10 @@ from typing import Any
 from mlbuild.errors import OverrideError, Problem, RecipeError
 from mlbuild.params.overrides import no_parameter
 from mlbuild.params.selection import render
+from mlbuild.paths import Fence, UnsafePathError
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
 MAX_BYTES = 16 * 1024 * 1024  # a params file is a page of settings, not data
-_PROTECTED = (".git", ".mlbuild")
 
 
 @dataclass(frozen=True)
@@ -50,13 +49,7 @@ def read_params_file(
     """Read the params file ``raw`` (relative to ``root``); ``problem(message)`` locates a bad
     path in the recipe. Raises :class:`RecipeError`."""
     path = _checked_path(root, raw, recipe, problem)
-    real = (root / path).resolve()
-    try:
-        real.relative_to(root.resolve())
-    except ValueError:
-        raise RecipeError(
-            [problem(f"params file '{raw}' is a symlink to {real}, outside the workspace")]
-        ) from None
+    real = (root / path).resolve()  # inside the workspace: the fence resolved its symlinks
     if not real.is_file():
         what = "is not a file" if real.exists() else "does not exist"
         raise RecipeError([problem(f"params file '{raw}' {what}; create it or remove it")])
@@ -76,13 +69,13 @@ def read_params_file(
 
 
 def _checked_path(root: Path, raw: str, recipe: Path, problem: Callable[[str], Problem]) -> str:
-    full = os.path.normpath(os.path.join(root, raw))
-    rel = PurePosixPath(os.path.relpath(full, root)).as_posix()
-    if rel in {".", ".."} or rel.startswith("../") or os.path.isabs(raw):
-        raise RecipeError([problem(f"params file '{raw}' is outside the workspace")])
-    if rel.split("/")[0] in _PROTECTED:
-        raise RecipeError([problem(f"params file '{raw}' is inside {rel.split('/')[0]}/")])
-    if Path(full) == recipe:
+    """``raw`` normalised, if mlbuild may write it (overrides are written into the file): what
+    :class:`~mlbuild.paths.Fence` allows, and not the recipe."""
+    try:
+        rel = Fence(root).check(raw, writes=True)
+    except UnsafePathError as exc:
+        raise RecipeError([problem(f"params file {exc.message}")]) from None
+    if root / rel == recipe:
         raise RecipeError([problem(f"'{raw}' is the recipe itself, not a params file")])
     return rel
 

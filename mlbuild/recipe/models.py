@@ -11,7 +11,7 @@ The tags start with ``#`` so the loader can drop them from error paths.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -415,6 +415,7 @@ Params = Annotated[
 ]
 
 
+# the tensor datatypes of the Open Inference Protocol (v2)
 Datatype = Literal[
     "BOOL",
     "UINT8",
@@ -430,8 +431,6 @@ Datatype = Literal[
     "FP64",
     "BYTES",
 ]
-DATATYPES: tuple[str, ...] = get_args(Datatype)
-"""The tensor datatypes of the Open Inference Protocol (v2)."""
 
 TENSOR_NAME = r"^[A-Za-z_][A-Za-z0-9_.\-\[\]]*$"
 CLASS_REF = r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$"

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlbuild import atomic
 from mlbuild.errors import MlbuildError
 from mlbuild.graph import Graph, Workspace
 from mlbuild.review.revisions import Side
@@ -147,8 +148,5 @@ def _read_memo(meta: Path, state: str) -> dict[str, Any]:
 
 
 def _write_memo(meta: Path, state: str, answers: dict[str, Any]) -> None:
-    path = meta / _MEMO
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"state": state, "answers": answers}), encoding="utf-8")
-    os.replace(tmp, path)
+    # derived and checked against ``state`` when read: a crash may lose it, never tear it
+    atomic.write_json(meta / _MEMO, {"state": state, "answers": answers}, sync=False)

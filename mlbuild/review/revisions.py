@@ -26,10 +26,11 @@ from typing import BinaryIO
 
 from mlbuild.errors import UsageError
 from mlbuild.git import git
+from mlbuild.paths import GIT_DIR, META_DIR
 
 TREES = "review/trees"  # below .mlbuild
 _KEEP_TREES = 8  # materialised revisions kept; the least recently used go first
-_SKIPPED = {".git", ".mlbuild"}
+_SKIPPED = {GIT_DIR, META_DIR}
 _WORKTREE = "working tree"
 
 

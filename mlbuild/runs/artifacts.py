@@ -16,15 +16,25 @@ import os
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from mlbuild.cache import DIR_SUFFIX, CorruptObjectError, MissingObjectError
+from mlbuild.cache import (
+    DIR_SUFFIX,
+    CorruptObjectError,
+    MissingObjectError,
+    NotAnOutputError,
+    NotInOutputError,
+    OutRecord,
+    UncachedOutputError,
+    UnusableOutputError,
+    locate,
+)
 from mlbuild.errors import CacheError, MlbuildError, NotFoundError, UsageError
 from mlbuild.graph import Workspace
-from mlbuild.paths import UnsafePathError, is_within, normalise
+from mlbuild.paths import UnsafePathError, normalise
+from mlbuild.store import RunRecord
 
 
-def get_artifact(ws: Workspace, run: Any, path: str, output: Path, *, force: bool) -> Path:
+def get_artifact(ws: Workspace, run: RunRecord, path: str, output: Path, *, force: bool) -> Path:
     """Restore artifact ``path`` of ``run`` (or a file inside a directory artifact) to
     ``output``; the path written. Raises :class:`UsageError` when ``output`` exists and not
     ``force``, :class:`NotFoundError` when the run or the cache does not hold the artifact."""
@@ -45,7 +55,7 @@ def get_artifact(ws: Workspace, run: Any, path: str, output: Path, *, force: boo
     return dest
 
 
-def _wanted(run: Any, path: str) -> str:
+def _wanted(run: RunRecord, path: str) -> str:
     """The requested path, normalised; a hostile recorded path it names is refused as such."""
     for artifact in run.artifacts:
         if artifact.path.rstrip("/") == path.rstrip("/"):
@@ -63,44 +73,43 @@ def _wanted(run: Any, path: str) -> str:
         raise UsageError(f"{exc.message} (PATH names an artifact of the run)") from None
 
 
-def _artifact_digest(ws: Workspace, run: Any, path: str) -> tuple[str, int]:
+def _artifact_digest(ws: Workspace, run: RunRecord, path: str) -> tuple[str, int]:
     """The digest and size of ``path``: an artifact of ``run``, or a file inside a directory
     artifact; checked cheaply (type and size) to be in the cache."""
-    recorded = []
+    outs: dict[str, OutRecord] = {}
     for artifact in run.artifacts:
-        try:
-            known = normalise(artifact.path)
-        except UnsafePathError:
-            continue  # a hostile record; never matched, never restored
-        recorded.append(known)
-        if not is_within(path, known):
-            continue
-        if not artifact.cached:
-            raise NotFoundError(
-                f"artifact {artifact.path} of run {run.id[:8]} is declared `cache: false`, so "
-                "the cache never held it; only the workspace that made it has it"
+        with contextlib.suppress(UnsafePathError):  # a hostile record: never matched or restored
+            outs[normalise(artifact.path)] = OutRecord(
+                artifact.digest, artifact.size, artifact.cached
             )
-        try:
-            ws.cache.objects.check(artifact.digest, artifact.size)
-        except (MissingObjectError, CorruptObjectError) as exc:
-            raise _unusable(ws, run, artifact.path, exc) from None
-        if path == known:
-            return str(artifact.digest), int(artifact.size)
-        relpath = path[len(known) + 1 :]
-        for entry in ws.cache.objects.read_manifest(artifact.digest):
-            if entry.relpath == relpath:
-                return str(entry.digest), int(entry.size)
-        raise NotFoundError(f"{artifact.path} of run {run.id[:8]} holds no file {relpath}")
-    close = difflib.get_close_matches(path, recorded, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise NotFoundError(
-        f"run {run.id[:8]} has no artifact {path}{hint}; its artifacts: "
-        f"{', '.join(recorded) or 'none'}"
-    )
+    try:
+        found = locate(ws.cache.objects, outs, path)
+    except UncachedOutputError as exc:
+        raise NotFoundError(
+            f"artifact {exc.out} of run {run.id[:8]} is declared `cache: false`, so "
+            "the cache never held it; only the workspace that made it has it"
+        ) from None
+    except UnusableOutputError as exc:
+        raise _unusable(ws, run, exc.out, exc.cause) from None
+    except NotInOutputError as exc:
+        relpath = path[len(exc.out) + 1 :]
+        raise NotFoundError(f"{exc.out} of run {run.id[:8]} holds no file {relpath}") from None
+    except NotAnOutputError:
+        close = difflib.get_close_matches(path, list(outs), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise NotFoundError(
+            f"run {run.id[:8]} has no artifact {path}{hint}; its artifacts: "
+            f"{', '.join(outs) or 'none'}"
+        ) from None
+    try:  # cheaply, before anything is written: a gone object gets its own advice
+        ws.cache.objects.check(found.record.digest, found.record.size)
+    except (MissingObjectError, CorruptObjectError) as exc:
+        raise _unusable(ws, run, found.out, exc) from None
+    return found.digest, found.size
 
 
 def _unusable(
-    ws: Workspace, run: Any, path: str, exc: MissingObjectError | CorruptObjectError
+    ws: Workspace, run: RunRecord, path: str, exc: MissingObjectError | CorruptObjectError
 ) -> MlbuildError:
     """The error for an artifact whose cached copy is gone or bad (and now in quarantine)."""
     remake = f"make it again with `mlbuild runs reproduce {run.id[:8]}`"

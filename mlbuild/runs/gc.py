@@ -32,7 +32,9 @@ from mlbuild.cache import (
 )
 from mlbuild.errors import CacheError, MlbuildError
 from mlbuild.exec import run_lock
-from mlbuild.graph import META_DIR, Workspace
+from mlbuild.graph import Workspace
+from mlbuild.masking import without_password
+from mlbuild.paths import META_DIR
 from mlbuild.store import RunQuery, open_store, store_url
 from mlbuild.store.journal import JOURNAL_DIR, record_from_json
 
@@ -47,7 +49,7 @@ class GcOutcome:
 def register_workspace(ws: Workspace, configured_store: str | None) -> None:
     """Note in the cache that ``ws`` uses it and where it records runs (one ``stat`` when it is
     already noted)."""
-    ws.cache.register(ws.root, _without_password(store_url(ws.meta, configured_store)))
+    ws.cache.register(ws.root, without_password(store_url(ws.meta, configured_store)))
 
 
 def collect_garbage(
@@ -146,19 +148,3 @@ def _store_artifacts(url: str, cutoff: float | None) -> set[str]:
             f"({exc.message}); its model versions' artifacts must be kept, so gc stops here"
         ) from None
     return found
-
-
-def _without_password(url: str) -> str:
-    """``url`` as the cache may record it: a password (from ``MLBUILD_STORE``) never is."""
-    if "@" not in url:
-        return url  # no credentials; and every run gets here, so no urllib import for it
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -26,13 +26,18 @@ from mlbuild.cache import (
     ActionResult,
     CorruptObjectError,
     MissingObjectError,
+    NotAnOutputError,
+    NotInOutputError,
+    UncachedOutputError,
+    UnusableOutputError,
     hash_bytes,
     hash_regular_file,
+    locate,
     move_aside,
 )
 from mlbuild.errors import CacheError, MlbuildError, UsageError
 from mlbuild.graph import Action, Graph, Workspace, make_plan
-from mlbuild.paths import META_DIR, is_within
+from mlbuild.paths import META_DIR
 
 
 class NotBuiltError(MlbuildError):
@@ -144,32 +149,28 @@ def verify_artifacts(source: ModelSource) -> None:
 
 def _digest_of(ws: Workspace, result: ActionResult, path: str, step: str) -> tuple[str, int]:
     """The content digest and size of ``path``: an output of ``result``, or a file inside one."""
-    for out, record in result.outs.items():
-        if not is_within(path, out):
-            continue
-        if not record.cached:
-            raise UsageError(
-                f"model artifact {path} is an output of step '{step}' with cache: false; "
-                "mlbuild serves only cached artifacts, so remove `cache: false` from it"
-            )
-        if path == out:
-            return record.digest, record.size
-        relpath = path[len(out) + 1 :]
-        try:
-            entries = ws.cache.objects.read_manifest(record.digest)
-        except (MissingObjectError, CorruptObjectError) as exc:
-            raise CacheError(
-                f"model artifact {path}: the cached output {out} of step '{step}' is unusable "
-                f"({exc.message}); make it again with `mlbuild run --force {step}`"
-            ) from None
-        for entry in entries:
-            if entry.relpath == relpath:
-                return entry.digest, entry.size
+    try:
+        found = locate(ws.cache.objects, result.outs, path)
+    except UncachedOutputError:
         raise UsageError(
-            f"model artifact {path} is not in the output {out} that step '{step}' wrote; "
+            f"model artifact {path} is an output of step '{step}' with cache: false; "
+            "mlbuild serves only cached artifacts, so remove `cache: false` from it"
+        ) from None
+    except UnusableOutputError as exc:
+        raise CacheError(
+            f"model artifact {path}: the cached output {exc.out} of step '{step}' is unusable "
+            f"({exc.cause.message}); make it again with `mlbuild run --force {step}`"
+        ) from None
+    except NotInOutputError as exc:
+        raise UsageError(
+            f"model artifact {path} is not in the output {exc.out} that step '{step}' wrote; "
             "check the path in model.artifacts"
-        )
-    raise UsageError(f"model artifact {path} is not among the outputs of step '{step}'")
+        ) from None
+    except NotAnOutputError:
+        raise UsageError(
+            f"model artifact {path} is not among the outputs of step '{step}'"
+        ) from None
+    return found.digest, found.size
 
 
 def _materialise(ws: Workspace, digest: str, size: int, filename: str) -> Path:

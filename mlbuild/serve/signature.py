@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from mlbuild import atomic
+
 # Open Inference Protocol datatype ↔ numpy dtype. BYTES are Python str/bytes objects.
 NUMPY_OF: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype(np.bool_),
@@ -115,9 +117,7 @@ class Signature:
 
     def save(self, path: Path | str) -> None:
         """Write the signature as JSON (make ``path`` an output of the training step)."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        atomic.write_text(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path | str) -> Signature:

@@ -21,6 +21,7 @@ from sqlalchemy import event
 
 from mlbuild.errors import StoreError
 from mlbuild.extras import MissingExtraError, install_command, missing_extra
+from mlbuild.masking import MASK, without_password
 
 T = TypeVar("T")
 _RETRIES = 20
@@ -83,10 +84,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
 def display_url(url: str) -> str:
     """``url`` as messages may show it: never with its password."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<unparsable URL>"
+    return without_password(url, mask=MASK)
 
 
 def transact(engine: sa.Engine, work: Callable[[sa.Connection], T], *, write: bool) -> T:
@@ -120,7 +118,7 @@ def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
 
 def _describe(engine: sa.Engine, exc: sa.exc.OperationalError) -> str:
     first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
-    where = engine.url.render_as_string(hide_password=True)
+    where = display_url(engine.url.render_as_string(hide_password=False))
     return (
         f"run store {where} is unusable: {first}; check the server (or the file) and the "
         "URL in MLBUILD_STORE"

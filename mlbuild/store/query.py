@@ -15,7 +15,6 @@ from mlbuild.errors import UsageError
 
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
 _CONDITION = re.compile(r"^(?P<key>[^<>=!]+?)\s*(?P<op><=|>=|!=|=|<|>)\s*(?P<value>.*)$")
-SORT_COLUMNS = ("started", "duration")
 
 
 @dataclass(frozen=True)

@@ -382,15 +382,19 @@ def test_a_team_store_on_postgresql_records_runs_from_the_cli(ws: Workspace, pos
     assert not (ws.root / ".mlbuild" / "runs.db").exists()
 
 
-def test_the_store_url_never_shows_a_password(ws: Workspace) -> None:
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ana:hunter2@127.0.0.1:1/runs", "ana:***@127.0.0.1:1/runs"),
+        ("postgresql://ana@127.0.0.1:1/runs?password=hunter2", "ana@127.0.0.1:1/runs?password=***"),
+    ],
+)
+def test_the_store_url_never_shows_a_password(ws: Workspace, url: str, shown: str) -> None:
     demo(ws)
-    env = {"MLBUILD_STORE": "postgresql://ana:hunter2@127.0.0.1:1/runs"}
-    done = ws.cli("runs", "list", env=env)
+    done = ws.cli("runs", "list", env={"MLBUILD_STORE": url})
     assert done.returncode == 1
     assert "hunter2" not in done.stderr
-    assert done.stderr.startswith(
-        "mlbuild: run store postgresql+psycopg2://ana:***@127.0.0.1:1/runs is unusable: "
-    )
+    assert done.stderr.startswith(f"mlbuild: run store postgresql+psycopg2://{shown} is unusable: ")
 
 
 @pytest.mark.parametrize("argv", [["runs", "--help"], ["model", "--help"]])

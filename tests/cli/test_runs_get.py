@@ -139,3 +139,17 @@ def test_a_hostile_artifact_path_in_a_run_record_is_refused(
     listed = get(ws, run_id, "model.tx", "-o", "x.txt")[2]
     assert listed.endswith("its artifacts: metrics.json, reports\n")  # never offered
     assert get(ws, run_id, "reports/summary.txt", "-o", "s.txt")[0] == 0  # the rest still works
+
+
+def test_a_path_below_a_file_artifact_is_not_found_and_never_quarantines_it(
+    ws: Workspace, run_id: str
+) -> None:
+    # a file object read as a directory's manifest would look damaged: it must not be touched
+    assert get(ws, run_id, "model.txt/x", "-o", "x.txt") == (
+        2,
+        "",
+        f"mlbuild: model.txt of run {run_id} holds no file x\n",
+    )
+    assert not (ws.root / ".mlbuild/cache/quarantine").exists()
+    assert get(ws, run_id, "model.txt", "-o", "m.txt")[0] == 0
+    assert ws.read("m.txt") == "tree lr=0.2\n"

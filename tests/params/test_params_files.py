@@ -235,18 +235,27 @@ def recipe_with(params: str) -> str:
         (
             "../up.yaml",
             {},
-            "ml.yaml:3:9: params: params file '../up.yaml' is outside the workspace",
+            "ml.yaml:3:9: params: params file '../up.yaml' is outside the repository ({root}); "
+            "use a path inside it",
         ),
         (
             "[a.yaml, .mlbuild/p.yaml]",
             {},
-            "ml.yaml:3:18: params[1]: params file '.mlbuild/p.yaml' is inside .mlbuild/",
+            "ml.yaml:3:18: params[1]: params file '.mlbuild/p.yaml' is inside .mlbuild (mlbuild's "
+            "state and cache); mlbuild never reads or writes there",
         ),
         ("ml.yaml", {}, "ml.yaml:3:9: params: 'ml.yaml' is the recipe itself, not a params file"),
         (
             ".git/config.yaml",
             {},
-            "ml.yaml:3:9: params: params file '.git/config.yaml' is inside .git/",
+            "ml.yaml:3:9: params: params file '.git/config.yaml' is inside .git (git's own "
+            "files); mlbuild never reads or writes there",
+        ),
+        (
+            "sub/.GIT/config.yaml",
+            {},
+            "ml.yaml:3:9: params: params file 'sub/.GIT/config.yaml' is inside .git (git's own "
+            "files); mlbuild never reads or writes there",
         ),
         (
             "{config_dir: ../conf}",
@@ -310,9 +319,25 @@ def test_a_params_file_that_is_a_symlink_out_of_the_workspace_is_refused(
     done = ws.cli("run")
     assert done.returncode == 2
     assert done.stderr.startswith(
-        f"mlbuild: ml.yaml:3:9: params: params file 'params.yaml' is a symlink to {outside}, "
-        "outside the workspace\n"
+        f"mlbuild: ml.yaml:3:9: params: params file 'params.yaml' resolves through the symlink "
+        f"'params.yaml' to '{outside}', which is outside the repository ({ws.root}); use a path "
+        "inside it, or replace the symlink with a real directory\n"
     )
+
+
+def test_a_params_file_reached_through_a_symlinked_folder_into_git_is_refused(
+    ws: Workspace,
+) -> None:
+    ws.gen({".git/p.yaml": "a: 1\n"})
+    os.symlink(".git", ws.root / "conf")
+    ws.gen({"ml.yaml": recipe_with("conf/p.yaml")})
+    done = ws.cli("run")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "mlbuild: ml.yaml:3:9: params: params file 'conf/p.yaml' resolves through the symlink "
+        "'conf' to '.git/p.yaml', which is inside .git (git's own files); mlbuild never reads "
+        "or writes there, or replace the symlink with a real directory\n"
+    ), done.stderr
 
 
 def test_a_huge_params_file_is_refused_without_reading_it(ws: Workspace) -> None:

@@ -91,3 +91,27 @@ def test_serve_before_the_first_run_names_the_command_that_builds_the_model(
         "mlbuild: the model is not built for the current recipe and params: step 'train' would "
         "run (never run in this workspace); run `mlbuild run train` first\n"
     )
+
+
+def test_an_artifact_below_a_file_output_is_refused_and_the_object_left_alone(
+    ws: Workspace,
+) -> None:
+    ws.recipe(
+        RECIPE.replace("python train.py", "mkdir -p model && echo m > model/model.joblib")
+        .replace("outs: [model/model.joblib, model/signature.json]", "outs: [model/model.joblib]")
+        .replace("{model: model/model.joblib}", "{model: model/model.joblib/inner}")
+        .replace(
+            "signature: model/signature.json",
+            "signature: {inputs: [{name: x, datatype: FP64, shape: [-1]}], "
+            "outputs: [{name: y, datatype: FP64, shape: [-1]}]}",
+        )
+    )
+    assert ws.cli("run").returncode == 0
+    ws.gen({"rows.csv": "x\n1\n"})
+    done = ws.cli("predict", "rows.csv")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "mlbuild: model artifact model/model.joblib/inner is not in the output model/model.joblib "
+        "that step 'train' wrote; check the path in model.artifacts\n",
+    )
+    assert not (ws.root / ".mlbuild/cache/quarantine").exists()

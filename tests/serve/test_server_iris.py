@@ -395,3 +395,10 @@ def test_predict_jsonl_and_its_errors(iris: Workspace) -> None:
         "mlbuild: bad.jsonl: lines from 1: row column 'petal_width': expected FP64 values, "
         "got strings\n"
     )
+    before = iris.read("out.jsonl")
+    done = run_cli(iris, "predict", "bad.jsonl", "-o", "out.jsonl")
+    assert done.returncode == 2
+    assert iris.read("out.jsonl") == before  # nothing half-written, the old file kept
+    assert not [p.name for p in iris.root.iterdir() if p.name.startswith(".out.jsonl")]
+    done = run_cli(iris, "predict", "flowers.jsonl", "-o", "model")
+    assert (done.returncode, done.stderr) == (2, "mlbuild: -o model is a directory; name a file\n")

@@ -1,4 +1,4 @@
-"""The cache as one object: its location, object store, action cache, state table and hasher."""
+"""The cache as one object: its location, its objects, action cache, state table and hasher."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from mlbuild.cache import lock, workspaces
 from mlbuild.cache.actions import ActionCache
 from mlbuild.cache.hashing import Hasher
-from mlbuild.cache.objects import ObjectStore
+from mlbuild.cache.objects import Objects
 from mlbuild.cache.state import StateTable
 
 CACHE_DIR_ENV = "MLBUILD_CACHE_DIR"
@@ -23,7 +23,7 @@ class Cache:
     """The workspace's cache. ``MLBUILD_CACHE_DIR`` points many clones at one shared cache."""
 
     root: Path
-    objects: ObjectStore
+    objects: Objects
     actions: ActionCache
     state: StateTable
     hasher: Hasher
@@ -36,7 +36,7 @@ class Cache:
         state = StateTable(meta_dir / "state.db")
         return cls(
             root=root,
-            objects=ObjectStore(root / "objects"),
+            objects=Objects(root / "objects"),
             actions=ActionCache(root / "actions"),
             state=state,
             hasher=Hasher(workspace, state),
