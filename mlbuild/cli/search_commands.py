@@ -49,6 +49,7 @@ def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: li
         run_worker,
         run_workers,
         study_report,
+        write_best,
     )
 
     if args.worker and args.jobs > 1:
@@ -91,11 +92,12 @@ def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: li
             file=sys.stderr,
         )
         raise
-    if args.worker:
-        return 0
     study = load_study(open_storage(url, workers=False), study_name)
     assert study is not None
     report = study_report(study, spec, top=5)
+    write_best(ws, spec.name, report)  # for the steps that take the best params
+    if args.worker:
+        return 0
     if args.json:
         dump_json(
             {**report.to_json(), "storage": display_url(url), "trials": [_json(r) for r in results]}

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from mlbuild.data import DatasetSpec, resolve_kind
 from mlbuild.errors import Problem, RecipeError
+from mlbuild.graph.best import check_params_from
 from mlbuild.graph.checks import missing_inputs
 from mlbuild.graph.model import Graph, Output, PathUse, ServedModel, StepSpec
 from mlbuild.params import (
@@ -123,7 +124,11 @@ def compile_graph(
         raise RecipeError(_sorted(problems))
     linked = {name: _link(spec, producers) for name, spec in steps.items()}
     ordered = _order(linked, source)
-    return Graph(**{**graph.__dict__, "steps": {name: linked[name] for name in ordered}})
+    graph = Graph(**{**graph.__dict__, "steps": {name: linked[name] for name in ordered}})
+    problems += check_params_from(graph, recipe, source)
+    if problems:
+        raise RecipeError(_sorted(problems))
+    return graph
 
 
 def protected_paths(recipe: Recipe, recipe_name: str) -> dict[str, str]:
@@ -342,6 +347,7 @@ def _compile_step(
         timeout=parse_duration(step.timeout) if step.timeout is not None else None,
         upstream=[],
         problems=own,
+        params_from=step.params_from.removeprefix("search.") if step.params_from else None,
     )
 
 

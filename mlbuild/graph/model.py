@@ -56,6 +56,11 @@ class StepSpec:
     # environment variables its params were resolved from (``${oc.env:VAR}``) → their values'
     # hashes (None: unset); part of its fingerprint, so plan can say "env var VAR changed"
     env_vars: dict[str, str | None] = field(default_factory=dict)
+    # ``params_from: search.NAME``: the search's name, and the best params it found (flat keys →
+    # values), which are in ``params`` too; part of its fingerprint, so plan can say "best params
+    # of search `hpo` changed"
+    params_from: str | None = None
+    best: dict[str, Any] | None = None
 
     def display_cmd(self) -> str:
         import shlex

@@ -28,6 +28,7 @@ from pydantic import (
 
 SCHEMA_VERSION = 1
 STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+PARAMS_FROM = r"^search\.[A-Za-z_][A-Za-z0-9_-]*$"  # a step's params_from
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # positive: a digit 1-9 before or after the point (ECMA-262 too: editors run this pattern)
 DURATION = r"^(?:\d*[1-9]\d*(?:\.\d+)?|\d+\.\d*[1-9]\d*)\s*[smh]?$"
@@ -169,6 +170,16 @@ class Step(_Model):
     always_run: bool = Field(
         default=False, description="Run the step every time, even when its inputs are unchanged."
     )
+    params_from: str | None = Field(
+        default=None,
+        json_schema_extra={"pattern": PARAMS_FROM},  # checked by _params_from, which says more
+        description="`search.NAME`: the step runs with the best params that `mlbuild search NAME` "
+        "found last in this workspace, over the recipe's (for a final training on all the data, "
+        "say). They enter its fingerprint: it re-runs only when they change, and `plan` says "
+        "so. The step must read them (`params`), and may not be the search's step or one it "
+        "depends on.",
+        examples=["search.hpo"],
+    )
     timeout: Timeout | None = Field(
         default=None,
         description="Stop the step and fail it after this long: seconds, or a number with s, m or "
@@ -181,6 +192,13 @@ class Step(_Model):
     def _positive_timeout(cls, value: float | str | None) -> float | str | None:
         if value is not None and parse_duration(value) <= 0:
             raise ValueError("must be greater than 0")
+        return value
+
+    @field_validator("params_from")
+    @classmethod
+    def _params_from(cls, value: str | None) -> str | None:
+        if value is not None and re.match(PARAMS_FROM, value) is None:
+            raise ValueError(f"expected search.NAME, naming a search of the recipe, got {value!r}")
         return value
 
 

@@ -7,6 +7,7 @@ The only package that imports Optuna (lazily: loading the search's spec needs no
 
 from __future__ import annotations
 
+from mlbuild.search.best import write_best
 from mlbuild.search.results import PLOTS, StudyReport, TrialRow, study_report, write_plots
 from mlbuild.search.runner import WorkerOutcome, prepare_study, run_worker, run_workers
 from mlbuild.search.spec import HEARTBEAT_ENV, Objective, SearchSpec, load_search
@@ -32,5 +33,6 @@ __all__ = [
     "storage_url",
     "study_names",
     "study_report",
+    "write_best",
     "write_plots",
 ]

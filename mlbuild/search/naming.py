@@ -3,12 +3,12 @@ search does not vary.
 
 Results of one study must be comparable: edit the code, the data, a parameter the search does
 not vary, the lock file or the objective, and the next ``mlbuild search`` starts a new study
-instead of mixing its trials with the old ones. Raising ``n_trials`` or changing the sampler keeps
-the study (extending it). The fingerprint covers every step the target depends on, as its own
-fingerprint does — command, env, the params it reads, its source files' content hashes, the data
-versions, outputs, Python and the lock file — with each searched key set to the first value of
-its range, and an upstream output standing for its producer's inputs (so nothing has to run
-first).
+instead of mixing its trials with the old ones; so does changing the space. Raising ``n_trials``
+or changing the sampler keeps the study (extending it). The fingerprint covers every step the
+target depends on, as its own fingerprint does — command, env, the params it reads, its source
+files' content hashes, the data versions, outputs, Python and the lock file — with each searched
+key set to the first value of its range, and an upstream output standing for its producer's
+inputs (so nothing has to run first).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import json
 
 from mlbuild.cache import hash_bytes
 from mlbuild.graph import Graph, Workspace, components
+from mlbuild.params import override_value
 from mlbuild.paths import overlaps
-from mlbuild.search.space import override_value
 from mlbuild.search.spec import SearchSpec
 
 
@@ -59,5 +59,9 @@ def study_fingerprint(ws: Workspace, graph: Graph, spec: SearchSpec) -> str:
         data = planner.data_versions(step)
         parts.append([name, components(graph, step, deps, lock.value if lock else None, data)])
     ws.save_state()
-    key = [spec.recipe, spec.name, spec.target, [[o.metric, o.direction] for o in spec.objectives]]
+    # the space too: Optuna refuses a categorical whose choices changed within a study, and
+    # trials drawn from two spaces do not compare
+    space = [[p.key, p.kind, p.low, p.high, p.log, p.step, p.choices] for p in spec.params]
+    objectives = [[o.metric, o.direction] for o in spec.objectives]
+    key = [spec.recipe, spec.name, spec.target, objectives, space]
     return hash_bytes(json.dumps([key, parts], sort_keys=True, default=str).encode())

@@ -6,7 +6,6 @@ overrides. Optuna is imported only by :func:`distribution` and :func:`suggest`.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -93,28 +92,6 @@ def suggest(trial: optuna.Trial, param: Param) -> Scalar:
             param.key, int(param.low), int(param.high), step=int(param.step or 1), log=param.log
         )
     return trial.suggest_float(param.key, param.low, param.high, step=param.step, log=param.log)
-
-
-# a value Hydra's grammar reads back as the same string: no quotes needed
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
-_READS_AS_OTHER = {"true", "false", "null", "nan", "inf", "-inf", "+inf"}
-
-
-def override_value(value: Scalar) -> str:
-    """``value`` in Hydra's override grammar: ``0.001``, ``true``, ``null``, ``tree``, or a quoted
-    string where plain text would read as something else (``'1'``, ``'a b'``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if _PLAIN.match(value) and value.lower() not in _READS_AS_OTHER:
-        return value
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{escaped}'"
 
 
 def _tidy(value: float) -> float:

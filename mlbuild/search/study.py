@@ -42,16 +42,10 @@ def storage_url(spec: SearchSpec, meta: Path) -> str:
 
 
 def display_url(url: str) -> str:
-    """``url`` with any password masked, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
+    """``url`` with any password masked, for messages (and the ``password=`` of a libpq URL)."""
+    from mlbuild.masking import MASK, without_password
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    user = f"{parts.username}:***@" if parts.username else "***@"
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
+    return without_password(url, mask=MASK)
 
 
 def open_storage(url: str, *, workers: bool = True) -> Any:

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec import Reporter, Status
 from mlbuild.graph import Workspace
+from mlbuild.params import override_value
 from mlbuild.runs import recorded_run
 from mlbuild.search.channel import ReportChannel
-from mlbuild.search.space import Scalar, override_value, suggest
+from mlbuild.search.space import Scalar, suggest
 from mlbuild.search.spec import SearchSpec
 from mlbuild.store import RunRecord, RunWriter
 
