@@ -61,12 +61,20 @@ class StateTable:
             if not ready:
                 return
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(self.db_path, timeout=30) as db:
-                _create(db)
-                db.executemany(
-                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-                    [(path, *row) for path, row in ready.items()],
-                )
+            try:
+                with sqlite3.connect(self.db_path, timeout=30) as db:
+                    _create(db)
+                    db.executemany(
+                        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                        [(path, *row) for path, row in ready.items()],
+                    )
+            except sqlite3.OperationalError as exc:
+                # the table only saves re-reading files: on a full disk the next run hashes them
+                # again, and the run's own outcome (often a disk-full message naming the file it
+                # could not write) must not be replaced by this one
+                if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+                    raise
+                return
             for path in ready:
                 del self._dirty[path]
 

@@ -108,14 +108,21 @@ def find_dvc_out(root: Path, path: str) -> TrackedOut | None:
                 f"`dvc commit {path}.dvc` or `dvc add {path}`"
             )
         return TrackedOut(digest, f"{path}.dvc", _hash_name(out))
+    return _lock_out(root, path)
+
+
+def _lock_out(root: Path, path: str) -> TrackedOut | None:
+    """``path`` as an output of a stage in ``dvc.lock`` (a stage's deps are listed there too,
+    and are not tracked by it)."""
     lock = root / "dvc.lock"
-    if lock.is_file():
-        data = _load_yaml(lock, "dvc.lock")
-        stages = data.get("stages", {}) if isinstance(data, dict) else {}
-        for stage in stages.values():
-            for out in stage.get("outs", []) if isinstance(stage, dict) else []:
-                if isinstance(out, dict) and os.path.normpath(str(out.get("path"))) == path:
-                    return TrackedOut(str(out.get("md5")), "dvc.lock", _hash_name(out))
+    if not lock.is_file():
+        return None
+    data = _load_yaml(lock, "dvc.lock")
+    stages = data.get("stages", {}) if isinstance(data, dict) else {}
+    for stage in stages.values() if isinstance(stages, dict) else []:
+        for out in stage.get("outs", []) if isinstance(stage, dict) else []:
+            if isinstance(out, dict) and os.path.normpath(str(out.get("path"))) == path:
+                return TrackedOut(str(out.get("md5")), "dvc.lock", _hash_name(out))
     return None
 
 
@@ -168,7 +175,10 @@ def resolve_kind(root: Path, spec: DatasetSpec) -> Kind:
 
 def _in_lock(root: Path, path: str) -> bool:
     lock = root / "dvc.lock"
-    return lock.is_file() and path in lock.read_text(encoding="utf-8", errors="replace")
+    # the text test is cheap and rules out most paths; only a stage's output is tracked by DVC
+    if not (lock.is_file() and path in lock.read_text(encoding="utf-8", errors="replace")):
+        return False
+    return _lock_out(root, path) is not None
 
 
 # ---- the stat record that proves the workspace still holds a verified version -----------------

@@ -23,25 +23,44 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def select(params: dict[str, Any], patterns: list[str]) -> tuple[dict[str, Any], list[str]]:
+def select(
+    params: dict[str, Any], patterns: list[str], *, flat: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """The values ``patterns`` select, as ``{dotted_key: value}``, and the patterns matching none.
 
     A pattern is a dotted key (``train.lr``, or ``train`` for the whole subtree) or a glob
-    (``train.*``). Overlapping selections are reduced to the outermost key.
+    (``train.*``). Overlapping selections are reduced to the outermost key. ``flat`` is
+    ``flatten(params)`` when the caller selects for many steps: flattened once, a plain key costs
+    one lookup and only globs scan the keys.
     """
-    flat = flatten(params)
+    if flat is None:
+        flat = flatten(params)
     chosen: dict[str, Any] = {}
     unmatched: list[str] = []
     for pattern in patterns:
-        hits = [k for k in flat if fnmatch.fnmatchcase(k, pattern)]
+        if _GLOB.search(pattern):
+            hits = [k for k in flat if fnmatch.fnmatchcase(k, pattern)]
+        else:
+            hits = [pattern] if pattern in flat else []
         if not hits:
             unmatched.append(pattern)
         for key in hits:
             chosen[key] = flat[key]
-    outermost = {
-        k: v for k, v in chosen.items() if not any(k.startswith(f"{o}.") for o in chosen if o != k)
-    }
+    outermost = {k: v for k, v in chosen.items() if not _inside_any(k, chosen)}
     return dict(sorted(outermost.items())), unmatched
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _inside_any(key: str, chosen: dict[str, Any]) -> bool:
+    """Whether a key path enclosing ``key`` (``a`` or ``a.b`` for ``a.b.c``) was chosen too."""
+    end = key.rfind(".")
+    while end > 0:
+        if key[:end] in chosen:
+            return True
+        end = key.rfind(".", 0, end)
+    return False
 
 
 def broken(pattern: str, errors: dict[str, str]) -> list[str]:

@@ -3,6 +3,7 @@ half-written is left, and a later run with space succeeds."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -51,3 +52,47 @@ def test_a_full_cache_disk_fails_the_step_by_name_and_a_later_run_succeeds(
         (ws.root / "out.bin").unlink()
         assert statuses(ws.run_json(env=env)) == {"big": "restored"}
         assert file_digest(ws.root / "out.bin") == stored
+
+
+FILLS_THE_DISK = """\
+schema_version: 1
+name: full
+steps:
+  fill:
+    cmd: python fill.py
+    deps: [fill.py]
+    outs: [small.txt]
+"""
+# writes its output, then takes every byte left on the device (a log, a checkpoint, another job)
+FILL = """\
+open("small.txt", "w").write("x")
+with open("filler", "wb") as f:
+    try:
+        while True:
+            f.write(b"0" * 4096)
+            f.flush()
+    except OSError:
+        pass
+"""
+
+
+def test_a_workspace_whose_disk_fills_up_during_the_run_fails_the_step_not_mlbuild(
+    tmp_path: Path,
+) -> None:
+    # The remembered file hashes (.mlbuild/state.db) are saved last; on a full disk that save
+    # must not replace the run's own message with an "internal error" about SQLite.
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        ws = Workspace(disk)
+        ws.recipe(FILLS_THE_DISK).gen({"fill.py": FILL})
+        os.utime(disk / "fill.py", (1_600_000_000, 1_600_000_000))  # old: its hash is remembered
+        done = ws.cli("run")
+        assert "internal error" not in done.stdout + done.stderr, done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        assert done.returncode == 1, done.stderr
+        # the step fails (its log could not be written), and the run says so
+        assert done.stderr.startswith("mlbuild: step 'fill' failed: "), done.stderr
+        assert "no space left on" in done.stderr.lower()
+        assert "database or disk is full" not in done.stderr
+        (disk / "filler").unlink()
+        ws.gen({"fill.py": 'open("small.txt", "w").write("x")\n'})
+        assert statuses(ws.run_json()) == {"fill": "ran"}

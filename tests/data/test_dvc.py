@@ -373,3 +373,33 @@ def test_an_import_whose_source_is_unreachable_says_so(make_ws, tmp_path: Path) 
         "that repository's DVC remote, run `dvc push` there\n"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_a_file_a_dvc_stage_reads_is_plain_data_and_the_stage_output_is_dvc_tracked(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # dvc.lock lists each stage's deps as well as its outs: only an out is tracked by DVC
+    git_dvc_repo(ws.root, tmp_path / "remote")
+    ws.gen({"raw.csv": "a\nb\n"})
+    dvc(ws.root, "stage", "add", "-q", "-n", "prep", "-d", "raw.csv", "-o", "clean.csv",
+        "cp raw.csv clean.csv")  # fmt: skip
+    dvc(ws.root, "repro", "-q")
+    assert "path: raw.csv" in (ws.root / "dvc.lock").read_text()
+    ws.recipe(
+        """\
+        schema_version: 1
+        name: demo
+        data:
+          raw: {path: raw.csv}
+          clean: {path: clean.csv}
+        steps:
+          both:
+            cmd: cat raw.csv clean.csv > both.txt
+            deps: [data:raw, data:clean]
+            outs: [both.txt]
+        """
+    )
+    done = ws.run_json()
+    assert statuses(done) == {"both": "ran"}
+    kinds = {d["name"]: (d["kind"], d["tracked_in"]) for d in done["data"]}
+    assert kinds == {"raw": ("file", None), "clean": ("dvc", "dvc.lock")}
