@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mlbuild.params.selection import references as references
     from mlbuild.params.selection import render as render
     from mlbuild.params.selection import select as select
-    from mlbuild.params.sweeper_space import sweeper_space as sweeper_space
+    from mlbuild.params.sweeper_params import sweeper_space as sweeper_space
 
 _LAZY = {
     "compose_config": "compose",
@@ -59,7 +59,7 @@ _LAZY = {
     "references": "selection",
     "render": "selection",
     "select": "selection",
-    "sweeper_space": "sweeper_space",
+    "sweeper_space": "sweeper_params",
 }
 
 

@@ -125,10 +125,11 @@ def load_search(ws: Workspace, name: str, overrides: list[str]) -> tuple[SearchS
         )
     params, fixed = _space(section, graph, source, here, problems)
     for param in params:
-        key = (*here, "space", param.key) if section.space != "hydra" else (*here, "space")
+        own = section.space != "hydra"  # else: the value `hydra`, as the config's problems
+        key = (*here, "space", param.key) if own else (*here, "space")
         message = _unread(param.key, graph, target)
         if message:
-            problems.append(source.problem(key, message, at_key=True))
+            problems.append(source.problem(key, message, at_key=own))
     if problems:
         raise RecipeError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
     from mlbuild.recipe import parse_duration

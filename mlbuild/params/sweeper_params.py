@@ -28,7 +28,7 @@ def sweeper_space(params: dict[str, str]) -> dict[str, dict[str, Any]]:
     "value": "5"}``. Raises :class:`OverrideError` naming the entry Hydra cannot parse or the
     plugin would not take."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import IntervalSweep, RangeSweep
+    from hydra.core.override_parser.types import Glob, IntervalSweep, RangeSweep
     from hydra.errors import OverrideParseException
 
     parser = OverridesParser.create()
@@ -44,6 +44,8 @@ def sweeper_space(params: dict[str, str]) -> dict[str, dict[str, Any]]:
             space[key] = {"type": "fixed", "value": override.get_value_element_as_str()}
             continue
         value = override.value()
+        if isinstance(value, Glob):  # it selects config options: nothing for Optuna to sample
+            raise OverrideError(f"{where} {_NOT_TAKEN}")
         if override.is_choice_sweep() or (isinstance(value, RangeSweep) and value.shuffle):
             space[key] = {"type": "categorical", "choices": list(override.sweep_iterator())}
         elif isinstance(value, RangeSweep):
@@ -57,11 +59,14 @@ def sweeper_space(params: dict[str, str]) -> dict[str, dict[str, Any]]:
                 "log": "log" in value.tags,
             }
         else:
-            raise OverrideError(
-                f"{where} is a sweep hydra-optuna-sweeper does not take; use choice(…), "
-                "range(…), interval(…) or tag(log, interval(…))"
-            )
+            raise OverrideError(f"{where} {_NOT_TAKEN}")
     return space
+
+
+_NOT_TAKEN = (
+    "is a sweep hydra-optuna-sweeper does not take; use choice(…), range(…), interval(…) or "
+    "tag(log, interval(…))"
+)
 
 
 def _range(value: Any, where: str) -> dict[str, Any]:
