@@ -43,9 +43,15 @@ class ActionResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     duration: float = 0.0
     created: float = 0.0
+    # what the step's kind reported beyond its files (a test's verdict, a model check's
+    # predictions); written only when there is some, so a command step's entry is as before
+    data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        raw = asdict(self)
+        if not self.data:
+            del raw["data"]
+        return json.dumps(raw, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ActionResult:
@@ -54,8 +60,12 @@ class ActionResult:
             raw = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"not JSON ({exc})") from None
-        if not isinstance(raw, dict) or set(raw) != _FIELDS:
-            raise ValueError(f"expected an object with exactly the keys {sorted(_FIELDS)}")
+        if not isinstance(raw, dict) or set(raw) - {"data"} != _FIELDS:
+            raise ValueError(
+                f"expected an object with exactly the keys {sorted(_FIELDS)} (and maybe 'data')"
+            )
+        if not isinstance(raw.get("data", {}), dict):
+            raise ValueError("data: expected an object")
         if not isinstance(raw["step"], str) or not raw["step"]:
             raise ValueError("step: expected a step name")
         if not isinstance(raw["metrics"], dict):
@@ -66,7 +76,14 @@ class ActionResult:
         if not isinstance(raw["outs"], dict):
             raise ValueError("outs: expected an object")
         outs = {path: _out(path, record) for path, record in raw["outs"].items()}
-        return cls(raw["step"], outs, raw["metrics"], float(raw["duration"]), float(raw["created"]))
+        return cls(
+            raw["step"],
+            outs,
+            raw["metrics"],
+            float(raw["duration"]),
+            float(raw["created"]),
+            raw.get("data", {}),
+        )
 
 
 _FIELDS = {"step", "outs", "metrics", "duration", "created"}

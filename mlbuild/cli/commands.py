@@ -27,7 +27,7 @@ from mlbuild.extras import check_extra
 
 if TYPE_CHECKING:  # the engine loads lazily, when a command needs it
     from mlbuild.exec import RunSummary
-    from mlbuild.graph import Workspace
+    from mlbuild.graph import Graph, Workspace
     from mlbuild.runs import RecordedRun
 
 
@@ -46,6 +46,26 @@ def _check_steps(names: list[str], known: list[str]) -> None:
         if name not in known:
             raise UsageError(
                 f"no step named '{name}'{suggest(name, known)}; steps: {', '.join(known)}"
+            )
+
+
+def _check_executor(name: str | None, graph: Graph) -> None:
+    """``--executor NAME`` names an executor mlbuild has, with its settings if it needs them."""
+    if name is None:
+        return
+    from mlbuild.exec import EXECUTORS
+
+    if name not in EXECUTORS:
+        raise UsageError(
+            f"--executor: no executor named '{name}'; executors: {', '.join(sorted(EXECUTORS))}"
+        )
+    if name not in graph.executors:
+        from mlbuild.recipe import needs_settings
+
+        if needs_settings(name):
+            raise UsageError(
+                f"--executor {name}: {graph.recipe_file} has no settings for it; add them under "
+                f"`executors: {{{name}: {{...}}}}` (see `mlbuild schema`)"
             )
 
 
@@ -158,20 +178,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
     words = split_words(args.args)
     ws = _workspace(args, one_recipe(words, args.file))
     names, overrides = words.steps, words.overrides
+    from mlbuild.exec import Executors, describe, identity_hook
+
     reports = []
     try:
         for combo in _combinations(ws, overrides, args.multirun):
             graph = ws.graph(combo)
             _check_steps(names, list(graph.steps))
+            _check_executor(args.executor, graph)
+            executors = Executors(graph.executors)
             planner = ws.planner(
                 graph,
                 force=set(graph.upstream_closure(names or list(graph.steps)))
                 if args.force
                 else None,
+                identity=identity_hook(executors, args.executor),
             )
-            reports.append(
-                (combo, make_plan(planner, graph.upstream_closure(names or list(graph.steps))))
-            )
+            try:
+                planned = make_plan(planner, graph.upstream_closure(names or list(graph.steps)))
+            finally:
+                executors.close()
+            reports.append((combo, [(d, describe(graph.steps[d.step])) for d in planned]))
     finally:
         ws.save_state()
     if args.json:
@@ -185,8 +212,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
                             "action": d.action.value,
                             "reasons": d.reasons,
                             "fingerprint": d.fingerprint,
+                            "what": what,
                         }
-                        for d in decisions
+                        for d, what in decisions
                     ],
                 }
                 for combo, decisions in reports
@@ -196,10 +224,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for combo, decisions in reports:
         title = f"plan ({' '.join(combo)})" if combo else "plan"
         print(title + ":")
-        rows = [[d.step, d.action.value, "; ".join(d.reasons)] for d in decisions]
+        rows = [[d.step, d.action.value, "; ".join(d.reasons)] for d, _ in decisions]
         print(indent(table(rows, ["STEP", "ACTION", "WHY"])))
-        will = sum(1 for d in decisions if d.action.value in ("run", "restore"))
-        maybe = sum(1 for d in decisions if d.action.value == "pending")
+        will = sum(1 for d, _ in decisions if d.action.value in ("run", "restore"))
+        maybe = sum(1 for d, _ in decisions if d.action.value == "pending")
         tail = f", {maybe} more if upstream outputs change" if maybe else ""
         print(f"{will} of {len(decisions)} steps will run or be restored{tail}")
     return 0
@@ -235,6 +263,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for combo in combos:
                 graph = ws.graph(combo)
                 _check_steps(names, list(graph.steps))
+                _check_executor(args.executor, graph)
                 store = store or recorder_store(ws.meta, graph.store_url)
                 if len(combos) > 1 and not args.json:
                     console.print(console.paint(f"── {' '.join(combo)}", "bold"))
@@ -248,6 +277,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     reporter=reporter,
                     tags=tags,
                     notes=args.note,
+                    keep_going=args.keep_going,
+                    executor=args.executor,
                 )
                 summary = recorded.summary
                 summaries.append(summary)
@@ -271,13 +302,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         dump_json(documents[0] if not args.multirun else documents)
     else:
         _print_metrics(console, summaries, args.multirun)
-    failed = [o for s in summaries for o in s.failed]
-    if failed:
-        first = failed[0]
-        log = f"; log: {first.log}" if first.log else ""
-        names_failed = ", ".join(f"'{o.name}'" for o in failed)
-        raise StepFailedError(f"step {names_failed} failed: {first.message}{log}")
+    _raise_failures(console, summaries, table_too=not args.json)
     return 0
+
+
+def _raise_failures(console: Console, summaries: list[RunSummary], *, table_too: bool) -> None:
+    """Raise :class:`StepFailedError` naming every failed step; with more than one, a table of
+    them all first (``--keep-going`` reports every failure at the end)."""
+    failed = [o for s in summaries for o in s.failed]
+    if not failed:
+        return
+    if len(failed) > 1 and table_too:
+        rows = [[o.name, o.message, o.log or ""] for o in failed]
+        console.print(f"{len(failed)} steps failed:")
+        console.print(indent(table(rows, ["STEP", "MESSAGE", "LOG"])))
+    first = failed[0]
+    log = f"; log: {first.log}" if first.log else ""
+    names_failed = ", ".join(f"'{o.name}'" for o in failed)
+    raise StepFailedError(f"step {names_failed} failed: {first.message}{log}")
 
 
 def _recorded_line(recorded: RecordedRun) -> str:

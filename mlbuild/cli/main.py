@@ -107,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
             help="steps to run at once (default: the number of CPUs)"
             + ("" if name == "run" else "; accepted so that `plan` takes `run`'s words"),
         )
+        p.add_argument(
+            "--executor",
+            metavar="NAME",
+            help="run every command step on this executor: local, clean or container "
+            "(default: each step's `executor:`, else local)",
+        )
+        p.add_argument(
+            "-k",
+            "--keep-going",
+            action="store_true",
+            help="after a step fails, still run every step that does not depend on it, and "
+            "report all failures at the end (default: start no new step after a failure)"
+            + ("" if name == "run" else "; accepted so that `plan` takes `run`'s words"),
+        )
         if name == "run":
             p.add_argument(
                 "-n", "--dry-run", action="store_true", help="print the plan, run nothing"

@@ -179,9 +179,12 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "overrides": summary.overrides,
         "duration": round(summary.duration, 4),
         "ok": not summary.failed,
+        "keep_going": summary.keep_going,
+        "failed": [{"name": o.name, "message": o.message, "log": o.log} for o in summary.failed],
         "steps": [
             {
                 "name": o.name,
+                "kind": o.kind,
                 "status": o.status.value,
                 "duration": round(o.duration, 4),
                 "reasons": o.reasons,
@@ -189,6 +192,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
                 "metrics": o.metrics,
                 "message": o.message,
                 "log": o.log,
+                "data": o.data,
             }
             for o in summary.outcomes
         ],

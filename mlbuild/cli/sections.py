@@ -110,7 +110,8 @@ class GitLabSections:
     def _start(self, name: str, stamp: float, *, collapsed: bool) -> None:
         self.count += 1
         self.open = name
-        self.section = f"mlbuild_{self.count}_{name}"
+        # GitLab takes letters, digits, `_`, `.` and `-` in a section's name (`model:check`)
+        self.section = f"mlbuild_{self.count}_{name.replace(':', '_')}"
         option = "[collapsed=true]" if collapsed else ""
         self._write(f"\x1b[0Ksection_start:{int(stamp)}:{self.section}{option}\r\x1b[0K")
 

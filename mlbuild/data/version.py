@@ -200,7 +200,9 @@ def snapshot(full: Path) -> list[Stat] | None:
         current, rel = stack.pop()
         with os.scandir(current) as entries:
             for entry in entries:
-                if entry.is_dir():
+                # DVC leaves a symlinked directory out of a tracked directory (and a link back
+                # up the tree would be walked forever); a symlinked file it reads through
+                if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, f"{rel}{entry.name}/"))
                 elif entry.is_file():
                     est = entry.stat()

@@ -31,6 +31,8 @@ class StepOutcome:
     metrics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     log: str | None = None
+    kind: str = "command"
+    data: dict[str, Any] = field(default_factory=dict)  # what its kind reported (KindResult)
 
 
 @dataclass
@@ -40,6 +42,7 @@ class RunSummary:
     overrides: list[str]
     hashing: HashStats
     data: list[DataVersion] = field(default_factory=list)
+    keep_going: bool = False  # whether steps went on starting after a failure
 
     @property
     def failed(self) -> list[StepOutcome]:
@@ -83,6 +86,7 @@ class MaskingReporter:
             reasons=[self.secrets.text(r) for r in outcome.reasons],
             metrics=self.secrets.data(outcome.metrics),
             message=self.secrets.text(outcome.message),
+            data=self.secrets.data(outcome.data),
         )
 
     def step_started(self, name: str, reasons: list[str]) -> None:

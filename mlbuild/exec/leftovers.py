@@ -17,16 +17,17 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mlbuild import procfs
 from mlbuild.errors import LockedError
+from mlbuild.exec.executor import DEFAULT, EXECUTORS, GRACE_SECONDS, executor_class
 from mlbuild.exec.guard import Guard
-from mlbuild.exec.process import GRACE_SECONDS
 from mlbuild.store import process_token
 
 RUNNING_DIR = "running"
+_EXECUTORS = "executors"  # under RUNNING_DIR: one empty file per executor a run may use
 _KILL_WAIT = 5.0  # after SIGKILL, how long to wait for a group to go (zombies may linger)
 
 
@@ -111,3 +112,36 @@ def _stop_group(step: str, pgid: int) -> None:
         else:
             return
     # after SIGKILL only a process stuck in the kernel can remain: it runs no code again
+
+
+def note_executors(meta: Path, names: Iterable[str]) -> None:
+    """Note, before a run starts anything, the executors it may use other than the local one
+    (whose steps are noted one by one): if the run is killed, the next asks them for leftovers."""
+    others = sorted(set(names) - {DEFAULT})
+    if not others:
+        return
+    folder = meta / RUNNING_DIR / _EXECUTORS
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in others:
+        (folder / name).touch()
+
+
+def forget_executors(meta: Path) -> None:
+    """The run ended and stopped everything it started: no executor has leftovers of it."""
+    folder = meta / RUNNING_DIR / _EXECUTORS
+    if folder.is_dir():
+        for path in folder.iterdir():
+            path.unlink(missing_ok=True)
+
+
+def stop_executor_leftovers(meta: Path, report: Callable[[str], None]) -> None:
+    """Ask each executor a killed run noted to stop what it left running; call with the run lock
+    held, after :func:`stop_leftovers`."""
+    folder = meta / RUNNING_DIR / _EXECUTORS
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.iterdir()):
+        if path.name in EXECUTORS:
+            for what in executor_class(path.name)().leftovers(meta.parent):
+                report(f"stopped {what}, left running by an mlbuild run that was killed")
+        path.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlbuild.errors import LockedError
-from mlbuild.exec.leftovers import stop_leftovers
+from mlbuild.exec.leftovers import stop_executor_leftovers, stop_leftovers
 
 
 @contextlib.contextmanager
@@ -42,6 +42,7 @@ def run_lock(meta: Path, *, wait: bool, on_wait: Callable[[str], None]) -> Itera
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}".encode(), 0)
         stop_leftovers(meta, on_wait)
+        stop_executor_leftovers(meta, on_wait)
         yield
     finally:
         os.close(fd)  # closing releases the lock

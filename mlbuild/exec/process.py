@@ -15,7 +15,6 @@ called ``setsid``) still holds the pipe then, the rest is cut and the log says s
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import functools
 import os
@@ -24,19 +23,23 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import Any, ClassVar
 
 from mlbuild.errors import MlbuildError
-from mlbuild.masking import Secrets, StreamMasker
+from mlbuild.exec.executor import GRACE_SECONDS, ProcessRequest, ProcessResult
+from mlbuild.exec.leftovers import Tracker, stop_leftovers
+from mlbuild.exec.lines import Lines
+from mlbuild.masking import Secrets
+from mlbuild.paths import META_DIR
 
-_T = TypeVar("_T")
+_Lines = Lines  # its name here before the split; the container executor's draft imports it
 
-GRACE_SECONDS = 10.0  # between SIGTERM and SIGKILL when a step is stopped
+# GRACE_SECONDS and ProcessResult are re-exported for code written against the draft interface
+__all__ = ["CUT_NOTE", "GRACE_SECONDS", "LocalExecutor", "ProcessResult", "StepProcess", "_Lines"]
+
 DRAIN_SECONDS = 1.0  # reading output after the command exited
-MAX_LINE = 64 * 1024  # a longer line without a newline is passed on in pieces
 _READ = 64 * 1024
 _TICK = 0.1  # how often deadlines are checked while nothing happens
 _POLL = 0.01  # how often the exit is checked where it cannot be waited for (no pidfd)
@@ -47,12 +50,92 @@ CUT_NOTE = (
 )
 
 
-@dataclass
-class ProcessResult:
-    returncode: int
-    timed_out: bool
-    stopped: bool  # ended by stop() (Ctrl-C, SIGTERM, SIGHUP)
-    cut: bool = False  # output after exit was not read (see CUT_NOTE)
+class LocalExecutor:
+    """Steps as child processes of mlbuild, on this machine, with the host's environment.
+
+    Each step's process is registered with the watchdog (:mod:`mlbuild.exec.guard`) and noted in
+    ``.mlbuild/running/`` (:mod:`mlbuild.exec.leftovers`) while it runs, so it dies with the run
+    even when mlbuild is killed outright.
+    """
+
+    name: ClassVar[str] = "local"
+
+    def __init__(self) -> None:
+        self._trackers: dict[Path, Tracker] = {}
+        self._lock = threading.Lock()
+
+    def identity(self, options: Mapping[str, Any]) -> dict[str, str]:
+        return {}
+
+    def environment(self, request: ProcessRequest) -> dict[str, str]:
+        """The process's environment: the host's, the secrets, then what the step declares."""
+        return {**os.environ, **request.passthrough, **request.env}
+
+    def start(self, request: ProcessRequest) -> LocalStep:
+        tracker = self._tracker(request.workspace)
+        proc = StepProcess(
+            request.argv,
+            cwd=request.workspace,
+            env=self.environment(request),
+            log_path=request.log_path,
+            secrets=request.secrets,
+            timeout=request.timeout,
+            on_line=request.on_line,
+        )
+        try:
+            tracker.started(request.step, proc.pid)
+        except BaseException as exc:
+            proc.abandon()
+            tracker.ended(request.step, proc.pid)
+            if isinstance(exc, OSError):  # not the command's fault: say what could not be written
+                where = f": {exc.filename}" if exc.filename else ""
+                raise MlbuildError(
+                    f"cannot note the running step in .mlbuild/running: {exc.strerror}{where}"
+                ) from None
+            raise
+        return LocalStep(proc, request.step, tracker)
+
+    def leftovers(self, workspace: Path) -> list[str]:
+        stopped: list[str] = []
+        stop_leftovers(workspace / META_DIR, stopped.append)
+        return stopped
+
+    def close(self) -> None:
+        with self._lock:
+            trackers, self._trackers = list(self._trackers.values()), {}
+        for tracker in trackers:
+            tracker.close()
+
+    def _tracker(self, workspace: Path) -> Tracker:
+        with self._lock:
+            if workspace not in self._trackers:
+                self._trackers[workspace] = Tracker(workspace / META_DIR)
+            return self._trackers[workspace]
+
+
+class LocalStep:
+    """A :class:`~mlbuild.exec.executor.RunningStep` for a local child process."""
+
+    def __init__(self, proc: StepProcess, step: str, tracker: Tracker) -> None:
+        self.proc = proc
+        self.ident = f"pid {proc.pid}"
+        self._step = step
+        self._tracker = tracker
+
+    def wait(self) -> ProcessResult:
+        try:
+            return self.proc.wait()
+        finally:
+            self._tracker.ended(self._step, self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+    def abandon(self) -> None:
+        try:
+            self.proc.abandon()
+        finally:
+            self._tracker.ended(self._step, self.proc.pid)
 
 
 class StepProcess:
@@ -128,7 +211,7 @@ class StepProcess:
         exit_fd = _pidfd(self.pid)  # readable when the command exits: no polling for it
         eof = False
         try:
-            with _Lines(self._masker, self._log_path, self._on_line) as lines:
+            with Lines(self._masker, self._log_path, self._on_line) as lines:
                 check_at = 0.0  # deadlines and the exit are checked every tick, not every read
                 while True:
                     now = time.monotonic()
@@ -197,71 +280,6 @@ class StepProcess:
                     os.killpg(self.pid, sig)
 
 
-class _Lines:
-    """Masked output → whole lines → the log file and the line callback."""
-
-    def __init__(self, masker: StreamMasker, log: Path, on_line: Callable[[str], None]) -> None:
-        self._masker = masker
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._path = log
-        self._on_line = on_line
-        self._partial = ""
-        self._log: IO[str] | None = None
-
-    def __enter__(self) -> _Lines:
-        # closed by __exit__: this object is the context manager
-        self._log = self._guarded(lambda: open(self._path, "w", encoding="utf-8"))  # noqa: SIM115
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._log is not None:
-            self._log.close()
-
-    def feed(self, data: bytes) -> None:
-        self._emit(self._decoder.decode(self._masker.feed(data)))
-
-    def close(self, note: str | None) -> None:
-        self._emit(self._decoder.decode(self._masker.flush(), final=True))
-        if self._partial:
-            self._line(self._partial)
-            self._partial = ""
-        if note is not None:
-            self._write(f"mlbuild: {note}\n")
-
-    def _emit(self, text: str) -> None:
-        if not text:
-            return
-        *complete, self._partial = (self._partial + text).split("\n")
-        while len(self._partial) > MAX_LINE:
-            complete.append(self._partial[:MAX_LINE])
-            self._partial = self._partial[MAX_LINE:]
-        if complete:
-            self._write("".join(f"{line}\n" for line in complete))
-            for line in complete:
-                self._on_line(line)
-
-    def _line(self, line: str) -> None:
-        self._write(line + "\n")
-        self._on_line(line)
-
-    def _write(self, text: str) -> None:
-        log = self._log
-        assert log is not None
-
-        def write() -> None:
-            log.write(text)
-            log.flush()
-
-        self._guarded(write)
-
-    def _guarded(self, action: Callable[[], _T]) -> _T:
-        try:
-            return action()
-        except OSError as exc:
-            where = os.path.relpath(self._path)
-            raise MlbuildError(f"cannot write the log {where}: {exc.strerror}") from None
-
-
 def _pidfd(pid: int) -> int | None:
     """A file descriptor that becomes readable when ``pid`` exits (Linux 5.3+), else None."""
     try:
@@ -315,12 +333,3 @@ def _prctl() -> Callable[..., int] | None:
     except (OSError, AttributeError):
         return None
     return found
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.fingerprint import Components, components, explain, fingerprint
-from mlbuild.graph.model import Graph, Output, ServedModel, StepSpec
-from mlbuild.graph.plan import Action, Decision, Planner, make_plan, unrestorable
+from mlbuild.graph.model import COMMAND, Graph, Output, ServedModel, StepSpec
+from mlbuild.graph.plan import (
+    Action,
+    Decision,
+    IdentityHook,
+    Planner,
+    make_plan,
+    unrestorable,
+)
 from mlbuild.graph.records import StepRecord, StepRecords
 from mlbuild.graph.workspace import Workspace
 
 __all__ = [
+    "COMMAND",
     "Action",
     "Components",
     "Decision",
     "Graph",
+    "IdentityHook",
     "Output",
     "Planner",
     "ServedModel",

@@ -1,15 +1,12 @@
 """Compile a validated recipe and its composed params into a :class:`Graph`, or report all problems.
 
-Checks: parameter patterns and ``${params.KEY}`` references resolve; every path passes the
-workspace's :class:`~mlbuild.paths.Fence` (inside the repository with symlinks resolved, away from
-``.git``, ``.mlbuild``, the cache, and — for what the engine writes — the recipe, its params files
-and Hydra's config); no two steps write one path; ``needs`` name real steps; there is no cycle. When
-anything is wrong, the inputs ``plan`` would miss (a dep no step makes, a lock file) are reported
-with it.
-
-Some problems belong to one step only and stop it only when it is asked to run (``StepSpec.
-problems``): a parameter it reads that does not resolve (an unset ``${oc.env:VAR}``), and a file
-of the Hydra tree it reads itself while overrides are given, which it would not see.
+Each recipe section that makes steps is compiled by its registered compiler
+(:mod:`mlbuild.graph.kinds`: ``steps:`` → commands, ``model:`` → the model check, …). Then, for
+every step whatever its kind: every path passes the workspace's :class:`~mlbuild.paths.Fence`
+(inside the repository with symlinks resolved, away from ``.git``, ``.mlbuild``, the cache, and —
+for what the engine writes — the recipe, its params files and Hydra's config); no two steps write
+one path; no dataset is written by a step; there is no cycle. When anything is wrong, the inputs
+``plan`` would miss (a dep no step makes, a lock file) are reported with it.
 """
 
 from __future__ import annotations
@@ -23,29 +20,18 @@ from mlbuild.data import DatasetSpec, resolve_kind
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.best import check_params_from
 from mlbuild.graph.checks import missing_inputs
-from mlbuild.graph.model import Graph, Output, PathUse, ServedModel, StepSpec
-from mlbuild.params import (
-    Resolved,
-    UnsafeValueError,
-    broken,
-    flatten,
-    interpolate,
-    references,
-    select,
-    suggest,
-)
+from mlbuild.graph.kinds import CompileContext, RecipePaths, section_compilers
+from mlbuild.graph.model import Graph, ServedModel, StepSpec
+from mlbuild.params import Resolved
 from mlbuild.paths import Fence, UnsafePathError, is_within, normalise, overlaps
 from mlbuild.recipe import (
     RECIPE_FILE,
     KeyPath,
-    OutSpec,
     ParamSources,
     Recipe,
     ServingModel,
     SourceMap,
-    Step,
     format_path,
-    parse_duration,
 )
 
 
@@ -71,20 +57,33 @@ def compile_graph(
     for file in resolved.tree_files:
         protected.setdefault(file, "a file of the Hydra config")
     fence = Fence(root, protected, cache)
-    paths = _Paths(fence, source, problems)
+    paths = RecipePaths(fence, source, problems)
     config_dir = _config_dir_below_root(recipe)
     if config_dir is not None:
         paths.check(config_dir, ("params", "config_dir"), writes=False)
     datasets = _compile_datasets(recipe, paths)
-    overridden = [*recipe.overrides, *overrides]
+    context = CompileContext(
+        recipe=recipe,
+        source=source,
+        resolved=resolved,
+        paths=paths,
+        datasets=datasets,
+        overrides=[*recipe.overrides, *overrides],
+        env_hashes=env_hashes or {},
+        problems=problems,
+    )
     steps: dict[str, StepSpec] = {}
-    for name, step in recipe.steps.items():
-        spec = _compile_step(name, step, resolved, paths, source, problems)
-        spec = _check_own_reading(spec, step, resolved, overridden)
-        spec = _with_env_vars(spec, resolved, env_hashes or {})
-        steps[name] = _resolve_data(spec, step, datasets, source, problems)
-    _check_needs(recipe, source, problems)
-    producers = _check_outs(steps, paths, source, problems)
+    declared: dict[str, KeyPath] = {}
+    for compiler in section_compilers():
+        value = getattr(recipe, compiler.section)
+        if value is None:
+            continue
+        for spec in compiler.compile(value, context):
+            declared[spec.name] = compiler.declared_at(spec)
+            if spec.name in steps:  # a compiler's bug: kind-made names carry their section
+                raise AssertionError(f"two sections make a step named {spec.name!r}")
+            steps[spec.name] = spec
+    producers = _check_outs(steps, declared, paths, source, problems)
     _check_data_not_produced(datasets, producers, source, problems)
     model = _compile_model(recipe.name, recipe.model, producers, paths, source, problems)
     env = recipe.environment
@@ -115,6 +114,7 @@ def compile_graph(
         hydra_output_dir=resolved.output_dir,
         paths=paths.uses,
         protected=fence.protected,
+        executors=recipe.executors.model_dump(exclude_none=True) if recipe.executors else {},
     )
     if problems:
         # all at once: what `plan` would refuse about inputs too, not only the recipe's shape
@@ -162,40 +162,11 @@ def _config_dir_below_root(recipe: Recipe) -> str | None:
     return None
 
 
-class _Paths:
-    """Checks each recipe path against the fence; a refused one becomes a located problem."""
-
-    def __init__(self, fence: Fence, source: SourceMap, problems: list[Problem]) -> None:
-        self.fence = fence
-        self.source = source
-        self.problems = problems
-        self.uses: list[PathUse] = []
-        self._keys: list[tuple[KeyPath, str]] = []
-
-    def check(self, raw: str, key: KeyPath, *, writes: bool) -> str | None:
-        """``raw`` normalised, or ``None`` after recording why it is refused."""
-        try:
-            normal = self.fence.check(raw, writes=writes)
-        except UnsafePathError as exc:
-            self.problems.append(self.source.problem(key, exc.message))
-            return None
-        self.uses.append(PathUse(format_path(key), normal, writes))
-        self._keys.append((key, normal))
-        return normal
-
-    def key_of(self, step: str, path: str) -> KeyPath:
-        """Where step ``step`` declares output ``path`` (in outs, else in metrics)."""
-        for key, normal in self._keys:
-            if key[:2] == ("steps", step) and key[2] in ("outs", "metrics") and normal == path:
-                return key
-        return ("steps", step, "outs")
-
-
 def _compile_model(
     project: str,
     section: ServingModel | None,
     producers: dict[str, str],
-    paths: _Paths,
+    paths: RecipePaths,
     source: SourceMap,
     problems: list[Problem],
 ) -> ServedModel | None:
@@ -242,163 +213,7 @@ def _compile_model(
     )
 
 
-def _compile_step(
-    name: str,
-    step: Step,
-    resolved: Resolved,
-    checked: _Paths,
-    source: SourceMap,
-    problems: list[Problem],
-) -> StepSpec:
-    here: KeyPath = ("steps", name)
-    params, errors = resolved.params, resolved.errors
-    flat = flatten(params)
-    known = sorted(k for k in flat if not isinstance(flat[k], dict))
-    own: list[list[str]] = []  # problems that stop this step only
-
-    def unresolved(path: KeyPath, pattern: str) -> bool:
-        hits = broken(pattern, errors)
-        own.extend(
-            [format_path(path), f"parameter '{key}' cannot be resolved: {errors[key]}"]
-            for key in hits
-        )
-        return bool(hits)
-
-    def expand(text: str, path: KeyPath, *, for_shell: bool) -> str:
-        try:
-            return interpolate(text, flat, for_shell=for_shell)
-        except UnsafeValueError as exc:  # a value that could change a shell command's structure
-            problems.append(source.problem(path, str(exc)))
-            return text
-        except KeyError as exc:
-            key = str(exc.args[0])
-            if not unresolved(path, key):
-                problems.append(
-                    source.problem(
-                        path, f"no parameter '{key}' for ${{params.{key}}}{suggest(key, known)}"
-                    )
-                )
-            return text
-
-    if isinstance(step.cmd, str):
-        cmd: str | list[str] = expand(step.cmd, (*here, "cmd"), for_shell=True)
-        refs = references(step.cmd)
-    else:
-        cmd = [expand(arg, (*here, "cmd", i), for_shell=False) for i, arg in enumerate(step.cmd)]
-        refs = [key for arg in step.cmd for key in references(arg)]
-
-    selected, unmatched = select(params, [*step.params, *refs])
-    for index, pattern in enumerate(step.params):
-        if unresolved((*here, "params", index), pattern):
-            continue
-        if pattern in unmatched:
-            problems.append(
-                source.problem(
-                    (*here, "params", index),
-                    f"no parameter matches '{pattern}'{suggest(pattern, known)}",
-                )
-            )
-
-    def paths(kind: str, raw: list[str], *, writes: bool) -> list[str | None]:
-        """Each path interpolated and checked (``None`` where refused); keys point at the
-        path itself, ``outs[0].path`` for an out written as a mapping."""
-        out: list[str | None] = []
-        for index, value in enumerate(raw):
-            key: KeyPath = (*here, kind, index)
-            if kind == "outs" and isinstance(step.outs[index], OutSpec):
-                key = (*key, "path")
-            text = expand(value, key, for_shell=False)
-            if kind == "deps" and text.startswith("data:"):
-                out.append(text)  # a dataset by name, resolved by _resolve_data
-                continue
-            out.append(checked.check(text, key, writes=writes))
-        return out
-
-    outs_raw = [o if isinstance(o, OutSpec) else OutSpec(path=o) for o in step.outs]
-    out_paths = paths("outs", [o.path for o in outs_raw], writes=True)
-    outs = [
-        Output(path=p, cache=o.cache, persist=o.persist, dvc=o.dvc)
-        for p, o in zip(out_paths, outs_raw, strict=True)
-        if p is not None
-    ]
-    metrics = [m for m in paths("metrics", list(step.metrics), writes=True) if m is not None]
-    outs += [Output(path=m) for m in metrics if m not in {o.path for o in outs}]
-    env = {k: expand(v, (*here, "env", k), for_shell=False) for k, v in step.env.items()}
-    for secret in step.secrets:
-        if secret in env:
-            problems.append(
-                source.problem(
-                    (*here, "secrets"),
-                    f"'{secret}' is both in env and in secrets; a secret's value comes from "
-                    "the environment and is never written in the recipe",
-                )
-            )
-    return StepSpec(
-        name=name,
-        cmd=cmd,
-        deps=[d for d in paths("deps", list(step.deps), writes=False) if d is not None],
-        outs=outs,
-        params=selected,
-        metrics=metrics,
-        env=env,
-        secrets=list(step.secrets),
-        needs=list(step.needs),
-        always_run=step.always_run,
-        timeout=parse_duration(step.timeout) if step.timeout is not None else None,
-        upstream=[],
-        problems=own,
-        params_from=step.params_from.removeprefix("search.") if step.params_from else None,
-    )
-
-
-def _check_own_reading(
-    spec: StepSpec, step: Step, resolved: Resolved, overrides: list[str]
-) -> StepSpec:
-    """A step that reads a file of the Hydra tree itself cannot see overrides: refuse to run it
-    under overrides (a params file is different: mlbuild writes the overrides into it)."""
-    if not overrides or not resolved.tree_files:
-        return spec
-    own = list(spec.problems)
-    for index, dep in enumerate(spec.deps):
-        read = [f for f in resolved.tree_files if is_within(f, dep)]
-        if not read:
-            continue
-        raw = step.deps[index]
-        what = (
-            f"'{raw}' is a config file of the Hydra tree"
-            if read[0] == dep
-            else f"'{raw}' holds {read[0]}, a config file of the Hydra tree"
-        )
-        own.append(
-            [
-                format_path(("steps", spec.name, "deps", index)),
-                f"{what}, which this step reads itself: it would not see the overrides "
-                f"{' '.join(overrides)}; read the values from ${{params.KEY}} or "
-                f"mlbuild.params(), or make it a params file (params: {{files: [{read[0]}]}}), "
-                "which mlbuild writes the overrides into",
-            ]
-        )
-    return StepSpec(**{**spec.__dict__, "problems": own})
-
-
-def _with_env_vars(
-    spec: StepSpec, resolved: Resolved, env_hashes: dict[str, str | None]
-) -> StepSpec:
-    """The env vars the step's selected params were resolved from, with their values' hashes."""
-    names = {
-        var
-        for key, read in resolved.env.items()
-        for chosen in spec.params
-        if key == chosen or key.startswith(f"{chosen}.") or chosen.startswith(f"{key}.")
-        for var in read
-    }
-    if not names:
-        return spec
-    env_vars = {name: env_hashes.get(name) for name in sorted(names)}
-    return StepSpec(**{**spec.__dict__, "env_vars": env_vars})
-
-
-def _compile_datasets(recipe: Recipe, paths: _Paths) -> dict[str, DatasetSpec]:
+def _compile_datasets(recipe: Recipe, paths: RecipePaths) -> dict[str, DatasetSpec]:
     datasets = {}
     for name, dataset in recipe.data.items():
         # DVC fetches a tracked or imported dataset into its path; a plain file is only read
@@ -419,41 +234,6 @@ def _compile_datasets(recipe: Recipe, paths: _Paths) -> dict[str, DatasetSpec]:
     return datasets
 
 
-def _resolve_data(
-    spec: StepSpec,
-    step: Step,
-    datasets: dict[str, DatasetSpec],
-    source: SourceMap,
-    problems: list[Problem],
-) -> StepSpec:
-    """Move deps that name a dataset (``data:NAME``, or its path) from ``deps`` to ``data``."""
-    by_path = {d.path: d.name for d in datasets.values()}
-    deps: list[str] = []
-    data: list[str] = []
-    for index, raw in enumerate(step.deps):
-        if raw.startswith("data:"):
-            name = raw.removeprefix("data:")
-            if name in datasets:
-                data.append(name)
-            else:
-                known = sorted(datasets)
-                problems.append(
-                    source.problem(
-                        ("steps", spec.name, "deps", index),
-                        f"no dataset named '{name}'{suggest(name, known)}"
-                        + ("" if known else "; declare it under `data:`"),
-                    )
-                )
-    for dep in spec.deps:
-        if dep.startswith("data:"):
-            continue
-        if dep in by_path:
-            data.append(by_path[dep])
-        else:
-            deps.append(dep)
-    return StepSpec(**{**spec.__dict__, "deps": deps, "data": sorted(set(data))})
-
-
 def _check_data_not_produced(
     datasets: dict[str, DatasetSpec],
     producers: dict[str, str],
@@ -472,24 +252,12 @@ def _check_data_not_produced(
                 )
 
 
-def _check_needs(recipe: Recipe, source: SourceMap, problems: list[Problem]) -> None:
-    for name, step in recipe.steps.items():
-        for index, need in enumerate(step.needs):
-            if need not in recipe.steps:
-                problems.append(
-                    source.problem(
-                        ("steps", name, "needs", index),
-                        f"no step named '{need}'{suggest(need, list(recipe.steps))}",
-                    )
-                )
-            elif need == name:
-                problems.append(
-                    source.problem(("steps", name, "needs", index), "a step cannot need itself")
-                )
-
-
 def _check_outs(
-    steps: dict[str, StepSpec], paths: _Paths, source: SourceMap, problems: list[Problem]
+    steps: dict[str, StepSpec],
+    declared: dict[str, KeyPath],
+    paths: RecipePaths,
+    source: SourceMap,
+    problems: list[Problem],
 ) -> dict[str, str]:
     """Map each out path to its step; report paths written twice or nested in another out, at
     the second writer's entry (in ``outs`` or ``metrics``), naming the first's."""
@@ -497,7 +265,7 @@ def _check_outs(
     first: dict[str, KeyPath] = {}
     for name, spec in steps.items():
         for out in spec.outs:
-            here = paths.key_of(name, out.path)
+            here = paths.key_of(out.path, declared[name])
             for other_path, other in producers.items():
                 if out.path == other_path:
                     clash = "is also written"

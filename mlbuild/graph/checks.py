@@ -94,8 +94,12 @@ def missing_dataset(graph: Graph, name: str) -> Problem:
 
 
 def _key(graph: Graph, path: str, prefix: str) -> str:
-    """The recipe key under ``prefix`` that declares ``path`` (``steps.a.deps[2]``)."""
+    """The recipe key under ``prefix`` that declares ``path`` (``steps.a.deps[2]``); for a step
+    another section made (``model:check``), the key in that section that reads it."""
     for use in graph.paths:
         if use.path == path and use.key.startswith(prefix):
+            return use.key
+    for use in graph.paths:
+        if use.path == path and not use.writes and not use.key.startswith("steps."):
             return use.key
     return prefix.rstrip("[")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlbuild import atomic
 from mlbuild.cache import FORMAT_VERSION, Hasher, hash_bytes
+from mlbuild.graph.kinds import SECTIONS
 from mlbuild.graph.model import Graph
 
 _KEEP = 64  # compiled entries kept; the oldest go first
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 # bumped when what a compiled entry holds or what compilation checks changes, so no entry
 # compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
 # 3: params pasted into shell commands must be inert; 4: env vars, params files and per-step
-# problems; 5: params_from)
-_GRAPH_VERSION = 5
+# problems; 5: step kinds, their config and executors; 6: params_from)
+_GRAPH_VERSION = 6
 
 
 def load_graph(
@@ -68,9 +69,10 @@ def load_graph(
                 )
             ]
         ) from None
+    sections = sorted(SECTIONS.items())  # a section compiler registered since compiles anew
     key = hash_bytes(
         json.dumps(
-            [__version__, FORMAT_VERSION, _GRAPH_VERSION, hash_bytes(text), overrides]
+            [__version__, FORMAT_VERSION, _GRAPH_VERSION, sections, hash_bytes(text), overrides]
         ).encode()
     )
     entry_path = meta_dir / "compiled" / f"{key}.json"

@@ -1,9 +1,14 @@
 """A step's fingerprint, and the explanation of why it differs from the last run.
 
 The fingerprint hashes everything that can change what a step produces: the mlbuild cache format,
-the resolved command, declared env (never secrets), the selected param values (and the hashes of
+what the step does — a command step's resolved command; for a step of another kind, its kind and
+its whole ``config`` —, declared env (never secrets), the selected param values (and the hashes of
 the environment variables they were resolved from), the content hashes of the deps, the declared
-outputs, the Python version and the environment lock file's hash.
+outputs, the Python version, the environment lock file's hash and, for a step not run by the local
+executor, the executor's identity (its name and, for a container, the image id).
+
+Components that are absent or default (no env vars read, the local executor) are left out rather
+than written empty, so the fingerprints of steps that do not use them stay what they were.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlbuild.cache import DIR_SUFFIX, FORMAT_VERSION, hash_bytes
-from mlbuild.graph.model import Graph, StepSpec
+from mlbuild.graph.model import COMMAND, Graph, StepSpec
 from mlbuild.nested import leaves
 from mlbuild.params import render
 
@@ -26,15 +31,21 @@ def components(
     deps: dict[str, str | None],
     lock: str | None,
     data: dict[str, str] | None = None,
+    executor: dict[str, str] | None = None,
 ) -> Components:
     """What the fingerprint of ``step`` is made of; a dep hash of ``None`` is not yet known.
 
     ``data`` maps the datasets the step reads to their versions (DVC's hash for DVC-tracked data,
-    commit and hash for imports, the content hash for plain paths).
+    commit and hash for imports, the content hash for plain paths); ``executor`` is the identity
+    of the executor it runs on (empty for the local one).
     """
-    parts: Components = {
-        "format": FORMAT_VERSION,
-        "cmd": step.cmd,
+    parts: Components = {"format": FORMAT_VERSION}
+    if step.kind == COMMAND:  # as before step kinds: caches made by earlier versions stay valid
+        parts["cmd"] = step.config["cmd"]
+    else:
+        parts["kind"] = step.kind
+        parts["config"] = step.config
+    parts |= {
         "env": dict(sorted(step.env.items())),
         "params": step.params,
         "deps": dict(sorted(deps.items())),
@@ -45,6 +56,8 @@ def components(
     }
     if step.env_vars:  # only then: the fingerprints of steps reading no env var stay as they were
         parts["env_vars"] = dict(sorted(step.env_vars.items()))
+    if executor:
+        parts["executor"] = dict(sorted(executor.items()))
     if step.best:  # the params are in "params" too; this names their search, for explain
         parts["best"] = {"search": step.best["search"], "params": step.best["params"]}
     return parts
@@ -66,8 +79,14 @@ def explain(
     reasons: list[str] = []
     if old.get("format") != new["format"]:
         reasons.append("mlbuild's cache format changed")
-    if old.get("cmd") != new["cmd"]:
-        reasons.append(f"command changed: {_show(old.get('cmd'))} → {_show(new['cmd'])}")
+    if old.get("kind") != new.get("kind"):
+        reasons.append(f"kind changed: {old.get('kind', 'command')} → {new.get('kind', 'command')}")
+    elif old.get("cmd") != new.get("cmd"):
+        reasons.append(f"command changed: {_show(old.get('cmd'))} → {_show(new.get('cmd'))}")
+    reasons += _mapping_diff(
+        "config", old.get("config", {}), new.get("config", {}), values=True, join="."
+    )
+    reasons += _executor_diff(old.get("executor", {}), new.get("executor", {}))
     reasons += _env_var_diff(old.get("env_vars", {}), new.get("env_vars", {}))
     best, searched = _best_diff(old.get("best"), new.get("best"))
     reasons += best
@@ -82,6 +101,25 @@ def explain(
         reasons.append(f"environment.python changed: {old.get('python')} → {new['python']}")
     reasons += _mapping_diff("environment lock", old.get("lock", {}), new["lock"], values=False)
     return reasons
+
+
+def _executor_diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """``executor changed: local → container``, ``executor image changed: sha256:1f0c… → …``."""
+    before, after = old.get("executor", "local"), new.get("executor", "local")
+    if before != after:
+        return [f"executor changed: {before} → {after}"]
+    return [
+        f"executor {key} changed: {_short_id(old.get(key))} → {_short_id(value)}"
+        for key, value in new.items()
+        if key != "executor" and old.get(key) != value
+    ]
+
+
+def _short_id(value: str | None) -> str:
+    """An image id (``sha256:`` and 64 hex digits) as ``sha256:1f0c9a2e3b4d…``."""
+    if value is None:
+        return "none"
+    return f"{value[:19]}…" if value.startswith("sha256:") and len(value) > 19 else value
 
 
 def _best_diff(
@@ -158,18 +196,19 @@ def _deps_diff(
 
 
 def _mapping_diff(
-    label: str, old: dict[str, Any], new: dict[str, Any], *, values: bool
+    label: str, old: dict[str, Any], new: dict[str, Any], *, values: bool, join: str = " "
 ) -> list[str]:
     if values:  # name the leaf that changed, not the whole subtree a step selected
         old, new = leaves(old), leaves(new)
     reasons = []
     for key, value in new.items():
+        name = f"{label}{join}{key}"
         if key not in old:
-            reasons.append(f"{label} {key} added" + (f" (= {_show(value)})" if values else ""))
+            reasons.append(f"{name} added" + (f" (= {_show(value)})" if values else ""))
         elif old[key] != value:
             change = f": {_show(old[key])} → {_show(value)}" if values else ""
-            reasons.append(f"{label} {key} changed{change}")
-    reasons += [f"{label} {key} removed" for key in old if key not in new]
+            reasons.append(f"{name} changed{change}")
+    reasons += [f"{label}{join}{key} removed" for key in old if key not in new]
     return reasons
 
 

@@ -33,12 +33,24 @@ class PathUse:
     writes: bool
 
 
+COMMAND = "command"  # the kind of the steps under `steps:`
+
+
 @dataclass(frozen=True)
 class StepSpec:
-    """One step, resolved: interpolated command, normalised paths, selected params."""
+    """One step, resolved: normalised paths, selected params, and its kind's own settings.
+
+    ``kind`` names how it executes (:mod:`mlbuild.exec.kinds`): ``command`` for the steps under
+    ``steps:``, ``model-check`` for the model's servable check, later search, tests, packaging.
+    ``config`` is the kind's JSON settings — ``{"cmd": ...}`` for a command, interpolated — and
+    enters the fingerprint whole, so ``plan`` names a changed key (``config.sample changed``).
+    Steps a section other than ``steps:`` makes are named ``SECTION:NAME`` (``model:check``),
+    which no user step can be.
+    """
 
     name: str
-    cmd: str | list[str]
+    kind: str
+    config: dict[str, Any]
     deps: list[str]
     outs: list[Output]
     params: dict[str, Any]
@@ -56,16 +68,26 @@ class StepSpec:
     # environment variables its params were resolved from (``${oc.env:VAR}``) → their values'
     # hashes (None: unset); part of its fingerprint, so plan can say "env var VAR changed"
     env_vars: dict[str, str | None] = field(default_factory=dict)
+    executor: str = "local"  # where its process runs (mlbuild.exec.executor.EXECUTORS)
     # ``params_from: search.NAME``: the search's name, and the best params it found (flat keys →
     # values), which are in ``params`` too; part of its fingerprint, so plan can say "best params
     # of search `hpo` changed"
     params_from: str | None = None
     best: dict[str, Any] | None = None
 
+    @property
+    def cmd(self) -> str | list[str] | None:
+        """A command step's command; ``None`` for a step of another kind."""
+        cmd: str | list[str] | None = self.config.get("cmd") if self.kind == COMMAND else None
+        return cmd
+
     def display_cmd(self) -> str:
         import shlex
 
-        return self.cmd if isinstance(self.cmd, str) else shlex.join(self.cmd)
+        cmd = self.cmd
+        if cmd is None:
+            return ""
+        return cmd if isinstance(cmd, str) else shlex.join(cmd)
 
 
 @dataclass(frozen=True)
@@ -119,6 +141,8 @@ class Graph:
     paths: list[PathUse] = field(default_factory=list)
     # paths the engine never writes or removes → what they are (the recipe, Hydra's config)
     protected: dict[str, str] = field(default_factory=dict)
+    # the recipe's `executors:`: executor name → its options (image, network, …)
+    executors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def fence(self, root: Path, cache: Path | None) -> Fence:
         """What the engine may read, write and remove in workspace ``root`` for this graph."""

@@ -74,8 +74,16 @@ class Decision:
     after: list[str] = field(default_factory=list)
 
 
+# a step → the identity of the executor it runs on, for its fingerprint (mlbuild.exec.executor)
+IdentityHook = Callable[[StepSpec], dict[str, str]]
+
+
 class Planner:
-    """Decisions for the steps of ``graph`` in workspace ``root``."""
+    """Decisions for the steps of ``graph`` in workspace ``root``.
+
+    ``identity`` says, for each step, what of the executor it runs on enters its fingerprint
+    (nothing when omitted: every step on the local executor), so that ``plan`` and ``run`` agree.
+    """
 
     def __init__(
         self,
@@ -86,8 +94,10 @@ class Planner:
         data: DataSources,
         *,
         force: set[str],
+        identity: IdentityHook | None = None,
     ) -> None:
         self.graph = graph
+        self.identity = identity
         self.root = root
         self.cache = cache
         self.records = records
@@ -112,7 +122,8 @@ class Planner:
             dep: restored[dep] if dep in restored else self._dep_digest(step, dep, waiting)
             for dep in step.deps
         }
-        parts = components(self.graph, step, deps, self._lock(), self.data_versions(step))
+        executor = self.identity(step) if self.identity is not None else None
+        parts = components(self.graph, step, deps, self._lock(), self.data_versions(step), executor)
         previous = self.records.get(step.name)
         old = previous.components if previous else None
         if waiting:

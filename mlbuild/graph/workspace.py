@@ -11,7 +11,7 @@ from mlbuild.data import DataSources
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.model import Graph
-from mlbuild.graph.plan import Planner
+from mlbuild.graph.plan import IdentityHook, Planner
 from mlbuild.graph.records import StepRecords
 from mlbuild.paths import META_DIR, Fence
 from mlbuild.recipe import RECIPE_FILE
@@ -74,9 +74,24 @@ class Workspace:
         """What the engine may write or remove in this workspace for ``graph``."""
         return graph.fence(self.root, self.cache.root)
 
-    def planner(self, graph: Graph, *, force: set[str] | None = None) -> Planner:
+    def planner(
+        self,
+        graph: Graph,
+        *,
+        force: set[str] | None = None,
+        identity: IdentityHook | None = None,
+    ) -> Planner:
+        """``identity``: what of each step's executor enters its fingerprint (see Planner)."""
         sources = DataSources(self.root, self.meta, graph.datasets)
-        return Planner(graph, self.root, self.cache, self.records, sources, force=force or set())
+        return Planner(
+            graph,
+            self.root,
+            self.cache,
+            self.records,
+            sources,
+            force=force or set(),
+            identity=identity,
+        )
 
     def save_state(self) -> None:
         """Persist the file hashes learnt in this command (cheap when nothing changed)."""

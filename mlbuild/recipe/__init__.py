@@ -24,12 +24,16 @@ if TYPE_CHECKING:
     from mlbuild.recipe._yaml import format_path as format_path
     from mlbuild.recipe._yaml import load_yaml as load_yaml
     from mlbuild.recipe._yaml import safe_load_yaml as safe_load_yaml
+    from mlbuild.recipe.executors import EXECUTOR_NAMES as EXECUTOR_NAMES
+    from mlbuild.recipe.executors import Executors as Executors
+    from mlbuild.recipe.executors import needs_settings as needs_settings
     from mlbuild.recipe.loader import load_recipe as load_recipe
     from mlbuild.recipe.loader import parse_recipe as parse_recipe
     from mlbuild.recipe.models import SCHEMA_VERSION as SCHEMA_VERSION
     from mlbuild.recipe.models import DataImport as DataImport
     from mlbuild.recipe.models import Dataset as Dataset
     from mlbuild.recipe.models import Environment as Environment
+    from mlbuild.recipe.models import ModelCheck as ModelCheck
     from mlbuild.recipe.models import OutSpec as OutSpec
     from mlbuild.recipe.models import ParamSources as ParamSources
     from mlbuild.recipe.models import Recipe as Recipe
@@ -53,12 +57,16 @@ _LAZY = {
     "format_path": "_yaml",
     "load_yaml": "_yaml",
     "safe_load_yaml": "_yaml",
+    "EXECUTOR_NAMES": "executors",
+    "Executors": "executors",
+    "needs_settings": "executors",
     "load_recipe": "loader",
     "parse_recipe": "loader",
     "SCHEMA_VERSION": "models",
     "DataImport": "models",
     "Dataset": "models",
     "Environment": "models",
+    "ModelCheck": "models",
     "OutSpec": "models",
     "ParamSources": "models",
     "Recipe": "models",

@@ -156,6 +156,8 @@ def _describe(error: Any) -> str:
         return f"expected seconds (a number) or a duration such as 90s, 30m, 2h, got {shown}"
     if kind == "string_pattern_mismatch" and error["loc"][0] == "params":
         return f"expected {PARAMS_FILE_HINT}, got {shown}"
+    if kind == "string_pattern_mismatch" and error["loc"][:2] == ("model", "check"):
+        return f"expected a .csv, .jsonl or .ndjson file, got {shown}"
     if kind == "literal_error":
         return f"expected {error['ctx']['expected']}, got {shown}"
     if kind == "string_pattern_mismatch":

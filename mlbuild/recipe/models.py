@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from mlbuild.recipe.executors import ExecutorName, Executors
+
 SCHEMA_VERSION = 1
 STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 PARAMS_FROM = r"^search\.[A-Za-z_][A-Za-z0-9_-]*$"  # a step's params_from
@@ -185,6 +187,14 @@ class Step(_Model):
         description="Stop the step and fail it after this long: seconds, or a number with s, m or "
         "h (`90`, `30m`, `2h`).",
         examples=["30m", 600],
+    )
+    executor: ExecutorName = Field(
+        default="local",
+        description="Where the command runs: `local` (default: a child process with your "
+        "environment), `clean` (a local process that sees only the declared environment) or "
+        "`container` (inside the image of `executors.container`). `mlbuild run --executor NAME` "
+        "overrides it for a run.",
+        examples=["container"],
     )
 
     @field_validator("timeout")
@@ -506,6 +516,43 @@ SignatureRef = Annotated[
 ]
 
 
+SAMPLE_FILE = r"^.*\.(csv|jsonl|ndjson)$"
+
+
+class ModelCheck(_Model):
+    """The model's servable check: a cached step, `model:check`, that loads the model from the
+    cache exactly as `mlbuild serve` does and predicts on a sample."""
+
+    sample: str | None = Field(
+        default=None,
+        pattern=SAMPLE_FILE,
+        description="Rows to predict on, as `mlbuild predict` reads them: a `.csv` file with a "
+        "header row, or `.jsonl` (one object per row). A file of the repository or a step "
+        "output. Without it the model is loaded and checked against its signature only.",
+        examples=["data/sample.csv"],
+    )
+    output: str | None = Field(
+        default=None,
+        pattern=SAMPLE_FILE,
+        description="Write the predictions to this file (an output of `model:check`, cached), "
+        "in the sample's format. The first rows are also kept with the step's result "
+        "(`mlbuild run --json`).",
+        examples=["reports/check.csv"],
+    )
+    deps: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Other files the model's code reads (modules `class:` imports), so the check "
+        "re-runs when they change. The artifacts, the signature, the class's file and the "
+        "sample are deps already.",
+        examples=[["src/features.py"]],
+    )
+    timeout: Timeout | None = Field(
+        default=None,
+        description="Fail the check after this long (`90`, `5m`).",
+        examples=["5m"],
+    )
+
+
 class ServingModel(_Model):
     """The model that ``mlbuild serve`` and ``mlbuild predict`` load: artifacts, code, signature."""
 
@@ -575,6 +622,14 @@ class ServingModel(_Model):
                 "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
             },
         ],
+    )
+
+    check: ModelCheck | None = Field(
+        default=None,
+        description="Check on every `mlbuild run` that the model loads from the cache and "
+        "predicts: a step named `model:check`, cached like any other, that re-runs when an "
+        "artifact, the sample or the model's code changes. `{}` checks loading only.",
+        examples=[{"sample": "data/sample.csv", "output": "reports/check.csv"}],
     )
 
     @model_validator(mode="after")
@@ -1014,4 +1069,10 @@ class Recipe(_Model):
                 }
             }
         ],
+    )
+    executors: Executors | None = Field(
+        default=None,
+        description="Settings of the executors steps may run on (a step's `executor:`, "
+        "`mlbuild run --executor NAME`): `container: {image: …}`, `clean: {…}`.",
+        examples=[{"container": {"image": "mlbuild-base:bookworm", "network": "none"}}],
     )

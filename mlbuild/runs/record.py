@@ -54,6 +54,8 @@ def recorded_run(
     kind: str = "run",
     tags: dict[str, str] | None = None,
     notes: str = "",
+    keep_going: bool = False,
+    executor: str | None = None,
 ) -> RecordedRun:
     """:func:`~mlbuild.exec.run_steps`, recorded in ``store`` from start to end."""
     register_workspace(ws, graph.store_url)  # so gc in a clone sharing the cache keeps our results
@@ -64,7 +66,16 @@ def recorded_run(
     store.start_run(record)
     beat = _Heartbeat(store, record.id)
     try:
-        summary = run_steps(ws, graph, targets=targets, force=force, jobs=jobs, reporter=reporter)
+        summary = run_steps(
+            ws,
+            graph,
+            targets=targets,
+            force=force,
+            jobs=jobs,
+            reporter=reporter,
+            keep_going=keep_going,
+            executor=executor,
+        )
     except InterruptError:
         beat.stop()
         store.finish_run(replace(record, status=RunStatus.INTERRUPTED, ended=time.time()))

@@ -97,7 +97,7 @@ def resolve_model(ws: Workspace, graph: Graph) -> ModelSource:
         digest, size = _digest_of(ws, result, path, step)
         digests[path] = digest
         try:
-            files[path] = str(_materialise(ws, digest, size, PurePosixPath(path).name))
+            files[path] = str(materialise(ws, digest, size, PurePosixPath(path).name))
         except (MissingObjectError, CorruptObjectError) as exc:
             raise CacheError(
                 f"model artifact {path}: the cached copy step '{step}' made is unusable "
@@ -110,11 +110,7 @@ def resolve_model(ws: Workspace, graph: Graph) -> ModelSource:
         assert model.signature is not None
         signature = model.signature
     artifacts = {name: files[path] for name, path in model.artifacts.items()}
-    version = hash_bytes(
-        json.dumps(
-            [sorted((n, digests[p]) for n, p in model.artifacts.items()), signature]
-        ).encode()
-    )[:12]
+    version = model_version({n: digests[p] for n, p in model.artifacts.items()}, signature)
     return ModelSource(
         name=model.name,
         version=version,
@@ -125,6 +121,11 @@ def resolve_model(ws: Workspace, graph: Graph) -> ModelSource:
         signature=signature,
         digests={name: digests[path] for name, path in model.artifacts.items()},
     )
+
+
+def model_version(digests: dict[str, str], signature: dict[str, Any]) -> str:
+    """The model's version: a hash of its artifacts' digests (by name) and its signature."""
+    return hash_bytes(json.dumps([sorted(digests.items()), signature]).encode())[:12]
 
 
 def verify_artifacts(source: ModelSource) -> None:
@@ -173,7 +174,7 @@ def _digest_of(ws: Workspace, result: ActionResult, path: str, step: str) -> tup
     return found.digest, found.size
 
 
-def _materialise(ws: Workspace, digest: str, size: int, filename: str) -> Path:
+def materialise(ws: Workspace, digest: str, size: int | None, filename: str) -> Path:
     """A read-only copy of object ``digest`` under ``.mlbuild/serving/objects/``, named
     ``filename``: kept if it still hashes to ``digest``, else quarantined and copied again."""
     if digest.endswith(DIR_SUFFIX):

@@ -182,3 +182,22 @@ def test_a_file_written_within_the_last_second_is_not_remembered_by_its_stat(
     assert "b.txt" not in record["md5"]
     assert "b.txt" not in [f[0] for f in record["files"]]
     assert sorted(record["md5"]) == ["a.png", "nested/a-b", "nested/deeper/z", "nested/ü ñ.csv"]
+
+
+def test_a_symlinked_directory_inside_a_dataset_is_left_out_as_dvc_leaves_it_out(
+    repo: Workspace,
+) -> None:
+    # `dvc status` calls the dataset unchanged with these links in it: DVC does not follow a
+    # symlinked directory. A link back up the tree must not be walked forever either.
+    (repo.root / "data/images/loop").symlink_to(".")
+    (repo.root / "data/images/up").symlink_to("../..")
+    assert statuses(repo.run_json()) == {"listing": "ran"}
+    assert statuses(repo.run_json()) == {"listing": "cached"}
+    record = json.loads((repo.root / ".mlbuild/data/images.json").read_text())
+    assert sorted(f[0] for f in record["files"]) == [
+        "a.png",
+        "b.txt",
+        "nested/a-b",
+        "nested/deeper/z",
+        "nested/ü ñ.csv",
+    ]

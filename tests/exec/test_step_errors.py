@@ -57,7 +57,7 @@ def test_a_full_disk_and_a_symlink_loop_fail_their_steps_and_the_others_go_on(
     ws.recipe(THREE_WAYS)
     cache = small_disk / "cache"
     env = {"MLBUILD_CACHE_DIR": str(cache)}
-    done = ws.cli("run", "-j", "1", env=env)
+    done = ws.cli("run", "-j", "1", "--keep-going", env=env)
     assert done.returncode == 1, done.stderr
     assert "internal error" not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
@@ -109,7 +109,7 @@ def inject(ws: Workspace, patch: str, *args: str, env: dict[str, str] | None = N
 
 
 BUG_IN_METRICS = """\
-import mlbuild.exec.local as local
+import mlbuild.exec.outputs as local
 def broken(*args, **kwargs):
     raise RuntimeError("metrics reader broke")
 local.read_metrics = broken
@@ -126,7 +126,7 @@ def test_a_bug_inside_one_step_fails_that_step_with_a_crash_log(ws: Workspace) -
           plain: {cmd: echo fine > plain.txt, outs: [plain.txt]}
         """
     )
-    done = inject(ws, BUG_IN_METRICS, "run", "-j", "1")
+    done = inject(ws, BUG_IN_METRICS, "run", "-j", "1", "-k")
     assert done.returncode == 1, done.stderr
     assert "plain: done in " in done.stdout
     (log,) = (ws.root / ".mlbuild/logs").glob("crash-*.log")
@@ -201,7 +201,7 @@ def test_a_log_that_cannot_be_written_stops_and_fails_its_step(
     logs.mkdir(parents=True)
     subprocess.run(["mount", "--bind", str(small_disk), str(logs)], check=True)
     try:
-        done = ws.cli("run", "-j", "2", "-q", timeout=60)
+        done = ws.cli("run", "-j", "2", "-q", "-k", timeout=60)
     finally:
         subprocess.run(["umount", "-l", str(logs)], check=True)
     assert done.returncode == 1, done.stderr

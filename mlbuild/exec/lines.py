@@ -1,0 +1,82 @@
+"""A step's output as lines: masked as a stream, split into lines, written to its log and passed
+on to the reporter. Shared by every executor that streams a process's output."""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TypeVar
+
+from mlbuild.errors import MlbuildError
+from mlbuild.masking import StreamMasker
+
+_T = TypeVar("_T")
+
+MAX_LINE = 64 * 1024  # a longer line without a newline is passed on in pieces
+
+
+class Lines:
+    """Masked output → whole lines → the log file and the line callback."""
+
+    def __init__(self, masker: StreamMasker, log: Path, on_line: Callable[[str], None]) -> None:
+        self._masker = masker
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._path = log
+        self._on_line = on_line
+        self._partial = ""
+        self._log: IO[str] | None = None
+
+    def __enter__(self) -> Lines:
+        # closed by __exit__: this object is the context manager
+        self._log = self._guarded(lambda: open(self._path, "w", encoding="utf-8"))  # noqa: SIM115
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._log is not None:
+            self._log.close()
+
+    def feed(self, data: bytes) -> None:
+        self._emit(self._decoder.decode(self._masker.feed(data)))
+
+    def close(self, note: str | None) -> None:
+        self._emit(self._decoder.decode(self._masker.flush(), final=True))
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+        if note is not None:
+            self._write(f"mlbuild: {note}\n")
+
+    def _emit(self, text: str) -> None:
+        if not text:
+            return
+        *complete, self._partial = (self._partial + text).split("\n")
+        while len(self._partial) > MAX_LINE:
+            complete.append(self._partial[:MAX_LINE])
+            self._partial = self._partial[MAX_LINE:]
+        if complete:
+            self._write("".join(f"{line}\n" for line in complete))
+            for line in complete:
+                self._on_line(line)
+
+    def _line(self, line: str) -> None:
+        self._write(line + "\n")
+        self._on_line(line)
+
+    def _write(self, text: str) -> None:
+        log = self._log
+        assert log is not None
+
+        def write() -> None:
+            log.write(text)
+            log.flush()
+
+        self._guarded(write)
+
+    def _guarded(self, action: Callable[[], _T]) -> _T:
+        try:
+            return action()
+        except OSError as exc:
+            where = os.path.relpath(self._path)
+            raise MlbuildError(f"cannot write the log {where}: {exc.strerror}") from None

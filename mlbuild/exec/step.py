@@ -1,0 +1,192 @@
+"""Bring one step up to date, whatever its kind: decide, then take it as cached, restore it, or
+run it through its kind and commit what it made.
+
+One step, one error policy: whatever goes wrong inside a step — its command, its kind's code, its
+executor, a full disk, an unreadable output, a bug in mlbuild — is that step's failure, with a
+message; the other steps' outcomes stand (the scheduler decides whether new ones start).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from mlbuild.crash import write_crash_log
+from mlbuild.errors import MlbuildError
+from mlbuild.exec.context import KindContext, Watch
+from mlbuild.exec.events import MaskingReporter, Status, StepOutcome
+from mlbuild.exec.executor import Executors
+from mlbuild.exec.kinds import StepFailure, StepStopped, step_kind
+from mlbuild.exec.outputs import Outputs
+from mlbuild.graph import COMMAND, Action, Decision, Graph, Planner, StepSpec, Workspace
+from mlbuild.masking import Secrets
+from mlbuild.paths import Fence
+
+
+def executor_of(spec: StepSpec, override: str | None) -> str:
+    """The executor ``spec`` runs on: ``run --executor NAME`` for a command step, else its own."""
+    return override if override is not None and spec.kind == COMMAND else spec.executor
+
+
+class StepRunner:
+    """Runs the steps of one run, each in the thread that calls :meth:`run`."""
+
+    def __init__(
+        self,
+        *,
+        ws: Workspace,
+        graph: Graph,
+        planner: Planner,
+        fence: Fence,
+        outputs: Outputs,
+        executors: Executors,
+        override: str | None,
+        secrets: Secrets,
+        reporter: MaskingReporter,
+        cancelled: threading.Event,
+        watch: Watch,
+    ) -> None:
+        self.ws = ws
+        self.graph = graph
+        self.planner = planner
+        self.fence = fence
+        self.outputs = outputs
+        self.executors = executors
+        self.override = override
+        self.secrets = secrets
+        self.reporter = reporter
+        self.cancelled = cancelled
+        self.watch = watch
+
+    def run(self, name: str) -> StepOutcome:
+        spec = self.graph.steps[name]
+        started = time.monotonic()
+        decision: Decision | None = None
+        log: str | None = None
+        try:
+            # an earlier step may have changed the tree (a directory now a symlink out of the
+            # repository): check this step's paths again before anything reads or writes them
+            for dep in spec.deps:
+                self.fence.check(dep, writes=False)
+            for out in spec.outs:
+                self.fence.target(out.path)
+            decision = self.planner.decide(spec)
+            if decision.action is Action.CACHED:
+                assert decision.fingerprint is not None and decision.result is not None
+                self.ws.cache.actions.touch(decision.fingerprint)
+                return self._outcome(spec, Status.CACHED, decision, 0.0)
+            if decision.action is Action.RESTORE:
+                unusable = self.outputs.restore(spec, decision)
+                if unusable is None:
+                    return self._outcome(spec, Status.RESTORED, decision, _since(started))
+                decision = replace(decision, action=Action.RUN, reasons=[unusable])
+            return self._execute(spec, decision)
+        except StepStopped as stop:
+            reasons = decision.reasons if decision is not None else []
+            return StepOutcome(
+                name, Status.INTERRUPTED, stop.duration, reasons, log=stop.log, kind=spec.kind
+            )
+        except StepFailure as exc:
+            message, log, took = exc.message, exc.log, exc.duration
+        except MlbuildError as exc:
+            message, took = exc.message, _since(started)
+        except OSError as exc:  # a full disk, an output that is a symlink loop, …
+            message, took = _describe(exc), _since(started)
+        except Exception as exc:  # a bug in mlbuild or in a kind: this step fails, the rest stand
+            crash = write_crash_log(self.ws.meta / "logs", sys.argv[1:])
+            where = f"the traceback is in {_relative(crash)}" if crash else "no log was written"
+            message = f"internal error: {type(exc).__name__}: {exc} (a bug in mlbuild; {where})"
+            took = _since(started)
+        reasons = decision.reasons if decision is not None and decision.action is Action.RUN else []
+        return StepOutcome(
+            name, Status.FAILED, took, reasons, message=message, log=log, kind=spec.kind
+        )
+
+    def _execute(self, spec: StepSpec, decision: Decision) -> StepOutcome:
+        """Fetch the step's data, make its outputs ready, run its kind, commit the outputs."""
+        assert decision.fingerprint is not None and decision.components is not None
+        self.reporter.step_started(spec.name, decision.reasons)
+        for dataset in spec.data:  # fetch only what this step reads, only when it must run
+            if self.planner.data.kind(dataset) != "file":
+                self.fence.target(self.graph.datasets[dataset].path)  # DVC writes there
+                self.planner.data.ensure_present(
+                    dataset, lambda text: self.reporter.step_note(spec.name, text)
+                )
+        missing = [s for s in spec.secrets if s not in os.environ]
+        if missing:
+            raise MlbuildError(
+                f"secret {', '.join(missing)} is not set in the environment; export it "
+                "before running (secrets are passed through, never stored)"
+            )
+        self.outputs.prepare(spec)
+        if self.cancelled.is_set():
+            raise StepStopped()
+        name = executor_of(spec, self.override)
+        ctx = KindContext(
+            workspace=self.ws,
+            graph=self.graph,
+            spec=spec,
+            executor=self.executors.get(name),
+            executor_options=self.executors.options(name),
+            secrets=self.secrets,
+            reporter=self.reporter,
+            cancelled=self.cancelled,
+            watch=self.watch,
+            deps=decision.components["deps"],
+        )
+        began = time.monotonic()
+        done = step_kind(spec.kind).execute(spec, ctx)
+        duration = done.duration if done.duration is not None else _since(began)
+        action = self.outputs.commit(spec, decision, duration, done)
+        return StepOutcome(
+            spec.name,
+            Status.RAN,
+            duration,
+            decision.reasons,
+            decision.fingerprint,
+            action.metrics,
+            log=ctx.log,
+            kind=spec.kind,
+            data=action.data,
+        )
+
+    def _outcome(
+        self, spec: StepSpec, status: Status, decision: Decision, duration: float
+    ) -> StepOutcome:
+        result = decision.result
+        assert result is not None
+        reasons = decision.reasons if status is Status.RESTORED else []
+        return StepOutcome(
+            spec.name,
+            status,
+            duration,
+            reasons,
+            decision.fingerprint,
+            result.metrics,
+            kind=spec.kind,
+            data=result.data,
+        )
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
+
+
+def _describe(exc: OSError) -> str:
+    """``No space left on device: .mlbuild/steps/train.json``."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {_relative(Path(exc.filename))}" if exc.filename else reason
+
+
+def _relative(path: Path | None) -> str:
+    """``path`` relative to the current directory when under it (shorter in messages)."""
+    if path is None:
+        return ""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
