@@ -39,8 +39,8 @@ def test_a_misspelt_key_names_its_line_column_and_the_nearest_valid_key() -> Non
     text = GOOD.replace("    deps:", "    dpes:")
     assert problems(text) == [
         "ml.yaml:6:5: steps.train.dpes: unknown key 'dpes' (did you mean 'deps'?); expected one "
-        "of: always_run, cmd, deps, description, env, metrics, needs, outs, params, params_from, "
-        "secrets, timeout"
+        "of: always_run, cmd, deps, description, env, executor, metrics, needs, outs, params, "
+        "params_from, secrets, timeout"
     ]
 
 

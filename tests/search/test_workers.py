@@ -51,7 +51,7 @@ def test_jobs_runs_workers_in_their_own_copies_on_one_study(ws: Workspace, tmp_p
     # the workers proposed six different points: their samplers are seeded apart
     assert len({json.dumps(t["params"], sort_keys=True) for t in report["top"]}) == 6
     copies = sorted(p.name for p in (ws.root / ".mlbuild" / "search" / "hpo").iterdir())
-    assert copies == ["worker-0", "worker-0.lock", "worker-1", "worker-1.lock"]
+    assert copies == ["best.json", "worker-0", "worker-0.lock", "worker-1", "worker-1.lock"]
     assert len(ran(markers, "train")) == 6
     assert len(ran(markers, "prep")) <= 2  # each worker restores it, or runs it at most once
 
