@@ -19,6 +19,7 @@ from typing import Any
 
 from mlbuild.data import DatasetSpec, resolve_kind
 from mlbuild.errors import Problem, RecipeError
+from mlbuild.graph.best import check_params_from
 from mlbuild.graph.checks import missing_inputs
 from mlbuild.graph.kinds import CompileContext, RecipePaths, section_compilers
 from mlbuild.graph.model import Graph, ServedModel, StepSpec
@@ -132,7 +133,11 @@ def compile_graph(
         raise RecipeError(_sorted(problems))
     linked = {name: _link(spec, producers) for name, spec in steps.items()}
     ordered = _order(linked, source)
-    return Graph(**{**graph.__dict__, "steps": {name: linked[name] for name in ordered}})
+    graph = Graph(**{**graph.__dict__, "steps": {name: linked[name] for name in ordered}})
+    problems += check_params_from(graph, recipe, source)
+    if problems:
+        raise RecipeError(_sorted(problems))
+    return graph
 
 
 def protected_paths(recipe: Recipe, recipe_name: str) -> dict[str, str]:

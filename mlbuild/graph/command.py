@@ -168,6 +168,7 @@ def _compile_step(
         upstream=[],
         problems=own,
         executor=step.executor,
+        params_from=step.params_from.removeprefix("search.") if step.params_from else None,
     )
 
 

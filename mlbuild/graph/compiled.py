@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 # compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
 # 3: params pasted into shell commands must be inert; 4: env vars, params files and per-step
 # problems; 5: step kinds, their config and executors; 6: the tests section; 7: the package:
-# section and environment.isolated; 8: the remote cache section)
-_GRAPH_VERSION = 8
+# section and environment.isolated; 8: the remote cache section; 9: params_from)
+_GRAPH_VERSION = 9
 
 
 def load_graph(
@@ -40,9 +40,11 @@ def load_graph(
     overrides: list[str],
     *,
     cache: Path | None = None,
+    best: bool = True,
 ) -> Graph:
     """The compiled graph of the recipe at ``recipe_path`` with ``overrides`` applied; ``cache``
-    is the cache directory, which no recipe path may reach.
+    is the cache directory, which no recipe path may reach. ``best``: steps that declare
+    ``params_from`` take their search's best params (:mod:`mlbuild.graph.best`).
 
     Checks that depend on the filesystem as it is now (symlinks, missing inputs) are the
     caller's, through :meth:`~mlbuild.graph.Planner.check_inputs`: a cached graph is only as
@@ -75,9 +77,28 @@ def load_graph(
         ).encode()
     )
     entry_path = meta_dir / "compiled" / f"{key}.json"
-    cached = _read(entry_path, hasher)
-    if cached is not None:
-        return cached
+    graph = _read(entry_path, hasher)
+    if graph is None:
+        graph = _compiled(recipe_path, text, hasher, overrides, cache, entry_path)
+    if not best:
+        return graph
+    from mlbuild.graph.best import with_best_params
+
+    return with_best_params(
+        graph,
+        meta_dir,
+        lambda taken: load_graph(recipe_path, meta_dir, hasher, taken, cache=cache, best=False),
+    )
+
+
+def _compiled(
+    recipe_path: Path,
+    text: bytes,
+    hasher: Hasher,
+    overrides: list[str],
+    cache: Path | None,
+    entry_path: Path,
+) -> Graph:
     try:
         graph, inputs, env = _compile(recipe_path, text, hasher, overrides, cache)
     except UnicodeDecodeError as exc:

@@ -60,6 +60,8 @@ def components(
         parts["isolated"] = True
     if executor:
         parts["executor"] = dict(sorted(executor.items()))
+    if step.best:  # the params are in "params" too; this names their search, for explain
+        parts["best"] = {"search": step.best["search"], "params": step.best["params"]}
     return parts
 
 
@@ -88,7 +90,10 @@ def explain(
     )
     reasons += _executor_diff(old.get("executor", {}), new.get("executor", {}))
     reasons += _env_var_diff(old.get("env_vars", {}), new.get("env_vars", {}))
-    reasons += _mapping_diff("param", old.get("params", {}), new["params"], values=True)
+    best, searched = _best_diff(old.get("best"), new.get("best"))
+    reasons += best
+    params = _mapping_diff("param", old.get("params", {}), new["params"], values=True)
+    reasons += [r for r in params if r.split(" ")[1] not in searched]
     reasons += _data_diff(old.get("data", {}), new["data"])
     reasons += _deps_diff(old.get("deps", {}), new["deps"], dir_detail)
     reasons += _mapping_diff("env", old.get("env", {}), new["env"], values=True)
@@ -120,6 +125,29 @@ def _short_id(value: str | None) -> str:
     if value is None:
         return "none"
     return f"{value[:19]}…" if value.startswith("sha256:") and len(value) > 19 else value
+
+
+def _best_diff(
+    old: dict[str, Any] | None, new: dict[str, Any] | None
+) -> tuple[list[str], set[str]]:
+    """How the best params a step takes from a search changed, and the param keys that says
+    all about (their own "param … changed" lines would repeat it)."""
+    if new is None or old == new:
+        return [], set()
+    search = new["search"]
+    params: dict[str, Any] = new["params"]
+    before: dict[str, Any] = old["params"] if old and old.get("search") == search else {}
+    if not before:
+        shown = ", ".join(f"{k} {_show(v)}" for k, v in params.items())
+        return [f"takes the best params of search `{search}`: {shown}"], set()
+    changed = [k for k in params if k not in before or before[k] != params[k]]
+    if not changed:
+        return [], set()
+    shown = ", ".join(
+        f"{k} {_show(before[k])} → {_show(params[k])}" if k in before else f"{k} {_show(params[k])}"
+        for k in changed
+    )
+    return [f"best params of search `{search}` changed: {shown}"], set(changed)
 
 
 def _env_var_diff(old: dict[str, str | None], new: dict[str, str | None]) -> list[str]:

@@ -70,6 +70,11 @@ class StepSpec:
     # hashes (None: unset); part of its fingerprint, so plan can say "env var VAR changed"
     env_vars: dict[str, str | None] = field(default_factory=dict)
     executor: str = "local"  # where its process runs (mlbuild.exec.executor.EXECUTORS)
+    # ``params_from: search.NAME``: the search's name, and the best params it found (flat keys →
+    # values), which are in ``params`` too; part of its fingerprint, so plan can say "best params
+    # of search `hpo` changed"
+    params_from: str | None = None
+    best: dict[str, Any] | None = None
 
     @property
     def cmd(self) -> str | list[str] | None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mlbuild.params.overrides import SweeperInfo as SweeperInfo
     from mlbuild.params.overrides import check_overrides as check_overrides
     from mlbuild.params.overrides import expand_sweeps as expand_sweeps
+    from mlbuild.params.overrides import override_value as override_value
     from mlbuild.params.overrides import suggest as suggest
     from mlbuild.params.overrides import sweeps as sweeps
     from mlbuild.params.resolve import ParamSpec as ParamSpec
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from mlbuild.params.selection import references as references
     from mlbuild.params.selection import render as render
     from mlbuild.params.selection import select as select
+    from mlbuild.params.sweeper_params import sweeper_space as sweeper_space
 
 _LAZY = {
     "compose_config": "compose",
@@ -41,6 +43,7 @@ _LAZY = {
     "SweeperInfo": "overrides",
     "check_overrides": "overrides",
     "expand_sweeps": "overrides",
+    "override_value": "overrides",
     "suggest": "overrides",
     "sweeps": "overrides",
     "ParamSpec": "resolve",
@@ -56,6 +59,7 @@ _LAZY = {
     "references": "selection",
     "render": "selection",
     "select": "selection",
+    "sweeper_space": "sweeper_params",
 }
 
 
@@ -68,6 +72,7 @@ __all__ = [  # noqa: RUF022 - grouped by submodule
     "SweeperInfo",
     "check_overrides",
     "expand_sweeps",
+    "override_value",
     "suggest",
     "sweeps",
     "ParamSpec",
@@ -83,4 +88,5 @@ __all__ = [  # noqa: RUF022 - grouped by submodule
     "references",
     "render",
     "select",
+    "sweeper_space",
 ]

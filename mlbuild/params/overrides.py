@@ -186,3 +186,25 @@ def suggest(key: str, known: list[str]) -> str:
 
 def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
+
+
+# a value Hydra's grammar reads back as the same string: no quotes needed
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+_READS_AS_OTHER = {"true", "false", "null", "nan", "inf", "-inf", "+inf"}
+
+
+def override_value(value: str | int | float | bool | None) -> str:
+    """``value`` in Hydra's override grammar: ``0.001``, ``true``, ``null``, ``tree``, or a quoted
+    string where plain text would read as something else (``'1'``, ``'a b'``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if _PLAIN.match(value) and value.lower() not in _READS_AS_OTHER:
+        return value
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"

@@ -69,7 +69,8 @@ def recorded_run(
     register_workspace(ws, graph.store_url)  # so gc in a clone sharing the cache keeps our results
     secrets = graph_secrets(graph)
     remember(secrets)  # a crash from here on is logged masked
-    record = _mask(new_record(ws, graph, kind=kind, tags=tags or {}, notes=notes), secrets)
+    tags = {**(tags or {}), **_best_taken(graph, targets)}
+    record = _mask(new_record(ws, graph, kind=kind, tags=tags, notes=notes), secrets)
     store.start_run(record)
     beat = _Heartbeat(store, record.id)
     try:
@@ -99,6 +100,22 @@ def recorded_run(
     final = _mask(finished_record(ws, record, summary), secrets)
     store.finish_run(final)
     return RecordedRun(summary, final)
+
+
+def _best_taken(graph: Graph, targets: list[str]) -> dict[str, str]:
+    """Tags naming the best params a step of the run takes from a search (``params_from``),
+    which the record's ``params``, the recipe's, do not show: ``params_from.final`` →
+    ``search hpo, trial 7 (run 1a2b3c4d): train.lr=0.003``."""
+    tags = {}
+    for name in graph.upstream_closure(targets) if targets else graph.steps:
+        best = graph.steps[name].best
+        if not best:
+            continue
+        values = " ".join(f"{k}={v}" for k, v in best["params"].items())
+        run = f" (run {str(best['run_id'])[:8]})" if best.get("run_id") else ""
+        trial = f", trial {best['trial']}" if "trial" in best else ""
+        tags[f"params_from.{name}"] = f"search {best['search']}{trial}{run}: {values}"
+    return tags
 
 
 def new_record(

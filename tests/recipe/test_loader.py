@@ -40,7 +40,7 @@ def test_a_misspelt_key_names_its_line_column_and_the_nearest_valid_key() -> Non
     assert problems(text) == [
         "ml.yaml:6:5: steps.train.dpes: unknown key 'dpes' (did you mean 'deps'?); expected one "
         "of: always_run, cmd, deps, description, env, executor, metrics, needs, outs, params, "
-        "secrets, timeout"
+        "params_from, secrets, timeout"
     ]
 
 

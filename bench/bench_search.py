@@ -1,0 +1,205 @@
+"""mlbuild search against the same search written directly against Optuna (issue 11).
+
+Three figures, each with the real CLI in subprocesses:
+
+1. per-trial overhead: searches of N and 3N trials of a step that does almost nothing (`python
+   obj.py`, an interpreter start-up), by `mlbuild search` and by a plain Optuna script whose
+   objective runs the same command with the trial's params and reads its metrics file — the
+   same process work per trial; the difference of the slopes is mlbuild's overhead per trial
+   (target: < 100 ms);
+2. workers: a CPU-bound objective (a busy loop of ~1 s), `--jobs 1` against `--jobs 2`, in trials
+   per minute (target: >= 1.7x on 2 free cores);
+3. `mlbuild search show` on a study of 1,000 finished trials (target: < 1 s).
+
+    python bench/bench_search.py [--trials 10] [--cpu-trials 8] [--show-trials 1000]
+
+Run it from the repository root; it puts this checkout first on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+RECIPE = """\
+schema_version: 1
+name: bench
+params: {{train: {{x: 0.5, y: 2}}}}
+steps:
+  obj:
+    cmd: python obj.py
+    deps: [obj.py]
+    params: ["train.*"]
+    metrics: [metrics.json]
+search:
+  hpo:
+    step: obj
+    objective: {{score: maximize}}
+    space:
+      train.x: {{type: float, low: 0.0, high: 1.0}}
+      train.y: {{type: int, low: 1, high: 100}}
+    sampler: random
+    seed: 1
+    pruner: none
+    n_trials: {trials}
+"""
+
+OBJ = """\
+import json, os
+p = json.load(open(os.environ["MLBUILD_PARAMS"]))["train"]
+spin = int(os.environ.get("SPIN", "0"))
+total = 0
+for i in range(spin):
+    total += i * i % 7
+json.dump({"score": -(p["x"] - 0.3) ** 2 - (p["y"] - 40) ** 2 / 1e4}, open("metrics.json", "w"))
+"""
+
+DIRECT = """\
+import json, os, subprocess, sys, tempfile, time
+import optuna
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+folder = sys.argv[1]
+
+
+def objective(trial):
+    params = {"train": {"x": trial.suggest_float("train.x", 0.0, 1.0),
+                        "y": trial.suggest_int("train.y", 1, 100)}}
+    with open(os.path.join(folder, "params.json"), "w") as handle:
+        json.dump(params, handle)
+    env = {**os.environ, "MLBUILD_PARAMS": os.path.join(folder, "params.json")}
+    subprocess.run([sys.executable, "obj.py"], cwd=folder, env=env, check=True)
+    with open(os.path.join(folder, "metrics.json")) as handle:
+        return json.load(handle)["score"]
+
+
+storage = "sqlite:///" + os.path.join(folder, "direct.db")
+study = optuna.create_study(storage=storage, direction="maximize",
+                            sampler=optuna.samplers.RandomSampler(seed=1))
+study.optimize(objective, n_trials=int(sys.argv[2]))
+"""  # fmt: skip
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), **(extra or {})}
+
+
+def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{argv} failed:\n{done.stdout}\n{done.stderr}")
+    return took
+
+
+def _repo(root: Path, trials: int) -> Path:
+    root.mkdir(parents=True)
+    (root / "ml.yaml").write_text(RECIPE.format(trials=trials))
+    (root / "obj.py").write_text(OBJ)
+    return root
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mlbuild.cli.main", *args]
+
+
+def overhead(tmp: Path, trials: int) -> dict[str, float]:
+    """Both searches at ``trials`` and at 3x that: the slope is the cost of one more trial, the
+    fixed start-up (imports, compiling the graph, the worker's copy) cancels out."""
+    found: dict[str, float] = {}
+    for count in (trials, 3 * trials):
+        found[f"mlbuild_{count}_s"] = _timed(
+            _cli("search", "hpo"), _repo(tmp / f"ours-{count}", count), _env()
+        )
+        direct_dir = _repo(tmp / f"direct-{count}", count)
+        (direct_dir / "direct.py").write_text(DIRECT)
+        found[f"direct_{count}_s"] = _timed(
+            [sys.executable, "direct.py", str(direct_dir), str(count)], direct_dir, _env()
+        )
+    extra = 2 * trials
+    ours = (found[f"mlbuild_{3 * trials}_s"] - found[f"mlbuild_{trials}_s"]) / extra
+    direct = (found[f"direct_{3 * trials}_s"] - found[f"direct_{trials}_s"]) / extra
+    found["mlbuild_ms_per_trial"] = ours * 1000
+    found["direct_ms_per_trial"] = direct * 1000
+    found["overhead_ms_per_trial"] = (ours - direct) * 1000
+    return found
+
+
+def workers(tmp: Path, trials: int, spin: int) -> dict[str, float]:
+    found: dict[str, float] = {"trials": trials}
+    for jobs in (1, 2):
+        repo = _repo(tmp / f"jobs-{jobs}", trials)
+        took = _timed(_cli("search", "hpo", "--jobs", str(jobs)), repo, _env({"SPIN": str(spin)}))
+        found[f"jobs{jobs}_s"] = took
+        found[f"jobs{jobs}_trials_per_min"] = trials / took * 60
+    found["speedup"] = found["jobs2_trials_per_min"] / found["jobs1_trials_per_min"]
+    return found
+
+
+def show(tmp: Path, count: int, repeat: int) -> dict[str, float]:
+    repo = _repo(tmp / "show", 1)
+    fill = textwrap.dedent(
+        f"""\
+        import random, optuna
+        from optuna.distributions import FloatDistribution, IntDistribution
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        study = optuna.create_study(storage="sqlite:///.mlbuild/search.db", study_name="big",
+                                    direction="maximize")
+        rng = random.Random(0)
+        dists = {{"train.x": FloatDistribution(0.0, 1.0), "train.y": IntDistribution(1, 100)}}
+        study.add_trials([
+            optuna.trial.create_trial(
+                params={{"train.x": rng.random(), "train.y": rng.randint(1, 100)}},
+                distributions=dists, value=rng.random(),
+                user_attrs={{"run_id": "%032x" % rng.getrandbits(128)}})
+            for _ in range({count})
+        ])
+        """
+    )
+    (repo / ".mlbuild").mkdir()
+    subprocess.run([sys.executable, "-c", fill], cwd=repo, env=_env(), check=True)
+    argv = _cli("search", "show", "hpo", "--study", "big")
+    times = [_timed(argv, repo, _env()) for _ in range(repeat)]
+    json_times = [_timed([*argv, "--json"], repo, _env()) for _ in range(repeat)]
+    return {
+        "trials": count,
+        "show_median_s": statistics.median(times),
+        "show_min_s": min(times),
+        "show_json_median_s": statistics.median(json_times),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--cpu-trials", type=int, default=8)
+    parser.add_argument("--spin", type=int, default=12_000_000, help="busy-loop iterations")
+    parser.add_argument("--show-trials", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "workers", "show"])
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="mlbuild-bench-search-") as folder:
+        tmp = Path(folder)
+        if "overhead" not in args.skip:
+            results["overhead"] = overhead(tmp, args.trials)
+        if "workers" not in args.skip:
+            results["workers"] = workers(tmp, args.cpu_trials, args.spin)
+        if "show" not in args.skip:
+            results["show"] = show(tmp, args.show_trials, args.repeat)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
