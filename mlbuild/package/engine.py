@@ -3,35 +3,29 @@ there is no engine, and check that a base image is there before a build needs it
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from mlbuild.extras import require
 from mlbuild.package.errors import DockerError
 
 
 def connect() -> Any:
-    """A client of the engine ``DOCKER_HOST`` (default: the local socket) names, checked alive."""
-    docker = require("docker", "docker", "building an image")
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    """A client of the engine ``DOCKER_HOST`` names (the local socket by default), which answered;
+    the container executor's connection, with a build's longer timeout."""
+    from mlbuild.exec.docker_client import EngineError
+    from mlbuild.exec.docker_client import connect as engine
+
     try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise DockerError(
-            f"cannot reach the Docker engine at {where} ({_reason(exc)}); start it (`sudo "
-            "systemctl start docker`, or `dockerd &`), point DOCKER_HOST at one, or package a "
-            "bundle instead: `mlbuild package --target bundle`"
+        client = engine("building an image")
+    except EngineError as exc:
+        raise EngineError(
+            f"{exc.message}; or package a bundle instead: `mlbuild package --target bundle`"
         ) from None
+    client.api.timeout = _BUILD_TIMEOUT
     return client
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    for known in ("No such file or directory", "Connection refused", "Permission denied"):
-        if known in text:
-            return known.lower()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+# seconds a build may stay silent (pip installing a large wheel) before the engine is given up on
+_BUILD_TIMEOUT = 600
 
 
 def base_image(client: Any, reference: str) -> Any:
