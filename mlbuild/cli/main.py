@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from mlbuild.cli.shared import add_record_options
 from mlbuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, MlbuildError, UsageError
 
 EXIT_INTERNAL = 3
@@ -144,25 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "-n", "--dry-run", action="store_true", help="print the plan, run nothing"
             )
-            p.add_argument(
-                "-q",
-                "--quiet",
-                action="store_true",
-                help="keep the steps' output in their logs only",
-            )
-            p.add_argument(
-                "--wait",
-                action="store_true",
-                help="if another run holds the workspace, wait for it instead of failing",
-            )
-            p.add_argument(
-                "--tag",
-                action="append",
-                default=[],
-                metavar="KEY=VALUE",
-                help="tag the run's record (repeatable)",
-            )
-            p.add_argument("--note", default="", metavar="TEXT", help="a note on the run's record")
+            add_record_options(p)
 
     p = sub.add_parser("status", help="which steps are up to date, and when they last ran")
     p.add_argument("overrides", nargs="*", metavar="OVERRIDE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
@@ -56,3 +57,23 @@ def parse_assignments(items: list[str], option: str) -> dict[str, str]:
             raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
         found[key.strip()] = value
     return found
+
+
+def add_record_options(p: argparse.ArgumentParser) -> None:
+    """The options of a command that runs steps and records a run (``run``, ``test``)."""
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="keep the steps' output in their logs only"
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another run holds the workspace, wait for it instead of failing",
+    )
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tag the run's record (repeatable)",
+    )
+    p.add_argument("--note", default="", metavar="TEXT", help="a note on the run's record")

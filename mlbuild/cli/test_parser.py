@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from mlbuild.cli.shared import add_record_options
+
 
 def add_test_command(sub: Any) -> None:
     p = sub.add_parser(
@@ -42,20 +44,5 @@ def add_test_command(sub: Any) -> None:
         default=os.cpu_count() or 1,
         help="steps to run at once (default: the number of CPUs)",
     )
-    p.add_argument(
-        "-q", "--quiet", action="store_true", help="keep the steps' output in their logs only"
-    )
-    p.add_argument(
-        "--wait",
-        action="store_true",
-        help="if another run holds the workspace, wait for it instead of failing",
-    )
-    p.add_argument(
-        "--tag",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="tag the run's record (repeatable)",
-    )
-    p.add_argument("--note", default="", metavar="TEXT", help="a note on the run's record")
+    add_record_options(p)
     p.set_defaults(handler="mlbuild.cli.test_commands:cmd_test")
