@@ -35,6 +35,8 @@ from tests.s3 import S3Server, s3_server  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "iris"
 OUTPUTS = {"data", "model", "metrics.json", ".mlbuild", "__pycache__"}
+# the example's steps run `python`: this interpreter, which has scikit-learn
+PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 
 
 def mlbuild(
@@ -44,7 +46,7 @@ def mlbuild(
     done = subprocess.run(
         [sys.executable, "-m", "mlbuild.cli.main", *args],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        env={**os.environ, "PYTHONPATH": str(REPO), "PATH": PATH, **env},
         capture_output=True,
         text=True,
         check=False,
