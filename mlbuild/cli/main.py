@@ -297,7 +297,7 @@ def _add_cache_commands(sub: Any) -> None:
     p = sub.add_parser("gc", help="remove cached results the workspace no longer uses")
     p.add_argument(
         "--keep-days",
-        type=float,
+        type=_days,
         default=None,
         metavar="N",
         help="also keep results used in the last N days",
@@ -355,6 +355,17 @@ def _add_search_commands(sub: Any) -> None:
         "--port", type=_count(0, 65535), default=8080, help="dashboard: port (default 8080)"
     )
     p.set_defaults(handler="mlbuild.cli.search_commands:cmd_search")
+
+
+def _days(text: str) -> float:
+    """``--keep-days N``: a finite number of days, 0 or more."""
+    try:
+        days = float(text)
+    except ValueError:
+        days = math.nan
+    if not math.isfinite(days) or days < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of days, 0 or more, got {text!r}")
+    return days
 
 
 def _size(text: str) -> int:

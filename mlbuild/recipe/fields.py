@@ -41,8 +41,11 @@ def number_or_text_tag(value: Any) -> str | None:
     return "#str" if isinstance(value, str) else None
 
 
+_YEAR = 365 * 24 * 3600
+
 Timeout = Annotated[
-    Annotated[float, Field(gt=0), Tag("#num")]
+    # at most a year: no step is meant to run longer, and inf (`1e400`) is no timeout at all
+    Annotated[float, Field(gt=0, le=_YEAR), Tag("#num")]
     | Annotated[str, Field(pattern=DURATION), Tag("#str")],
     Discriminator(
         number_or_text_tag,

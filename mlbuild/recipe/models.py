@@ -73,9 +73,21 @@ Out = Annotated[
     ),
 ]
 
+
+def _program_named(argv: list[str]) -> list[str]:
+    if not argv[0].strip():
+        raise ValueError("the program (the list's first item) is empty; name the command to run")
+    return argv
+
+
 Command = Annotated[
     Annotated[str, Field(min_length=1), Tag("#str")]
-    | Annotated[list[str], Field(min_length=1), Tag("#list")],
+    | Annotated[
+        list[str],
+        Field(min_length=1, json_schema_extra={"prefixItems": [{"pattern": r"\S"}]}),
+        AfterValidator(_program_named),
+        Tag("#list"),
+    ],
     Discriminator(
         _shape,
         custom_error_type="cmd_shape",
