@@ -69,7 +69,7 @@ def test_a_misspelt_model_key_gets_a_suggestion(ws: Workspace) -> None:
     assert "model.flavr: unknown key 'flavr' (did you mean 'flavor'?); expected one of: " in (
         done.stderr
     )
-    assert "artifacts, class, flavor, name, signature" in done.stderr
+    assert "artifacts, check, class, flavor, name, signature" in done.stderr
 
 
 def test_serve_without_a_model_section_says_what_to_add(ws: Workspace) -> None:
