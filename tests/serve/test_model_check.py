@@ -37,7 +37,10 @@ def iris(tmp_path: Path) -> Workspace:
         return {n for n in names if n == "__pycache__" or n in outputs}
 
     ws = Workspace(Path(shutil.copytree(EXAMPLE, tmp_path / "iris", ignore=ignored)))
-    ws.gen({"ml.yaml": ws.read("ml.yaml") + CHECK, "sample.csv": SAMPLE})
+    recipe = ws.read("ml.yaml")
+    at = recipe.index("\nmodel:\n") + 1
+    end = recipe.index("\n\n", at) + 1  # the model section's last line
+    ws.gen({"ml.yaml": recipe[:end] + CHECK + recipe[end:], "sample.csv": SAMPLE})
     return ws
 
 
