@@ -11,7 +11,7 @@ The gate recomputes each test's fingerprint for the model the recipe's current o
 same code ``mlbuild test`` uses) and looks for a passing verdict under it in the action cache.
 It runs no test: a test that never ran for this model counts as not passed, so a model retrained
 after its tests ran cannot slip through. ``allow_failing`` lets it through anyway; the caller
-records that on the run and in the image's labels, where a reviewer or an admission policy sees it.
+records that in the image's labels, where a reviewer or an admission policy sees it.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ class Gate:
             f"refusing to {self.action} {self.subject}: its tests did not pass"
             f"{' for this exact model' if self.model else ''} ({self.findings()}); run "
             "`mlbuild test` and fix "
-            f"what fails, or pass --allow-failing-tests to {self.action} it anyway (recorded on "
-            "the run and in the image's labels)"
+            f"what fails, or pass --allow-failing-tests to {self.action} it anyway (recorded in "
+            "the image's labels)"
         )
 
 

@@ -70,10 +70,7 @@ def test_a_full_disk_and_a_symlink_loop_fail_their_steps_and_the_others_go_on(
         re.MULTILINE,
     ), done.stdout
     assert "after_big: skipped: not run: 'big' failed\n" in done.stdout
-    assert (
-        "loop: FAILED: 'loop.bin' goes through a symlink loop; remove the loop\n"
-        in done.stdout
-    )
+    assert "loop: FAILED: 'loop.bin' goes through a symlink loop; remove the loop\n" in done.stdout
     assert "small: done in " in done.stdout
     assert "4 steps: 2 failed, 1 ran, 1 skipped in " in done.stdout
     assert done.stderr.startswith(

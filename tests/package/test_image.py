@@ -225,7 +225,15 @@ def test_a_model_only_change_reuses_the_dependency_layers(published: Published) 
     ws = published.ws
     before = inspect(f"{published.image}:1")["RootFS"]["Layers"]
     assert ws.run_json("train.seed=7", env=STEP_ENV)["steps"]
-    done = ws.cli("package", "--target", "docker", "--json", "train.seed=7", timeout=900)
+    done = ws.cli(  # a model its tests never ran for: the gate is not what this test is about
+        "package",
+        "--target",
+        "docker",
+        "--json",
+        "--allow-failing-tests",
+        "train.seed=7",
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr
     after = inspect(json.loads(done.stdout)["image"]["image_id"])["RootFS"]["Layers"]
     assert after[:-2] == before[:-2]  # base, user, dependencies, runtime, mlbuild

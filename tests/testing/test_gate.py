@@ -62,8 +62,8 @@ def test_tests_that_did_not_run_for_this_model_keep_it_from_shipping(toy: Worksp
     assert message == (
         f"refusing to package model 'toy' version {version}: its tests did not pass for this exact "
         "model (not run for this model: accuracy, golden); run `mlbuild test` and fix what "
-        "fails, or pass --allow-failing-tests to package it anyway (recorded on the run and in "
-        "the image's labels)"
+        "fails, or pass --allow-failing-tests to package it anyway (recorded in the image's "
+        "labels)"
     )
     check = mlbuild(toy, "test", "--check")
     assert (check.returncode, check.stdout) == (1, "")
@@ -159,7 +159,7 @@ def test_a_recipe_without_a_model_is_gated_on_its_metrics(ws: Workspace) -> None
     assert refusal(ws) == (
         "refusing to package the recipe: its tests did not pass (not run: accuracy); run "
         "`mlbuild test` and fix what fails, or pass --allow-failing-tests to package it anyway "
-        "(recorded on the run and in the image's labels)"
+        "(recorded in the image's labels)"
     )
     assert run_json(ws)["code"] == 0
     after = mlbuild(ws, "test", "--check")
