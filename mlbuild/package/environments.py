@@ -201,12 +201,22 @@ def _run(argv: list[str], what: str, *, timeout: float) -> None:
             timeout=timeout,
             check=False,
             stdin=subprocess.DEVNULL,
+            env=_without_host_paths(),
         )
     except subprocess.TimeoutExpired:
         raise EnvError(f"could not {what}: it took over {timeout:.0f} s") from None
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
         raise EnvError(f"could not {what} (exit {done.returncode}):\n{tail}")
+
+
+# variables through which the caller's Python would leak into the environment being built: with
+# PYTHONPATH naming a source checkout, `pip check` saw its egg-info as an installed package
+_HOST_PATHS = ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONSTARTUP")
+
+
+def _without_host_paths() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _HOST_PATHS}
 
 
 @contextlib.contextmanager

@@ -341,7 +341,7 @@ def test_the_digest_and_registry_are_recorded_on_the_model_version(published: Pu
 
 
 def test_the_labels_say_the_model_passed_its_release_gates(published: Published) -> None:
-    labels = inspect(published.reference)["Config"]["Labels"]
+    labels = inspect(f"{published.image}:1")["Config"]["Labels"]
     assert labels["dev.mlbuild.tests"] == "passed"
 
 
