@@ -216,7 +216,7 @@ def _checked(
     """A sweeper entry checked by the same rules as the recipe's own space."""
     from pydantic import TypeAdapter, ValidationError
 
-    from mlbuild.recipe.models import Distribution
+    from mlbuild.recipe.search import Distribution
 
     try:
         model = TypeAdapter(Distribution).validate_python(entry)
