@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from baseline import REPO, export, timed
+
 CHAIN = 10
 
 
@@ -48,22 +45,7 @@ def recipe(steps: int, edit: int = 0) -> str:
 
 
 def once(checkout: Path, workspace: Path, *args: str) -> tuple[float, float]:
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "mlbuild", *args],
-        cwd=workspace,
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"mlbuild {' '.join(args)} failed in {workspace}:\n{done.stderr[-3000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return timed(checkout, workspace, args)
 
 
 def main() -> None:
@@ -73,12 +55,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        base.mkdir()
-        archive = subprocess.run(
-            ["git", "archive", args.baseline], cwd=REPO, check=True, capture_output=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        base = export(args.baseline, Path(tmp) / "baseline")
         checkouts = {f"baseline {args.baseline}": base, "this checkout": REPO}
         print(f"load average before: {os.getloadavg()[0]:.2f}, {args.repeat} runs each\n")
         print("| steps | case | checkout | CPU median (s) | wall median (s) |")

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from baseline import REPO, export, timed
+
 RECIPE = """\
 schema_version: 1
 name: noop
@@ -52,19 +49,7 @@ def set_param(workspace: Path, kind: str, value: int) -> None:
 
 
 def once(checkout: Path, workspace: Path, *args: str) -> tuple[float, float]:
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "mlbuild", "run", "-q", *args],
-        cwd=workspace,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return timed(checkout, workspace, ["run", "-q", *args])
 
 
 def main() -> None:
@@ -75,12 +60,7 @@ def main() -> None:
     parser.add_argument("--change", choices=["noop", "edit", "override"], default="noop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        base.mkdir()
-        archive = subprocess.run(
-            ["git", "archive", args.baseline], cwd=REPO, check=True, capture_output=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        base = export(args.baseline, Path(tmp) / "baseline")
         results: dict[str, tuple[list[float], list[float]]] = {}
         for label, checkout in (("baseline " + args.baseline, base), ("this checkout", REPO)):
             workspace = Path(tmp) / label.replace(" ", "-")

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from baseline import REPO, export, timed
+
 TRIVIAL = "schema_version: 1\nname: trivial\nsteps:\n" + "".join(
     f"  s{i}: {{cmd: 'echo {i} > o{i}.txt', outs: [o{i}.txt]}}\n" for i in range(30)
 )
@@ -40,19 +37,7 @@ CASES = {
 
 
 def once(checkout: Path, workspace: Path, args: list[str]) -> tuple[float, float]:
-    env = {**os.environ, "PYTHONPATH": str(checkout), "BENCH_TOKEN": "bench-secret-value"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "mlbuild", "run", *args],
-        cwd=workspace,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return timed(checkout, workspace, ["run", *args], {"BENCH_TOKEN": "bench-secret-value"})
 
 
 def main() -> None:
@@ -61,12 +46,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "baseline"
-        base.mkdir()
-        archive = subprocess.run(
-            ["git", "archive", args.baseline], cwd=REPO, check=True, capture_output=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        base = export(args.baseline, Path(tmp) / "baseline")
         checkouts = {f"baseline {args.baseline}": base, "this checkout": REPO}
         print(f"load average before: {os.getloadavg()[0]:.2f}, runs: {args.repeat} each\n")
         print("| case | checkout | wall median (s) | wall min (s) | CPU median (s) |")
