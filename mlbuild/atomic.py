@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mlbuild.errors import DiskFullError
 
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # errnos of a full disk or quota
 
 
 @contextlib.contextmanager
@@ -57,7 +57,7 @@ def replacing(
         if sync:
             fsync_dir(folder)
     except OSError as exc:
-        if exc.errno in _NO_SPACE:
+        if exc.errno in NO_SPACE:
             raise disk_full(target, size) from None
         raise
     finally:
@@ -81,7 +81,7 @@ def staging(target: Path, *, size: int | None = None) -> Iterator[Path]:
         _clear_for(filled, target)
         os.replace(filled, target)
     except OSError as exc:
-        if exc.errno in _NO_SPACE:
+        if exc.errno in NO_SPACE:
             raise disk_full(target, size) from None
         raise
     finally:

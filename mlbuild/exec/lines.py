@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
+from mlbuild.atomic import NO_SPACE, disk_full
 from mlbuild.errors import MlbuildError
 from mlbuild.masking import StreamMasker
 
@@ -78,5 +79,7 @@ class Lines:
         try:
             return action()
         except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise disk_full(self._path, None) from None
             where = os.path.relpath(self._path)
             raise MlbuildError(f"cannot write the log {where}: {exc.strerror}") from None

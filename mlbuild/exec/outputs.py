@@ -11,12 +11,12 @@ keeps it, and a step killed at any moment leaves nothing that counts as done.
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+from mlbuild.atomic import NO_SPACE
 from mlbuild.cache import ActionResult, CorruptObjectError, MissingObjectError, OutRecord, remove
 from mlbuild.errors import DiskFullError, MlbuildError
 from mlbuild.exec.kinds import KindResult
@@ -26,8 +26,6 @@ from mlbuild.graph import Decision, Planner, StepRecord, StepSpec, Workspace, un
 from mlbuild.masking import Secrets
 from mlbuild.paths import Fence
 from mlbuild.sizes import size
-
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Outputs:
@@ -152,7 +150,7 @@ class Outputs:
                 except OSError as exc:
                     need = (
                         f" (needed {size(digest.size)} at {self.ws.cache.root})"
-                        if exc.errno in _NO_SPACE
+                        if exc.errno in NO_SPACE
                         else ""
                     )
                     raise MlbuildError(

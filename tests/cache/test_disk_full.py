@@ -96,3 +96,34 @@ def test_a_workspace_whose_disk_fills_up_during_the_run_fails_the_step_not_mlbui
         (disk / "filler").unlink()
         ws.gen({"fill.py": 'open("small.txt", "w").write("x")\n'})
         assert statuses(ws.run_json()) == {"fill": "ran"}
+
+
+CHATTY = """\
+schema_version: 1
+name: chatty
+steps:
+  chatty:
+    cmd: python chatty.py
+    deps: [chatty.py]
+    outs: [small.txt]
+"""
+# a step whose output alone is more than the device holds
+CHATTY_PY = """\
+open("small.txt", "w").write("x")
+for i in range(40_000):
+    print("progress line", i, "x" * 80)
+"""
+
+
+def test_a_step_log_that_fills_the_disk_names_the_log_and_the_free_space(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        ws = Workspace(disk)
+        ws.recipe(CHATTY).gen({"chatty.py": CHATTY_PY})
+        done = ws.cli("run", "--quiet")
+        assert "Traceback" not in done.stdout + done.stderr
+        assert done.returncode == 1, done.stderr
+        assert re.match(
+            rf"mlbuild: step 'chatty' failed: no space left on the device to write "
+            rf"{re.escape(str(disk))}/\.mlbuild/\S+\.log \([\d,]+ bytes free\); free some space",
+            done.stderr,
+        ), done.stderr
