@@ -166,6 +166,14 @@ class Fence:
         ``writes``: the engine writes or removes the path (outs, metrics, restore targets,
         datasets DVC fetches), so the recipe and Hydra's config are refused too.
         """
+        control = next((c for c in raw if c != "\0" and (c < " " or c == "\x7f")), None)
+        if control is not None:
+            # a newline or an escape sequence in a recipe path is a mistake, and would forge
+            # lines in plan, logs and CI output; files with such names are still restored
+            raise UnsafePathError(
+                "".join(c if c.isprintable() else repr(c)[1:-1] for c in raw),
+                f"contains the control character {control!r}; rename it without one",
+            )
         rel = normalise(raw, where=f"the repository ({self.root})")
         refusal = self._refusal(rel, writes)
         if refusal is not None:

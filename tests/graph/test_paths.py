@@ -328,6 +328,10 @@ def test_validate_json_lists_the_path_problems(ws: Workspace) -> None:
     [
         ('"a\\0b"', "'a\\0b' contains a NUL byte; no path can"),
         ("x" * 300, "is too long (300 bytes, a name of 300)"),
+        # a newline or an escape in a path would forge lines in plan, logs and CI output
+        ('"a\\nb"', "'a\\nb' contains the control character '\\n'; rename it without one"),
+        ('"m\\e[31mred"', "'m\\x1b[31mred' contains the control character '\\x1b'; rename"),
+        ('"tab\\tout"', "'tab\\tout' contains the control character '\\t'"),
     ],
 )
 def test_impossible_paths_are_recipe_errors_not_crashes(
