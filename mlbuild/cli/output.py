@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from mlbuild.cli.text import dump_json, format_value, table
+from mlbuild.cli.text import dump_json, format_value, printable, table
 from mlbuild.exec import RunSummary, Status, StepOutcome
 
 __all__ = [
@@ -208,4 +208,4 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
-    return "  ".join(f"{k}={format_value(v)}" for k, v in sorted(metrics.items()))
+    return "  ".join(f"{printable(k)}={format_value(v)}" for k, v in sorted(metrics.items()))

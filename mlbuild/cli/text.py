@@ -8,17 +8,27 @@ from typing import Any
 
 from mlbuild.sizes import size
 
-__all__ = ["dump_json", "format_value", "indent", "size", "table", "when"]
+__all__ = ["dump_json", "format_value", "indent", "printable", "size", "table", "when"]
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``, ``\\n``).
+
+    Metric names, param values and run notes come from files steps write; printed raw, an escape
+    sequence could recolour or clear the terminal and a newline could forge a line of the table.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
-    """A plain left-aligned text table."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
-    lines += [
-        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows
-    ]
-    return "\n".join(lines)
+    """A plain left-aligned text table; cells are shown :func:`printable`."""
+    cells = [[printable(str(c)) for c in row] for row in [headers, *rows]]
+    widths = [max(len(c) for c in col) for col in zip(*cells, strict=False)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells
+    )
 
 
 def dump_json(data: Any) -> None:
@@ -26,7 +36,7 @@ def dump_json(data: Any) -> None:
 
 
 def format_value(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else printable(str(value))
 
 
 def when(stamp: float, *, seconds: bool = False) -> str:

@@ -210,6 +210,35 @@ def test_runs_show_prints_the_record_for_people(ws: Workspace) -> None:
     assert "  PATH          STEP   SIZE  DIGEST\n  metrics.json  train  17 B  " in out
 
 
+HOSTILE_METRICS = """\
+import json
+json.dump({"acc\\u001b[2J": 0.5, "fake\\nrow": 1, "note": "ok\\u001b]0;owned\\u0007"},
+          open("metrics.json", "w"))
+open("model.txt", "w").write("m")
+"""
+
+
+def test_metric_names_and_values_a_step_writes_cannot_drive_the_terminal(ws: Workspace) -> None:
+    # a metrics file is the step's output, not ours: an escape sequence in a name or value must
+    # not clear the screen or retitle the terminal, nor a newline forge a row of the table
+    ws.recipe(RECIPE.replace(", reports/", "")).gen({"train.py": HOSTILE_METRICS})
+    run = ws.cli("run")
+    assert run.returncode == 0, run.stderr
+    run_id = ws.run_json()["run_id"]
+    for out in (
+        run.stdout,
+        ws.cli("runs", "show", run_id[:8]).stdout,
+        ws.cli("runs", "list").stdout,
+        ws.cli("runs", "compare", run_id[:8], run_id[:8]).stdout,
+    ):
+        assert "\x1b" not in out and "\x07" not in out, out
+        assert "fake\nrow" not in out
+    shown = ws.cli("runs", "show", run_id[:8]).stdout
+    assert "  acc\\x1b[2J  0.5\n" in shown
+    assert "  fake\\nrow   1\n" in shown
+    assert "ok\\x1b]0;owned\\x07" in shown
+
+
 def test_runs_compare_puts_runs_side_by_side_and_marks_differences(ws: Workspace) -> None:
     demo(ws)
     a = ws.run_json("lr=0.1")["run_id"]
