@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: nothing was wrong, try again later
 EXIT_INTERRUPTED = 130
 
 
@@ -81,7 +82,11 @@ class StepFailedError(MlbuildError):
 
 
 class LockedError(MlbuildError):
-    """Another mlbuild process holds the repository's run lock."""
+    """Another mlbuild process holds the repository's run lock (or the cache's).
+
+    Its own exit code, so a CI script can tell "busy, retry" from "a step failed"."""
+
+    exit_code = EXIT_BUSY
 
 
 class InterruptError(MlbuildError):

@@ -148,7 +148,7 @@ def test_gc_refuses_or_waits_while_a_run_holds_the_workspace(clones: tuple[Clone
     running = a.start("run", "n=99")
     wait_for(a.root / "started")
     refused = a.cli("gc")
-    assert refused.returncode == 1
+    assert refused.returncode == 75
     assert refused.stderr.startswith("mlbuild: another mlbuild run (pid ")
     assert refused.stderr.endswith(
         "is running in this workspace; wait for it to finish, or pass --wait to queue behind it\n"
@@ -198,7 +198,7 @@ def test_gc_refuses_while_a_run_in_any_clone_is_storing_results(
     try:
         done = a.cli("gc")
         assert (done.returncode, done.stderr) == (
-            1,
+            75,
             f"mlbuild: an mlbuild run is writing to the cache at {shared}; try again when it "
             "is done, or pass --wait\n",
         )
