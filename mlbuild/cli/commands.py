@@ -97,6 +97,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+_NAMES_SHOWN = 10  # step names `validate` prints before "… and N more"
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     words = split_words(args.args)
     if words.steps:
@@ -143,10 +146,12 @@ def _validate(args: argparse.Namespace, recipe: Path | None, overrides: list[str
         )
     else:
         count = len(graph.steps)
-        print(
-            f"{graph.recipe_file}: valid "
-            f"({count} step{'s' if count != 1 else ''}: {', '.join(graph.steps)})"
-        )
+        names = list(graph.steps)
+        # a generated recipe has thousands of steps: one line must stay readable
+        shown = ", ".join(names[:_NAMES_SHOWN])
+        if count > _NAMES_SHOWN:
+            shown += f", … and {count - _NAMES_SHOWN} more (`mlbuild plan` lists them)"
+        print(f"{graph.recipe_file}: valid ({count} step{'s' if count != 1 else ''}: {shown})")
     return 0
 
 

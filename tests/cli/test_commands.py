@@ -69,6 +69,18 @@ def test_validate_reports_a_good_recipe(ws: Workspace) -> None:
     assert as_json == {"valid": True, "name": "demo", "steps": ["make", "copy"], "params": {"n": 1}}
 
 
+def test_validate_keeps_a_large_recipe_on_one_readable_line(ws: Workspace) -> None:
+    steps = "".join(f"  s{i}:\n    cmd: [echo, '{i}']\n" for i in range(25))
+    ws.recipe(f"schema_version: 1\nname: wide\nsteps:\n{steps}")
+    done = ws.cli("validate")
+    first_ten = ", ".join(f"s{i}" for i in range(10))
+    assert (done.returncode, done.stdout) == (
+        0,
+        f"ml.yaml: valid (25 steps: {first_ten}, … and 15 more (`mlbuild plan` lists them))\n",
+    )
+    assert len(json.loads(ws.cli("validate", "--json").stdout)["steps"]) == 25
+
+
 def test_validate_json_lists_problems_for_editors_and_bots(ws: Workspace) -> None:
     ws.recipe(RECIPE.replace("outs: [n.txt]", "outz: [n.txt]"))
     done = ws.cli("validate", "--json")
