@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(REPO), "DVC_NO_ANALYTICS": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # both tools run from cached bytecode, as installed
     samples: dict[str, list[float]] = {}
     imported: list[bool] = []
 
