@@ -2,6 +2,7 @@
 baseline revision, alternated run by run so both see the same machine load.
 
     python bench/bench_graph_scale.py --baseline main --steps 500 2000 --repeat 5
+    python bench/bench_graph_scale.py --baseline none --steps 10000 --repeat 5  # this one only
 
 The recipe has STEPS steps in chains of 10 (`sK_J` reads `K/J-1.txt`, writes `K/J.txt`) plus one
 step that reads every chain's last file, and a glob of params in each step. Cases, CPU seconds
@@ -50,13 +51,17 @@ def once(checkout: Path, workspace: Path, *args: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", required=True, help="git revision to compare against")
+    parser.add_argument(
+        "--baseline", required=True, help="git revision to compare against ('none': no baseline)"
+    )
     parser.add_argument("--steps", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = export(args.baseline, Path(tmp) / "baseline")
-        checkouts = {f"baseline {args.baseline}": base, "this checkout": REPO}
+        checkouts = {"this checkout": REPO}
+        if args.baseline != "none":
+            base = export(args.baseline, Path(tmp) / "baseline")
+            checkouts = {f"baseline {args.baseline}": base, **checkouts}
         print(f"load average before: {os.getloadavg()[0]:.2f}, {args.repeat} runs each\n")
         print("| steps | case | checkout | CPU median (s) | wall median (s) |")
         print("| --- | --- | --- | --- | --- |")
