@@ -68,8 +68,8 @@ def main() -> None:
         for steps in args.steps:
             samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
             spaces = {}
-            for label, checkout in checkouts.items():
-                workspace = Path(tmp) / f"{steps}-{label.replace(' ', '-')}"
+            for index, (label, checkout) in enumerate(checkouts.items()):
+                workspace = Path(tmp) / f"{steps}-{index}"  # a revision may hold a slash
                 workspace.mkdir()
                 (workspace / "ml.yaml").write_text(recipe(steps))
                 once(checkout, workspace, "run", "-q", "-j", "2")  # runs every step
