@@ -30,6 +30,9 @@ def timed(
     """``mlbuild ARGV`` of ``checkout`` run in ``workspace``: (wall, CPU) seconds; exits with the
     command's stderr if it fails."""
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(checkout)}
+    # an installed mlbuild runs from cached bytecode: without it every call compiles ~100
+    # modules (0.7 s here) and the figures measure the compiler
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(

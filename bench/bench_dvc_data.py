@@ -2,6 +2,10 @@
 
     python bench/bench_dvc_data.py --reps 5
     python bench/bench_dvc_data.py --reps 5 --files 100000 --file-size-kb 1   # a 100,000-file dir
+    python bench/bench_dvc_data.py --baseline main ...   # and mlbuild at revision main, alike
+
+With ``--baseline REV``, mlbuild at that revision of this repository runs the dataset cases too,
+in its own copy, beside this checkout's.
 
 One git + DVC repository holds `data/raw` (FILES files, `dvc add`ed) and a one-step pipeline for
 each tool (`dvc.yaml` and `ml.yaml`) whose step reads `data/raw` and writes a small file. Cases,
@@ -108,6 +112,23 @@ def imports_dvc(repo: Path, env: dict[str, str]) -> bool:
     return done.stdout.strip().splitlines()[-1] == "True"
 
 
+def baseline_cases(
+    args: argparse.Namespace, template: Path, dest: Path, env: dict[str, str]
+) -> list[tuple[str, float]]:
+    """The dataset cases for mlbuild at ``--baseline``, in its own copy ``dest``."""
+    repo = fresh(template, dest, dataset=True)
+    run = [args.mlbuild, "run", "-q"]
+    label = f"mlbuild {args.baseline} run (dataset)"
+    found = [
+        (f"first run: {label}", timed(run, repo, env)),
+        (f"no-op: {label}", timed(run, repo, env)),
+    ]
+    touch_one(repo, args.files)
+    found.append((f"one file touched: {label}", timed(run, repo, env)))
+    shutil.rmtree(repo)
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dvc", default=str(Path(sys.executable).parent / "dvc"))
@@ -115,8 +136,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=1024)
     parser.add_argument("--file-size-kb", type=int, default=1024)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--baseline", help="a git revision of mlbuild to time beside this one")
     args = parser.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(REPO), "DVC_NO_ANALYTICS": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # both tools run from cached bytecode, as installed
+    base_env: dict[str, str] | None = None
     samples: dict[str, list[float]] = {}
     imported: list[bool] = []
 
@@ -128,7 +152,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         started = time.perf_counter()
         template = make_template(root, args.dvc, args.files, args.file_size_kb * 1024)
         print(f"template: {args.files} files, {time.perf_counter() - started:.1f} s", flush=True)
+        if args.baseline:
+            from baseline import export
+
+            base_env = {**env, "PYTHONPATH": str(export(args.baseline, root / "baseline-src"))}
         for rep in range(args.reps):
+            if base_env is not None:
+                for key, value in baseline_cases(args, template, root / f"base{rep}", base_env):
+                    add(key, value)
             ds = fresh(template, root / f"ds{rep}", dataset=True)
             plain = fresh(template, root / f"plain{rep}", dataset=False)
             dvcrepo = fresh(template, root / f"dvc{rep}", dataset=False)

@@ -2,6 +2,10 @@
 baseline revision, alternated run by run so both see the same machine load.
 
     python bench/bench_graph_scale.py --baseline main --steps 500 2000 --repeat 5
+    python bench/bench_graph_scale.py --baseline none --steps 2000 10000 --no-params --repeat 3
+
+``--no-params``: no step selects params; at 10,000 steps in this shape the recipe would pass the
+recipe loader's bound of 100,000 YAML nodes (mlbuild/recipe/limits.py) with them.
 
 The recipe has STEPS steps in chains of 10 (`sK_J` reads `K/J-1.txt`, writes `K/J.txt`) plus one
 step that reads every chain's last file, and a glob of params in each step. Cases, CPU seconds
@@ -25,7 +29,7 @@ from baseline import REPO, export, timed
 CHAIN = 10
 
 
-def recipe(steps: int, edit: int = 0) -> str:
+def recipe(steps: int, edit: int = 0, *, params: bool = True) -> str:
     lines = [f"# edit {edit}", "schema_version: 1", "name: scale"]
     lines.append("params: {train: {lr: 0.1, depth: 3}, prep: {n: 1}}")
     lines.append("steps:")
@@ -36,11 +40,11 @@ def recipe(steps: int, edit: int = 0) -> str:
             dep = f"deps: [c{k}/{j - 1}.txt], " if j else ""
             lines.append(
                 f"  s{k}_{j}: {{cmd: 'echo {k} {j} > c{k}/{j}.txt', {dep}"
-                f"outs: [c{k}/{j}.txt], params: ['prep.*']}}"
+                f"outs: [c{k}/{j}.txt]" + (", params: ['prep.*']}" if params else "}")
             )
         last.append(f"c{k}/{CHAIN - 1}.txt")
     lines.append(f"  gather: {{cmd: 'cat c*/9.txt > all.txt', deps: [{', '.join(last)}], ")
-    lines.append("           outs: [all.txt], params: [train]}")
+    lines.append("           outs: [all.txt]" + (", params: [train]}" if params else "}"))
     return "\n".join(lines) + "\n"
 
 
@@ -50,30 +54,37 @@ def once(checkout: Path, workspace: Path, *args: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", required=True, help="git revision to compare against")
+    parser.add_argument(
+        "--baseline", required=True, help="git revision to compare against ('none': no baseline)"
+    )
     parser.add_argument("--steps", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-params", action="store_true", help="no step selects params")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = export(args.baseline, Path(tmp) / "baseline")
-        checkouts = {f"baseline {args.baseline}": base, "this checkout": REPO}
+        checkouts = {"this checkout": REPO}
+        if args.baseline != "none":
+            base = export(args.baseline, Path(tmp) / "baseline")
+            checkouts = {f"baseline {args.baseline}": base, **checkouts}
         print(f"load average before: {os.getloadavg()[0]:.2f}, {args.repeat} runs each\n")
         print("| steps | case | checkout | CPU median (s) | wall median (s) |")
         print("| --- | --- | --- | --- | --- |")
         for steps in args.steps:
             samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
             spaces = {}
-            for label, checkout in checkouts.items():
-                workspace = Path(tmp) / f"{steps}-{label.replace(' ', '-')}"
+            for index, (label, checkout) in enumerate(checkouts.items()):
+                workspace = Path(tmp) / f"{steps}-{index}"  # a revision may hold a slash
                 workspace.mkdir()
-                (workspace / "ml.yaml").write_text(recipe(steps))
+                (workspace / "ml.yaml").write_text(recipe(steps, params=not args.no_params))
                 once(checkout, workspace, "run", "-q", "-j", "2")  # runs every step
                 once(checkout, workspace, "run", "-q")  # warms the compiled graph
                 spaces[label] = workspace
             for rep in range(args.repeat):
                 for label, checkout in checkouts.items():
                     workspace = spaces[label]
-                    (workspace / "ml.yaml").write_text(recipe(steps, edit=rep + 1))
+                    (workspace / "ml.yaml").write_text(
+                        recipe(steps, edit=rep + 1, params=not args.no_params)
+                    )
                     cases = {
                         "recipe edit, then plan": ("plan",),
                         "plan": ("plan",),

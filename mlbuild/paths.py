@@ -18,8 +18,8 @@ from __future__ import annotations
 import bisect
 import os
 import posixpath
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -130,7 +130,12 @@ def normalise(raw: str, *, where: str = "the repository") -> str:
     if "\0" in raw:
         raise UnsafePathError(raw.replace("\0", "\\0"), "contains a NUL byte; no path can")
     encoded = os.fsencode(raw)
-    longest = max(len(os.fsencode(part)) for part in raw.split("/"))
+    # no name is longer than the whole path: most paths need no look at their names
+    longest = (
+        len(encoded)
+        if len(encoded) <= _MAX_NAME
+        else max(len(os.fsencode(part)) for part in raw.split("/"))
+    )
     if len(encoded) > _MAX_PATH or longest > _MAX_NAME:
         raise UnsafePathError(
             raw[:60] + "…",
@@ -159,6 +164,15 @@ class Fence:
     root: Path
     protected: dict[str, str] = field(default_factory=dict)
     cache: Path | None = None
+    # set by at_once(): symlinks resolved once for many checks made at one moment
+    _links: _Links | None = field(default=None, compare=False, repr=False)
+
+    def at_once(self) -> Fence:
+        """This fence for many checks made at one moment (every path of a recipe, before a
+        run): each folder's symlinks are resolved once for all the paths below it, not once per
+        path. The answers are those of :meth:`check` at the moment the folder was first
+        resolved, so it is for a sweep of checks, never kept for later ones."""
+        return replace(self, _links=_Links(memo=True))
 
     def check(self, raw: str, *, writes: bool) -> str:
         """``raw`` normalised, or :class:`UnsafePathError` saying why it is refused.
@@ -178,20 +192,21 @@ class Fence:
         refusal = self._refusal(rel, writes)
         if refusal is not None:
             raise UnsafePathError(raw, "; ".join(refusal))
-        real_root = _real(self.root)
-        real = _real(self.root / rel)
+        links = self._links or _Links(memo=False)
+        real_root = links.real(str(self.root))
+        real = links.real(os.path.join(self.root, rel))
         shown = real
         if real == real_root:
             refusal = _ROOT
             shown = "."
         elif not _inside(real, real_root):
             refusal = (f"is outside the repository ({self.root})", "use a path inside it")
-        elif _unresolved(real, real_root):
+        elif _unresolved(real, real_root, links.islink):
             refusal = ("goes through a symlink loop", "remove the loop")
         else:
-            shown = os.path.relpath(real, real_root).replace(os.sep, "/")
+            shown = _below(real, real_root).replace(os.sep, "/")
             refusal = None if shown == rel else self._refusal(shown, writes)
-        if refusal is None and self._in_cache(real, real_root):
+        if refusal is None and self._in_cache(real, real_root, links):
             refusal = (
                 f"is inside mlbuild's cache ({self.cache})",
                 "use a path outside it (MLBUILD_CACHE_DIR names the cache)",
@@ -252,10 +267,10 @@ class Fence:
                 return (f"holds {what} ('{path}')", "name a path that does not contain it")
         return None
 
-    def _in_cache(self, real: str, real_root: str) -> bool:
+    def _in_cache(self, real: str, real_root: str, links: _Links | None = None) -> bool:
         if self.cache is None:
             return False
-        cache = _real(self.cache)
+        cache = (links or _Links(memo=False)).real(str(self.cache))
         # a workspace inside its own cache directory is odd but not ours to refuse path by path
         return _inside(real, cache) and not _inside(real_root, cache)
 
@@ -303,12 +318,55 @@ def _real(path: Path | str) -> str:
     return os.path.realpath(path)
 
 
-def _unresolved(real: str, real_root: str) -> bool:
+class _Links:
+    """``os.path.realpath`` and ``os.path.islink``, each folder resolved once when ``memo``.
+
+    With ``memo``, ``realpath(folder/name)`` is taken as ``realpath(folder)/name`` when that is
+    no symlink — what ``realpath`` itself computes, component by component — and from
+    ``realpath`` itself otherwise, so only the last component of each path costs an ``lstat``.
+    """
+
+    def __init__(self, *, memo: bool) -> None:
+        self.memo = memo
+        self._real: dict[str, str] = {}
+        self._links: dict[str, bool] = {}
+
+    def real(self, path: str) -> str:
+        if not self.memo:
+            return os.path.realpath(path)
+        found = self._real.get(path)
+        if found is None:
+            found = self._real[path] = self._resolve(path)
+        return found
+
+    def _resolve(self, path: str) -> str:
+        folder, name = os.path.split(path)
+        if not folder or folder == path or name in ("", ".", ".."):
+            return os.path.realpath(path)
+        joined = os.path.join(self.real(folder), name)
+        return os.path.realpath(path) if self.islink(joined) else joined
+
+    def islink(self, path: str) -> bool:
+        if not self.memo:
+            return os.path.islink(path)
+        found = self._links.get(path)
+        if found is None:
+            found = self._links[path] = os.path.islink(path)
+        return found
+
+
+def _below(real: str, real_root: str) -> str:
+    """``real`` relative to ``real_root``, both resolved and ``real`` inside it: what
+    ``os.path.relpath`` answers, without its work on paths that may not be normal."""
+    return real[len(real_root.rstrip(os.sep)) + 1 :]
+
+
+def _unresolved(real: str, real_root: str, islink: Callable[[str], bool] = os.path.islink) -> bool:
     """A component of ``real`` below the root is still a symlink: realpath met a loop."""
     current = real_root
-    for part in os.path.relpath(real, real_root).split(os.sep):
+    for part in _below(real, real_root).split(os.sep):
         current = os.path.join(current, part)
-        if os.path.islink(current):
+        if islink(current):
             return True
     return False
 

@@ -253,3 +253,66 @@ def test_a_path_index_keeps_every_value_of_a_path_added_twice() -> None:
     ]
     assert index.inside("out") == [("out/model", "train"), ("out/model", "tune")]
     assert index.overlapping("elsewhere") == []
+
+
+def _answer(fence: Fence, raw: str, writes: bool) -> str:
+    try:
+        return fence.check(raw, writes=writes)
+    except UnsafePathError as exc:
+        return f"refused: {exc.message}"
+
+
+def test_a_fence_checking_many_paths_at_once_answers_as_one_checking_each(fence: Fence) -> None:
+    # at_once() resolves each folder once for a sweep of checks; it must answer exactly what
+    # a check of each path alone answers, on every kind of link
+    root, outside = fence.root, fence.root.parent / "outside"
+    (root / "real" / "deep").mkdir(parents=True)
+    (root / "real" / "deep" / "f.txt").write_text("f")
+    (root / "alias").symlink_to("real")
+    (root / "real" / "up").symlink_to("..")
+    (root / "out").symlink_to(outside)
+    (root / "real" / "out2").symlink_to(outside / "victim.txt")
+    (root / "loop1").symlink_to("loop2")
+    (root / "loop2").symlink_to("loop1")
+    (root / "dangling").symlink_to("nowhere/at/all")
+    (root / "gitlink").symlink_to(".git")
+    (root / "conflink").symlink_to("conf")
+    (root / "cache").mkdir()
+    (root / "cachelink").symlink_to("cache")
+    paths = [
+        "real/deep/f.txt",
+        "alias/deep/f.txt",
+        "alias/up/alias/deep/new.txt",
+        "real/up",
+        "out/victim.txt",
+        "real/out2",
+        "alias/out2",
+        "loop1/x",
+        "loop2",
+        "dangling",
+        "dangling/x",
+        "missing/a/b",
+        "gitlink/config",
+        "conflink/config.yaml",
+        "cachelink/objects/x",
+        "ml.yaml",
+        "a/../ml.yaml",
+    ]
+    many = fence.at_once()
+    for writes in (False, True):
+        alone = {p: _answer(fence, p, writes) for p in paths}
+        assert {p: _answer(many, p, writes) for p in reversed(paths)} == alone
+    assert alone["alias/deep/f.txt"] == "alias/deep/f.txt"
+    assert alone["out/victim.txt"].startswith("refused: 'out/victim.txt' resolves through")
+    assert alone["loop1/x"] == "refused: 'loop1/x' goes through a symlink loop; remove the loop"
+
+
+def test_a_fence_for_one_sweep_of_checks_keeps_nothing_for_the_next(fence: Fence) -> None:
+    # what path_problems and the compiler use, each sweep anew: a folder replaced by a
+    # symlink out between two sweeps is seen by the second
+    (fence.root / "out").mkdir()
+    assert fence.at_once().check("out/model.pkl", writes=True) == "out/model.pkl"
+    (fence.root / "out").rmdir()
+    (fence.root / "out").symlink_to(fence.root.parent / "outside")
+    with pytest.raises(UnsafePathError):
+        fence.at_once().check("out/model.pkl", writes=True)

@@ -117,14 +117,17 @@ class ActionCache:
         self.quarantine = root.parent / "quarantine"
 
     def path_of(self, fingerprint: str) -> Path:
+        return Path(self._file(fingerprint))
+
+    def _file(self, fingerprint: str) -> str:
         check_digest(fingerprint)
-        return self.root / fingerprint[:2] / f"{fingerprint}.json"
+        # a str: a no-op run looks up one entry per step, and Path arithmetic was a fifth of it
+        return f"{self.root}/{fingerprint[:2]}/{fingerprint}.json"
 
     def get(self, fingerprint: str) -> ActionResult | None:
         """The entry for ``fingerprint``; ``None`` when there is none or it was bad (and is now
         in quarantine): the step re-runs and writes a good one."""
-        path = self.path_of(fingerprint)
-        loaded = _load(path)
+        loaded = _load(self._file(fingerprint))
         if loaded is None or isinstance(loaded, ActionResult):
             return loaded
         self.discard(fingerprint)
@@ -138,7 +141,7 @@ class ActionCache:
         now = time.time()
         # best effort: an entry gone, or another user's in a shared cache, only ages sooner
         with contextlib.suppress(OSError):
-            os.utime(self.path_of(fingerprint), (now, now), follow_symlinks=False)
+            os.utime(self._file(fingerprint), (now, now), follow_symlinks=False)
 
     def entries(self) -> list[tuple[str, float, ActionResult | None]]:
         """Every entry as (fingerprint, last used, result or None if it is bad)."""
@@ -164,7 +167,7 @@ class ActionCache:
         move_aside(self.path_of(fingerprint), self.quarantine, f"action-{fingerprint}")
 
 
-def _load(path: Path) -> ActionResult | str | None:
+def _load(path: Path | str) -> ActionResult | str | None:
     """The entry at ``path``, what is wrong with it, or ``None`` if there is none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -92,14 +92,14 @@ class Hasher:
             return self._digest(relpath)
 
     def _digest(self, relpath: str) -> Digest | None:
-        full = self.root / relpath
+        full = os.path.join(self.root, relpath)  # a str: Path arithmetic is per-step overhead
         try:
             st = os.stat(full)
         except FileNotFoundError:
             return None
         if stat.S_ISDIR(st.st_mode):
-            return self._digest_dir(full)
-        return Digest(self._files([(relpath, str(full), st)])[0], st.st_size)
+            return self._digest_dir(Path(full))
+        return Digest(self._files([(relpath, full, st)])[0], st.st_size)
 
     def _digest_dir(self, top: Path) -> Digest:
         found = sorted(_walk(top), key=lambda item: item[0])

@@ -10,7 +10,6 @@ backslashes or NUL).
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 
 from mlbuild.errors import CacheError
 
@@ -42,5 +41,6 @@ def is_safe_relpath(value: object) -> bool:
         return False
     if value.startswith("/") or value.endswith("/"):
         return False
-    parts = value.split("/")
-    return all(part not in ("", ".", "..") for part in parts) and str(PurePosixPath(value)) == value
+    # with no empty, "." or ".." part and no leading or trailing slash, the path is already in
+    # the one spelling PurePosixPath would give it (checked for each entry read back)
+    return all(part not in ("", ".", "..") for part in value.split("/"))

@@ -22,6 +22,7 @@ from mlbuild.data.version import (
     Record,
     dvc_repo_root,
     find_dvc_out,
+    is_verified,
     read_record,
     resolve_kind,
     snapshot,
@@ -102,10 +103,12 @@ class DataSources:
         version = DataVersion(
             spec.name, spec.path, "dvc", digest, remote=spec.remote, tracked_in=tracked_in
         )
-        record = read_record(self.meta, spec.name)
         files = snapshot(self.root / spec.path)
         if files is None:
             return DataVersion(**{**version.to_json(), "present": False})
+        if is_verified(self.meta, spec.name, digest, files):  # no-op: the whole record unread
+            return version
+        record = read_record(self.meta, spec.name)
         if record is not None and record.version == digest and record.files == files:
             return version
         hashed = self._own_hash(spec.path, found.hash_name, record)

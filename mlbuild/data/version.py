@@ -8,6 +8,7 @@ workspace still holds that version, mlbuild keeps the stat of every file it last
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -240,3 +241,30 @@ _HEX = frozenset("0123456789abcdef")
 
 def write_record(meta: Path, name: str, record: Record) -> None:
     atomic.write_json(meta / "data" / f"{name}.json", asdict(record), sync=False)  # derived
+    # and, apart, all a no-op run needs: reading the record of a dataset of 100,000 files
+    # (stats and md5s) cost more than stat-ing them. Written second: one left behind by a
+    # crash still says only what was true, that these stats were verified as that version
+    summary = {"version": record.version, "files": stats_digest(record.files)}
+    atomic.write_json(meta / "data" / _VERIFIED / f"{name}.json", summary, sync=False)
+
+
+_VERIFIED = "verified"
+
+
+def stats_digest(files: list[Stat]) -> str:
+    """One hash of a list of file stats: equal exactly when the lists are."""
+    return hashlib.sha256(json.dumps(files).encode("ascii")).hexdigest()
+
+
+def is_verified(meta: Path, name: str, version: str, files: list[Stat]) -> bool:
+    """Whether the workspace copy of dataset ``name``, whose files have the stats ``files`` now,
+    was verified as ``version`` with exactly these stats (by :func:`write_record`)."""
+    try:
+        raw = json.loads((meta / "data" / _VERIFIED / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(raw, dict)
+        and raw.get("version") == version
+        and raw.get("files") == stats_digest(files)
+    )

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from mlbuild.cache import HashStats
+from mlbuild.cache import HashStats, OutRecord
 from mlbuild.cache.remote import RemoteReport
 from mlbuild.data import DataVersion
 from mlbuild.exec.metrics import merge_metrics
@@ -34,6 +34,9 @@ class StepOutcome:
     log: str | None = None
     kind: str = "command"
     data: dict[str, Any] = field(default_factory=dict)  # what its kind reported (KindResult)
+    # the outputs of the action-cache entry it ran into or was found in; ``None`` when not
+    # known (the run record then reads the entry again)
+    outs: dict[str, OutRecord] | None = None
 
 
 @dataclass

@@ -58,7 +58,8 @@ def compile_graph(
     protected = protected_paths(recipe, recipe_name)
     for file in resolved.tree_files:
         protected.setdefault(file, "a file of the Hydra config")
-    fence = Fence(root, protected, cache)
+    # every path of the recipe checked at one moment: each folder's symlinks resolved once
+    fence = Fence(root, protected, cache).at_once()
     paths = RecipePaths(fence, source, problems)
     config_dir = _config_dir_below_root(recipe)
     if config_dir is not None:

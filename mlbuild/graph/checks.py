@@ -21,20 +21,28 @@ def path_problems(graph: Graph, fence: Fence, names: Iterable[str] | None = None
     """Every recipe path the fence refuses now (symlinks resolved as the filesystem is): of the
     steps ``names`` (all if ``None``) and of the sections outside ``steps`` — a step that is not
     asked to run is not held back by what another step left behind."""
-    prefixes = None if names is None else tuple(f"steps.{name}." for name in names)
+    selected = None if names is None else set(names)
+    fence = fence.at_once()  # thousands of paths below a few folders: resolve each folder once
     problems = []
     for use in graph.paths:
-        if (
-            prefixes is not None
-            and use.key.startswith("steps.")
-            and not use.key.startswith(prefixes)
-        ):
+        if selected is not None and use.key.startswith("steps.") and not _of(use.key, selected):
             continue
         try:
             fence.check(use.path, writes=use.writes)
         except UnsafePathError as exc:
             problems.append(graph.problem(use.key, exc.message))
     return problems
+
+
+def _of(key: str, steps: set[str]) -> bool:
+    """``key`` (``steps.NAME.deps[0]``) is ``steps.NAME.…`` for a NAME in ``steps``: each dot
+    tried as the end of the name, not each name as a prefix (thousands of steps, each paths)."""
+    end = key.find(".", len("steps."))
+    while end != -1:
+        if key[len("steps.") : end] in steps:
+            return True
+        end = key.find(".", end + 1)
+    return False
 
 
 def missing_inputs(

@@ -138,11 +138,11 @@ class Planner:
         }
         executor = self.identity(step) if self.identity is not None else None
         parts = components(self.graph, step, deps, self._lock(), self.data_versions(step), executor)
-        previous = self.records.get(step.name)
-        old = previous.components if previous else None
         if waiting:
             own = [
-                r for r in explain(old, parts, self._dir_detail(step)) if not r.startswith("never")
+                r
+                for r in explain(self._last(step), parts, self._dir_detail(step))
+                if not r.startswith("never")
             ]
             reasons = [*own, *(f"runs after '{w}', whose outputs may change" for w in waiting)]
             action = (
@@ -165,7 +165,7 @@ class Planner:
             result = self.remote.lookup(fp, {o.path for o in step.outs}, step.name)
             source = "remote"
         if result is None:
-            reasons = explain(old, parts, self._dir_detail(step)) or [
+            reasons = explain(self._last(step), parts, self._dir_detail(step)) or [
                 "no cached result for these inputs"
             ]
             return Decision(step.name, Action.RUN, reasons, fp, parts)
@@ -181,11 +181,17 @@ class Planner:
             return Decision(step.name, Action.RUN, unusable, fp, parts)
         if source == "remote":
             why = [f"found in the remote cache; restores {', '.join(modified)}"]
-        elif previous is not None and previous.fingerprint == fp:
+        elif (previous := self.records.get(step.name)) is not None and previous.fingerprint == fp:
             why = [f"{path} {how}" for path, how in modified.items()]
         else:
             why = [f"inputs match an earlier run; restores {', '.join(modified)}"]
         return Decision(step.name, Action.RESTORE, why, fp, parts, result, source=source)
+
+    def _last(self, step: StepSpec) -> Components | None:
+        """What ``step``'s last run in this workspace was made of: read only to explain a run
+        (a cached step, the common case of a no-op run, never needs it)."""
+        previous = self.records.get(step.name)
+        return previous.components if previous else None
 
     def manifest(self, digest: str, path: str, decision: Decision) -> list[ManifestEntry]:
         """The files of directory object ``digest`` (output ``path``), from where the decision

@@ -154,12 +154,15 @@ def finished_record(ws: Workspace, record: RunRecord, summary: RunSummary) -> Ru
     for outcome in summary.outcomes:
         if outcome.fingerprint is None or outcome.status not in (Status.RAN, *_HITS):
             continue
-        result = ws.cache.actions.get(outcome.fingerprint)
-        if result is None:
-            continue
+        outs = outcome.outs
+        if outs is None:  # an outcome made without its entry's outputs: read the entry
+            result = ws.cache.actions.get(outcome.fingerprint)
+            if result is None:
+                continue
+            outs = result.outs
         artifacts += [
             Artifact(path, out.digest, out.size, outcome.name, out.cached)
-            for path, out in sorted(result.outs.items())
+            for path, out in sorted(outs.items())
         ]
     return replace(
         record,

@@ -76,8 +76,9 @@ def test_every_run_is_recorded_with_params_metrics_steps_and_artifacts(ws: Works
     assert set(artifacts) == {"metrics.json", "model.txt", "reports"}
     assert artifacts["model.txt"]["size"] == len("tree lr=0.2\n")
     assert artifacts["reports"]["digest"].endswith(".dir")
-    cached = show(ws, again["run_id"])["steps"][0]
-    assert (cached["status"], cached["cache_hit"]) == ("cached", True)
+    cached = show(ws, again["run_id"])
+    assert (cached["steps"][0]["status"], cached["steps"][0]["cache_hit"]) == ("cached", True)
+    assert cached["artifacts"] == record["artifacts"]  # a cached step's outputs are recorded too
 
 
 def test_the_run_line_names_the_recorded_run(ws: Workspace) -> None:

@@ -138,6 +138,26 @@ def test_changed_content_is_still_refused_with_dvcs_verdict(repo: Workspace) -> 
     )
 
 
+def test_a_no_op_run_reads_the_short_summary_and_still_sees_every_change(repo: Workspace) -> None:
+    # a no-op run compares one hash of the files' stats with .mlbuild/data/verified/NAME.json
+    # instead of reading the whole record; a same-size edit or a new file must still be seen
+    assert statuses(repo.run_json()) == {"listing": "ran"}
+    summary = json.loads((repo.root / ".mlbuild/data/verified/images.json").read_text())
+    assert summary["version"] == md5_in(repo.root / "data/images.dvc")
+    (repo.root / ".mlbuild/data/images.json").write_text("{damaged")  # not read when unchanged
+    assert repo.cli_python(NO_DVC_PROBE).stdout.strip().splitlines()[-1] == "0 False"
+    (repo.root / "data/images/a.png").write_bytes(bytes(reversed(range(256))) * 5)  # same size
+    refused = repo.cli("run")
+    assert refused.returncode == 1
+    assert "data/images differs from the version in data/images.dvc" in refused.stderr
+    (repo.root / "data/images/a.png").write_bytes(bytes(range(256)) * 5)  # as DVC recorded it
+    assert statuses(repo.run_json()) == {"listing": "cached"}
+    (repo.root / "data/images/new.png").write_bytes(b"one more")
+    added = repo.cli("run")
+    assert added.returncode == 1
+    assert "data/images differs from the version in data/images.dvc" in added.stderr
+
+
 def test_a_deleted_dataset_is_checked_out_again_from_the_dvc_cache(repo: Workspace) -> None:
     repo.run_json()
     shutil.rmtree(repo.root / "data/images")

@@ -214,6 +214,35 @@ def test_a_symlink_made_by_an_earlier_step_is_refused_at_the_last_moment(
     assert (outside / "victim.txt").read_text() == "precious"
 
 
+def test_a_dep_an_earlier_step_turned_into_a_symlink_out_is_refused_before_it_is_read(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # the steps' paths are fenced once before anything runs; a step's are checked again only
+    # once another step has written to the tree, which must include this case
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not yours")
+    ws.gen({"sub/secret.txt": "ours"})
+    ws.recipe(
+        f"""\
+        schema_version: 1
+        name: demo
+        steps:
+          link: {{cmd: "rm -r sub && ln -s {outside} sub && echo > a.txt", outs: [a.txt]}}
+          read: {{cmd: "cat sub/secret.txt > b.txt", deps: [sub/secret.txt], outs: [b.txt],
+                  needs: [link]}}
+        """
+    )
+    done = ws.cli("run")
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"mlbuild: step 'read' failed: 'sub/secret.txt' resolves through the symlink 'sub' to "
+        f"'{outside}/secret.txt', which is outside the repository ({ws.root}); use a path inside "
+        "it, or replace the symlink with a real directory\n"
+    )
+    assert not (ws.root / "b.txt").exists()
+
+
 def test_a_restore_into_a_directory_that_became_a_symlink_writes_nothing_outside(
     ws: Workspace, tmp_path: Path
 ) -> None:

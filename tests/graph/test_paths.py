@@ -197,6 +197,32 @@ def test_a_symlink_created_after_validate_is_caught_by_the_next_validate_and_run
     assert (outside / "victim.txt").read_text() == "precious"
 
 
+def test_a_path_problem_holds_back_only_the_steps_asked_to_run(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # `m` is a prefix of `m-2`'s name: the step a recipe key belongs to is matched whole
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    ws.recipe(
+        HEAD
+        + "    outs: [made.txt]\n"
+        + "  m:\n    cmd: echo > m.txt\n    outs: [m.txt]\n"
+        + "  m-2:\n    cmd: echo > data/victim.txt\n"
+        + OUTS_VICTIM
+    )
+    (ws.root / "data").mkdir()
+    assert ws.cli("validate").returncode == 0
+    (ws.root / "data").rmdir()
+    (ws.root / "data").symlink_to(outside)
+    assert ws.cli("run", "make", "m").returncode == 0
+    refused = ws.cli("run", "m-2")
+    assert refused.returncode == 2
+    assert "steps.m-2.outs[0]: 'data/victim.txt' resolves through the symlink 'data'" in (
+        refused.stderr
+    )
+    assert list(outside.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("dep", "message"),
     [

@@ -229,3 +229,17 @@ def test_a_run_that_ends_while_a_reader_copies_it_keeps_its_final_record(tmp_pat
     ingest(folder, store, print)
     assert store.get_run(run.id).status is RunStatus.FINISHED
     store.close()
+
+
+def test_a_record_as_json_holds_every_field_of_it_and_of_its_steps_and_artifacts() -> None:
+    # to_json copies the flat step and artifact entries itself (asdict's deep copy of
+    # thousands of them was a third of a no-op run): the result must be asdict's, and a copy
+    from dataclasses import asdict
+
+    run = finish(make_run(), data_versions={"raw": "dvc abc"}, tags={"t": "1"})
+    data = run.to_json()
+    assert data == {**asdict(run), "status": "finished", "duration": 1.0}
+    assert list(data["steps"][0]) == ["name", "status", "fingerprint", "duration", "cache_hit"]
+    data["steps"][0]["name"] = "changed"
+    data["params"]["train"]["lr"] = 0
+    assert run.steps[0].name == "train" and run.params["train"]["lr"] == 0.1
