@@ -147,8 +147,9 @@ def _pipeline(
     names = []
     for provider in providers_for(ctx.sections):
         job: dict[str, Any] = {"extends": ".mlbuild", "stage": provider.stage}
-        if provider.needs and not template:
-            job["needs"] = list(provider.needs)
+        needs = [n for n in provider.needs if n in names]  # the jobs this recipe has
+        if needs and not template:
+            job["needs"] = needs
         if provider.rules is not None:
             job["rules"] = provider.rules
         if provider.variables:

@@ -74,6 +74,7 @@ class JobProvider:
     variables: dict[str, str] = field(default_factory=dict)
     writes_cache: bool = False  # saves mlbuild's cache for later pipelines (else only reads it)
     allow_failure: bool = False  # a report, not a gate
+    when: Callable[[dict[str, Any]], bool] | None = None  # and only if the sections say so
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -91,7 +92,11 @@ def register(provider: JobProvider) -> None:
 
 def providers_for(sections: dict[str, Any]) -> list[JobProvider]:
     """The providers whose section the recipe has, in stage order."""
-    chosen = [p for p in PROVIDERS if p.section is None or p.section in sections]
+    chosen = [
+        p
+        for p in PROVIDERS
+        if (p.section is None or p.section in sections) and (p.when is None or p.when(sections))
+    ]
     return sorted(chosen, key=lambda p: STAGES.index(p.stage))
 
 
@@ -163,6 +168,20 @@ def _test_artifacts(ctx: Context) -> dict[str, Any]:
     }
 
 
+def _package(ctx: Context) -> list[str]:
+    return [ctx.mlbuild("package", "--target", "bundle")]
+
+
+def _package_artifacts(ctx: Context) -> dict[str, Any]:
+    bundle = str((ctx.sections.get("package") or {}).get("bundle"))
+    return {"expire_in": "30 days", "paths": [ctx.path(bundle)]}
+
+
+def _has_bundle(sections: dict[str, Any]) -> bool:
+    package = sections.get("package")
+    return isinstance(package, dict) and bool(package.get("bundle"))
+
+
 for _provider in (
     JobProvider("mlbuild:validate", "validate", _validate),
     JobProvider(
@@ -193,6 +212,18 @@ for _provider in (
         needs=("mlbuild:run",),
         artifacts=_test_artifacts,
         writes_cache=True,
+    ),
+    # the bundle (issue 12), behind the same gate as on a laptop: `mlbuild package` refuses a
+    # model whose declared tests did not all pass — the test job's verdicts, from the cache. The
+    # image is not built here: the job's image has no Docker engine (see the README)
+    JobProvider(
+        "mlbuild:package",
+        "package",
+        _package,
+        section="package",
+        when=_has_bundle,
+        needs=("mlbuild:run", "mlbuild:test"),
+        artifacts=_package_artifacts,
     ),
 ):
     register(_provider)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlbuild.cli.text import table
-from mlbuild.review import Change, Report, StepDiff
+from mlbuild.review import Change, EntryDiff, Report, StepDiff
 
 _LONG = 100  # characters of a value shown in a table; --json has them whole
 _HASH = re.compile(r"\b[0-9a-f]{32,}(\.dir)?\b")
@@ -42,8 +42,14 @@ def summary(report: Report, code: Callable[[str], str] = str) -> str:
         (report.environment, "environment setting"),
         (report.packages, "package"),
         (report.model, "model setting"),
-        (report.sections, "other setting"),
     ):
+        if items:
+            changed.append(_count(len(items), noun))
+    for entries, noun in ((report.gates, "test gate"), (report.searches, "search")):
+        if entries:
+            names = ", ".join(code(e.name) for e in entries)
+            changed.append(f"{_count(len(entries), noun)} ({names})")
+    for items, noun in ((report.package, "package setting"), (report.sections, "other setting")):
         if items:
             changed.append(_count(len(items), noun))
     return f"{head}; changed: {', '.join(changed)}"
@@ -91,6 +97,22 @@ def _field_rows(report: Report) -> list[list[str]]:
 
 def _change_rows(changes: list[Change]) -> list[list[str]]:
     return [[c.path, show(c.old), show(c.new)] for c in changes]
+
+
+def _entry_rows(entries: list[EntryDiff], what: str) -> list[list[str]]:
+    """One row per changed field; an added or removed entry in one row, with its ``what``
+    (a test's kind, a search's step)."""
+    rows = []
+    for entry in entries:
+        if entry.change == "added":
+            rows.append([entry.name, "added", what, "—", show(entry.kind)])
+        elif entry.change == "removed":
+            rows.append([entry.name, "removed", what, show(entry.kind), "—"])
+        else:
+            rows += [
+                [entry.name, "changed", c.path, show(c.old), show(c.new)] for c in entry.fields
+            ]
+    return rows
 
 
 def _metric_rows(metrics: dict[str, Any]) -> list[list[str]]:
@@ -149,6 +171,13 @@ def _sections(
             [[p.name, show(p.old), show(p.new), p.change] for p in report.packages],
         ),
         ("Model", head("setting", a, b), _change_rows(report.model)),
+        ("Test gates", head("gate", "change", "field", a, b), _entry_rows(report.gates, "kind")),
+        (
+            "Searches",
+            head("search", "change", "field", a, b),
+            _entry_rows(report.searches, "step"),
+        ),
+        ("Package", head("setting", a, b), _change_rows(report.package)),
         ("Other sections", head("key", a, b), _change_rows(report.sections)),
     )
     out += [t for t in tables if t[2]]

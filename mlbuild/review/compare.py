@@ -2,9 +2,10 @@
 
 A step's *why* is :func:`~mlbuild.graph.explain` of its fingerprint inputs at A against those at
 B — the same sentences ``mlbuild plan`` prints — with other steps' outputs left out, so a step
-that only reads a changed upstream output says so through ``after`` instead. Sections this module
-does not know (whatever later issues add to the recipe: search, tests, package, deploy) are
-compared as key paths, so they show up without code here.
+that only reads a changed upstream output says so through ``after`` instead. Test gates, searches
+and package settings are compared entry by entry (:mod:`mlbuild.review.sections`); sections this
+module does not know (whatever later issues add to the recipe: deploy) are compared as key paths,
+so they show up without code here.
 """
 
 from __future__ import annotations
@@ -14,12 +15,25 @@ from typing import Any
 
 from mlbuild.graph import StepSpec, explain
 from mlbuild.nested import leaves
+from mlbuild.review import sections as named
 from mlbuild.review.locks import PackageChange, compare_pins
 from mlbuild.review.resolve import CachePlan, Resolved, cache_plan
 from mlbuild.review.revisions import Side
+from mlbuild.review.sections import Change, EntryDiff
+from mlbuild.review.sections import changes as _changes
 
 # sections compared by their own rules below; every other top-level key is compared generically
-_KNOWN_SECTIONS = ("schema_version", "environment", "params", "data", "steps", "model")
+_KNOWN_SECTIONS = (
+    "schema_version",
+    "environment",
+    "params",
+    "data",
+    "steps",
+    "model",
+    "tests",
+    "search",
+    "package",
+)
 _STEP_FIELDS = (
     "cmd",
     "deps",
@@ -33,18 +47,6 @@ _STEP_FIELDS = (
     "always_run",
     "timeout",
 )
-
-
-@dataclass(frozen=True)
-class Change:
-    """A value at a key path, before and after (``None``: absent on that side)."""
-
-    path: str
-    old: Any
-    new: Any
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "old": self.old, "new": self.new}
 
 
 @dataclass
@@ -93,6 +95,9 @@ class Report:
     packages: list[PackageChange]
     lock_errors: list[str]
     model: list[Change]
+    gates: list[EntryDiff]  # tests:
+    searches: list[EntryDiff]  # search:
+    package: list[Change]  # package:
     sections: list[Change]
     metrics: dict[str, Any] | None = None  # filled in by the caller when a run store exists
     notes: list[str] = field(default_factory=list)
@@ -106,6 +111,9 @@ class Report:
             or self.environment
             or self.packages
             or self.model
+            or self.gates
+            or self.searches
+            or self.package
             or self.sections
         )
 
@@ -121,6 +129,9 @@ class Report:
             "packages": [p.to_json() for p in self.packages],
             "lock_errors": self.lock_errors,
             "model": [c.to_json() for c in self.model],
+            "gates": [g.to_json() for g in self.gates],
+            "searches": [s.to_json() for s in self.searches],
+            "package": [c.to_json() for c in self.package],
             "sections": [c.to_json() for c in self.sections],
             "metrics": self.metrics,
             "notes": self.notes,
@@ -158,6 +169,9 @@ def compare(a: Resolved, b: Resolved) -> Report:
         packages=packages,
         lock_errors=[f"{r.side.label}: {r.lock_error}" for r in (a, b) if r.lock_error],
         model=[Change(f"model.{c.path}", c.old, c.new) for c in _changes(model_a, model_b)],
+        gates=named.gates(a.sections.get("tests"), b.sections.get("tests")),
+        searches=named.searches(a.sections.get("search"), b.sections.get("search")),
+        package=named.package(a.sections.get("package"), b.sections.get("package")),
         sections=sections,
         notes=notes,
     )
@@ -214,15 +228,3 @@ def _data(a: Resolved, b: Resolved) -> list[DataChange]:
         if shown_old != shown_new:
             changes.append(DataChange(name, shown_old, shown_new))
     return changes
-
-
-def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
-    """Leaf by leaf (dotted key paths), in B's order then what only A has."""
-    before, after = leaves(old), leaves(new)
-    found = [
-        Change(k, before.get(k), v)
-        for k, v in after.items()
-        if before.get(k) != v or k not in before
-    ]
-    found += [Change(k, v, None) for k, v in before.items() if k not in after]
-    return found

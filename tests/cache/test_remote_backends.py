@@ -1,6 +1,7 @@
 """One contract, every backend of the remote cache (see ``mlbuild/cache/remote/backend.py``):
-a directory, S3 (a real moto server), and fsspec's local filesystem (no atomic PUT: a temporary
-name and a rename)."""
+a directory, S3 (a real moto server) through s3fs and through mlbuild's own signed reads
+(``s3.py``: reads its own, writes through s3fs), and fsspec's local filesystem (no atomic PUT: a
+temporary name and a rename)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from mlbuild.cache.remote import Backend, DirectoryBackend, FsspecBackend, RemoteFileError
+from mlbuild.cache.remote import Backend, DirectoryBackend, FsspecBackend, RemoteFileError, s3
 
-KINDS = ["directory", "s3", "fsspec-local"]
+KINDS = ["directory", "s3", "s3-reader", "fsspec-local"]
 
 
 @pytest.fixture(params=KINDS)
@@ -29,6 +30,14 @@ def backend(
             monkeypatch.setenv(key, value)
         url = f"s3://{server.bucket()}/prefix"
         yield FsspecBackend.connect(url, {}, url, "s3fs")
+    elif request.param == "s3-reader":
+        server = request.getfixturevalue("s3")
+        for key, value in server.env.items():
+            monkeypatch.setenv(key, value)
+        url = f"s3://{server.bucket()}/a prefix/ü"  # quoted in the path exactly as signed
+        reader = s3.connect(url, {}, url, "s3fs")
+        assert isinstance(reader, s3.S3Reader)
+        yield reader
     else:
         url = f"file://{tmp_path}/remote"
         yield FsspecBackend.connect(url, {}, url, "fsspec")
@@ -95,6 +104,8 @@ def _names(backend: Backend) -> list[str]:
         return [
             p.relative_to(backend.root).as_posix() for p in backend.root.rglob("*") if p.is_file()
         ]
+    if isinstance(backend, s3.S3Reader):
+        backend = backend._writes()  # what it wrote, listed through s3fs
     assert isinstance(backend, FsspecBackend)
     found: Any = backend.fs.find(backend.root)
     return [str(p)[len(backend.root) + 1 :] for p in found]

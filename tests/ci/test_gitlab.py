@@ -217,6 +217,43 @@ def test_a_recipe_with_tests_gets_a_test_job_with_its_junit_report(ws: Workspace
     assert job["cache"][1]["policy"] == "pull-push"
 
 
+PACKAGE = (
+    "  fit:\n    cmd: echo m > m.bin && echo {} > sig.json\n    outs: [m.bin, sig.json]\n"
+    "model:\n  name: demo\n  artifacts: {m: m.bin}\n  class: serve.py:Model\n"
+    "  signature: sig.json\n"
+)
+
+
+def test_a_recipe_with_a_bundle_gets_a_package_job_behind_the_tests(ws: Workspace) -> None:
+    git(ws.root, "init", "-q", "-b", "main")
+    tests = "tests:\n  good: {kind: metric, metric: accuracy, min: 0.5}\n"
+    package = "package: {bundle: dist/demo.tar.gz}\n"
+    ws.gen({"ml.yaml": RECIPE + PACKAGE + tests + package, "requirements.lock": "six==1\n"})
+    pipeline = generated(ws)
+    assert list(pipeline)[-3:] == ["mlbuild:run", "mlbuild:test", "mlbuild:package"]
+    job = pipeline["mlbuild:package"]
+    assert job["stage"] == "package"
+    assert job["needs"] == ["mlbuild:run", "mlbuild:test"]
+    assert job["script"] == ["mlbuild package --target bundle"]
+    assert job["artifacts"] == {"expire_in": "30 days", "paths": ["dist/demo.tar.gz"]}
+    assert "cache" not in job  # reads the test job's verdicts; writes nothing others need
+
+
+def test_without_tests_the_package_job_needs_only_the_run(ws: Workspace) -> None:
+    git(ws.root, "init", "-q", "-b", "main")
+    package = "package: {bundle: dist/demo}\n"
+    ws.gen({"ml.yaml": RECIPE + PACKAGE + package, "requirements.lock": "six==1\n"})
+    pipeline = generated(ws)
+    assert pipeline["mlbuild:package"]["needs"] == ["mlbuild:run"]  # never a job that is not there
+
+
+def test_an_image_only_package_section_gets_no_package_job(ws: Workspace) -> None:
+    git(ws.root, "init", "-q", "-b", "main")
+    package = "package: {docker: {image: demo}}\n"
+    ws.gen({"ml.yaml": RECIPE + PACKAGE + package, "requirements.lock": "six==1\n"})
+    assert "mlbuild:package" not in generated(ws)  # the job's image has no Docker engine
+
+
 def test_pipenv_and_a_quoted_path(ws: Workspace) -> None:
     git(ws.root, "init", "-q", "-b", "main")
     recipe = RECIPE.replace("requirements: requirements.lock", "pipfile: env dir/Pipfile")

@@ -183,6 +183,9 @@ def test_the_json_report_has_every_section_with_its_types(repo: Workspace) -> No
         "packages",
         "lock_errors",
         "model",
+        "gates",
+        "searches",
+        "package",
         "sections",
         "metrics",
         "notes",
@@ -199,8 +202,9 @@ def test_the_json_report_has_every_section_with_its_types(repo: Workspace) -> No
         assert isinstance(step["reasons"], list) and isinstance(step["after"], list)
         if step["at_b"] in ("run", "cached"):
             assert len(step["fingerprint"]) == 64
-    for change in report["params"] + report["environment"] + report["model"]:
+    for change in report["params"] + report["environment"] + report["model"] + report["package"]:
         assert set(change) == {"path", "old", "new"}
+    assert report["gates"] == report["searches"] == []  # the history has none; see test_diff_gates
 
 
 def test_nothing_changed_is_one_line(repo: Workspace) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlbuild.cache.remote import s3
 from mlbuild.cache.remote.backend import Backend
 from mlbuild.cache.remote.cloud import FsspecBackend
 from mlbuild.cache.remote.directory import DirectoryBackend
@@ -120,7 +121,7 @@ def open_remote(
     elif address.kind == "fsspec":
         FsspecBackend.check_installed(address)
         location, options, package = address.location, settings.options, address.package
-        connect = lambda: FsspecBackend.connect(location, options, shown, package)  # noqa: E731
+        connect = lambda: s3.connect(location, options, shown, package)  # noqa: E731
     else:
         name = address.location
         connect = lambda: dvc(name)  # noqa: E731

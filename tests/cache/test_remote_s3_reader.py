@@ -1,0 +1,145 @@
+"""mlbuild's own reads of an S3 remote (``mlbuild/cache/remote/s3.py``): signed exactly as
+botocore signs, used only where the configuration is one it reproduces, and the reason a restoring
+CI job imports neither s3fs nor botocore. The backend contract it shares with the others is in
+``test_remote_backends.py``; runs against it (truncated, altered, malformed remote files) in
+``test_remote_run.py``.
+
+moto does not check signatures, so the signing is checked against botocore's signer, the
+reference, on the same request at the same instant.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from mlbuild.cache.remote import s3 as reads
+from tests.conftest import Workspace
+
+ENV = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalr/K7MDENG+bPxRfiCY"}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "prefix", "token", "region"),
+    [
+        ("http://127.0.0.1:9000", "cache", None, "us-east-1"),
+        ("https://rgw.example.com", "team cache/ü+x", "FQoGZXIvYXdzE//token=", "eu-west-3"),
+        ("", "", None, "ap-southeast-2"),  # AWS's regional endpoint
+    ],
+)
+def test_requests_are_signed_as_botocore_signs_them(
+    endpoint: str, prefix: str, token: str | None, region: str
+) -> None:
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    creds = reads.Credentials(ENV["AWS_ACCESS_KEY_ID"], ENV["AWS_SECRET_ACCESS_KEY"], token)
+    reader = reads.S3Reader(endpoint, "my-bucket", prefix, creds, region, "shown", _no_writes)
+    for method in ("GET", "HEAD"):
+        path = reader._path("actions/ab/" + "c" * 64 + ".json")
+        request = AWSRequest(method=method, url=f"{reader.scheme}://{reader.netloc}{path}")
+        request.headers["x-amz-content-sha256"] = reads._EMPTY_SHA256
+        S3SigV4Auth(Credentials(creds.key, creds.secret, token), "s3", region).add_auth(request)
+        stamp = request.headers["X-Amz-Date"]
+        at = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+        ours = reader._signed(method, path, at)
+        assert ours["authorization"] == request.headers["Authorization"]
+        assert ours["x-amz-date"] == stamp
+
+
+def _no_writes() -> Any:
+    raise AssertionError("nothing is written here")
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "env", "readable"),
+    [
+        ("s3://b/p", {}, ENV, True),
+        ("s3://b/p", {"endpoint_url": "http://127.0.0.1:9000"}, ENV, True),
+        ("s3://b", {}, {**ENV, "AWS_ENDPOINT_URL": "https://minio.local"}, True),
+        ("s3://b/p", {}, {}, False),  # a profile, an instance role: botocore's chain
+        ("s3://b/p", {}, {"AWS_ACCESS_KEY_ID": "AKID"}, False),  # half a key
+        ("s3://b/p", {"profile": "ci"}, ENV, False),
+        ("s3://b/p", {"anon": True}, ENV, False),
+        ("s3://b/p", {"client_kwargs": {"region_name": "x"}}, ENV, False),
+        ("s3://b/p", {"endpoint_url": "ftp://host"}, ENV, False),
+        ("s3://b/p", {"endpoint_url": "http://host/?x=1"}, ENV, False),
+        ("s3:///p", {}, ENV, False),
+    ],
+)
+def test_only_configurations_it_reproduces_are_read_without_s3fs(
+    url: str, options: dict[str, Any], env: dict[str, str], readable: bool
+) -> None:
+    assert (reads.reader_for(url, options, env) is not None) is readable
+
+
+RESTORE = """
+import json, sys
+from mlbuild.cache.remote import s3 as reads
+backend = reads.connect({url!r}, {{}}, {url!r}, "s3fs")
+found = backend.size("objects/aa/there")
+with backend.opened("objects/aa/there") as opened:
+    data = opened.read(opened.size + 1)
+missing = backend.size("objects/aa/none")
+heavy = ("s3fs", "botocore", "aiobotocore", "aiohttp", "fsspec")
+heavy = sorted(m for m in heavy if m in sys.modules)
+print(json.dumps([type(backend).__name__, found, data.decode(), missing, heavy]))
+"""
+
+
+def test_reading_imports_no_cloud_library(
+    ws: Workspace, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    bucket = s3.bucket()
+    s3.client().put_object(Bucket=bucket, Key="cache/objects/aa/there", Body=b"hello")
+    done = ws.cli_python(RESTORE.format(url=f"s3://{bucket}/cache"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '["S3Reader", 5, "hello", null, []]'
+
+
+def test_reads_through_s3fs_on_request(
+    ws: Workspace, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in {**s3.env, "MLBUILD_S3_READS": "s3fs"}.items():
+        monkeypatch.setenv(key, value)
+    bucket = s3.bucket()
+    s3.client().put_object(Bucket=bucket, Key="cache/objects/aa/there", Body=b"hello")
+    done = ws.cli_python(RESTORE.format(url=f"s3://{bucket}/cache"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith('["FsspecBackend", 5, "hello", null, ["aiobotocore"')
+
+
+def test_a_bucket_that_does_not_exist_reads_as_empty_as_through_s3fs(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    backend = reads.connect("s3://no-such-bucket-here/cache", {}, "shown", "s3fs")
+    # S3 answers NoSuchBucket with 404: a miss (s3fs's FileNotFoundError); the first upload
+    # then fails, and says so
+    assert backend.size("objects/aa/x") is None
+    with pytest.raises(FileNotFoundError), backend.opened("objects/aa/x"):
+        pass
+
+
+def test_a_remote_that_does_not_answer_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once closed
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    backend = reads.connect(
+        "s3://b/cache", {"endpoint_url": f"http://127.0.0.1:{port}"}, "x", "s3fs"
+    )
+    with pytest.raises(ConnectionError) as refused:
+        backend.size("objects/aa/x")
+    url = f"http://127.0.0.1:{port}/b/cache/objects/aa/x"
+    assert str(refused.value) == f'Could not connect to the endpoint URL: "{url}"'
+    # the run's warning and its masking are pinned in test_remote_faults.py
