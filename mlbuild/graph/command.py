@@ -133,7 +133,9 @@ def _compile_step(
             out.append(checked.check(text, key, writes=writes))
         return out
 
-    outs_raw = [o if isinstance(o, OutSpec) else OutSpec(path=o) for o in step.outs]
+    # a bare string was validated as OutSpec.path is (min_length=1): constructed, not validated
+    # again, which would build OutSpec's pydantic schema on a recipe rebuilt from its cache
+    outs_raw = [o if isinstance(o, OutSpec) else OutSpec.model_construct(path=o) for o in step.outs]
     out_paths = paths("outs", [o.path for o in outs_raw], writes=True)
     outs = [
         Output(path=p, cache=o.cache, persist=o.persist, dvc=o.dvc)

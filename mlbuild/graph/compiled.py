@@ -79,7 +79,7 @@ def load_graph(
     entry_path = meta_dir / "compiled" / f"{key}.json"
     graph = _read(entry_path, hasher)
     if graph is None:
-        graph = _compiled(recipe_path, text, hasher, overrides, cache, entry_path)
+        graph = _compiled(recipe_path, text, hasher, overrides, cache, meta_dir, entry_path)
     if not best:
         return graph
     from mlbuild.graph.best import with_best_params
@@ -97,10 +97,11 @@ def _compiled(
     hasher: Hasher,
     overrides: list[str],
     cache: Path | None,
+    meta_dir: Path,
     entry_path: Path,
 ) -> Graph:
     try:
-        graph, inputs, env = _compile(recipe_path, text, hasher, overrides, cache)
+        graph, inputs, env = _compile(recipe_path, text, hasher, overrides, cache, meta_dir)
     except UnicodeDecodeError as exc:
         from mlbuild.errors import Problem, RecipeError
 
@@ -134,17 +135,28 @@ def _read(entry_path: Path, hasher: Hasher) -> Graph | None:
 
 
 def _compile(
-    recipe_path: Path, text: bytes, hasher: Hasher, overrides: list[str], cache: Path | None
+    recipe_path: Path,
+    text: bytes,
+    hasher: Hasher,
+    overrides: list[str],
+    cache: Path | None,
+    meta_dir: Path,
 ) -> tuple[Graph, dict[str, str], dict[str, str | None]]:
+    from mlbuild import __version__
     from mlbuild.errors import OverrideError, RecipeError
     from mlbuild.graph.build import compile_graph, protected_paths
     from mlbuild.params import resolve_params
     from mlbuild.paths import Fence, UnsafePathError
-    from mlbuild.recipe import ParamSources, parse_recipe
+    from mlbuild.recipe import ParamSources
+    from mlbuild.recipe.structure import parse_cached
 
     root = recipe_path.parent
     display = _display(recipe_path)
-    recipe, source = parse_recipe(text.decode("utf-8"), display)
+    # a recipe whose structure was valid before (only param values changed) is not validated
+    # again: mlbuild.recipe.structure
+    recipe, source = parse_cached(
+        text.decode("utf-8"), display, meta_dir / "recipes", f"{__version__}/{_GRAPH_VERSION}"
+    )
     _check_recipe_overrides(recipe, source)
     section = recipe.params
     if isinstance(section, ParamSources) and _below_root(section.config_dir):

@@ -1,7 +1,8 @@
 """Hydra's override grammar: parse and check overrides, send each to the source that owns its key,
 and expand ``--multirun`` sweeps (with the basic sweeper's ``hydra.sweeper.params``).
 
-Parsing imports Hydra's grammar (~0.15 s), so it happens only when there are overrides.
+Parsing imports Hydra's grammar (~0.15 s), so it happens only when there are overrides that are
+not plain ``key=value`` lines (:mod:`mlbuild.params.plain` reads those as Hydra does).
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ class SweeperInfo(TypedDict):
 
 
 def parse_overrides(overrides: list[str]) -> list[Any]:
-    """Hydra ``Override`` objects; raises :class:`OverrideError` naming the bad one."""
+    """Hydra ``Override`` objects (plain ones when every line is ``key=value`` of a scalar:
+    :mod:`mlbuild.params.plain`); raises :class:`OverrideError` naming the bad one."""
+    from mlbuild.params.plain import parse_all
+
+    simple = parse_all(overrides)
+    if simple is not None:
+        return simple
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
@@ -46,6 +53,10 @@ def parse_overrides(overrides: list[str]) -> list[Any]:
 
 def check_overrides(overrides: list[str]) -> None:
     """Parse ``overrides`` with Hydra's grammar; sweeps are allowed only through ``expand``."""
+    from mlbuild.params.plain import parse_plain
+
+    if all(parse_plain(line) is not None for line in overrides):
+        return  # plain key=value: valid, and never a sweep
     for parsed in parse_overrides(overrides):
         if parsed.is_sweep_override():
             raise OverrideError(

@@ -8,7 +8,8 @@
                                                                                   one by one
     ─▶ one namespace (a top-level key comes from exactly one source)
 
-Without overrides, params files and inline values without ``${…}`` need no Hydra at all.
+Without overrides, params files and inline values without ``${…}`` need no Hydra at all; nor do
+plain ``key=value`` overrides of existing scalars (:mod:`mlbuild.params.plain`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mlbuild.errors import Problem, RecipeError
 from mlbuild.params.compose import Composed, compose_config, needs_hydra
 from mlbuild.params.files import ParamsFile, apply_overrides, plain, read_params_file
 from mlbuild.params.overrides import SweeperInfo, check_overrides, parse_overrides, route
+from mlbuild.params.plain import compose_plain, inline_sweeper
 from mlbuild.params.selection import flatten
 
 KeyPath = tuple[str | int, ...]
@@ -156,6 +158,9 @@ def _compose(
         return None
     if not needs_hydra(spec.values, overrides):
         return Composed(params=plain(spec.values))
+    fast = compose_plain(spec.values, overrides)
+    if fast is not None:  # what Hydra's compose returns for these (tests/params/test_plain.py)
+        return Composed(params=plain(fast), sweeper=inline_sweeper(), output_dir=".")
 
     def where(key: str) -> str | None:
         found = problem((*spec.values_key, *key.split(".")), "")

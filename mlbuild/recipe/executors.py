@@ -19,7 +19,8 @@ EXECUTOR_NAMES: tuple[str, ...] = ("local", "clean", "container")
 
 
 class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # defer_build: as fields.StrictModel
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 EnvPassthrough = list[Annotated[str, Field(pattern=ENV_NAME)]]

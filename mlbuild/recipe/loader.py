@@ -38,6 +38,12 @@ def load_recipe(path: Path) -> tuple[Recipe, SourceMap]:
 def parse_recipe(text: str, file: str = RECIPE_FILE) -> tuple[Recipe, SourceMap]:
     """Validate recipe ``text``; ``file`` is the name used in messages."""
     data, source = load_yaml(text, file)
+    return validate_recipe(data, source), source
+
+
+def validate_recipe(data: Any, source: SourceMap) -> Recipe:
+    """Validate recipe ``data`` read by :func:`load_yaml` with ``source``. Raises
+    :class:`RecipeError` listing every problem, located."""
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise RecipeError(
@@ -53,7 +59,7 @@ def parse_recipe(text: str, file: str = RECIPE_FILE) -> tuple[Recipe, SourceMap]
         problems = [_problem(error, data, source) for error in _merge(exc.errors())]
         problems.sort(key=lambda p: (p.line or 0, p.column or 0))
         raise RecipeError(problems) from None
-    return recipe, source
+    return recipe
 
 
 def _merge(errors: list[Any]) -> list[Any]:

@@ -27,7 +27,8 @@ SAMPLE_FILE = r"^.*\.(csv|jsonl|ndjson)$"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # defer_build: as fields.StrictModel
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class DockerTarget(_Model):

@@ -421,7 +421,9 @@ def test_a_full_disk_changes_no_params_file_and_runs_nothing(ws: Workspace) -> N
     assert model(ws)["n_est"] == 100
 
 
-def test_editing_inline_params_needs_no_hydra_and_an_override_does(ws: Workspace) -> None:
+def test_editing_inline_params_or_a_plain_override_needs_no_hydra_and_a_cast_does(
+    ws: Workspace,
+) -> None:
     ws.recipe(
         "schema_version: 1\nname: inline\nparams: {train: {lr: 0.1}}\n"
         "steps:\n  train: {cmd: 'echo ${params.train.lr} > out.txt', outs: [out.txt]}\n"
@@ -437,8 +439,11 @@ def test_editing_inline_params_needs_no_hydra_and_an_override_does(ws: Workspace
     assert ws.cli_python(probe).stdout.strip().splitlines()[-1] == "0 False"
     assert ws.read("out.txt") == "0.2\n"
     done = ws.cli_python(probe.replace("sys.argv[1:]", "['train.lr=0.3']"))
-    assert done.stdout.strip().splitlines()[-1] == "0 True"
+    assert done.stdout.strip().splitlines()[-1] == "0 False"  # mlbuild.params.plain
     assert ws.read("out.txt") == "0.3\n"
+    done = ws.cli_python(probe.replace("sys.argv[1:]", "['train.lr=float(3)']"))
+    assert done.stdout.strip().splitlines()[-1] == "0 True"  # a cast: Hydra's grammar
+    assert ws.read("out.txt") == "3.0\n"
 
 
 def test_init_in_a_dvc_style_repository_uses_its_params_file(ws: Workspace) -> None:
