@@ -102,7 +102,7 @@ def test_the_bundle_holds_the_model_its_code_signature_and_provenance(ws: Worksp
     assert manifest["model"]["class"] == "code/src/serve.py:Model"
     assert manifest["lock"]["source"] == "requirements.lock"
     assert set(manifest["provenance"]) >= {"commit", "dirty", "run_id", "recipe_hash", "lock_hash"}
-    assert json.loads(done.stdout)["bundle"] == "dist/b"
+    assert json.loads(done.stdout)["bundle"]["bundle"] == "dist/b"
 
 
 def test_an_archive_is_the_same_bytes_for_the_same_model(ws: Workspace) -> None:
@@ -196,16 +196,19 @@ def test_package_refuses_to_replace_what_it_did_not_write(ws: Workspace) -> None
     assert ws.cli("run", "-q").returncode == 0
     done = ws.cli("package")
     assert done.returncode == 1
-    assert done.stderr == (
-        f"mlbuild: '{ws.root / 'dist/doubler.tar.gz'}' exists and is not a bundle mlbuild "
-        "wrote; move it away or delete it, then run `mlbuild package` again\n"
+    assert done.stderr.endswith(
+        "mlbuild: step 'package:bundle' failed: 'dist/doubler.tar.gz' exists and mlbuild did not "
+        "create it; move it away or delete it, then run again\n"
     )
     assert ws.read("dist/doubler.tar.gz") == "my notes"
 
 
 @pytest.mark.parametrize(
     ("bundle", "message"),
-    [("../out.tar.gz", "'../out.tar.gz'"), ("model", "overlaps the step output")],
+    [
+        ("../out.tar.gz", "'../out.tar.gz'"),
+        ("model", "'model' holds 'model/factor.json', written by step 'train'"),
+    ],
 )
 def test_a_bundle_path_outside_or_over_outputs_is_a_recipe_error(
     ws: Workspace, bundle: str, message: str
@@ -216,11 +219,13 @@ def test_a_bundle_path_outside_or_over_outputs_is_a_recipe_error(
     assert "package.bundle" in done.stderr and message in done.stderr, done.stderr
 
 
-def test_package_without_a_built_model_says_to_run(ws: Workspace) -> None:
+def test_package_builds_the_model_it_packages_first(ws: Workspace) -> None:
+    """The package steps depend on the model's artifacts: `package` trains when it must."""
     ws.recipe(RECIPE % "dist/b").gen(TREE)
     done = ws.cli("package")
-    assert done.returncode != 0
-    assert "run `mlbuild run" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "train: running" in done.stderr
+    assert (ws.root / "dist/b/manifest.json").is_file()
 
 
 def test_package_without_a_package_section(ws: Workspace) -> None:
