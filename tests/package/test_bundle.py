@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -236,3 +237,48 @@ def test_package_without_a_package_section(ws: Workspace) -> None:
         "mlbuild: ml.yaml has no package: section; add one, e.g. `package: {bundle: "
         "dist/model.tar.gz}` or `package: {docker: {image: NAME}}` (see `mlbuild schema`)\n"
     )
+
+
+def statuses(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    assert done.returncode in (0, 1), done.stderr
+    return {s["name"]: s["status"] for s in json.loads(done.stdout)["steps"]}
+
+
+def test_run_trains_but_does_not_package_unless_asked(ws: Workspace) -> None:
+    ws.recipe(RECIPE % "dist/b").gen(TREE)
+    assert statuses(ws.cli("run", "--json")) == {"train": "ran"}
+    assert not (ws.root / "dist").exists()
+    plan = json.loads(ws.cli("plan", "--json").stdout)[0]["steps"]
+    assert [s["name"] for s in plan] == ["train"]
+
+
+def test_the_bundle_step_is_cached_and_plan_says_why_it_runs_again(ws: Workspace) -> None:
+    ws.recipe(RECIPE % "dist/b").gen(TREE)
+    assert statuses(ws.cli("run", "package:bundle", "--json")) == {
+        "train": "ran",
+        "package:bundle": "ran",
+    }
+    assert statuses(ws.cli("run", "package:bundle", "--json")) == {
+        "train": "cached",
+        "package:bundle": "cached",
+    }
+    done = ws.cli("package")  # the command is a view over the same step and cache
+    assert "package:bundle: cached" in done.stderr
+    assert done.stdout.startswith("bundle dist/b: model 'doubler' version ")
+    ws.gen({"src": {"helpers.py": "def scale(v, f):\n    return f * v\n"}})
+    plan = json.loads(ws.cli("plan", "package:bundle", "--json").stdout)[0]["steps"]
+    assert [(s["name"], s["action"]) for s in plan] == [
+        ("train", "cached"),
+        ("package:bundle", "run"),
+    ]
+    (why,) = plan[1]["reasons"]
+    assert why.startswith("dep src changed (") and why.endswith("): 1 modified (helpers.py)")
+    assert "bundle model doubler into dist/b" in [s["what"] for s in plan]
+
+
+def test_a_removed_bundle_is_restored_from_the_cache(ws: Workspace) -> None:
+    packaged(ws)
+    first = (ws.root / "dist/doubler.tar.gz").read_bytes()
+    (ws.root / "dist/doubler.tar.gz").unlink()
+    assert statuses(ws.cli("run", "package:bundle", "--json"))["package:bundle"] == "restored"
+    assert (ws.root / "dist/doubler.tar.gz").read_bytes() == first
