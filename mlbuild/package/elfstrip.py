@@ -33,7 +33,15 @@ def _droppable(name: bytes, flags: int) -> bool:
 
 
 def strip(data: bytes) -> bytes | None:
-    """``data`` without its symbol table and debug sections, or None to leave it unchanged."""
+    """``data`` without its symbol table and debug sections, or None to leave it unchanged
+    (not a 64-bit little-endian ELF file, an unusual layout, or a malformed one)."""
+    try:
+        return _strip(data)
+    except (ValueError, IndexError, KeyError, struct.error):
+        return None
+
+
+def _strip(data: bytes) -> bytes | None:
     if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return None
     phoff, shoff = struct.unpack_from("<QQ", data, 0x20)
