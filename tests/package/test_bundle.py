@@ -209,6 +209,10 @@ def test_package_refuses_to_replace_what_it_did_not_write(ws: Workspace) -> None
     [
         ("../out.tar.gz", "'../out.tar.gz'"),
         ("model", "'model' holds 'model/factor.json', written by step 'train'"),
+        ("model/factor.json", "'model/factor.json' is also written by step 'train'"),
+        (".git/b.tar.gz", ".git"),
+        (".", "package.bundle"),
+        ("ml.yaml", "the recipe"),
     ],
 )
 def test_a_bundle_path_outside_or_over_outputs_is_a_recipe_error(
