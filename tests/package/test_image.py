@@ -418,6 +418,6 @@ def test_the_venv_holds_only_the_lock_without_sources_or_symbols(published: Publ
         "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python",
         image["data"]["reference"], "-c", probe,
     )  # fmt: skip
-    count, unstripped, *rest = done.stdout.split(maxsplit=2)
+    count, unstripped, *rest = done.stdout.strip().split(maxsplit=2)
     assert int(count) > 50 and unstripped == "0"
     assert rest == ["[] []"]
