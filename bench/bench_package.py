@@ -3,7 +3,11 @@ a model-only change, the image's size over its base, and the time the image take
 
 Runs the iris example in a temporary copy with the real Docker engine:
 
-    python bench/bench_package.py [--reps 5] [--results bench/RESULTS.md]
+    python bench/bench_package.py [--reps 5] [--baseline REV] [--results bench/RESULTS.md]
+
+With ``--baseline REV`` the same figures are taken for that revision (exported beside this
+checkout, in its own copy of the example), alternating with this checkout repetition by
+repetition, so both columns see the same load.
 
 The first env build and the first image build fetch wheels from the package index (not timed as
 figures; printed for information).
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,11 +39,11 @@ ENV = {
 }
 
 
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(root: Path, *args: str, checkout: Path = REPO) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "mlbuild.cli.main", *args],
         cwd=root,
-        env=ENV,
+        env={**ENV, "PYTHONPATH": str(checkout)},
         capture_output=True,
         text=True,
         check=False,
@@ -48,9 +53,11 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def timed(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+def timed(
+    root: Path, *args: str, checkout: Path = REPO
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     started = time.perf_counter()
-    done = cli(root, *args)
+    done = cli(root, *args, checkout=checkout)
     return time.perf_counter() - started, done
 
 
@@ -86,81 +93,118 @@ def ready_seconds(image: str) -> float:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--results", type=Path)
-    args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-package-")) / "iris"
+@dataclass
+class Side:
+    """One checkout measured in its own copy of the example, with its own image name."""
+
+    name: str
+    checkout: Path
+    root: Path
+    image: str
+    env_builds: list[float] = field(default_factory=list)
+    floor: list[float] = field(default_factory=list)
+    rebuilds: list[float] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    readies: list[float] = field(default_factory=list)
+    reference: str = ""
+
+
+def prepare(name: str, checkout: Path, tmp: Path) -> Side:
+    root = tmp / name / "iris"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("__pycache__", ".mlbuild"))
     for out in ("data", "model", "dist"):
         shutil.rmtree(root / out, ignore_errors=True)
     (root / "metrics.json").unlink(missing_ok=True)
-    image = f"bench-iris-{os.getpid()}"
+    image = f"bench-iris-{name}-{os.getpid()}"
     recipe = (root / "ml.yaml").read_text().replace("image: iris", f"image: {image}")
     (root / "ml.yaml").write_text(recipe)
+    return Side(name, checkout, root, image)
+
+
+PACKAGE = ("package", "--target", "docker", "--json", "--allow-failing-tests")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--results", type=Path)
+    parser.add_argument("--baseline", metavar="REV", help="measure this revision side by side")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-package-"))
+    sides = [prepare("this", REPO, tmp)]
+    if args.baseline:
+        from baseline import export
+
+        sides.insert(0, prepare("baseline", export(args.baseline, tmp / "checkout"), tmp))
     load_before = os.getloadavg()
-    first_env, _ = timed(root, "env", "build")
-    print(f"first env build (downloads): {first_env:.1f} s", file=sys.stderr)
-    cli(root, "--help")  # bytecode written once, as an installation has it
-    env_builds = [timed(root, "env", "build")[0] for _ in range(args.reps)]
-    floor = [timed(root, "--help")[0] for _ in range(args.reps)]
-    cli(root, "run", "-q")
-    first_image, _ = timed(root, "package", "--target", "docker", "--json")
-    print(f"first image build (downloads): {first_image:.1f} s", file=sys.stderr)
-    rebuilds: list[float] = []
-    sizes: list[int] = []
-    for rep in range(args.reps):
-        seed = f"train.seed={100 + rep}"
-        cli(root, "run", "-q", seed)
-        seconds, done = timed(root, "package", "--target", "docker", "--json", seed)
-        rebuilds.append(seconds)
-        sizes.append(int(json.loads(done.stdout)["image"]["size"]))
+    firsts = {}
+    for side in sides:
+        firsts[side.name] = timed(side.root, "env", "build", checkout=side.checkout)[0]
+        cli(side.root, "--help", checkout=side.checkout)  # bytecode written, as installed
+        cli(side.root, "run", "-q", checkout=side.checkout)
+        firsts[side.name] += timed(side.root, *PACKAGE, checkout=side.checkout)[0]
+    for rep in range(args.reps):  # alternated, so both see the same neighbours
+        for side in sides if rep % 2 == 0 else sides[::-1]:
+            side.env_builds.append(timed(side.root, "env", "build", checkout=side.checkout)[0])
+            side.floor.append(timed(side.root, "--help", checkout=side.checkout)[0])
+            seed = f"train.seed={100 + rep}"
+            cli(side.root, "run", "-q", seed, checkout=side.checkout)
+            seconds, done = timed(side.root, *PACKAGE, seed, checkout=side.checkout)
+            side.rebuilds.append(seconds)
+            image = json.loads(done.stdout)["image"]
+            side.sizes.append(int(image["size"]))
+            side.reference = image["reference"]
+    for side in sides:
+        side.readies = [ready_seconds(side.reference) for _ in range(3)]
     base = docker_json("image", "inspect", "mlbuild-base:bookworm")
     base_size = int(base[0]["Size"])  # type: ignore[index]
-    readies = [
-        ready_seconds(f"{image}:{json.loads(done.stdout)['image']['reference'].split(':')[-1]}")
-        for _ in range(3)
-    ]
     load_after = os.getloadavg()
-    over = (statistics.median(sizes) - base_size) / 1e6
+    med = statistics.median
     rows = [
-        ("`mlbuild --help` (floor)", statistics.median(floor), "info", "info"),
-        ("`mlbuild env build`, lock unchanged", statistics.median(env_builds), "< 0.3 s", None),
+        ("`mlbuild --help` (floor)", [med(s.floor) for s in sides], "info"),
+        ("`mlbuild env build`, lock unchanged", [med(s.env_builds) for s in sides], "< 0.3 s"),
         (
             "`mlbuild package --target docker` after a model-only change",
-            statistics.median(rebuilds),
+            [med(s.rebuilds) for s in sides],
             "< 10 s",
-            None,
         ),
-        ("image size over the base image (MB)", over, "< 150 MB", None),
-        ("`docker run` → ready (s)", statistics.median(readies), "info", "info"),
+        (
+            "image size over the base image (MB)",
+            [(med(s.sizes) - base_size) / 1e6 for s in sides],
+            "< 150 MB",
+        ),
+        ("`docker run` → ready (s)", [med(s.readies) for s in sides], "info"),
     ]
+    command = f"python bench/bench_package.py --reps {args.reps}"
+    if args.baseline:
+        command += f" --baseline {args.baseline}"
     lines = [
         "# Packaging: environments and images (issue 12)",
         "",
         f"- date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; {os.cpu_count()} CPUs; load average "
-        f"before {load_before[0]:.1f}, after {load_after[0]:.1f} (other jobs share this machine)",
-        f"- medians of {args.reps} repetitions (ready: 3); the iris example (scikit-learn, numpy, "
-        "scipy from its requirements.lock) on mlbuild-base:bookworm (Debian minbase + python3, "
-        f"{base_size / 1e6:.0f} MB)",
-        f"- not timed: first env build (downloads) {first_env:.1f} s; first image build "
-        f"(wheels downloaded; the engine may hold earlier layers) {first_image:.1f} s",
+        f"before {load_before[0]:.1f}, after {load_after[0]:.1f} (a loaded machine shared by "
+        "other engineers: read the columns side by side)",
+        f"- medians of {args.reps} repetitions alternated between the checkouts (ready: 3); the "
+        "iris example (scikit-learn, numpy, scipy from its requirements.lock) on "
+        f"mlbuild-base:bookworm (Debian minbase + python3, {base_size / 1e6:.0f} MB)",
+        "- not timed: first env build and image build (downloads): "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in firsts.items()),
         "",
         "Command:",
         "",
         "```",
-        f"python bench/bench_package.py --reps {args.reps} --results bench/RESULTS.md",
+        f"{command} --results bench/RESULTS.md",
         "```",
         "",
-        "| measurement (median) | mlbuild | target | result |",
-        "|---|---|---|---|",
+        "| measurement (median) | " + " | ".join(s.name for s in sides) + " | target | result |",
+        "|---|" + "---|" * len(sides) + "---|---|",
     ]
-    for name, value, target, result in rows:
+    for name, values, target in rows:
         limit = {"< 0.3 s": 0.3, "< 10 s": 10.0, "< 150 MB": 150.0}.get(target)
-        verdict = result or ("PASS" if limit is not None and value < limit else "FAIL")
+        verdict = "info" if limit is None else ("PASS" if values[-1] < limit else "FAIL")
         unit = "" if "MB" in name or "(s)" in name else " s"
-        lines.append(f"| {name} | {value:.2f}{unit} | {target} | {verdict} |")
+        shown = " | ".join(f"{v:.2f}{unit}" for v in values)
+        lines.append(f"| {name} | {shown} | {target} | {verdict} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.results:
@@ -173,7 +217,7 @@ def main() -> None:
         check=False,
     ).stdout.split()
     for ref in listed:
-        if ref.startswith(f"{image}:"):
+        if any(ref.startswith(f"{side.image}:") for side in sides):
             subprocess.run(["docker", "rmi", "-f", ref], capture_output=True, check=False)
 
 

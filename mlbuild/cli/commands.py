@@ -197,12 +197,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from mlbuild.graph import make_plan
 
     words = split_words(args.args)
     ws = _workspace(args, one_recipe(words, args.file))
     names, overrides = words.steps, words.overrides
-    from mlbuild.exec import Executors, describe, identity_hook
+    from mlbuild.exec import Executors, describe, external_hook, identity_hook
 
     reports = []
     remote = None
@@ -213,20 +215,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
             _check_executor(args.executor, graph)
             executors = Executors(graph.executors)
             if args.isolated:
-                import dataclasses
-
                 graph = dataclasses.replace(graph, isolated=True)
+            if args.allow_failing_tests:
+                graph = dataclasses.replace(graph, allow_failing_tests=True)
             remote = remote or _remote(args, ws, graph, lambda _step, text: _warn(text))
             planner = ws.planner(
                 graph,
-                force=set(graph.upstream_closure(names or list(graph.steps)))
+                force=set(graph.upstream_closure(names or graph.default_targets()))
                 if args.force
                 else None,
                 identity=identity_hook(executors, args.executor),
                 remote=remote,
+                external=external_hook(graph),
             )
             try:
-                planned = make_plan(planner, graph.upstream_closure(names or list(graph.steps)))
+                planned = make_plan(
+                    planner, graph.upstream_closure(names or graph.default_targets())
+                )
             finally:
                 executors.close()
             reports.append((combo, [(d, describe(graph.steps[d.step])) for d in planned]))
@@ -348,12 +353,14 @@ def _run_graph(
 ) -> tuple[Graph, dict[str, str] | None]:
     """The graph to run (marked isolated for ``--isolated`` or ``environment.isolated``) and the
     variables that run its steps in the environment built from the lock, if isolated."""
-    graph = ws.graph(combo)
-    _check_steps(names, list(graph.steps))
-    if not (args.isolated or graph.isolated):
-        return graph, None
     import dataclasses
 
+    graph = ws.graph(combo)
+    _check_steps(names, list(graph.steps))
+    if args.allow_failing_tests:
+        graph = dataclasses.replace(graph, allow_failing_tests=True)
+    if not (args.isolated or graph.isolated):
+        return graph, None
     from mlbuild.cli.package_commands import isolation
 
     graph = dataclasses.replace(graph, isolated=True)
@@ -433,7 +440,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     try:
         graph = ws.graph(list(args.overrides))
-        decisions = make_plan(ws.planner(graph), list(graph.steps))
+        decisions = make_plan(ws.planner(graph), graph.default_targets())
     finally:
         ws.save_state()
     states = {

@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
             "not the caller's interpreter",
         )
         p.add_argument(
+            "--allow-failing-tests",
+            action="store_true",
+            help="let the package steps build a model whose declared tests failed or did not "
+            "run for it (recorded in the image's labels)",
+        )
+        p.add_argument(
             "--executor",
             metavar="NAME",
             help="run every command step on this executor: local, clean or container "

@@ -11,6 +11,7 @@ from typing import Any
 
 from mlbuild.cli.text import dump_json
 from mlbuild.errors import EXIT_FAILURE
+from mlbuild.package.env_marker import find_recipe
 
 
 def _workspace(args: argparse.Namespace) -> Any:
@@ -96,6 +97,18 @@ def cmd_env_check(args: argparse.Namespace) -> int:
 
 
 def cmd_env_build(args: argparse.Namespace) -> int:
+    import time
+
+    from mlbuild.package import env_marker
+    from mlbuild.recipe import RECIPE_FILE
+
+    started = time.monotonic()
+    recipe = Path(args.file).absolute() if args.file else find_recipe(Path.cwd(), RECIPE_FILE)
+    found = env_marker.known(recipe, env_marker.ENV_MARKER) if recipe else None
+    if found is not None:  # the recipe and the lock are the bytes of the last build
+        return _env_built(
+            args, found.lock, found.path, True, found.packages, time.monotonic() - started
+        )
     from mlbuild.package.environments import build_env
 
     ws, graph, files = _env_files(args)
@@ -106,23 +119,30 @@ def cmd_env_build(args: argparse.Namespace) -> int:
         python=graph.python,
         progress=_say,
     )
+    env_marker.remember(ws.recipe_path, files.lock, built.path, built.packages)
+    return _env_built(args, files.lock, built.path, built.reused, built.packages, built.seconds)
+
+
+def _env_built(
+    args: argparse.Namespace, lock: str, path: Path, reused: bool, packages: int, seconds: float
+) -> int:
     if args.json:
         dump_json(
             {
-                "path": str(built.path),
-                "python": str(built.python),
-                "reused": built.reused,
-                "packages": built.packages,
-                "seconds": round(built.seconds, 3),
+                "path": str(path),
+                "python": str(path / "bin" / "python"),
+                "reused": reused,
+                "packages": packages,
+                "seconds": round(seconds, 3),
             }
         )
         return 0
-    if built.reused:
-        print(f"environment of {files.lock} is up to date: {built.path}")
+    if reused:
+        print(f"environment of {lock} is up to date: {path}")
     else:
         print(
-            f"built the environment of {files.lock} ({built.packages} packages, hashes verified) "
-            f"in {built.seconds:.1f} s: {built.path}"
+            f"built the environment of {lock} ({packages} packages, hashes verified) "
+            f"in {seconds:.1f} s: {path}"
         )
     return 0
 
@@ -189,8 +209,10 @@ def _store(ws: Any, graph: Any) -> Any:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
+    """``mlbuild package``: a view over the steps ``package:bundle`` and ``package:docker``
+    (``mlbuild run package:docker`` brings the same steps up to date, from the same cache)."""
     from mlbuild.errors import UsageError
-    from mlbuild.package.gather import gather
+    from mlbuild.package.steps import BUNDLE_STEP, IMAGE_STEP
 
     ws, graph = _package_graph(args)
     spec = graph.package
@@ -209,44 +231,65 @@ def cmd_package(args: argparse.Namespace) -> int:
             raise UsageError("--dockerfile: the package: section declares no docker target")
         print(dockerfile_for(ws, graph), end="")
         return 0
-    labels = _gate(ws, graph, args, "package")
-    store = _store(ws, graph)
-    try:
-        gathered = gather(ws, graph, store=store)
-    finally:
-        store.close()
-    result: dict[str, Any] = {"model": gathered.provenance.to_json()}
-    if "bundle" in targets:
-        result["bundle"] = _write_bundle(ws, graph, gathered, quiet=args.json)
-    if "docker" in targets:
-        from mlbuild.package.image import build_image
-
-        image = build_image(ws, graph, gathered, progress=_say, extra_labels=labels)
-        result["image"] = image.to_json()
-        if not args.json:
-            print(f"image {image.reference} ({image.image_id[:19]}), {image.size_mb:.0f} MB")
+    if graph.model is None:
+        raise UsageError(
+            f"{graph.recipe_file} has no model: section; a package holds the model it declares "
+            "(see `mlbuild schema`)"
+        )
+    steps = [BUNDLE_STEP if t == "bundle" else IMAGE_STEP for t in targets]
+    data = _run_package_steps(ws, graph, steps, args)
     if args.json:
-        dump_json(result)
+        dump_json({"bundle" if s == BUNDLE_STEP else "image": data[s] for s in steps})
+        return 0
+    if BUNDLE_STEP in steps:
+        bundle = data[BUNDLE_STEP]
+        print(
+            f"bundle {bundle['bundle']}: model '{bundle['model']}' version {bundle['version']}, "
+            f"{bundle['files']} files; serve it with `mlbuild serve {bundle['bundle']}`"
+        )
+    if IMAGE_STEP in steps:
+        image = data[IMAGE_STEP]
+        size = image["size"] / 1e6
+        print(f"image {image['reference']} ({image['image_id'][:19]}), {size:.0f} MB")
     return 0
 
 
-def _write_bundle(ws: Any, graph: Any, gathered: Any, *, quiet: bool) -> str:
-    from mlbuild.package.bundle import write_archive, write_directory
+def _run_package_steps(
+    ws: Any, graph: Any, steps: list[str], args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Bring ``steps`` (and what they need) up to date as a recorded run; each one's result."""
+    import dataclasses
+    import os
 
-    rel = graph.package.bundle
-    target = ws.fence(graph).target(rel)  # checked again now: the tree may have changed
-    if rel.endswith((".tar.gz", ".tgz")):
-        write_archive(gathered.bundle, target)
-    else:
-        write_directory(gathered.bundle, target)
-    files = len(gathered.bundle.files) + 1
-    if quiet:
-        return str(rel)
-    print(
-        f"bundle {rel}: model '{gathered.provenance.model_name}' version "
-        f"{gathered.provenance.version}, {files} files; serve it with `mlbuild serve {rel}`"
-    )
-    return str(rel)
+    from mlbuild.cli.output import Console, JsonReporter
+    from mlbuild.cli.sections import step_reporter
+    from mlbuild.errors import StepFailedError
+    from mlbuild.exec import run_lock
+    from mlbuild.runs import recorded_run
+    from mlbuild.store import recorder_store
+
+    graph = dataclasses.replace(graph, allow_failing_tests=args.allow_failing_tests)
+    reporter = JsonReporter() if args.json else step_reporter(Console(sys.stderr), quiet=True)
+    try:
+        with run_lock(ws.meta, wait=False, on_wait=_say):
+            recorded = recorded_run(
+                ws,
+                recorder_store(ws.meta, graph.store_url),
+                graph,
+                targets=steps,
+                force=False,
+                jobs=os.cpu_count() or 1,
+                reporter=reporter,
+                kind="package",
+            )
+    finally:
+        reporter.close()
+        ws.save_state()
+    failed = recorded.summary.failed
+    if failed:
+        log = f"; log: {failed[0].log}" if failed[0].log else ""
+        raise StepFailedError(f"step '{failed[0].name}' failed: {failed[0].message}{log}")
+    return {o.name: o.data or {} for o in recorded.summary.outcomes}
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

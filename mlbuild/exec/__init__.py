@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from mlbuild.exec.events import Reporter, RunSummary, Status, StepOutcome
 from mlbuild.exec.executor import EXECUTORS, Executor, Executors, ProcessRequest, ProcessResult
-from mlbuild.exec.kinds import KINDS, KindResult, StepFailure, StepKind, StepStopped, describe
+from mlbuild.exec.kinds import (
+    KINDS,
+    KindResult,
+    StepFailure,
+    StepKind,
+    StepStopped,
+    describe,
+    external_hook,
+)
 from mlbuild.exec.lock import run_lock
 from mlbuild.exec.scheduler import graph_secrets, identity_hook, run_steps
 
@@ -25,6 +33,7 @@ __all__ = [
     "StepOutcome",
     "StepStopped",
     "describe",
+    "external_hook",
     "graph_secrets",
     "identity_hook",
     "run_lock",

@@ -24,6 +24,13 @@ Contract of :meth:`StepKind.execute`:
   shown by ``run --json`` (a test's verdict, a search's best params, an image digest, the model
   check's predictions); it must not hold secrets (it is masked, but better never written).
 
+A kind whose work lives outside the workspace (an image on the Docker engine), or whose result
+depends on how the run was asked for, also has ``revalidate(spec, data, graph) -> str | None``:
+given a cached result's data, why it no longer holds (the image was deleted), or None. The
+planner asks it before it takes the result as cached (:func:`external_hook`), so ``plan`` says
+why the step runs again and ``run`` never answers with an image that is gone. Kinds without
+it are never asked.
+
 Kinds are found by name through :data:`KINDS`, dotted paths imported on first use: the model
 check lives in :mod:`mlbuild.serve` and imports numpy only in the process it starts.
 """
@@ -35,8 +42,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from mlbuild.cache import ActionResult
 from mlbuild.errors import MlbuildError
-from mlbuild.graph import StepSpec
+from mlbuild.graph import ExternalHook, Graph, StepSpec
 
 if TYPE_CHECKING:
     from mlbuild.exec.context import KindContext
@@ -87,6 +95,8 @@ class StepKind(Protocol):
 KINDS: dict[str, str] = {
     "command": "mlbuild.exec.command:CommandKind",
     "model-check": "mlbuild.serve.check.kind:ModelCheckKind",
+    "package-bundle": "mlbuild.package.kind:BundleKind",
+    "package-image": "mlbuild.package.kind:ImageKind",
 }
 
 _loaded: dict[str, StepKind] = {}
@@ -124,3 +134,24 @@ def describe(spec: StepSpec) -> str:
         return step_kind(spec.kind).describe(spec)
     except MlbuildError:
         return spec.kind
+
+
+def external_hook(graph: Graph) -> ExternalHook:
+    """The planner's question to each step's kind: does a cached result still hold outside the
+    workspace? Only kinds named in :data:`EXTERNAL` are asked (never ``command``)."""
+
+    def revalidate(spec: StepSpec, result: ActionResult) -> str | None:
+        if spec.kind not in EXTERNAL:
+            return None
+        check = getattr(step_kind(spec.kind), "revalidate", None)
+        if check is None:
+            return None
+        reason: str | None = check(spec, result.data, graph)
+        return reason
+
+    return revalidate
+
+
+# the kinds whose results live outside the workspace (with a ``revalidate`` method): named here
+# so that a plan of command steps imports no other kind
+EXTERNAL: set[str] = {"package-bundle", "package-image"}

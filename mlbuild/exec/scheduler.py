@@ -28,6 +28,7 @@ from mlbuild.cache.remote import RemoteCache
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec.events import MaskingReporter, Reporter, RunSummary, Status, StepOutcome
 from mlbuild.exec.executor import Executors, ProcessResult, RunningStep
+from mlbuild.exec.kinds import external_hook
 from mlbuild.exec.leftovers import forget_executors, note_executors
 from mlbuild.exec.outputs import Outputs
 from mlbuild.exec.params_files import write_params_files
@@ -100,13 +101,14 @@ class _Scheduler:
     ) -> None:
         self.ws = workspace
         self.graph = graph
-        self.names = graph.upstream_closure(targets or list(graph.steps))
+        self.names = graph.upstream_closure(targets or graph.default_targets())
         self.executors = Executors(graph.executors)
         self.planner = workspace.planner(
             graph,
             force=set(self.names) if force else set(),
             identity=identity_hook(self.executors, executor),
             remote=remote,
+            external=external_hook(graph),
         )
         self.jobs = max(1, jobs)
         self.keep_going = keep_going

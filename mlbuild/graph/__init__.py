@@ -8,6 +8,7 @@ from mlbuild.graph.model import COMMAND, Graph, Output, ServedModel, StepSpec
 from mlbuild.graph.plan import (
     Action,
     Decision,
+    ExternalHook,
     IdentityHook,
     Planner,
     make_plan,
@@ -21,6 +22,7 @@ __all__ = [
     "Action",
     "Components",
     "Decision",
+    "ExternalHook",
     "Graph",
     "IdentityHook",
     "Output",

@@ -91,7 +91,7 @@ def compile_graph(
     model = _compile_model(recipe.name, recipe.model, producers, paths, source, problems)
     tests = _compile_tests(recipe, paths)
     env = recipe.environment
-    package = compile_package(recipe, paths, producers.paths(), source, problems)
+    package = compile_package(recipe, paths)
     lock = pipfile = None
     if env is not None and env.pipfile:
         pipfile = paths.check(env.pipfile, ("environment", "pipfile"), writes=False)

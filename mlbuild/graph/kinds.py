@@ -64,7 +64,7 @@ class RecipePaths:
     def key_of(self, path: str, prefix: KeyPath) -> KeyPath:
         """Where output ``path`` was declared under ``prefix`` (in outs, else in metrics)."""
         n = len(prefix)
-        written = (("outs",), ("metrics",), ("output",))
+        written = (("outs",), ("metrics",), ("output",), ("bundle",))
         for key, normal in self._keys:
             if key[:n] == prefix and key[n : n + 1] in written and normal == path:
                 return key
@@ -105,6 +105,7 @@ class SectionCompiler(Protocol):
 SECTIONS: dict[str, str] = {
     "steps": "mlbuild.graph.command:CommandSteps",
     "model": "mlbuild.serve.check.compile:ModelCheckSteps",
+    "package": "mlbuild.package.steps:PackageSteps",
 }
 
 

@@ -75,6 +75,9 @@ class StepSpec:
     # of search `hpo` changed"
     params_from: str | None = None
     best: dict[str, Any] | None = None
+    # whether `run` with no target runs it: false for the package steps, which are asked for by
+    # name (`mlbuild run package:docker`) or by `mlbuild package`
+    default: bool = True
 
     @property
     def cmd(self) -> str | list[str] | None:
@@ -146,6 +149,9 @@ class Graph:
     pipfile: str | None = None  # environment.pipfile (lock_file is its Pipfile.lock)
     # environment.isolated, or `run --isolated`: steps run in the environment built from the lock
     isolated: bool = False
+    # `run --allow-failing-tests` / `package --allow-failing-tests`: the package steps build a
+    # model whose tests did not pass (recorded in the image's labels); set per run, never compiled
+    allow_failing_tests: bool = False
     package: PackageSpec | None = None  # the package: section
     # the recipe's `executors:`: executor name → its options (image, network, …)
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -203,6 +209,10 @@ class Graph:
             message=message,
             source_line=self.lines.get(line) if line else None,
         )
+
+    def default_targets(self) -> list[str]:
+        """What ``run`` and ``plan`` bring up to date when no step is named."""
+        return [name for name, spec in self.steps.items() if spec.default]
 
     def upstream_closure(self, names: list[str]) -> list[str]:
         """``names`` and everything they depend on, in topological order."""

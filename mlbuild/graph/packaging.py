@@ -3,15 +3,15 @@ data with every path checked by the workspace's fence (``mlbuild.paths``)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mlbuild.paths import overlaps
+from mlbuild.paths import UnsafePathError, normalise
 
 if TYPE_CHECKING:
-    from mlbuild.errors import Problem
-    from mlbuild.recipe import KeyPath, Recipe, SourceMap
+    from mlbuild.recipe import KeyPath, Recipe
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,8 @@ class PathChecker(Protocol):
 def compile_package(
     recipe: Recipe,
     paths: PathChecker,
-    outputs: list[str],
-    source: SourceMap,
-    problems: list[Problem],
 ) -> PackageSpec | None:
-    """The ``package:`` section with its paths checked; ``outputs`` are the steps' outputs,
-    which the bundle must not overwrite."""
+    """The ``package:`` section with its paths checked."""
     section = recipe.package
     if section is None:
         return None
@@ -75,16 +71,10 @@ def compile_package(
         sample = paths.check(section.sample, ("package", "sample"), writes=False)
     bundle = None
     if section.bundle is not None:
-        bundle = paths.check(section.bundle, ("package", "bundle"), writes=True)
-        clash = next((o for o in outputs if bundle and overlaps(bundle, o)), None)
-        if clash is not None:
-            problems.append(
-                source.problem(
-                    ("package", "bundle"),
-                    f"'{section.bundle}' overlaps the step output '{clash}'; write the bundle "
-                    "somewhere no step writes (dist/…)",
-                )
-            )
+        # checked, and its clashes with other outputs reported, by the package:bundle step
+        # that writes it (mlbuild.package.steps)
+        with contextlib.suppress(UnsafePathError):
+            bundle = normalise(section.bundle)
     docker = None
     if section.docker is not None:
         d = section.docker

@@ -88,6 +88,9 @@ class Decision:
 
 # a step → the identity of the executor it runs on, for its fingerprint (mlbuild.exec.executor)
 IdentityHook = Callable[[StepSpec], dict[str, str]]
+# a step and its cached result → why that result no longer holds outside the workspace (an image
+# deleted from the Docker engine), or None; its kind's answer (mlbuild.exec.kinds.external_hook)
+ExternalHook = Callable[[StepSpec, ActionResult], str | None]
 
 
 class Planner:
@@ -95,6 +98,8 @@ class Planner:
 
     ``identity`` says, for each step, what of the executor it runs on enters its fingerprint
     (nothing when omitted: every step on the local executor), so that ``plan`` and ``run`` agree.
+    ``external`` says whether a cached result whose outputs live outside the workspace (an
+    image on the Docker engine) still holds: when it does not, the step runs again.
     """
 
     def __init__(
@@ -108,9 +113,11 @@ class Planner:
         force: set[str],
         identity: IdentityHook | None = None,
         remote: RemoteCache | None = None,
+        external: ExternalHook | None = None,
     ) -> None:
         self.graph = graph
         self.identity = identity
+        self.external = external
         self.remote = remote
         self.root = root
         self.cache = cache
@@ -169,6 +176,9 @@ class Planner:
                 "no cached result for these inputs"
             ]
             return Decision(step.name, Action.RUN, reasons, fp, parts)
+        gone = self.external(step, result) if self.external is not None else None
+        if gone is not None:
+            return Decision(step.name, Action.RUN, [gone], fp, parts)
         modified = self._outs_differ(step, result)
         if not modified:
             return Decision(step.name, Action.CACHED, [], fp, parts, result, source=source)

@@ -19,7 +19,7 @@ from mlbuild.data import DataSources, dvc_remote
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.compiled import load_graph
 from mlbuild.graph.model import Graph
-from mlbuild.graph.plan import IdentityHook, Planner
+from mlbuild.graph.plan import ExternalHook, IdentityHook, Planner
 from mlbuild.graph.records import StepRecords
 from mlbuild.masking import Secrets, remember
 from mlbuild.paths import META_DIR, Fence
@@ -90,6 +90,7 @@ class Workspace:
         force: set[str] | None = None,
         identity: IdentityHook | None = None,
         remote: RemoteCache | None = None,
+        external: ExternalHook | None = None,
     ) -> Planner:
         """``identity``: what of each step's executor enters its fingerprint (see Planner);
         with ``remote``, a step missing locally is looked up there."""
@@ -103,6 +104,7 @@ class Workspace:
             force=force or set(),
             identity=identity,
             remote=remote,
+            external=external,
         )
 
     def remote(

@@ -18,6 +18,11 @@ from dataclasses import dataclass
 
 UID = 10001
 MODEL_DIR = "/opt/model"
+# files of a wheel that no import reads: Cython and C sources, headers, type stubs
+_SOURCES = (
+    r"\( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.pyi' -o -name '*.c' "
+    r"-o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \)"
+)
 PIP = (
     "python -m pip install --no-index --no-deps --no-cache-dir --disable-pip-version-check "
     "--no-warn-script-location"
@@ -78,18 +83,27 @@ def body(spec: DockerfileSpec) -> str:
 
 FROM {spec.base} AS dependencies
 COPY wheels/lock/ /wheels/
-# no .pyc files and no packages' own test suites: a third of the installed size, never imported
-RUN python3 -m venv /opt/venv \\
- && /opt/venv/bin/{PIP} --no-compile --require-hashes --find-links /wheels \\
-      -r /wheels/requirements.lock \\
- && /opt/venv/bin/python -m pip uninstall --yes --quiet pip \\
- && find /opt/venv/lib -depth -type d -path '*/site-packages/*/tests' -exec rm -rf {{}} +
+COPY tools/elfstrip.py /tmp/elfstrip.py
+# the venv holds the lock's packages only: pip (and its setuptools) install from a second venv;
+# no .pyc files, no packages' own test suites, sources or headers, no symbol tables (never
+# imported or loaded: half the installed size)
+RUN python3 -m venv --without-pip /opt/venv \\
+ && python3 -m venv /tmp/installer \\
+ && /tmp/installer/bin/python -m pip --python /opt/venv/bin/python install --no-index \\
+      --no-deps --no-cache-dir --disable-pip-version-check --no-warn-script-location \\
+      --no-compile --require-hashes --find-links /wheels -r /wheels/requirements.lock \\
+ && find /opt/venv/lib -depth -type d -path '*/site-packages/*/tests' -exec rm -rf {{}} + \\
+ && find /opt/venv/lib -type f {_SOURCES} -delete \\
+ && python3 /tmp/elfstrip.py /opt/venv/lib
 
 FROM {spec.base} AS runtime
 COPY wheels/runtime/ /wheels/
+COPY tools/elfstrip.py /tmp/elfstrip.py
 RUN python3 -m venv /tmp/installer \\
  && /tmp/installer/bin/{PIP} --no-compile --target /opt/mlbuild/site --find-links /wheels \\
-      -r /wheels/runtime.txt
+      -r /wheels/runtime.txt \\
+ && find /opt/mlbuild/site -type f {_SOURCES} -delete \\
+ && python3 /tmp/elfstrip.py /opt/mlbuild/site
 
 FROM {spec.base}
 {system}RUN groupadd --system --gid {UID} {spec.user} \\

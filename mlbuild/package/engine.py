@@ -90,3 +90,37 @@ def probe_platform(client: Any, image: Any, cache_dir: Any) -> Any:
         known, {"python": found.python, "glibc": found.glibc, "machine": found.machine}
     )
     return found
+
+
+def image_state(reference: str, image_id: str, base: str, base_id: str) -> str | None:
+    """Why the image a cached build made no longer stands for it, or None: the engine no longer
+    holds ``image_id`` under ``reference``, or the base image ``base`` is no longer ``base_id``.
+    Any doubt (no engine) is a reason too: the build then says what is wrong."""
+    import docker
+
+    from mlbuild.exec.docker_client import EngineError
+
+    try:
+        client = connect()
+    except EngineError as exc:
+        return (
+            f"cannot ask the Docker engine whether image {reference} is still there ({exc.message})"
+        )
+    try:
+        try:
+            image = client.images.get(image_id)
+        except docker.errors.ImageNotFound:
+            return f"image {reference} ({image_id[:19]}) is no longer on the Docker engine"
+        if reference not in image.tags:
+            return f"{reference} no longer names the image built ({image_id[:19]})"
+        try:
+            now = client.images.get(base).id
+        except docker.errors.ImageNotFound:
+            return f"the base image {base} is no longer on the Docker engine"
+        if now != base_id:
+            return f"the base image {base} changed ({base_id[:19]} → {now[:19]})"
+    except docker.errors.APIError as exc:
+        return f"the Docker engine did not answer about image {reference}: {exc.explanation}"
+    finally:
+        client.close()
+    return None

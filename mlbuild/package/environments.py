@@ -32,10 +32,11 @@ from pathlib import Path
 
 from mlbuild import atomic
 from mlbuild.cache import hash_bytes
+from mlbuild.package.env_marker import ENV_MARKER
 from mlbuild.package.errors import EnvError, LockError
 from mlbuild.package.locks import Lock, read_lock
 
-MARKER = "mlbuild-env.json"
+MARKER = ENV_MARKER
 _PIP_TIMEOUT = 1800.0
 
 

@@ -40,6 +40,7 @@ class BuiltImage:
     image_id: str
     size: int
     content: str
+    base_id: str = ""  # the base image's id: a cached build holds only while the base is this
     labels: dict[str, str] = field(default_factory=dict)
     layers: list[str] = field(default_factory=list)
 
@@ -136,6 +137,7 @@ def build_image(
         image_id=image_id,
         size=int(image.attrs.get("Size", 0)),
         content=content,
+        base_id=base.id,
         labels=labels,
         layers=list(image.attrs.get("RootFS", {}).get("Layers", [])),
     )
@@ -151,6 +153,7 @@ def _context_files(
                 files[f"{prefix}/{entry.name}"] = entry
     for rel, path in runtime.items():
         files[f"runtime/{rel}"] = path
+    files["tools/elfstrip.py"] = Path(__file__).with_name("elfstrip.py")
     for rel, content in bundle.files.items():
         folder = "model-code" if rel.startswith("code/") else "model-files"
         files[f"{folder}/{rel}"] = content

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -102,7 +103,7 @@ def test_the_bundle_holds_the_model_its_code_signature_and_provenance(ws: Worksp
     assert manifest["model"]["class"] == "code/src/serve.py:Model"
     assert manifest["lock"]["source"] == "requirements.lock"
     assert set(manifest["provenance"]) >= {"commit", "dirty", "run_id", "recipe_hash", "lock_hash"}
-    assert json.loads(done.stdout)["bundle"] == "dist/b"
+    assert json.loads(done.stdout)["bundle"]["bundle"] == "dist/b"
 
 
 def test_an_archive_is_the_same_bytes_for_the_same_model(ws: Workspace) -> None:
@@ -196,16 +197,23 @@ def test_package_refuses_to_replace_what_it_did_not_write(ws: Workspace) -> None
     assert ws.cli("run", "-q").returncode == 0
     done = ws.cli("package")
     assert done.returncode == 1
-    assert done.stderr == (
-        f"mlbuild: '{ws.root / 'dist/doubler.tar.gz'}' exists and is not a bundle mlbuild "
-        "wrote; move it away or delete it, then run `mlbuild package` again\n"
+    assert done.stderr.endswith(
+        "mlbuild: step 'package:bundle' failed: 'dist/doubler.tar.gz' exists and mlbuild did not "
+        "create it; move it away or delete it, then run again\n"
     )
     assert ws.read("dist/doubler.tar.gz") == "my notes"
 
 
 @pytest.mark.parametrize(
     ("bundle", "message"),
-    [("../out.tar.gz", "'../out.tar.gz'"), ("model", "overlaps the step output")],
+    [
+        ("../out.tar.gz", "'../out.tar.gz'"),
+        ("model", "'model' holds 'model/factor.json', written by step 'train'"),
+        ("model/factor.json", "'model/factor.json' is also written by step 'train'"),
+        (".git/b.tar.gz", ".git"),
+        (".", "package.bundle"),
+        ("ml.yaml", "the recipe"),
+    ],
 )
 def test_a_bundle_path_outside_or_over_outputs_is_a_recipe_error(
     ws: Workspace, bundle: str, message: str
@@ -216,11 +224,13 @@ def test_a_bundle_path_outside_or_over_outputs_is_a_recipe_error(
     assert "package.bundle" in done.stderr and message in done.stderr, done.stderr
 
 
-def test_package_without_a_built_model_says_to_run(ws: Workspace) -> None:
+def test_package_builds_the_model_it_packages_first(ws: Workspace) -> None:
+    """The package steps depend on the model's artifacts: `package` trains when it must."""
     ws.recipe(RECIPE % "dist/b").gen(TREE)
     done = ws.cli("package")
-    assert done.returncode != 0
-    assert "run `mlbuild run" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "train: running" in done.stderr
+    assert (ws.root / "dist/b/manifest.json").is_file()
 
 
 def test_package_without_a_package_section(ws: Workspace) -> None:
@@ -231,3 +241,48 @@ def test_package_without_a_package_section(ws: Workspace) -> None:
         "mlbuild: ml.yaml has no package: section; add one, e.g. `package: {bundle: "
         "dist/model.tar.gz}` or `package: {docker: {image: NAME}}` (see `mlbuild schema`)\n"
     )
+
+
+def statuses(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    assert done.returncode in (0, 1), done.stderr
+    return {s["name"]: s["status"] for s in json.loads(done.stdout)["steps"]}
+
+
+def test_run_trains_but_does_not_package_unless_asked(ws: Workspace) -> None:
+    ws.recipe(RECIPE % "dist/b").gen(TREE)
+    assert statuses(ws.cli("run", "--json")) == {"train": "ran"}
+    assert not (ws.root / "dist").exists()
+    plan = json.loads(ws.cli("plan", "--json").stdout)[0]["steps"]
+    assert [s["name"] for s in plan] == ["train"]
+
+
+def test_the_bundle_step_is_cached_and_plan_says_why_it_runs_again(ws: Workspace) -> None:
+    ws.recipe(RECIPE % "dist/b").gen(TREE)
+    assert statuses(ws.cli("run", "package:bundle", "--json")) == {
+        "train": "ran",
+        "package:bundle": "ran",
+    }
+    assert statuses(ws.cli("run", "package:bundle", "--json")) == {
+        "train": "cached",
+        "package:bundle": "cached",
+    }
+    done = ws.cli("package")  # the command is a view over the same step and cache
+    assert "package:bundle: cached" in done.stderr
+    assert done.stdout.startswith("bundle dist/b: model 'doubler' version ")
+    ws.gen({"src": {"helpers.py": "def scale(v, f):\n    return f * v\n"}})
+    plan = json.loads(ws.cli("plan", "package:bundle", "--json").stdout)[0]["steps"]
+    assert [(s["name"], s["action"]) for s in plan] == [
+        ("train", "cached"),
+        ("package:bundle", "run"),
+    ]
+    (why,) = plan[1]["reasons"]
+    assert why.startswith("dep src changed (") and why.endswith("): 1 modified (helpers.py)")
+    assert "bundle model doubler into dist/b" in [s["what"] for s in plan]
+
+
+def test_a_removed_bundle_is_restored_from_the_cache(ws: Workspace) -> None:
+    packaged(ws)
+    first = (ws.root / "dist/doubler.tar.gz").read_bytes()
+    (ws.root / "dist/doubler.tar.gz").unlink()
+    assert statuses(ws.cli("run", "package:bundle", "--json"))["package:bundle"] == "restored"
+    assert (ws.root / "dist/doubler.tar.gz").read_bytes() == first

@@ -119,6 +119,54 @@ def test_build_verifies_hashes_and_reuses_the_environment(ws: Workspace, index: 
     )
 
 
+def env_build_modules(ws: Workspace) -> set[str]:
+    """The top-level modules `mlbuild env build` loads, with mlbuild's own by package."""
+    probe = (
+        "import sys, contextlib, io\n"
+        "from mlbuild.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    code = main(['env', 'build'])\n"
+        "names = {m.split('.')[0] for m in sys.modules}\n"
+        "names |= {'.'.join(m.split('.')[:2]) for m in sys.modules if m.startswith('mlbuild.')}\n"
+        "print(code, ' '.join(sorted(names)))\n"
+    )
+    done = ws.cli_python(probe)
+    code, _, modules = done.stdout.strip().splitlines()[-1].partition(" ")
+    assert code == "0", done.stderr
+    return set(modules.split())
+
+
+def test_an_unchanged_lock_is_answered_without_pip_or_the_graph(
+    ws: Workspace, index: Index
+) -> None:
+    locked(ws, index)
+    assert ws.cli("env", "build", env=index.env).returncode == 0
+    loaded = env_build_modules(ws)
+    assert loaded & {"pip", "subprocess", "mlbuild.graph", "mlbuild.cache", "pydantic"} == set()
+    again = json.loads(ws.cli("env", "build", "--json").stdout)
+    assert again["reused"] is True and again["packages"] == 1
+
+
+@pytest.mark.parametrize("change", ["lock", "recipe", "environment"])
+def test_the_shortcut_is_not_taken_when_anything_changed(
+    ws: Workspace, index: Index, change: str
+) -> None:
+    locked(ws, index)
+    first = json.loads(ws.cli("env", "build", "--json", env=index.env).stdout)
+    if change == "lock":  # another version pinned: another environment
+        ws.gen({"requirements.in": "alpha==2.0\n"})
+        assert ws.cli("env", "lock", env=index.env).returncode == 0
+    elif change == "recipe":
+        ws.recipe(RECIPE + "# a comment\n")
+    else:  # the environment itself was deleted (gc, a hand): its own marker is gone
+        (Path(first["path"]) / "mlbuild-env.json").unlink()
+    if change == "recipe":  # the recipe is compiled again to learn which lock it names
+        assert "mlbuild.graph" in env_build_modules(ws)
+    again = json.loads(ws.cli("env", "build", "--json", env=index.env).stdout)
+    assert again["reused"] is (change == "recipe")
+    assert (again["path"] == first["path"]) is (change != "lock")
+
+
 def test_build_refuses_a_wheel_whose_hash_is_not_the_locks(ws: Workspace, index: Index) -> None:
     locked(ws, index)
     lock = ws.read("requirements.lock")

@@ -1,0 +1,98 @@
+"""The image's symbol stripper (mlbuild/package/elfstrip.py) on real libraries and hostile bytes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlbuild.package.elfstrip import strip, strip_tree
+
+
+def uvloop_copy(tmp_path: Path) -> Path:
+    import uvloop
+
+    folder = tmp_path / "site"
+    shutil.copytree(Path(uvloop.__file__).parent, folder / "uvloop")
+    return folder
+
+
+def sections(path: Path) -> list[str]:
+    """The section names binutils' readelf reads from ``path``'s header table (it complains on
+    stderr about a table that points at the wrong place)."""
+    done = subprocess.run(["readelf", "-SW", str(path)], capture_output=True, text=True, check=True)
+    assert done.stderr == ""
+    return [line.split("]", 1)[1].split()[0] for line in done.stdout.splitlines() if "] ." in line]
+
+
+def dynamic_symbols(path: Path) -> str:
+    done = subprocess.run(
+        ["readelf", "--dyn-syms", "-W", str(path)], capture_output=True, text=True, check=True
+    )
+    assert done.stderr == "" and "PyInit_loop" in done.stdout
+    return done.stdout
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="binutils' readelf is not installed")
+def test_a_stripped_library_is_smaller_and_still_loads(tmp_path: Path) -> None:
+    site = uvloop_copy(tmp_path)
+    (library,) = (site / "uvloop").glob("loop.*.so")
+    before = library.stat().st_size
+    names = sections(library)
+    symbols = dynamic_symbols(library)
+    count, saved = strip_tree(str(site))
+    assert count >= 1 and saved == before - library.stat().st_size > before // 2
+    assert strip(library.read_bytes()) is None  # nothing left to strip: stable
+    dropped = {".symtab", ".strtab"} | {n for n in names if n.startswith(".debug")}
+    assert {".symtab", ".debug_info"} <= dropped
+    assert sections(library) == [n for n in names if n not in dropped]
+    assert dynamic_symbols(library) == symbols  # what the loader links by: linked tables intact
+    done = subprocess.run(
+        [sys.executable, "-c", "import uvloop; loop = uvloop.new_event_loop(); "
+         "loop.run_until_complete(loop.create_task(__import__('asyncio').sleep(0))); "
+         "print(uvloop.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(site / "uvloop" / "__init__.py")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not an ELF file at all",
+        b"\x7fELF",  # truncated header
+        b"\x7fELF\x01\x01" + b"\0" * 100,  # 32-bit
+        b"\x7fELF\x02\x02" + b"\0" * 100,  # big-endian
+        b"\x7fELF\x02\x01" + bytes(range(256)) * 4,  # garbage offsets
+    ],
+)
+def test_what_is_not_a_plain_64_bit_library_is_left_alone(data: bytes) -> None:
+    assert strip(data) is None
+
+
+def test_a_truncated_library_is_left_alone(tmp_path: Path) -> None:
+    site = uvloop_copy(tmp_path)
+    (library,) = (site / "uvloop").glob("loop.*.so")
+    data = library.read_bytes()
+    for size in (64, 4096, len(data) // 2, len(data) - 1):
+        assert strip(data[:size]) is None
+
+
+def test_symlinks_and_other_files_are_not_touched(tmp_path: Path) -> None:
+    site = uvloop_copy(tmp_path)
+    (library,) = (site / "uvloop").glob("loop.*.so")
+    outside = tmp_path / "outside.so"
+    shutil.copyfile(library, outside)
+    (site / "link.so").symlink_to(outside)
+    (site / "notes.txt").write_text("\x7fELF but text")
+    strip_tree(str(site))
+    assert outside.read_bytes() == library.read_bytes() or outside.stat().st_size > 0
+    assert (site / "notes.txt").read_text() == "\x7fELF but text"
+    assert strip(outside.read_bytes()) is not None  # still unstripped: the link was skipped
