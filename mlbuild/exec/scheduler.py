@@ -62,7 +62,8 @@ def run_steps(
     isolation: dict[str, str] | None = None,
     remote: RemoteCache | None = None,
 ) -> RunSummary:
-    """Bring ``targets`` (every step if empty) and what they depend on up to date.
+    """Bring ``targets`` (:meth:`~mlbuild.graph.Graph.default_targets` if empty: every step but
+    the tests) and what they depend on up to date.
 
     ``force``: run every step of the run (True), or these (``mlbuild test --force`` runs the tests
     again, not the training they test), whatever the cache holds.
@@ -102,7 +103,7 @@ class _Scheduler:
     ) -> None:
         self.ws = workspace
         self.graph = graph
-        self.names = graph.upstream_closure(targets or list(graph.steps))
+        self.names = graph.upstream_closure(targets or graph.default_targets())
         self.executors = Executors(graph.executors)
         self.planner = workspace.planner(
             graph,

@@ -196,7 +196,7 @@ class StepRunner:
         failure = failure_of(result.data)
         if failure is not None:  # the result was a failure when it was made: it still is
             status = Status.FAILED
-            failure += f" (cached result; `mlbuild run --force {spec.name}` runs it again)"
+            failure += " (a cached result: --force runs it again)"
         return StepOutcome(
             spec.name,
             status,

@@ -75,6 +75,9 @@ class StepSpec:
     # of search `hpo` changed"
     params_from: str | None = None
     best: dict[str, Any] | None = None
+    # whether a run that names no targets brings it up to date: the tests' steps do not (run
+    # them with `mlbuild test`, or by name), as `bazel build` builds and `bazel test` tests
+    default: bool = True
 
     @property
     def cmd(self) -> str | list[str] | None:
@@ -203,6 +206,10 @@ class Graph:
             message=message,
             source_line=self.lines.get(line) if line else None,
         )
+
+    def default_targets(self) -> list[str]:
+        """What ``run`` and ``plan`` bring up to date when no step is named."""
+        return [name for name, spec in self.steps.items() if spec.default]
 
     def upstream_closure(self, names: list[str]) -> list[str]:
         """``names`` and everything they depend on, in topological order."""

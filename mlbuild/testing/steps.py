@@ -12,7 +12,13 @@ on, as files the engine hashes:
     metrics ─────────── the metrics files of the steps whose metrics it reads
 
 and its ``config`` is its declaration (without ``description``: words, not behaviour) plus what
-the model is, so ``plan`` says ``config.min changed`` or ``dep models/model.pkl changed``. A
+the model is, so ``plan`` says ``config.min changed`` or ``dep models/model.pkl changed``.
+
+A test's step is not among the steps a ``run`` that names none brings up to date (as ``bazel
+build`` does not run tests): a scientist's ``mlbuild run model=tree`` stays fast and is not failed
+by a release gate; ``mlbuild test`` runs them, and ``mlbuild run tests:golden`` (or any target
+list that names them) runs them like any step, a failing one failing the run unless
+``--keep-going``. A
 metric test compared with a baseline reads the run store (the version under an alias), which no
 file holds: it runs every time (``always_run``).
 
@@ -113,6 +119,7 @@ class TestSteps:
                     always_run=kind == "metric" and declared.get("baseline") is not None,
                     timeout=None,  # a kind keeps its own budgets (pytest's `timeout:`)
                     upstream=[],
+                    default=False,  # `mlbuild test` or `mlbuild run tests:NAME` runs it
                 )
             )
         return specs

@@ -91,8 +91,7 @@ def test_a_retrained_model_needs_its_own_verdicts(toy: Workspace) -> None:
     # the old model, so they do not count; the metric's value did not change, so it still does
     assert mlbuild(toy, "run", "train", "evaluate", "weight=2.5").returncode == 0
     assert "(not run for this model: golden)" in refusal(toy, "weight=2.5")
-    # back to the tested model: its verdicts are still in the cache (`run` takes the tests from
-    # the cache too)
+    # back to the tested model: its verdicts are still in the cache
     assert mlbuild(toy, "run").returncode == 0
     assert gate(toy).ok
 
