@@ -117,6 +117,15 @@ def _compile(graph: Graph, root: Path, name: str, problems: list[Problem]) -> Co
                 ".jsonl file with one object per line",
             )
         )
+    if kind == "serving" and config.get("target") == "bundle" and graph.package is None:
+        problems.append(
+            graph.problem(
+                f"{here}.target",
+                "a serving test of the bundle serves what `mlbuild package` makes, but the "
+                "recipe has no package: section; add one (`package: {code: [src/]}`), or test "
+                "the server (target: server)",
+            )
+        )
     needs_model = kind in MODEL_KINDS or (kind == "pytest" and graph.model is not None)
     if kind in MODEL_KINDS and graph.model is None:
         problems.append(

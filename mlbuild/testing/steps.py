@@ -95,6 +95,10 @@ class TestSteps:
             deps += declared["deps"]
             if needs_model and servable is not None:
                 deps += servable["files"]
+            if declared.get("target") == "bundle" and recipe.package is not None:
+                # what the bundle holds beyond the model: its code (and the lock, hashed with
+                # every step's fingerprint already)
+                deps += [_normal(c) for c in recipe.package.code or []]
             if kind == "metric":
                 deps += _metric_deps(str(declared["metric"]), metrics)
             elif kind == "pytest":  # its `metrics` fixture gives what every step records

@@ -176,3 +176,50 @@ def test_an_unknown_test_target_is_refused_with_a_suggestion(toy: Workspace) -> 
     done = mlbuild(toy, "run", "tests:gloden")
     assert done.returncode == 2
     assert "tests:golden" in done.stderr
+
+
+def test_the_serving_test_serves_the_packaged_bundle(toy: Workspace) -> None:
+    toy.recipe(
+        toy_recipe("shipped: {kind: serving, file: tests/cases.csv, target: bundle}")
+        + "package: {code: [src/]}\n"
+    )
+    code, first, stderr = run(toy, "tests:shipped")
+    assert code == 0, stderr
+    verdict = step(first, "tests:shipped")["data"]["verdict"]
+    assert verdict["summary"] == (
+        "health, metadata and 4 rows through both protocols agree with the in-process model"
+    )
+    assert verdict["passed"] is True
+    # what the bundle holds is in the test's fingerprint: its code
+    (toy.root / "src" / "helper.py").write_text("X = 1\n")
+    done = mlbuild(toy, "plan", "--json", "tests:shipped")
+    why = json.loads(done.stdout)[0]["steps"][-1]["reasons"]
+    assert [r.split(" (")[0] for r in why] == ["dep src changed"]
+
+
+def test_the_bundle_differs_from_the_model_in_training(toy: Workspace) -> None:
+    # a servable that answers differently when the server runs it: train/serve skew
+    toy.recipe(
+        toy_recipe("shipped: {kind: serving, file: tests/cases.csv, target: bundle}")
+        + "package: {code: [src/]}\n"
+    )
+    done = mlbuild(toy, "run", "tests:shipped", env={"TOY_SKEW": "1"})
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "mlbuild: step 'tests:shipped' failed: test failed: the server differs from the "
+        "in-process model: "
+    )
+
+
+def test_a_bundle_test_needs_a_package_section(toy: Workspace) -> None:
+    toy.recipe(toy_recipe("shipped: {kind: serving, target: bundle}"))
+    done = mlbuild(toy, "test")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "mlbuild: ml.yaml:30:36: tests.shipped.target: a serving test of the bundle serves what "
+        "`mlbuild package` makes, but the recipe has no package: section; add one (`package: "
+        "{code: [src/]}`), or test the server (target: server)\n"
+        "   30 |   shipped: {kind: serving, target: bundle}\n"
+        "      |                                    ^\n"
+        "1 problem in ml.yaml\n"
+    )
