@@ -223,3 +223,24 @@ def test_a_bundle_test_needs_a_package_section(toy: Workspace) -> None:
         "      |                                    ^\n"
         "1 problem in ml.yaml\n"
     )
+
+
+def test_a_verdict_reached_on_one_machine_is_taken_from_the_remote_cache_on_another(
+    toy: Workspace, tmp_path: Path
+) -> None:
+    import shutil
+
+    remote = {"MLBUILD_REMOTE_CACHE": str(tmp_path / "remote")}
+    toy.gen(MARKER).recipe(toy_recipe(TESTS))
+    done = mlbuild(toy, "run", "tests:marker", "tests:golden", env=remote)
+    assert done.returncode == 0, done.stderr
+    assert marks(toy) == 1
+    # a fresh clone on another machine: same files, no local cache, the same remote
+    clone = Workspace(tmp_path / "clone")
+    shutil.copytree(toy.root, clone.root, ignore=shutil.ignore_patterns(".mlbuild", "ran.log"))
+    done = mlbuild(clone, "run", "--json", "tests:marker", "tests:golden", env=remote)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert statuses(found)["tests:marker"] in ("cached", "restored")
+    assert step(found, "tests:golden")["data"]["verdict"]["summary"] == "4 cases right"
+    assert marks(clone) == 0, "the test ran again on the clone"
