@@ -244,3 +244,25 @@ def test_a_verdict_reached_on_one_machine_is_taken_from_the_remote_cache_on_anot
     assert statuses(found)["tests:marker"] in ("cached", "restored")
     assert step(found, "tests:golden")["data"]["verdict"]["summary"] == "4 cases right"
     assert marks(clone) == 0, "the test ran again on the clone"
+
+
+def test_validate_names_a_missing_test_folder_once(ws: Workspace) -> None:
+    ws.recipe(
+        """\
+        schema_version: 1
+        name: plain
+        steps:
+          evaluate: {cmd: "echo '{\\"accuracy\\": 0.9}' > metrics.json", metrics: [metrics.json]}
+        tests:
+          team: {kind: pytest, path: nothere}
+        """
+    )
+    done = mlbuild(ws, "validate")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "mlbuild: ml.yaml:6:30: tests.team.path: 'nothere' does not exist and no step makes it; "
+        "create the file or add a step that lists it in outs\n"
+        "    6 |   team: {kind: pytest, path: nothere}\n"
+        "      |                              ^\n"
+        "1 problem in ml.yaml\n",
+    )
