@@ -166,6 +166,9 @@ def _check_workspace(ws: Workspace, graph: Graph) -> None:
         ws.check(graph)
     except RecipeError as exc:
         if found:
+            # a test's step is checked with the rest now: one problem per place, not two
+            seen = {(p.file, p.line, p.column) for p in exc.problems}
+            found = [p for p in found if (p.file, p.line, p.column) not in seen]
             raise RecipeError([*exc.problems, *found]) from None
         raise
     if found:
@@ -229,9 +232,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 external=external_hook(graph),
             )
             try:
-                planned = make_plan(
-                    planner, graph.upstream_closure(names or graph.default_targets())
-                )
+                wanted = graph.upstream_closure(names or graph.default_targets())
+                planned = make_plan(planner, wanted)
             finally:
                 executors.close()
             reports.append((combo, [(d, describe(graph.steps[d.step])) for d in planned]))

@@ -52,7 +52,7 @@ def _run(
     reporter: StepReporter | GitLabSections | JsonReporter = (
         JsonReporter() if args.json else step_reporter(console, quiet=args.quiet)
     )
-    declared = compile_tests(graph, ws.root, names)  # unknown names fail before anything runs
+    compile_tests(graph, ws.root, names)  # unknown names fail before anything runs
     try:
         with run_lock(
             ws.meta, wait=args.wait, on_wait=lambda text: print(f"mlbuild: {text}", file=sys.stderr)
@@ -70,7 +70,7 @@ def _run(
             )
     finally:
         reporter.close()
-    not_run = _not_run(report, declared)
+    not_run = report.not_run
     if args.junit:
         _write_junit(Path(args.junit), ws, graph, report, not_run)
     if args.json:
@@ -78,22 +78,6 @@ def _run(
     else:
         _print(console, report, not_run)
     return 0 if report.passed else 1
-
-
-def _not_run(report: Any, declared: list[Any]) -> list[Any]:
-    """Declared tests with no result: a step they need failed first."""
-    from mlbuild.testing import NotRun
-
-    if report.results:
-        return []
-    failed = report.summary.failed
-    why = (
-        f"not run: step {', '.join(repr(o.name) for o in failed)} failed"
-        + (f" ({failed[0].message})" if failed and failed[0].message else "")
-        if failed
-        else "not run"
-    )
-    return [NotRun(test, why) for test in declared]
 
 
 def _write_junit(path: Path, ws: Any, graph: Any, report: Any, not_run: list[Any]) -> None:
@@ -113,7 +97,7 @@ def _write_junit(path: Path, ws: Any, graph: Any, report: Any, not_run: list[Any
 
 
 def _print(console: Console, report: Any, not_run: list[Any]) -> None:
-    from mlbuild.testing.spec import TEST_PREFIX
+    from mlbuild.testing.steps import TEST_PREFIX
 
     rows = []
     for r in report.results:
@@ -152,7 +136,7 @@ def _print(console: Console, report: Any, not_run: list[Any]) -> None:
 
 
 def _json(report: Any, not_run: list[Any]) -> dict[str, Any]:
-    from mlbuild.testing.spec import TEST_PREFIX
+    from mlbuild.testing.steps import TEST_PREFIX
 
     return {
         "ok": report.passed,

@@ -23,6 +23,14 @@ Contract of :meth:`StepKind.execute`:
 - It returns a :class:`KindResult`: ``data`` is a JSON object kept in the action cache entry and
   shown by ``run --json`` (a test's verdict, a search's best params, an image digest, the model
   check's predictions); it must not hold secrets (it is masked, but better never written).
+- A result can be a failure worth caching — a test that reached a failing verdict: ``failure``
+  says why. The result is stored like any (the step is not run again until its inputs change),
+  and the step fails, now and each time the cached result is taken (Bazel caches a failed test
+  result the same way); ``--force`` runs it again.
+
+A kind may also have ``check_result(data) -> str | None``: whether the result data read back from
+the cache (local or remote, so possibly damaged or forged) is one it could have made; a refused
+entry is quarantined and the step runs again.
 
 A kind whose work lives outside the workspace (an image on the Docker engine), or whose result
 depends on how the run was asked for, also has ``revalidate(spec, data, graph) -> str | None``:
@@ -57,6 +65,16 @@ class KindResult:
     data: dict[str, Any] = field(default_factory=dict)  # kept in the action cache entry
     metrics: dict[str, Any] = field(default_factory=dict)  # beside those of its metrics files
     duration: float | None = None  # its own time (a process's); None: all of execute()
+    failure: str | None = None  # a failure kept with the result (kept in data under FAILURE_KEY)
+
+
+FAILURE_KEY = "failure"
+
+
+def failure_of(data: dict[str, Any]) -> str | None:
+    """Why the step failed, when its (cached) result is a failure."""
+    found = data.get(FAILURE_KEY)
+    return found if isinstance(found, str) else None
 
 
 class StepFailure(MlbuildError):
@@ -95,6 +113,7 @@ class StepKind(Protocol):
 KINDS: dict[str, str] = {
     "command": "mlbuild.exec.command:CommandKind",
     "model-check": "mlbuild.serve.check.kind:ModelCheckKind",
+    "model-test": "mlbuild.testing.step_kind:ModelTestKind",
     "package-bundle": "mlbuild.package.kind:BundleKind",
     "package-image": "mlbuild.package.kind:ImageKind",
 }

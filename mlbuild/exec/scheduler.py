@@ -55,7 +55,7 @@ def run_steps(
     graph: Graph,
     *,
     targets: list[str],
-    force: bool,
+    force: bool | frozenset[str],
     jobs: int,
     reporter: Reporter,
     keep_going: bool = False,
@@ -63,8 +63,11 @@ def run_steps(
     isolation: dict[str, str] | None = None,
     remote: RemoteCache | None = None,
 ) -> RunSummary:
-    """Bring ``targets`` (every step if empty) and what they depend on up to date.
+    """Bring ``targets`` (:meth:`~mlbuild.graph.Graph.default_targets` if empty: every step but
+    the tests) and what they depend on up to date.
 
+    ``force``: run every step of the run (True), or these (``mlbuild test --force`` runs the tests
+    again, not the training they test), whatever the cache holds.
     ``keep_going``: after a failure, still start every step that does not depend on it (else
     none starts). ``executor``: run every command step on this executor (``run --executor``).
     ``isolation``: the variables that run each step's processes in the environment built from
@@ -91,7 +94,7 @@ class _Scheduler:
         workspace: Workspace,
         graph: Graph,
         targets: list[str],
-        force: bool,
+        force: bool | frozenset[str],
         jobs: int,
         reporter: Reporter,
         keep_going: bool,
@@ -105,7 +108,7 @@ class _Scheduler:
         self.executors = Executors(graph.executors)
         self.planner = workspace.planner(
             graph,
-            force=set(self.names) if force else set(),
+            force=set(self.names) if force is True else set(force or ()),
             identity=identity_hook(self.executors, executor),
             remote=remote,
             external=external_hook(graph),

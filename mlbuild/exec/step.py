@@ -20,7 +20,7 @@ from mlbuild.errors import MlbuildError
 from mlbuild.exec.context import KindContext, Watch
 from mlbuild.exec.events import MaskingReporter, Status, StepOutcome
 from mlbuild.exec.executor import Executors
-from mlbuild.exec.kinds import StepFailure, StepStopped, step_kind
+from mlbuild.exec.kinds import FAILURE_KEY, StepFailure, StepStopped, failure_of, step_kind
 from mlbuild.exec.outputs import Outputs
 from mlbuild.exec.remote_steps import RemoteSteps
 from mlbuild.graph import COMMAND, Action, Decision, Graph, Planner, StepSpec, Workspace
@@ -88,6 +88,7 @@ class StepRunner:
             decision = self.remote.fetched(
                 name, self.planner.decide(spec), lambda text: self.reporter.step_note(name, text)
             )
+            decision = self._usable(spec, decision)
             if decision.action is Action.CACHED:
                 assert decision.fingerprint is not None and decision.result is not None
                 self.ws.cache.actions.touch(decision.fingerprint)
@@ -118,6 +119,25 @@ class StepRunner:
         reasons = decision.reasons if decision is not None and decision.action is Action.RUN else []
         return StepOutcome(
             name, Status.FAILED, took, reasons, message=message, log=log, kind=spec.kind
+        )
+
+    def _usable(self, spec: StepSpec, decision: Decision) -> Decision:
+        """``decision``, or a run when the kind refuses the result data the cache holds (a
+        verdict of the wrong shape): that entry is moved to quarantine, never used."""
+        result = decision.result
+        if decision.action is not Action.CACHED or result is None or not result.data:
+            return decision
+        check = getattr(step_kind(spec.kind), "check_result", None)
+        why = check(result.data) if check is not None else None
+        if why is None:
+            return decision
+        assert decision.fingerprint is not None
+        self.ws.cache.actions.discard(decision.fingerprint)
+        return replace(
+            decision,
+            action=Action.RUN,
+            reasons=[f"its cached result was unusable ({why}) and was quarantined"],
+            result=None,
         )
 
     def _execute(self, spec: StepSpec, decision: Decision) -> StepOutcome:
@@ -156,16 +176,20 @@ class StepRunner:
         )
         began = time.monotonic()
         done = step_kind(spec.kind).execute(spec, ctx)
+        if done.failure is not None:  # a failure worth caching (a failed test's verdict)
+            done = replace(done, data={**done.data, FAILURE_KEY: done.failure})
         duration = done.duration if done.duration is not None else _since(began)
         action = self.outputs.commit(spec, decision, duration, done)
         self.remote.built(decision.fingerprint, action)  # uploaded in the background
+        failure = failure_of(action.data)
         return StepOutcome(
             spec.name,
-            Status.RAN,
+            Status.RAN if failure is None else Status.FAILED,
             duration,
             decision.reasons,
             decision.fingerprint,
             action.metrics,
+            message=failure or "",
             log=ctx.log,
             kind=spec.kind,
             data=action.data,
@@ -178,6 +202,10 @@ class StepRunner:
         result = decision.result
         assert result is not None
         reasons = decision.reasons if status is Status.RESTORED else []
+        failure = failure_of(result.data)
+        if failure is not None:  # the result was a failure when it was made: it still is
+            status = Status.FAILED
+            failure += " (a cached result: --force runs it again)"
         return StepOutcome(
             spec.name,
             status,
@@ -185,6 +213,7 @@ class StepRunner:
             reasons,
             decision.fingerprint,
             result.metrics,
+            message=failure or "",
             kind=spec.kind,
             data=result.data,
             outs=result.outs,

@@ -105,6 +105,7 @@ class SectionCompiler(Protocol):
 SECTIONS: dict[str, str] = {
     "steps": "mlbuild.graph.command:CommandSteps",
     "model": "mlbuild.serve.check.compile:ModelCheckSteps",
+    "tests": "mlbuild.testing.steps:TestSteps",
     "package": "mlbuild.package.steps:PackageSteps",
 }
 

@@ -75,8 +75,9 @@ class StepSpec:
     # of search `hpo` changed"
     params_from: str | None = None
     best: dict[str, Any] | None = None
-    # whether `run` with no target runs it: false for the package steps, which are asked for by
-    # name (`mlbuild run package:docker`) or by `mlbuild package`
+    # whether `run` with no target runs it: false for the tests' steps (run them with `mlbuild
+    # test`, or by name), as `bazel build` builds and `bazel test` tests, and for the package
+    # steps, asked for by name (`mlbuild run package:docker`) or by `mlbuild package`
     default: bool = True
 
     @property

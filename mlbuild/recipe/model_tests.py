@@ -367,9 +367,11 @@ class ServingTest(_Test):
         "the in-process ones. Without it, only health and metadata are checked.",
         examples=["tests/golden.csv"],
     )
-    target: Literal["server"] = Field(
+    target: Literal["server", "bundle"] = Field(
         default="server",
-        description="What is started: `server` (`mlbuild serve` on the cached model).",
+        description="What is started: `server` (`mlbuild serve` on the cached model) or "
+        "`bundle` (the bundle `mlbuild package` makes of it, written to a temporary directory "
+        "and served with `mlbuild serve BUNDLE`, outside the repository; needs `package:`).",
     )
     tolerance: NonNegative = Field(
         default=0.0, description="How far a float output may be from the in-process value."

@@ -50,7 +50,7 @@ def recorded_run(
     graph: Graph,
     *,
     targets: list[str],
-    force: bool,
+    force: bool | frozenset[str],
     jobs: int,
     reporter: Reporter,
     kind: str = "run",

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlbuild.errors import NotFoundError
 from mlbuild.graph import Graph, Workspace
-from mlbuild.testing.spec import STEP_SEPARATOR
+from mlbuild.testing.steps import STEP_SEPARATOR
 
 
 @dataclass(frozen=True)

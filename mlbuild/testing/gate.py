@@ -7,9 +7,10 @@ A packaging command calls :func:`require_passing_tests` before it builds anythin
     labels |= gate.labels()          # into the image's OCI labels
     tags |= gate.tags()              # onto the run's record
 
-The gate recomputes each test's fingerprint for the model the recipe's current outputs hold (the
-same code ``mlbuild test`` uses) and looks for a passing verdict under it in the action cache.
-It runs no test: a test that never ran for this model counts as not passed, so a model retrained
+The gate plans each test's step (``tests:NAME``) as ``mlbuild plan`` would — its fingerprint for
+the model the recipe's current outputs hold, the test's files and settings — and reads the
+verdict the action cache holds under that fingerprint (the step's result). It runs no test: a
+test that never ran for this model counts as not passed, so a model retrained
 after its tests ran cannot slip through. ``allow_failing`` lets it through anyway; the caller
 records that in the image's labels, where a reviewer or an admission policy sees it.
 """
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mlbuild.cache import ActionResult
 from mlbuild.errors import MlbuildError
-from mlbuild.graph import Graph, Workspace
-from mlbuild.testing.runner import fingerprints_now
+from mlbuild.graph import Action, Decision, Graph, Workspace, make_plan
 from mlbuild.testing.session import Session
 from mlbuild.testing.spec import compile_tests
-from mlbuild.testing.verdicts import cached_verdict
+from mlbuild.testing.step_kind import verdict_of
+from mlbuild.testing.verdict import Verdict
 
 LABEL_PREFIX = "dev.mlbuild.tests"
 
@@ -116,20 +118,33 @@ def check_tests(ws: Workspace, graph: Graph, *, action: str) -> Gate:
         if graph.model is not None:
             source = session.source()
             model, version = source.name, source.version
-        passed: list[str] = []
-        failed: dict[str, str] = {}
-        not_run: list[str] = []
-        for name, key in fingerprints_now(session, tests).items():
-            found = cached_verdict(ws, key)
-            if found is None:
-                not_run.append(name)
-            elif found.verdict.passed:
-                passed.append(name)
-            else:
-                failed[name] = found.verdict.summary
     finally:
         session.close()
+    steps = [t.step_name for t in tests]
+    decisions = {d.step: d for d in make_plan(ws.planner(graph), graph.upstream_closure(steps))}
+    passed: list[str] = []
+    failed: dict[str, str] = {}
+    not_run: list[str] = []
+    for test in tests:
+        found = _verdict(ws, decisions[test.step_name])
+        if found is None:
+            not_run.append(test.name)
+        elif found.passed:
+            passed.append(test.name)
+        else:
+            failed[test.name] = found.summary
     return Gate(action, model, version, passed, failed, not_run)
+
+
+def _verdict(ws: Workspace, decision: Decision) -> Verdict | None:
+    """The verdict cached for the test's step as planned now; None when none is (its inputs
+    changed since, or a step it needs must run first: PENDING, no fingerprint yet)."""
+    result: ActionResult | None = decision.result
+    if decision.action is Action.RUN and decision.fingerprint is not None:
+        result = ws.cache.actions.get(decision.fingerprint)  # always_run: the last verdict
+    if result is None or decision.action is Action.PENDING:
+        return None
+    return verdict_of(result.data)
 
 
 def require_passing_tests(

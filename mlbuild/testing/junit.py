@@ -13,20 +13,12 @@ import re
 import socket
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlbuild import atomic
-from mlbuild.testing.runner import TestResult
-from mlbuild.testing.spec import CompiledTest
+from mlbuild.testing.runner import NotRun, TestResult
 
-
-@dataclass(frozen=True)
-class NotRun:
-    """A declared test that did not run, and why (a step it needs failed)."""
-
-    test: CompiledTest
-    reason: str
+__all__ = ["NotRun", "junit_xml", "write_junit"]
 
 
 def junit_xml(

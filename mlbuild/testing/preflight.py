@@ -26,7 +26,8 @@ from typing import Any
 from mlbuild.errors import Problem
 from mlbuild.graph import Graph
 from mlbuild.params import suggest
-from mlbuild.testing.spec import STEP_SEPARATOR, CompiledTest
+from mlbuild.testing.spec import CompiledTest
+from mlbuild.testing.steps import STEP_SEPARATOR
 from mlbuild.testing.tables import Table, TableError
 from mlbuild.testing.values import expected_words, is_numeric, parse_value
 

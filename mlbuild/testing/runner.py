@@ -1,49 +1,42 @@
-"""``mlbuild test``: bring what the tests read up to date, check them all, then run each test that
-has no verdict for its fingerprint — all within one recorded run (kind ``test``).
+"""``mlbuild test``: a view over the engine — run the ``tests:*`` steps, as ``mlbuild run
+tests:a tests:b`` would, then read each test's verdict from its step's outcome.
 
 ::
 
-    compile (recipe checks) ─▶ pre-flight with what is known ─▶ run the steps the tests need
-       ─▶ pre-flight everything (signature, files, metrics) ─▶ for each test:
-            fingerprint ─▶ verdict in the cache? ── yes ─▶ cached
-                                               └─ no ─▶ run the kind ─▶ store the verdict
+    compile (recipe checks) ─▶ pre-flight with what is known ─▶ run the tests' steps and what
+       they need (keep going: every test that can run, runs) ─▶ each test's outcome:
+            ran or cached, with a verdict ─▶ passed / failed     (the verdict is its result)
+            failed without one             ─▶ error              (bad input, server down, …)
+            not started                    ─▶ not run            (a step it needs failed)
 
-Bad input is reported before any test runs, all at once, exit code 2. A test that fails is a
-verdict, cached like a pass (a test re-runs only when the model or the test changed); a test
-that could not run (the server did not start) is an error and is tried again next time.
+A test is a step of kind ``model-test`` (:mod:`mlbuild.testing.step_kind`), so the one action
+cache holds its verdict under its fingerprint, ``plan`` explains why it runs, and the run record
+keeps its result. Bad input known before anything runs is reported all at once, exit code 2.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlbuild.errors import InterruptError, MlbuildError, Problem, RecipeError
-from mlbuild.exec import Reporter, RunSummary, Status, StepOutcome
+from mlbuild.errors import MlbuildError, Problem
+from mlbuild.exec import Reporter, RunSummary, Status, StepOutcome, run_steps
 from mlbuild.graph import Graph, Workspace
 from mlbuild.paths import overlaps
 from mlbuild.runs import recorded_run
 from mlbuild.store import RunRecord, RunWriter
-from mlbuild.testing.fingerprint import (
-    code_files,
-    components,
-    digests,
-    explain,
-    fingerprint,
-    model_digest,
-)
-from mlbuild.testing.kinds import kind_runner
 from mlbuild.testing.preflight import Preflight
 from mlbuild.testing.session import Session
-from mlbuild.testing.spec import CompiledTest, compile_each, compile_tests
+from mlbuild.testing.spec import BadTestInputError, CompiledTest, compile_each, compile_tests
+from mlbuild.testing.step_kind import verdict_metrics, verdict_of
 from mlbuild.testing.verdict import Verdict
-from mlbuild.testing.verdicts import cached_verdict, last_components, note_cached, store_verdict
 
 
 @dataclass
 class TestResult:
     """How one test ended in this run."""
+
+    __test__ = False  # not a pytest class, whatever its name
 
     test: CompiledTest
     status: str  # passed, failed, error
@@ -60,25 +53,32 @@ class TestResult:
 
     def metrics(self) -> dict[str, Any]:
         """What the run records of it: ``tests.NAME.passed`` and what it measured."""
-        found: dict[str, Any] = {}
         if self.verdict is not None:
-            found |= {f"tests.{self.test.name}.{k}": v for k, v in self.verdict.measured.items()}
-        found[f"tests.{self.test.name}.passed"] = (
-            self.status == "passed"
-        )  # nothing measured hides it
-        return found
+            return verdict_metrics(self.test.name, self.verdict)
+        return {f"tests.{self.test.name}.passed": False}
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A declared test that did not run, and why (a step it needs failed)."""
+
+    test: CompiledTest
+    reason: str
 
 
 @dataclass
 class TestReport:
+    __test__ = False
+
     results: list[TestResult]
     summary: RunSummary
     record: RunRecord
     model: dict[str, str] | None  # name and version of the model tested
+    not_run: list[NotRun] = field(default_factory=list)  # a step they need failed first
 
     @property
     def passed(self) -> bool:
-        return not self.summary.failed
+        return not self.summary.failed and not self.not_run
 
 
 def run_tests(
@@ -93,47 +93,90 @@ def run_tests(
     tags: dict[str, str] | None = None,
     notes: str = "",
 ) -> TestReport:
-    """Run the tests ``names`` (all when empty) of ``graph`` as a recorded run."""
+    """Run the tests ``names`` (all when empty) of ``graph`` as a recorded run: first the steps
+    they read, then every test checked against what those made (all problems at once, exit 2,
+    no test run), then the tests' steps, keeping going past a failing one."""
     tests = compile_tests(graph, ws.root, names)
     _early_preflight(ws, graph, tests)
-    steps = sorted({s for t in tests for s in t.upstream}, key=list(graph.steps).index)
-    state: dict[str, Any] = {}
+    targets = [t.step_name for t in tests]
+    needed = [s for s in graph.upstream_closure(targets) if s not in targets]
 
     def then(summary: RunSummary) -> RunSummary:
-        session = Session(ws, graph)
-        try:
-            results = _run_all(session, tests, force=force, reporter=reporter)
-            state["results"] = results
-            if graph.model is not None and any(t.needs_model for t in tests):
-                source = session.source()
-                state["model"] = {"name": source.name, "version": source.version}
-        except KeyboardInterrupt:
-            raise InterruptError("interrupted while testing") from None
-        finally:
-            session.close()
-        outcomes = [_outcome(r) for r in results]
+        _full_preflight(ws, graph, tests)
+        tested = run_steps(
+            ws,
+            graph,
+            targets=targets,
+            force=frozenset(targets) if force else False,
+            jobs=jobs,
+            reporter=reporter,
+            keep_going=True,  # one failing test must not keep the others from running
+        )
         return replace(
             summary,
-            outcomes=[*summary.outcomes, *outcomes],
-            duration=summary.duration + sum(r.duration for r in results),
+            outcomes=[*summary.outcomes, *(o for o in tested.outcomes if o.name in targets)],
+            duration=summary.duration + tested.duration,
+            keep_going=True,
         )
 
+    if not needed:  # nothing to make first (an empty target list would mean every step)
+        _full_preflight(ws, graph, tests)
     recorded = recorded_run(
         ws,
         store,
         graph,
-        targets=steps,
-        force=False,
+        targets=needed or targets,
+        force=False if needed else (frozenset(targets) if force else False),
         jobs=jobs,
         reporter=reporter,
         kind="test",
         tags=tags,
         notes=notes,
-        then=then,
+        keep_going=True,
+        then=then if needed else None,
     )
-    return TestReport(
-        state.get("results", []), recorded.summary, recorded.record, state.get("model")
+    outcomes = {o.name: o for o in recorded.summary.outcomes}
+    results = [_result(t, outcomes[t.step_name]) for t in tests if _ended(outcomes, t)]
+    failed = [o for o in recorded.summary.failed if o.name not in targets]
+    why = "not run"
+    if failed:
+        steps = ", ".join(repr(o.name) for o in failed)
+        why += f": step {steps} failed" + (f" ({failed[0].message})" if failed[0].message else "")
+    not_run = [NotRun(t, why) for t in tests if not _ended(outcomes, t)]
+    models = [o.data.get("model") for o in recorded.summary.outcomes if o.name in targets]
+    model = next((m for m in map(_model, models) if m is not None), None)
+    return TestReport(results, recorded.summary, recorded.record, model, not_run)
+
+
+def _ended(outcomes: dict[str, StepOutcome], test: CompiledTest) -> bool:
+    """Whether ``test``'s step ran or was taken from the cache (not skipped, not stopped)."""
+    found = outcomes.get(test.step_name)
+    return found is not None and found.status not in (Status.SKIPPED, Status.INTERRUPTED)
+
+
+def _result(test: CompiledTest, outcome: StepOutcome) -> TestResult:
+    verdict = verdict_of(outcome.data)
+    # a cached result is taken without running: the outcome gives no reason to run
+    cached = outcome.status is Status.CACHED or (
+        outcome.status is Status.FAILED and verdict is not None and not outcome.reasons
     )
+    status = "error" if verdict is None else "passed" if verdict.passed else "failed"
+    return TestResult(
+        test,
+        status,
+        cached,
+        outcome.duration,
+        outcome.fingerprint,
+        outcome.reasons,
+        verdict,
+        error="" if verdict is not None else outcome.message,
+    )
+
+
+def _model(data: Any) -> dict[str, str] | None:
+    if isinstance(data, dict) and isinstance(data.get("name"), str):
+        return {"name": str(data["name"]), "version": str(data.get("version"))}
+    return None
 
 
 def _early_preflight(ws: Workspace, graph: Graph, tests: list[CompiledTest]) -> None:
@@ -149,6 +192,22 @@ def _early_preflight(ws: Workspace, graph: Graph, tests: list[CompiledTest]) -> 
             except MlbuildError:  # not built for these params yet (NotBuiltError), or damaged
                 signature = graph.model.signature  # declared in the recipe, or not known yet
         _raise(known_problems(session, tests, signature, session.step_metrics()))
+    finally:
+        session.close()
+
+
+def _full_preflight(ws: Workspace, graph: Graph, tests: list[CompiledTest]) -> None:
+    """Every test against the model's signature, its files and the recorded metrics, once the
+    steps it reads are done: bad input is reported all at once before any test runs."""
+    session = Session(ws, graph)
+    try:
+        check = Preflight(graph, session.table)
+        for test in tests:
+            if test.kind == "metric":
+                check.check_metric(test, session.step_metrics())
+            elif test.needs_model:
+                check.check(test, session.signature(), with_file=True)
+        _raise(check.problems)
     finally:
         session.close()
 
@@ -188,120 +247,6 @@ def known_problems(
             ready = test.table is not None and not any(overlaps(test.table, o) for o in produced)
             check.check(test, signature, with_file=ready)
     return check.problems
-
-
-def _run_all(
-    session: Session, tests: list[CompiledTest], *, force: bool, reporter: Reporter
-) -> list[TestResult]:
-    check = Preflight(session.graph, session.table)
-    for test in tests:
-        if test.kind == "metric":
-            check.check_metric(test, session.step_metrics())
-        elif test.needs_model:
-            check.check(test, session.signature(), with_file=True)
-    _raise(check.problems)
-    return [_run_one(session, test, force=force, reporter=reporter) for test in tests]
-
-
-def _run_one(
-    session: Session, test: CompiledTest, *, force: bool, reporter: Reporter
-) -> TestResult:
-    ws = session.ws
-    parts = _components(session, test)
-    key = fingerprint(parts)
-    found = None if force else cached_verdict(ws, key)
-    if found is not None:
-        note_cached(ws, test.step_name, key, parts)
-        status = "passed" if found.verdict.passed else "failed"
-        result = TestResult(test, status, True, 0.0, key, [], found.verdict)
-        reporter.step_finished(_outcome(result))
-        return result
-    reasons = ["forced"] if force else explain(last_components(ws, test.step_name), parts)
-    reporter.step_started(test.step_name, reasons)
-    started = time.monotonic()
-    try:
-        verdict = kind_runner(test.kind)(test, session)
-    except MlbuildError as exc:
-        result = TestResult(
-            test, "error", False, time.monotonic() - started, key, reasons, error=exc.message
-        )
-    except Exception as exc:  # a surprise in one test is that test's error, not the run's crash
-        message = f"{type(exc).__name__}: {exc}"
-        result = TestResult(
-            test, "error", False, time.monotonic() - started, key, reasons, error=message
-        )
-    else:
-        took = time.monotonic() - started
-        store_verdict(ws, key, test.step_name, verdict, took, parts)
-        status = "passed" if verdict.passed else "failed"
-        result = TestResult(test, status, False, took, key, reasons, verdict)
-    reporter.step_finished(_outcome(result))
-    return result
-
-
-def _components(session: Session, test: CompiledTest) -> dict[str, Any]:
-    """What ``test``'s verdict depends on, now (see :mod:`mlbuild.testing.fingerprint`)."""
-    ws, graph = session.ws, session.graph
-    model = code = None
-    if test.needs_model and graph.model is not None:
-        model = model_digest(session.source())
-        code = digests(ws.cache.hasher, code_files(ws.root, graph.model.class_ref))
-    metric = None
-    if test.kind == "metric":
-        value = session.metric(test)
-        metric = (
-            None if value is None else {"step": value.step, "key": value.key, "value": value.value}
-        )
-    baseline = session.baseline(test) if test.kind == "metric" else None
-    lock = ws.cache.hasher.digest(graph.lock_file) if graph.lock_file else None
-    return components(
-        kind=test.kind,
-        config=test.config,
-        model=model,
-        code=code or {},
-        files=digests(ws.cache.hasher, test.files),
-        metric=metric,
-        baseline=baseline.to_json() if baseline is not None else None,
-        lock=lock.value if lock is not None else None,
-    )
-
-
-def fingerprints_now(session: Session, tests: list[CompiledTest]) -> dict[str, str]:
-    """Each test's fingerprint for the model and files as they are now (for the gate)."""
-    return {test.name: fingerprint(_components(session, test)) for test in tests}
-
-
-def _outcome(result: TestResult) -> StepOutcome:
-    if result.status == "passed":
-        status = Status.CACHED if result.cached else Status.RAN
-    else:
-        status = Status.FAILED
-    reasons = ["verdict from the cache"] if result.cached else result.reasons
-    message = "" if result.status == "passed" else result.message
-    return StepOutcome(
-        name=result.test.step_name,
-        status=status,
-        duration=result.duration,
-        reasons=reasons,
-        fingerprint=result.fingerprint,
-        metrics=result.metrics(),
-        message=message,
-    )
-
-
-class BadTestInputError(RecipeError):
-    """Problems in the tests' inputs — the recipe's tests section and the files it names."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__(problems)
-        files = sorted({p.file for p in problems})
-        count = len(problems)
-        self.message = "\n".join(
-            [
-                *(p.render() for p in problems),
-                f"{count} problem{'s' if count != 1 else ''} in {', '.join(files)}; no test ran",
-            ]
-        )
 
 
 def _raise(problems: list[Problem]) -> None:

@@ -42,11 +42,13 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class ServerProcess:
-    """``mlbuild -f RECIPE serve --port P OVERRIDES`` in the workspace, ready once built."""
+    """``mlbuild -f RECIPE serve --port P OVERRIDES`` in the workspace, ready once built; with
+    ``bundle``, ``mlbuild serve BUNDLE --port P`` in the bundle's folder, with no recipe."""
 
-    def __init__(self, recipe: Path, overrides: list[str]) -> None:
+    def __init__(self, recipe: Path, overrides: list[str], *, bundle: Path | None = None) -> None:
         self.recipe = recipe
         self.overrides = overrides
+        self.bundle = bundle
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix="mlbuild-test-server-", suffix=".log"
         )
@@ -69,12 +71,18 @@ class ServerProcess:
     def _start(self) -> subprocess.Popen[bytes]:
         from mlbuild.exec.process import _die_with  # the one "die with mlbuild" helper
 
-        argv = [sys.executable, "-m", "mlbuild.cli.main", "-f", str(self.recipe), "serve"]
-        argv += ["--host", "127.0.0.1", "--port", str(self.port), *self.overrides]
+        if self.bundle is not None:
+            argv = [sys.executable, "-m", "mlbuild.cli.main", "serve", str(self.bundle)]
+            argv += ["--host", "127.0.0.1", "--port", str(self.port)]
+            where = self.bundle.parent
+        else:
+            argv = [sys.executable, "-m", "mlbuild.cli.main", "-f", str(self.recipe), "serve"]
+            argv += ["--host", "127.0.0.1", "--port", str(self.port), *self.overrides]
+            where = self.recipe.parent
         self._log.truncate(0)
         return subprocess.Popen(
             argv,
-            cwd=self.recipe.parent,
+            cwd=where,
             env=child_env(),
             stdin=subprocess.DEVNULL,
             stdout=self._log,

@@ -41,6 +41,8 @@ class Session:
         self._source: ModelSource | None = None
         self._runtime: ModelRuntime | None = None
         self._server: ServerProcess | None = None
+        self._bundle_server: ServerProcess | None = None
+        self._scratch: Any = None  # the bundle's temporary directory
         self._tables: dict[str, Table] = {}
         self._metrics: dict[str, dict[str, Any]] | None = None
         self._baselines = Baselines(ws, graph)
@@ -75,6 +77,22 @@ class Session:
 
             self._server = ServerProcess(self.ws.recipe_path, list(self.graph.overrides))
         return self._server
+
+    def bundle_server(self) -> ServerProcess:
+        """``mlbuild serve BUNDLE`` on the bundle ``mlbuild package`` makes of the model, written
+        to a temporary directory outside the workspace, started on first use."""
+        if self._bundle_server is None:
+            import tempfile
+
+            from mlbuild.package.bundle import write_directory
+            from mlbuild.package.gather import gather
+            from mlbuild.testing.server import ServerProcess
+
+            self._scratch = tempfile.TemporaryDirectory(prefix="mlbuild-test-bundle-")
+            folder = Path(self._scratch.name) / "bundle"
+            write_directory(gather(self.ws, self.graph, store=None).bundle, folder)
+            self._bundle_server = ServerProcess(self.ws.recipe_path, [], bundle=folder)
+        return self._bundle_server
 
     def server_url(self) -> str | None:
         """The URL of the server if one was started (for the pytest fixtures)."""
@@ -125,8 +143,12 @@ class Session:
 
     def close(self) -> None:
         try:
-            if self._server is not None:
-                self._server.stop()
-                self._server = None
+            for server in (self._server, self._bundle_server):
+                if server is not None:
+                    server.stop()
+            self._server = self._bundle_server = None
         finally:
+            if self._scratch is not None:
+                self._scratch.cleanup()
+                self._scratch = None
             self._baselines.close()

@@ -18,11 +18,8 @@ from mlbuild.errors import Problem, RecipeError, UsageError
 from mlbuild.graph import Graph
 from mlbuild.params import suggest
 from mlbuild.paths import overlaps
+from mlbuild.testing.steps import MODEL_KINDS, STEP_SEPARATOR, step_name
 
-TEST_PREFIX = "test:"  # a test's name among steps: never a step name, which has no ':'
-STEP_SEPARATOR = "/"  # `evaluate/accuracy`, as runs record a key several steps report
-# kinds that call the model (all but a metric's bounds)
-MODEL_KINDS = ("cases", "invariance", "directional", "slices", "latency", "serving")
 TABLE_KEY = {
     "cases": "file",
     "invariance": "file",
@@ -48,8 +45,8 @@ class CompiledTest:
 
     @property
     def step_name(self) -> str:
-        """How runs, reports and the cache name it: ``test:accuracy``."""
-        return f"{TEST_PREFIX}{self.name}"
+        """Its step, as runs, reports and the cache name it: ``tests:accuracy``."""
+        return step_name(self.name)
 
     @property
     def table(self) -> str | None:
@@ -118,6 +115,15 @@ def _compile(graph: Graph, root: Path, name: str, problems: list[Problem]) -> Co
                 f"{here}.file",
                 f"'{table}' is not a test table; expected a .csv file with a header row or a "
                 ".jsonl file with one object per line",
+            )
+        )
+    if kind == "serving" and config.get("target") == "bundle" and graph.package is None:
+        problems.append(
+            graph.problem(
+                f"{here}.target",
+                "a serving test of the bundle serves what `mlbuild package` makes, but the "
+                "recipe has no package: section; add one (`package: {code: [src/]}`), or test "
+                "the server (target: server)",
             )
         )
     needs_model = kind in MODEL_KINDS or (kind == "pytest" and graph.model is not None)
@@ -194,6 +200,21 @@ def _path_key(config: dict[str, Any], path: str, here: str) -> str:
             return f"{here}.{key}"
     deps = config.get("deps", [])
     return f"{here}.deps[{deps.index(path)}]" if path in deps else here
+
+
+class BadTestInputError(RecipeError):
+    """Problems in the tests' inputs — the recipe's tests section and the files it names."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(problems)
+        files = sorted({p.file for p in problems})
+        count = len(problems)
+        self.message = "\n".join(
+            [
+                *(p.render() for p in problems),
+                f"{count} problem{'s' if count != 1 else ''} in {', '.join(files)}; no test ran",
+            ]
+        )
 
 
 def _unknown_test(name: str, declared: list[str]) -> str:

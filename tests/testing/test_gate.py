@@ -56,7 +56,7 @@ def refusal(ws: Workspace, *overrides: str) -> str:
 
 def test_tests_that_did_not_run_for_this_model_keep_it_from_shipping(toy: Workspace) -> None:
     toy.recipe(toy_recipe(TESTS))
-    assert mlbuild(toy, "run").returncode == 0  # built, but never tested
+    assert mlbuild(toy, "run", "train", "evaluate").returncode == 0  # built, never tested
     message = refusal(toy)
     version = message.split("version ")[1].split(":")[0]
     assert message == (
@@ -89,7 +89,7 @@ def test_a_retrained_model_needs_its_own_verdicts(toy: Workspace) -> None:
     assert run_json(toy)["code"] == 0
     # the model changes (another weight) and is built, not tested: its tests' verdicts are for
     # the old model, so they do not count; the metric's value did not change, so it still does
-    assert mlbuild(toy, "run", "weight=2.5").returncode == 0
+    assert mlbuild(toy, "run", "train", "evaluate", "weight=2.5").returncode == 0
     assert "(not run for this model: golden)" in refusal(toy, "weight=2.5")
     # back to the tested model: its verdicts are still in the cache
     assert mlbuild(toy, "run").returncode == 0
@@ -150,7 +150,7 @@ def test_a_recipe_without_a_model_is_gated_on_its_metrics(ws: Workspace) -> None
           accuracy: {kind: metric, metric: accuracy, min: 0.8}
         """
     )
-    assert mlbuild(ws, "run").returncode == 0
+    assert mlbuild(ws, "run", "evaluate").returncode == 0
     before = mlbuild(ws, "test", "--check")
     assert (before.returncode, before.stderr) == (
         1,

@@ -60,6 +60,9 @@ def test_the_iris_model_passes_its_gates_and_a_wrong_golden_case_fails_them(
         **dict.fromkeys(KINDS, "passed (cached)"),
         # every test that reads the file runs again; only the cases test looks at the labels
         "golden": "failed",
+        # compared with the version aliased `production` in the run store, which can move
+        # without any file changing: a test with a baseline runs every time
+        "accuracy": "passed",
         "sepal-noise": "passed",
         "longer-petals": "passed",
         "latency": "passed",

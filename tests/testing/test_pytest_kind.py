@@ -142,7 +142,7 @@ def test_pytest_loads_the_fixtures_through_the_entry_point(toy: Workspace, tmp_p
     # the model built, then plain `pytest checks` in the workspace, as a developer runs it
     toy.gen({"checks": {"test_toy.py": FIXTURES_USED}})
     toy.recipe(toy_recipe("team: {kind: pytest, path: checks}"))
-    assert mlbuild(toy, "run").returncode == 0
+    assert mlbuild(toy, "run", "train", "evaluate").returncode == 0
     site = installed_stub(tmp_path)
     path = f"{site}:{CHILD_ENV['PYTHONPATH']}"
     import subprocess

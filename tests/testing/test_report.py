@@ -77,7 +77,7 @@ def test_a_test_runs_again_only_when_the_model_or_the_test_changed(toy: Workspac
         "marker": "passed",
     }
     why = {t["name"]: t.get("reasons") for t in retrained["tests"]}
-    assert [r.split(" (")[0] for r in why["golden"]] == ["model changed"]
+    assert [r.split(" (")[0] for r in why["golden"]] == ["dep model.json changed"]
     assert marks(toy) == 2
 
     # the test itself changed: only it runs again, and says what changed
@@ -88,17 +88,20 @@ def test_a_test_runs_again_only_when_the_model_or_the_test_changed(toy: Workspac
         "golden": "passed (cached)",
         "marker": "passed (cached)",
     }
-    assert edited["tests"][0]["reasons"] == ["setting min changed: 0.8 → 0.85"]
+    assert edited["tests"][0]["reasons"] == ["config.min changed: 0.8 → 0.85"]
     assert marks(toy) == 2
 
     # so does its file (the cases), and --force runs everything
     toy.gen({"tests": {"cases.csv": (toy.root / "tests" / "cases.csv").read_text() + "\n"}})
     changed = run_json(toy)
     assert results(changed)["golden"] == "passed"
-    assert changed["tests"][1]["reasons"][0].startswith("file tests/cases.csv changed (")
+    assert [r.split(" (")[0] for r in changed["tests"][1]["reasons"]] == [
+        "dep model.json changed",  # its last run was on the model of weight=3.0
+        "dep tests/cases.csv changed",
+    ]
     forced = run_json(toy, "--force", "marker")
     assert results(forced) == {"marker": "passed"}
-    assert forced["tests"][0]["reasons"] == ["forced"]
+    assert forced["tests"][0]["reasons"] == ["--force"]
     assert marks(toy) == 3
 
 
@@ -126,8 +129,8 @@ def test_the_results_are_recorded_on_the_run(toy: Workspace) -> None:
     assert steps == {
         "train": "ran",
         "evaluate": "ran",
-        "test:accuracy": "failed",
-        "test:golden": "ran",
+        "tests:accuracy": "failed",
+        "tests:golden": "ran",
     }
 
 
@@ -138,12 +141,13 @@ def test_a_damaged_verdict_is_not_trusted(toy: Workspace) -> None:
     (entry,) = (toy.root / ".mlbuild").rglob(f"{key}.json")
     # a verdict that claims a pass it never had the shape of: read back, refused, run again
     data = json.loads(entry.read_text())
-    data["metrics"]["verdict"] = {"passed": True}
+    data["data"]["verdict"] = {"passed": True}
     entry.write_text(json.dumps(data))
     again = run_json(toy)
     assert results(again) == {"golden": "passed"}
     assert again["tests"][0]["reasons"] == [
-        "its verdict is not in the cache (removed by gc, or never stored)"
+        "its cached result was unusable (verdict: expected an object with passed, summary, "
+        "details, measured, cases) and was quarantined"
     ]
 
 
@@ -234,7 +238,7 @@ def test_the_junit_report_is_what_gitlab_reads(toy: Workspace) -> None:
         "1 of 1 cases wrong\ntests/odd.csv:2 (\\x1b[31mred\\x1b[0m): score: expected 9.0, got 2.0"
     )
     out = cases[("mlbuild.cases", "golden")].findtext("system-out")
-    assert out == "4 cases right\nwhy it ran: not run yet"
+    assert out == "4 cases right\nwhy it ran: never run in this workspace"
     wrong = cases[("team.test_team", "test_wrong")].find("failure")
     assert wrong is not None
     assert "one is not two <&>" in (wrong.get("message") or "")

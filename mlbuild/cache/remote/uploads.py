@@ -33,7 +33,7 @@ class Uploads:
 
     def submit(self, fingerprint: str, result: ActionResult) -> None:
         """Queue ``result`` for upload; waits while the queue is full."""
-        if not self.remote.writable or not any(o.cached for o in result.outs.values()):
+        if not self.remote.writable or not _worth_sharing(result):
             return
         if not self._threads:
             for number in range(self._workers):
@@ -73,3 +73,11 @@ class Uploads:
                 )
             finally:
                 self._queue.task_done()
+
+
+def _worth_sharing(result: ActionResult) -> bool:
+    """Whether another machine can use ``result``: some output it can restore from the cache,
+    or, for a step that writes no file, its kind's result (a test's verdict, a model check)."""
+    if result.outs:
+        return any(o.cached for o in result.outs.values())
+    return bool(result.data)

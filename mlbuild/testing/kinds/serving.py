@@ -2,7 +2,9 @@
 through both protocols and require exactly the in-process predictions — train/serve consistency,
 proven on the real server process rather than assumed.
 
-The packaged bundle and image (``target: bundle | image``) plug in here when packaging lands.
+``target: bundle`` serves the bundle ``mlbuild package`` makes of the model (``mlbuild serve
+BUNDLE``, from a temporary directory, no repository): what ships answers as the model did in
+training. The image (``target: image``) is not built yet.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ CHUNK = 1000  # rows per request: far below the server's default body limit
 
 def run(test: CompiledTest, session: Session) -> Verdict:
     source = session.source()
-    server = session.server()
+    bundle = test.config.get("target") == "bundle"
+    server = session.bundle_server() if bundle else session.server()
     failures = _health(server, source.name) + _metadata(server, source)
     rows = 0
     tolerance = float(test.config.get("tolerance", 0.0))
