@@ -83,7 +83,7 @@ def _open(args: argparse.Namespace) -> tuple[Workspace, Graph, list[str], Remote
     if remote is None:
         raise UsageError(_NO_REMOTE)
     remote.warn = lambda step, text: print(f"mlbuild: {step}: {text}", file=sys.stderr)
-    return ws, graph, graph.upstream_closure(words.steps or list(graph.steps)), remote
+    return ws, graph, graph.upstream_closure(words.steps or graph.default_targets()), remote
 
 
 def _transfers(

@@ -214,14 +214,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
             remote = remote or _remote(args, ws, graph, lambda _step, text: _warn(text))
             planner = ws.planner(
                 graph,
-                force=set(graph.upstream_closure(names or list(graph.steps)))
+                force=set(graph.upstream_closure(names or graph.default_targets()))
                 if args.force
                 else None,
                 identity=identity_hook(executors, args.executor),
                 remote=remote,
             )
             try:
-                planned = make_plan(planner, graph.upstream_closure(names or list(graph.steps)))
+                planned = make_plan(
+                    planner, graph.upstream_closure(names or graph.default_targets())
+                )
             finally:
                 executors.close()
             reports.append((combo, [(d, describe(graph.steps[d.step])) for d in planned]))

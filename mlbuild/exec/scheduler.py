@@ -100,7 +100,7 @@ class _Scheduler:
     ) -> None:
         self.ws = workspace
         self.graph = graph
-        self.names = graph.upstream_closure(targets or list(graph.steps))
+        self.names = graph.upstream_closure(targets or graph.default_targets())
         self.executors = Executors(graph.executors)
         self.planner = workspace.planner(
             graph,

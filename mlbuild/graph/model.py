@@ -35,6 +35,8 @@ class PathUse:
 
 
 COMMAND = "command"  # the kind of the steps under `steps:`
+# kinds too expensive to run unless asked for: not in a run's default targets
+ON_DEMAND_KINDS = frozenset({"search"})
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,12 @@ class Graph:
             message=message,
             source_line=self.lines.get(line) if line else None,
         )
+
+    def default_targets(self) -> list[str]:
+        """What ``run`` and ``plan`` bring up to date when no step is named: every step but the
+        searches (:data:`ON_DEMAND_KINDS`), which run when named or when a step taking their best
+        params is selected (it depends on them)."""
+        return [n for n, s in self.steps.items() if s.kind not in ON_DEMAND_KINDS]
 
     def upstream_closure(self, names: list[str]) -> list[str]:
         """``names`` and everything they depend on, in topological order."""

@@ -21,9 +21,7 @@ def _fill(url: str) -> list[Any]:
     from optuna.trial import TrialState, create_trial
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(
-        storage=url, study_name="s", directions=["maximize", "minimize"]
-    )
+    study = optuna.create_study(storage=url, study_name="s", directions=["maximize", "minimize"])
     dists = {
         "lr": FloatDistribution(1e-4, 1.0, log=True),
         "depth": IntDistribution(1, 9, step=2),

@@ -56,9 +56,9 @@ def test_trials_of_a_plain_space_share_one_graph_equal_to_each_trials_own(
     assert graphs.why_compiled is None
     compiled = sorted((ws.root / ".mlbuild" / "compiled").iterdir())
     for values in _samples(spec, 6):
-        assert graphs.graph(values).to_json() == engine.graph(
-            trial_overrides(spec, values)
-        ).to_json()
+        assert (
+            graphs.graph(values).to_json() == engine.graph(trial_overrides(spec, values)).to_json()
+        )
     # the trials took no compile of their own: only the checks above wrote entries
     taken = [graphs.graph(values) for values in _samples(spec, 3)]
     assert len(taken) == 3
@@ -99,7 +99,11 @@ def test_a_searched_value_that_reaches_other_keys_compiles_every_trial(
 def test_a_choice_that_could_interpolate_compiles_every_trial(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    toy(ws, "    n_trials: 3\n    space:\n      train.depth: [1, '${prep.n}']\n", tmp_path / "markers")
+    toy(
+        ws,
+        "    n_trials: 3\n    space:\n      train.depth: [1, '${prep.n}']\n",
+        tmp_path / "markers",
+    )
     _, _, graphs = _graphs(ws.root)
     assert graphs.why_compiled == (
         "a categorical choice holds '$', which Hydra may read as an interpolation"
@@ -110,9 +114,9 @@ def test_every_choice_of_a_categorical_key_is_probed(ws: Workspace, tmp_path: Pa
     """A choice may select a Hydra config group where another does not: each is compiled once
     before the shape is trusted."""
     toy(ws, "    n_trials: 3\n    space:\n      train.depth: [1, 2, 3]\n", tmp_path / "markers")
-    text = RECIPE.format(search="    n_trials: 3\n    space:\n      train.depth: [1, 2, 3]").replace(
-        "cmd: python train.py", "cmd: python train.py ${params.train.depth}"
-    )
+    text = RECIPE.format(
+        search="    n_trials: 3\n    space:\n      train.depth: [1, 2, 3]"
+    ).replace("cmd: python train.py", "cmd: python train.py ${params.train.depth}")
     ws.recipe(text)
     from mlbuild.search.shape import _probes
 
