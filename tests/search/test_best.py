@@ -57,7 +57,7 @@ def test_a_step_takes_the_best_params_and_re_runs_only_when_they_change(
     # no search has run: `run final` would run the search's step first
     assert ws.cli("run", "train", env=env).returncode == 0
     assert _plan(ws, env) == ["runs after 'search:hpo', whose best params may change"]
-    searched = ws.cli("search", "hpo", env=env)
+    searched = ws.cli("run", "search:hpo", env=env)
     assert searched.returncode == 0, searched.stderr
     best = json.loads((ws.root / ".mlbuild/search/hpo/best.json").read_text())
     assert best["params"] == {"train.depth": 2} and best["trial"] in (0, 1)
@@ -76,7 +76,7 @@ def test_a_step_takes_the_best_params_and_re_runs_only_when_they_change(
     assert ws.cli("run", "search:hpo", env=env).returncode == 0
     assert _plan(ws, env) == ["best params of search `hpo` changed: train.depth 2 → 5"]
     text = ws.cli("plan", "final", env=env).stdout
-    assert "final  run     best params of search `hpo` changed: train.depth 2 → 5" in text
+    assert "final       run     best params of search `hpo` changed: train.depth 2 → 5" in text
     assert ws.cli("run", "final", env=env).returncode == 0
     assert json.loads(ws.read("final.json")) == {"lr": 0.1, "depth": 5}
     assert _finals(markers) == 2
