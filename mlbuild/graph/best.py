@@ -51,8 +51,11 @@ def retake_best(graph: Graph, meta: Path, search: str, load: Callable[[list[str]
     it, so none has started. A step whose params no longer fit gets its problem, and fails."""
     for name, spec in list(graph.steps.items()):
         if spec.params_from == search:
-            base = replace(spec, best=None)
-            graph.steps[name] = _take(graph, base, meta, load)
+            taken = _take(graph, replace(spec, best=None), meta, load)
+            if taken.best is not None and taken.best.get("pending"):  # never the recipe's params
+                message = f"search '{search}' ran but left no best params to take"
+                taken = replace(taken, problems=[[f"steps.{name}.params_from", message]])
+            graph.steps[name] = taken
 
 
 def check_params_from(graph: Graph, recipe: Recipe, source: SourceMap) -> list[Problem]:
