@@ -11,9 +11,12 @@ Three figures, each with the real CLI in subprocesses:
    per minute (target: >= 1.7x on 2 free cores);
 3. `mlbuild search show` on a study of 1,000 finished trials (target: < 1 s).
 
-    python bench/bench_search.py [--trials 10] [--cpu-trials 8] [--show-trials 1000]
+    python bench/bench_search.py [--trials 10] [--cpu-trials 8] [--show-trials 1000] \
+        [--baseline REV]
 
-Run it from the repository root; it puts this checkout first on PYTHONPATH.
+Run it from the repository root; it puts this checkout first on PYTHONPATH. ``--baseline REV``
+runs the same mlbuild commands with revision REV too, alternating, so both see the same load.
+Each figure is wall time and the child's CPU time (what holds on a loaded machine).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +34,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+CHECKOUT = REPO  # the mlbuild the figures are of; main() may add a baseline's
 
 RECIPE = """\
 schema_version: 1
@@ -90,17 +96,25 @@ study.optimize(objective, n_trials=int(sys.argv[2]))
 """  # fmt: skip
 
 
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), **(extra or {})}
+def _env(extra: dict[str, str] | None = None, checkout: Path | None = None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(checkout or CHECKOUT), **(extra or {})}
 
 
 def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    return _timed_cpu(argv, cwd, env)[0]
+
+
+def _timed_cpu(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU of the command and its children) seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     took = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{argv} failed:\n{done.stdout}\n{done.stderr}")
-    return took
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return took, cpu
 
 
 def _repo(root: Path, trials: int) -> Path:
@@ -114,25 +128,38 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "mlbuild.cli.main", *args]
 
 
-def overhead(tmp: Path, trials: int) -> dict[str, float]:
+def overhead(tmp: Path, trials: int, baseline: Path | None) -> dict[str, float]:
     """Both searches at ``trials`` and at 3x that: the slope is the cost of one more trial, the
     fixed start-up (imports, compiling the graph, the worker's copy) cancels out."""
     found: dict[str, float] = {}
+    sides = {"mlbuild": CHECKOUT, **({"baseline": baseline} if baseline else {})}
     for count in (trials, 3 * trials):
-        found[f"mlbuild_{count}_s"] = _timed(
-            _cli("search", "hpo"), _repo(tmp / f"ours-{count}", count), _env()
-        )
+        for side, checkout in sides.items():
+            wall, cpu = _timed_cpu(
+                _cli("search", "hpo"), _repo(tmp / f"{side}-{count}", count), _env(None, checkout)
+            )
+            found[f"{side}_{count}_s"] = wall
+            found[f"{side}_{count}_cpu_s"] = cpu
         direct_dir = _repo(tmp / f"direct-{count}", count)
         (direct_dir / "direct.py").write_text(DIRECT)
-        found[f"direct_{count}_s"] = _timed(
+        wall, cpu = _timed_cpu(
             [sys.executable, "direct.py", str(direct_dir), str(count)], direct_dir, _env()
         )
+        found[f"direct_{count}_s"] = wall
+        found[f"direct_{count}_cpu_s"] = cpu
     extra = 2 * trials
-    ours = (found[f"mlbuild_{3 * trials}_s"] - found[f"mlbuild_{trials}_s"]) / extra
-    direct = (found[f"direct_{3 * trials}_s"] - found[f"direct_{trials}_s"]) / extra
-    found["mlbuild_ms_per_trial"] = ours * 1000
-    found["direct_ms_per_trial"] = direct * 1000
-    found["overhead_ms_per_trial"] = (ours - direct) * 1000
+    for side in [*sides, "direct"]:
+        for unit in ("s", "cpu_s"):
+            many, few = found[f"{side}_{3 * trials}_{unit}"], found[f"{side}_{trials}_{unit}"]
+            slope = (many - few) / extra
+            found[f"{side}_ms_per_trial{'_cpu' if unit == 'cpu_s' else ''}"] = slope * 1000
+    for side in sides:
+        found[f"{side}_overhead_ms_per_trial"] = (
+            found[f"{side}_ms_per_trial"] - found["direct_ms_per_trial"]
+        )
+        found[f"{side}_overhead_ms_per_trial_cpu"] = (
+            found[f"{side}_ms_per_trial_cpu"] - found["direct_ms_per_trial_cpu"]
+        )
     return found
 
 
@@ -147,7 +174,7 @@ def workers(tmp: Path, trials: int, spin: int) -> dict[str, float]:
     return found
 
 
-def show(tmp: Path, count: int, repeat: int) -> dict[str, float]:
+def show(tmp: Path, count: int, repeat: int, baseline: Path | None) -> dict[str, float]:
     repo = _repo(tmp / "show", 1)
     fill = textwrap.dedent(
         f"""\
@@ -170,14 +197,20 @@ def show(tmp: Path, count: int, repeat: int) -> dict[str, float]:
     (repo / ".mlbuild").mkdir()
     subprocess.run([sys.executable, "-c", fill], cwd=repo, env=_env(), check=True)
     argv = _cli("search", "show", "hpo", "--study", "big")
-    times = [_timed(argv, repo, _env()) for _ in range(repeat)]
-    json_times = [_timed([*argv, "--json"], repo, _env()) for _ in range(repeat)]
-    return {
-        "trials": count,
-        "show_median_s": statistics.median(times),
-        "show_min_s": min(times),
-        "show_json_median_s": statistics.median(json_times),
-    }
+    sides = {"mlbuild": CHECKOUT, **({"baseline": baseline} if baseline else {})}
+    times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    json_times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    for _ in range(repeat):  # alternating, so both sides see the same load
+        for side, checkout in sides.items():
+            times[side].append(_timed_cpu(argv, repo, _env(None, checkout)))
+            json_times[side].append(_timed_cpu([*argv, "--json"], repo, _env(None, checkout)))
+    found: dict[str, float] = {"trials": count}
+    for side in sides:
+        found[f"{side}_show_median_s"] = statistics.median(t for t, _ in times[side])
+        found[f"{side}_show_median_cpu_s"] = statistics.median(c for _, c in times[side])
+        found[f"{side}_show_min_s"] = min(t for t, _ in times[side])
+        found[f"{side}_show_json_median_s"] = statistics.median(t for t, _ in json_times[side])
+    return found
 
 
 def main() -> None:
@@ -188,16 +221,22 @@ def main() -> None:
     parser.add_argument("--show-trials", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "workers", "show"])
+    parser.add_argument("--baseline", metavar="REV", help="also time mlbuild at this revision")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="mlbuild-bench-search-") as folder:
         tmp = Path(folder)
+        base = None
+        if args.baseline:
+            from baseline import export
+
+            base = export(args.baseline, tmp / "baseline-checkout")
         if "overhead" not in args.skip:
-            results["overhead"] = overhead(tmp, args.trials)
+            results["overhead"] = overhead(tmp, args.trials, base)
         if "workers" not in args.skip:
             results["workers"] = workers(tmp, args.cpu_trials, args.spin)
         if "show" not in args.skip:
-            results["show"] = show(tmp, args.show_trials, args.repeat)
+            results["show"] = show(tmp, args.show_trials, args.repeat, base)
     print(json.dumps(results, indent=2))
 
 

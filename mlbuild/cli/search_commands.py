@@ -183,20 +183,20 @@ def _no_trial(report: Any, spec: Any) -> UsageError:
 
 
 def _current_study(args: argparse.Namespace, ws: Any, spec: Any) -> tuple[Any, str, str | None]:
-    """The study to show: ``--study``, else the one for the current inputs, else the newest of
-    the search (with a note saying so)."""
-    from mlbuild.search import load_study, open_storage, storage_url, study_names
+    """The study to show, read-only: ``--study``, else the one for the current inputs, else the
+    newest of the search (with a note saying so)."""
+    from mlbuild.search import storage_url
     from mlbuild.search.naming import default_study_name
+    from mlbuild.search.reader import read_study, read_study_names
 
     url = storage_url(spec, ws.meta)
-    storage = open_storage(url, workers=False)
     name = args.study or default_study_name(ws, spec)
-    study = load_study(storage, name)
+    study = read_study(url, name)
     if study is not None:
         return study, url, None
     if args.study:
         raise NotFoundError(f"no study named '{args.study}' in the search's storage")
-    others = study_names(storage, f"{spec.recipe}.{spec.name}.")
+    others = read_study_names(url, f"{spec.recipe}.{spec.name}.")
     if not others:
         raise NotFoundError(
             f"search {spec.name} has no study yet; run `mlbuild search {spec.name}`"
@@ -205,7 +205,7 @@ def _current_study(args: argparse.Namespace, ws: Any, spec: Any) -> tuple[Any, s
         f"the current inputs of search {spec.name} have no study yet ({name}); showing the "
         f"newest, {others[0]}: `mlbuild search {spec.name}` starts the current one"
     )
-    found = load_study(storage, others[0])
+    found = read_study(url, others[0])
     return found, url, note
 
 

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mlbuild.cache import ActionResult
 from mlbuild.errors import MlbuildError
-from mlbuild.graph import ExternalHook, Graph, StepSpec
+from mlbuild.graph import ExternalHook, Graph, StepSpec, Workspace
 
 if TYPE_CHECKING:
     from mlbuild.exec.context import KindContext
@@ -116,7 +116,24 @@ KINDS: dict[str, str] = {
     "model-test": "mlbuild.testing.step_kind:ModelTestKind",
     "package-bundle": "mlbuild.package.kind:BundleKind",
     "package-image": "mlbuild.package.kind:ImageKind",
+    "search": "mlbuild.search.kind:SearchKind",
 }
+
+# kinds whose steps, once up to date in a run (ran, restored or cached), change what later steps
+# of the run take: :meth:`SettlingKind.settled` is called then, in the step's thread, before any
+# step after it starts (the search: its best params, taken by ``params_from`` steps)
+SETTLING: set[str] = {"search"}
+
+
+class SettlingKind(Protocol):
+    def settled(
+        self, spec: StepSpec, data: dict[str, Any], workspace: Workspace, graph: Graph
+    ) -> None:
+        """Step ``spec`` is up to date with result ``data``: update what later steps of
+        ``graph`` take from it (in place). Raises :class:`~mlbuild.errors.MlbuildError` to fail
+        the step."""
+        ...
+
 
 _loaded: dict[str, StepKind] = {}
 _lock = threading.Lock()
@@ -145,6 +162,15 @@ def register_kind(name: str, ref: str) -> None:
     with _lock:
         KINDS[name] = ref
         _loaded.pop(name, None)
+
+
+def settling_kind(name: str) -> SettlingKind | None:
+    """The kind ``name`` if it is one of :data:`SETTLING` (imported only then)."""
+    if name not in SETTLING:
+        return None
+    kind: Any = step_kind(name)
+    settling: SettlingKind = kind
+    return settling
 
 
 def describe(spec: StepSpec) -> str:

@@ -20,7 +20,14 @@ from mlbuild.errors import MlbuildError
 from mlbuild.exec.context import KindContext, Watch
 from mlbuild.exec.events import MaskingReporter, Status, StepOutcome
 from mlbuild.exec.executor import Executors
-from mlbuild.exec.kinds import FAILURE_KEY, StepFailure, StepStopped, failure_of, step_kind
+from mlbuild.exec.kinds import (
+    FAILURE_KEY,
+    StepFailure,
+    StepStopped,
+    failure_of,
+    settling_kind,
+    step_kind,
+)
 from mlbuild.exec.outputs import Outputs
 from mlbuild.exec.remote_steps import RemoteSteps
 from mlbuild.graph import COMMAND, Action, Decision, Graph, Planner, StepSpec, Workspace
@@ -71,11 +78,24 @@ class StepRunner:
         self.tree_changed = threading.Event()
 
     def run(self, name: str) -> StepOutcome:
+        outcome = self._run(name)
+        if outcome.status in (Status.RAN, Status.CACHED, Status.RESTORED):
+            settle = settling_kind(outcome.kind)
+            if settle is not None:  # what later steps take from it (a search's best params)
+                try:
+                    settle.settled(self.graph.steps[name], outcome.data, self.ws, self.graph)
+                except MlbuildError as exc:
+                    return replace(outcome, status=Status.FAILED, message=exc.message)
+        return outcome
+
+    def _run(self, name: str) -> StepOutcome:
         spec = self.graph.steps[name]
         started = time.monotonic()
         decision: Decision | None = None
         log: str | None = None
         try:
+            if spec.problems:  # found after the run started (best params that no longer fit)
+                raise MlbuildError("; ".join(message for _, message in spec.problems))
             if self.tree_changed.is_set():
                 # an earlier step may have changed the tree (a directory now a symlink out of
                 # the repository): check this step's paths again before anything reads or

@@ -40,6 +40,24 @@ def best_file(meta: Path, search: str) -> Path:
     return meta / "search" / search / BEST_FILE
 
 
+def search_step(search: str) -> str:
+    """The name of the step of search ``search`` (``search:hpo``)."""
+    return f"search:{search}"
+
+
+def retake_best(graph: Graph, meta: Path, search: str, load: Callable[[list[str]], Graph]) -> None:
+    """Once the step of ``search`` is up to date within a run, compile again, in ``graph``, each
+    step taking its best params (they may have changed, or been pending): the steps run after
+    it, so none has started. A step whose params no longer fit gets its problem, and fails."""
+    for name, spec in list(graph.steps.items()):
+        if spec.params_from == search:
+            taken = _take(graph, replace(spec, best=None), meta, load)
+            if taken.best is not None and taken.best.get("pending"):  # never the recipe's params
+                message = f"search '{search}' ran but left no best params to take"
+                taken = replace(taken, problems=[[f"steps.{name}.params_from", message]])
+            graph.steps[name] = taken
+
+
 def check_params_from(graph: Graph, recipe: Recipe, source: SourceMap) -> list[Problem]:
     """Each ``params_from`` names a search of one objective that runs no later than the step."""
     problems: list[Problem] = []
@@ -106,6 +124,8 @@ def _take(graph: Graph, spec: StepSpec, meta: Path, load: Callable[[list[str]], 
         with path.open("rb") as handle:
             raw = handle.read(_MAX_BYTES + 1)
     except FileNotFoundError:
+        if search_step(search) in graph.steps:  # it runs first, then the step is taken again
+            return replace(spec, best={"search": search, "params": {}, "pending": True})
         return refused(
             f"search '{search}' has found no best params in this workspace yet: run "
             f"`mlbuild search {search}`"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -77,6 +78,7 @@ def compile_graph(
     )
     steps: dict[str, StepSpec] = {}
     declared: dict[str, KeyPath] = {}
+    finishing: list[tuple[Any, str]] = []
     for compiler in section_compilers():
         value = getattr(recipe, compiler.section)
         if value is None:
@@ -86,6 +88,10 @@ def compile_graph(
             if spec.name in steps:  # a compiler's bug: kind-made names carry their section
                 raise AssertionError(f"two sections make a step named {spec.name!r}")
             steps[spec.name] = spec
+            if hasattr(compiler, "finish"):
+                finishing.append((compiler, spec.name))
+    for compiler, name in finishing:
+        steps[name] = compiler.finish(steps[name], steps)
     producers = _check_outs(steps, declared, paths, source, problems)
     _check_data_not_produced(datasets, producers, source, problems)
     model = _compile_model(recipe.name, recipe.model, producers, paths, source, problems)
@@ -132,13 +138,21 @@ def compile_graph(
             graph, root, list(steps), lambda name: resolve_kind(root, datasets[name])
         )
         raise RecipeError(_sorted(problems))
-    linked = {name: _link(spec, producers) for name, spec in steps.items()}
+    linked = {name: _after_search(_link(spec, producers), steps) for name, spec in steps.items()}
     ordered = _order(linked, source)
     graph = Graph(**{**graph.__dict__, "steps": {name: linked[name] for name in ordered}})
     problems += check_params_from(graph, recipe, source)
     if problems:
         raise RecipeError(_sorted(problems))
     return graph
+
+
+def _after_search(spec: StepSpec, steps: dict[str, StepSpec]) -> StepSpec:
+    """A step taking a search's best params runs after that search's step, when there is one."""
+    search = f"search:{spec.params_from}" if spec.params_from else None
+    if search is None or search not in steps or search in spec.upstream:
+        return spec
+    return replace(spec, upstream=sorted([*spec.upstream, search]))
 
 
 def protected_paths(recipe: Recipe, recipe_name: str) -> dict[str, str]:

@@ -135,6 +135,8 @@ def _best_diff(
     if new is None or old == new:
         return [], set()
     search = new["search"]
+    if new.get("pending"):
+        return [f"takes the best params of search `{search}`, which runs first"], set()
     params: dict[str, Any] = new["params"]
     before: dict[str, Any] = old["params"] if old and old.get("search") == search else {}
     if not before:

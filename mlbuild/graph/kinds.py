@@ -16,6 +16,9 @@ Contract of :meth:`SectionCompiler.compile`:
   located problem (:meth:`CompileContext.problem`), all reported together.
 - Its steps' names are ``SECTION:NAME`` (``model:check``, ``tests:golden``): user steps cannot
   contain ``:``, so they never clash; the CLI accepts them as targets.
+- A compiler whose steps are made of other steps' inputs (a search: its target's) also has
+  ``finish(spec, steps) -> StepSpec``, called once every section is compiled, with every step
+  by name (unlinked: ``upstream`` is not set yet).
 - A step's ``config`` is JSON (it is cached in the compiled graph and enters the fingerprint),
   and holds everything that changes what the step produces beyond its deps' contents, params and
   env — so a change re-runs it and ``plan`` names the key (``config.sample changed``).
@@ -105,6 +108,7 @@ class SectionCompiler(Protocol):
 SECTIONS: dict[str, str] = {
     "steps": "mlbuild.graph.command:CommandSteps",
     "model": "mlbuild.serve.check.compile:ModelCheckSteps",
+    "search": "mlbuild.search.compile:SearchSteps",
     "tests": "mlbuild.testing.steps:TestSteps",
     "package": "mlbuild.package.steps:PackageSteps",
 }

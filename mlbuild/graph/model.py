@@ -212,7 +212,9 @@ class Graph:
         )
 
     def default_targets(self) -> list[str]:
-        """What ``run`` and ``plan`` bring up to date when no step is named."""
+        """What ``run`` and ``plan`` bring up to date when no step is named: the steps whose
+        ``default`` is true — not the searches, the tests nor the packages, which run when named
+        (or, for a search, when a step taking its best params is selected: it depends on it)."""
         return [name for name, spec in self.steps.items() if spec.default]
 
     def upstream_closure(self, names: list[str]) -> list[str]:

@@ -151,7 +151,8 @@ class Planner:
                 for r in explain(self._last(step), parts, self._dir_detail(step))
                 if not r.startswith("never")
             ]
-            reasons = [*own, *(f"runs after '{w}', whose outputs may change" for w in waiting)]
+            after = [f"runs after '{w}', whose {self._made(w)} may change" for w in waiting]
+            reasons = [*own, *after]
             action = (
                 Action.RUN if own or step.always_run or step.name in self.force else Action.PENDING
             )
@@ -233,6 +234,10 @@ class Planner:
             if digest is not None and digest.manifest is not None:
                 found[dep] = {e.relpath: e.digest for e in digest.manifest}
         return found
+
+    def _made(self, name: str) -> str:
+        """What step ``name`` hands to the steps after it."""
+        return "best params" if self.graph.steps[name].kind == "search" else "outputs"
 
     def _dir_detail(self, step: StepSpec) -> Callable[[str], str]:
         def detail(dep: str) -> str:

@@ -29,6 +29,7 @@ from mlbuild.exec import Reporter, run_lock
 from mlbuild.graph import Graph, Workspace
 from mlbuild.search.channel import ReportChannel
 from mlbuild.search.naming import default_study_name
+from mlbuild.search.shape import TrialGraphs
 from mlbuild.search.spec import SearchSpec, heartbeat
 from mlbuild.search.study import (
     open_storage,
@@ -84,8 +85,11 @@ def run_worker(
             existing = len(open_study(spec, storage, study_name).get_trials(deepcopy=False))
             seed = worker_seed(spec, slot, existing)
             study = open_study(spec, storage, study_name, seed=seed)
+            graphs = TrialGraphs(copy, spec)
             channel = ReportChannel()
-            objective = TrialObjective(copy, store, spec, study_name, channel, reporter, on_trial)
+            objective = TrialObjective(
+                copy, store, spec, study_name, channel, reporter, on_trial, graphs
+            )
             try:
                 while not _done(optuna, study, spec, started):
                     study.optimize(objective, n_trials=1, catch=(TrialFailed,))

@@ -106,11 +106,11 @@ def load_search(ws: Workspace, name: str, overrides: list[str]) -> tuple[SearchS
     here = ("search", name)
     target = section.step
     if target not in graph.steps:
+        steps = graph.default_targets()  # a search's own step is no target
         problems.append(
             source.problem(
                 (*here, "step"),
-                f"no step named '{target}'{suggest(target, list(graph.steps))}; steps: "
-                f"{', '.join(graph.steps)}",
+                f"no step named '{target}'{suggest(target, steps)}; steps: {', '.join(steps)}",
             )
         )
         raise RecipeError(problems)

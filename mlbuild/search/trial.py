@@ -1,7 +1,8 @@
 """One trial: a cached, recorded run of the target step with the trial's parameters as overrides.
 
-The trial's values become Hydra overrides after the search's own; the graph compiled for them is
-run through :func:`mlbuild.runs.recorded_run`, so steps whose inputs did not change (upstream
+The trial's values become Hydra overrides after the search's own; the graph for them (compiled
+once per search where that is provably the same, :mod:`mlbuild.search.shape`) is run through
+:func:`mlbuild.runs.recorded_run`, so steps whose inputs did not change (upstream
 steps, or a whole trial whose parameters ran before) are answered from the cache and nothing is
 repeated. The run is recorded with kind ``trial`` and tags naming its search, study and trial
 number; the trial keeps the run's id (``run_id``). The objective is read from the target step's
@@ -22,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec import Reporter, Status
 from mlbuild.graph import Workspace
-from mlbuild.params import override_value
 from mlbuild.runs import recorded_run
 from mlbuild.search.channel import ReportChannel
+from mlbuild.search.shape import TrialGraphs
 from mlbuild.search.space import Scalar, suggest
 from mlbuild.search.spec import SearchSpec
 from mlbuild.store import RunRecord, RunWriter
@@ -64,8 +65,10 @@ class TrialObjective:
         channel: ReportChannel,
         reporter: Reporter,
         on_trial: Callable[[TrialResult], None],
+        graphs: TrialGraphs,
     ) -> None:
         self.ws = ws
+        self.graphs = graphs
         self.store = store
         self.spec = spec
         self.study_name = study_name
@@ -103,11 +106,7 @@ class TrialObjective:
     ) -> list[float]:
         optuna = _optuna()
         spec = self.spec
-        overrides = [
-            *spec.trial_overrides_base,
-            *(f"{key}={override_value(v)}" for key, v in values.items()),
-        ]
-        graph = self.ws.graph(overrides)
+        graph = self.graphs.graph(values)
         tags = {"search": spec.name, "study": self.study_name, "trial": str(trial.number)}
         writer = _TrialWriter(self.store, self.channel)
         with self.channel.attach(_judge(trial, len(spec.objectives))):
