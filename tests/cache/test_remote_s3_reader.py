@@ -143,3 +143,20 @@ def test_a_remote_that_does_not_answer_fails_fast(monkeypatch: pytest.MonkeyPatc
     url = f"http://127.0.0.1:{port}/b/cache/objects/aa/x"
     assert str(refused.value) == f'Could not connect to the endpoint URL: "{url}"'
     # the run's warning and its masking are pinned in test_remote_faults.py
+
+
+@pytest.mark.parametrize(
+    ("region", "valid"),
+    [
+        ("eu-west-3", True),
+        ("us-gov-west-1", True),
+        ("ap-southeast-2", True),
+        ("evil.example.com#", False),
+        ("us-east-1.attacker.net", False),
+        ("", False),
+        ("EU-WEST-3", False),
+    ],
+)
+def test_only_a_region_name_is_followed_into_a_host_name(region: str, valid: bool) -> None:
+    # AWS's "the bucket is in region R" answer picks the host of the retry: never another host
+    assert bool(reads._REGION.fullmatch(region)) is valid

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import http.client
 import os
+import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +38,7 @@ CONNECT_TIMEOUT = 5.0  # as s3fs is configured (cloud.py): a remote that does no
 READ_TIMEOUT = 60.0
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 READS_ENV = "MLBUILD_S3_READS"
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+")  # eu-west-3, us-gov-west-1
 _OPTIONS = {"endpoint_url"}  # the only s3fs option this module reproduces
 
 
@@ -190,6 +192,8 @@ class S3Reader:
                 url = f"{self.scheme}://{self.netloc}{path}"
                 raise ConnectionError(f'Could not connect to the endpoint URL: "{url}"') from exc
             moved = response.getheader("x-amz-bucket-region")
+            if moved is not None and not _REGION.fullmatch(moved):
+                moved = None  # a host name is built from it: nothing but a region's characters
             if response.status in (301, 400) and moved and moved != self.region and attempt < 2:
                 self._finish(response)
                 self._drop()
