@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 # compiled by older rules is trusted (2: every path checked by mlbuild.paths, and recorded;
 # 3: params pasted into shell commands must be inert; 4: env vars, params files and per-step
 # problems; 5: step kinds, their config and executors; 6: the tests section; 7: the package:
-# section and environment.isolated; 8: the remote cache section; 9: params_from; 10: the
-# package steps and StepSpec.default)
-_GRAPH_VERSION = 10
+# section and environment.isolated; 8: the remote cache section; 9: params_from; 11: the tests',
+# searches' and packages' steps, StepSpec.default, a search's takers' edges)
+_GRAPH_VERSION = 11
 
 
 def load_graph(

@@ -42,10 +42,19 @@ class SearchSteps:
     section: ClassVar[str] = "search"
 
     def compile(self, value: dict[str, Search], ctx: CompileContext) -> list[StepSpec]:
+        from mlbuild.params import suggest
         from mlbuild.recipe import parse_duration
 
         specs = []
+        steps = list(ctx.recipe.steps)
         for name, search in value.items():
+            if search.step not in steps:  # refused with the recipe, before any step runs
+                ctx.problem(
+                    ("search", name, "step"),
+                    f"no step named '{search.step}'{suggest(search.step, steps)}; steps: "
+                    f"{', '.join(steps)}",
+                )
+                continue
             declared = search.model_dump(mode="json", exclude={"description"})
             specs.append(
                 StepSpec(

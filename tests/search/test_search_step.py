@@ -132,3 +132,18 @@ def test_a_search_whose_trials_all_fail_fails_its_step_and_keep_going_runs_the_r
     assert steps["train"]["status"] == "ran"
     assert steps["final"]["status"] == "skipped"
     assert steps["final"]["message"] == "not run: 'search:hpo' failed"
+
+
+def test_a_search_of_a_step_that_does_not_exist_refuses_the_recipe_before_any_step_runs(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    env = toy(ws, SEARCH, tmp_path / "markers")
+    ws.recipe((ws.root / "ml.yaml").read_text().replace("step: train", "step: trian"))
+    for args in (["run", "search:hpo"], ["run", "prep"], ["plan"]):
+        done = ws.cli(*args, env=env)
+        assert done.returncode == 2, (args, done.stdout)
+        assert done.stderr.startswith(
+            "mlbuild: ml.yaml:17:11: search.hpo.step: no step named 'trian' (did you mean "
+            "'train'?); steps: prep, train\n"
+        ), (args, done.stderr)
+    assert not list((tmp_path / "markers").iterdir())
