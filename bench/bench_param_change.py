@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--file-size-mb", type=float, default=0.05)
+    parser.add_argument(
+        "--validate-only", action="store_true", help="only the `mlbuild validate` CPU table"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="mlbuild-param-bench-"))
     try:
@@ -106,7 +109,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         run(repos[name], [])  # the first run: everything cached after it
     samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
     names = list(cases)
-    for rep in range(-1, args.reps):  # rep -1: a warm-up (bytecode, state tables)
+    for rep in range(-1, 0 if args.validate_only else args.reps):  # -1: a warm-up
         order = names[rep % len(names) :] + names[: rep % len(names)]
         for name in order:
             kind, run, override = cases[name]
@@ -123,8 +126,46 @@ def _run(args: argparse.Namespace, work: Path) -> int:
             if rep >= 0:
                 steps = done.step_time() if done.report is not None else _bare(bare, rep)
                 samples[name].append((done.wall, done.cpu, done.wall - steps))
-    _print(samples, args)
+    if not args.validate_only:
+        _print(samples, args)
+    _validate_cpu(args, repos, cases, env, sources)
     return 0
+
+
+def _validate_cpu(
+    args: argparse.Namespace,
+    repos: dict[str, Path],
+    cases: dict[str, tuple[str, Callable[[Path, list[str]], Run], bool]],
+    env: dict[str, str],
+    sources: dict[str, Path],
+) -> None:
+    """mlbuild's own CPU on a param change, without the steps: ``mlbuild validate`` (which
+    compiles the graph as ``run`` does) right after the edit, and ``python -c pass``."""
+    cpu: dict[str, list[float]] = {}
+    for rep in range(args.reps):
+        floor = timed([sys.executable, "-c", "pass"], repos[next(iter(repos))], env)
+        cpu.setdefault("`python -c pass` (floor)", []).append(floor.cpu)
+        for name, (kind, _, override) in cases.items():
+            if kind == "dvc":
+                continue
+            source = name.split()[1].rstrip(":")
+            ml_env = {**env, "PYTHONPATH": str(sources[source])}
+            extra = [f"{CHANGED}.n={5000 + rep}"] if override else []
+            if not override:
+                values = dict.fromkeys(STAGES, 1)
+                values[CHANGED] = 3000 + rep
+                set_params(kind, repos[name], sys.executable, values)
+            argv = [sys.executable, "-m", "mlbuild", "validate", *extra]
+            cpu.setdefault(name, []).append(timed(argv, repos[name], ml_env).cpu)
+    print()
+    print("| `mlbuild validate` right after the change: CPU (user + sys) | median | new/old |")
+    print("|---|---|---|")
+    for name, values in cpu.items():
+        ratio = ""
+        if name.startswith("mlbuild new"):
+            old = statistics.median(cpu[name.replace("mlbuild new", "mlbuild old")])
+            ratio = f"{statistics.median(values) / old:.2f}"
+        print(f"| {name} | {statistics.median(values):.3f} s | {ratio} |")
 
 
 def _bare(repo: Path, rep: int) -> float:

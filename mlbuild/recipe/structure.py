@@ -81,9 +81,19 @@ def read_entry(path: Path, data: dict[str, Any]) -> Any:
         recipe = _with_values(recipe, data)
         if type(recipe).__name__ != "Recipe" or not _same(recipe, data):
             return None
-        return recipe
+        return recipe if _chosen_as_validation_would(recipe, data) else None
     except (OSError, ValueError, RecursionError, _Bad, TypeError, AttributeError, KeyError):
         return None
+
+
+def _chosen_as_validation_would(recipe: Any, data: dict[str, Any]) -> bool:
+    """``params``, the one union whose members read back alike (``{files: [...]}`` as sources
+    or as inline values), holds the member its shape picks. (The other unions' members differ
+    in their fields or their scalar types, which decoding and :func:`_same` check.)"""
+    from mlbuild.recipe.models import ParamSources, _params_shape
+
+    sources = _params_shape(data.get("params")) == "#sources"
+    return isinstance(recipe.params, ParamSources) == sources
 
 
 def write_entry(path: Path, recipe: BaseModel, data: dict[str, Any]) -> None:

@@ -186,6 +186,19 @@ def hostile_entries(entry: dict[str, Any]) -> dict[str, bytes]:
     }
 
 
+def test_an_entry_whose_union_member_reads_back_alike_is_refused(tmp_path: Path) -> None:
+    sources = INLINE.replace("params: {train: {lr: 0.1}, tag: a}", "params: {files: [p.yaml]}")
+    recipe, data = validated(sources)
+    entry = tmp_path / "entry.json"
+    write_entry(entry, recipe, data)
+    sound = json.loads(entry.read_text(encoding="utf-8"))
+    assert read_entry(entry, data) is not None
+    params = dict(sound["recipe"]["f"]["params"]["f"])  # ParamSources' fields
+    sound["recipe"]["f"]["params"] = {"d": [["files", params["files"]]]}  # as inline values
+    entry.write_text(json.dumps(sound), encoding="utf-8")
+    assert read_entry(entry, data) is None
+
+
 def test_a_hostile_entry_is_ignored_and_the_recipe_validated_again(tmp_path: Path) -> None:
     recipe, data = validated(INLINE)
     name = structure_key(data, "v")
