@@ -27,6 +27,7 @@ from mlbuild.data.version import (
     resolve_kind,
     snapshot,
     write_record,
+    write_verified,
 )
 
 
@@ -110,6 +111,8 @@ class DataSources:
             return version
         record = read_record(self.meta, spec.name)
         if record is not None and record.version == digest and record.files == files:
+            # a record written before the summary existed: the next run reads the summary
+            write_verified(self.meta, spec.name, digest, files)
             return version
         hashed = self._own_hash(spec.path, found.hash_name, record)
         if hashed is not None and hashed.digest == digest:

@@ -244,7 +244,12 @@ def write_record(meta: Path, name: str, record: Record) -> None:
     # and, apart, all a no-op run needs: reading the record of a dataset of 100,000 files
     # (stats and md5s) cost more than stat-ing them. Written second: one left behind by a
     # crash still says only what was true, that these stats were verified as that version
-    summary = {"version": record.version, "files": stats_digest(record.files)}
+    write_verified(meta, name, record.version, record.files)
+
+
+def write_verified(meta: Path, name: str, version: str, files: list[Stat]) -> None:
+    """Remember that dataset ``name``, its files with the stats ``files``, is ``version``."""
+    summary = {"version": version, "files": stats_digest(files)}
     atomic.write_json(meta / "data" / _VERIFIED / f"{name}.json", summary, sync=False)
 
 
