@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import os
 import posixpath
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +28,8 @@ from mlbuild.errors import UsageError
 
 GIT_DIR = ".git"
 META_DIR = ".mlbuild"
+# a control character in a recipe path (the NUL byte has its own message)
+_CONTROL = re.compile("[\x01-\x1f\x7f]")
 _MAX_PATH = 4095  # PATH_MAX less the NUL; longer paths fail in os.stat with ENAMETOOLONG
 _MAX_NAME = 255  # NAME_MAX, in bytes
 T = TypeVar("T")
@@ -180,13 +183,13 @@ class Fence:
         ``writes``: the engine writes or removes the path (outs, metrics, restore targets,
         datasets DVC fetches), so the recipe and Hydra's config are refused too.
         """
-        control = next((c for c in raw if c != "\0" and (c < " " or c == "\x7f")), None)
+        control = _CONTROL.search(raw)
         if control is not None:
             # a newline or an escape sequence in a recipe path is a mistake, and would forge
             # lines in plan, logs and CI output; files with such names are still restored
             raise UnsafePathError(
                 "".join(c if c.isprintable() else repr(c)[1:-1] for c in raw),
-                f"contains the control character {control!r}; rename it without one",
+                f"contains the control character {control.group()!r}; rename it without one",
             )
         rel = normalise(raw, where=f"the repository ({self.root})")
         refusal = self._refusal(rel, writes)
