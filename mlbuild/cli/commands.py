@@ -166,13 +166,19 @@ def _check_workspace(ws: Workspace, graph: Graph) -> None:
         ws.check(graph)
     except RecipeError as exc:
         if found:
-            # a test's step is checked with the rest now: one problem per place, not two
+            # a test's step is checked with the rest now: a missing file is named once
             seen = {(p.file, p.line, p.column) for p in exc.problems}
-            found = [p for p in found if (p.file, p.line, p.column) not in seen]
+            found = [p for p in found if not _said(p, seen)]
             raise RecipeError([*exc.problems, *found]) from None
         raise
     if found:
         raise RecipeError(found)
+
+
+def _said(problem: Problem, seen: set[tuple[str, int | None, int | None]]) -> bool:
+    """Whether ``problem`` (a test's missing file) is already reported at its place."""
+    where = (problem.file, problem.line, problem.column)
+    return where in seen and "does not exist and no step makes it" in problem.message
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -307,8 +307,9 @@ def test_validate_reports_the_tests_problems_with_the_rest(toy: Workspace) -> No
     assert done.stderr.splitlines()[0].startswith("mlbuild: ml.yaml:")
     for line in [
         "steps.evaluate.deps[1]: 'missing.txt' does not exist and no step makes it",
-        "tests.golden.file: 'tests/gone.csv' does not exist and no step makes it; create it or "
-        "fix the path",
+        # the test's step reports it with every step's inputs, once
+        "tests.golden.file: 'tests/gone.csv' does not exist and no step makes it; create the "
+        "file or add a step that lists it in outs",
         "tests.wrong.file: 'tests/cases.txt' is not a test table; expected a .csv file with a "
         "header row or a .jsonl file with one object per line",
         # the signature is in the recipe, so the inputs are known before anything is built
