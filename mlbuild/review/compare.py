@@ -178,8 +178,14 @@ def compare(a: Resolved, b: Resolved) -> Report:
 
 
 def _steps(a: Resolved, b: Resolved, plans: dict[str, CachePlan]) -> list[StepDiff]:
+    # what `mlbuild run` brings up to date at each side: the tests', searches' and packages' own
+    # steps run when named (`mlbuild test`, `mlbuild package`) and have their own tables
+    live_a = set(a.graph.upstream_closure(a.graph.default_targets()))
+    live_b = set(b.graph.upstream_closure(b.graph.default_targets()))
     diffs: dict[str, StepDiff] = {}
     for name, step in b.graph.steps.items():  # B's order: topological
+        if name not in live_b:
+            continue
         old = a.graph.steps.get(name)
         if old is None:
             diffs[name] = StepDiff(name, "added", reasons=["new step"], plan=plans[name])
@@ -189,7 +195,7 @@ def _steps(a: Resolved, b: Resolved, plans: dict[str, CachePlan]) -> list[StepDi
         after = [u for u in step.upstream if u in diffs and diffs[u].reruns]
         change = "changed" if fields or reasons else "unchanged"
         diffs[name] = StepDiff(name, change, fields, reasons, after, plans[name])
-    removed = [StepDiff(n, "removed") for n in a.graph.steps if n not in b.graph.steps]
+    removed = [StepDiff(n, "removed") for n in a.graph.steps if n in live_a and n not in live_b]
     return [*diffs.values(), *removed]
 
 
