@@ -164,3 +164,15 @@ def test_a_recipe_without_a_model_is_gated_on_its_metrics(ws: Workspace) -> None
     assert run_json(ws)["code"] == 0
     after = mlbuild(ws, "test", "--check")
     assert (after.returncode, after.stdout) == (0, "1 test passed for the recipe\n")
+
+
+def test_a_packaged_model_whose_tests_fail_since_is_gated_again(toy: Workspace) -> None:
+    # the model's files do not change, but what its tests judge does (the metrics a new
+    # evaluation wrote): the bundle built when the tests passed must not be reused unjudged
+    toy.recipe(toy_recipe(TESTS) + "package: {bundle: dist/toy}\n")
+    assert run_json(toy)["code"] == 0
+    assert mlbuild(toy, "run", "package:bundle").returncode == 0
+    assert run_json(toy, "accuracy=0.5")["code"] == 1  # same model, its accuracy test fails
+    done = mlbuild(toy, "run", "package:bundle", "accuracy=0.5")
+    assert done.returncode == 1, done.stderr
+    assert "its tests did not pass for this exact model (failed: accuracy" in done.stderr
