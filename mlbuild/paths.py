@@ -29,7 +29,9 @@ from mlbuild.errors import UsageError
 GIT_DIR = ".git"
 META_DIR = ".mlbuild"
 # a control character in a recipe path (the NUL byte has its own message)
-_CONTROL = re.compile("[\x01-\x1f\x7f]")
+# C0, DEL and C1 controls (U+009B is CSI, U+0085 a newline to some terminals), the line and
+# paragraph separators, and the bidirectional overrides that reorder what a reader sees
+_CONTROL = re.compile("[\x01-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _MAX_PATH = 4095  # PATH_MAX less the NUL; longer paths fail in os.stat with ENAMETOOLONG
 _MAX_NAME = 255  # NAME_MAX, in bytes
 T = TypeVar("T")

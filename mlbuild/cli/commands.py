@@ -235,7 +235,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 else None,
                 identity=identity_hook(executors, args.executor),
                 remote=remote,
-                external=external_hook(graph),
+                external=external_hook(graph, ws),
             )
             try:
                 wanted = graph.upstream_closure(names or graph.default_targets())

@@ -451,11 +451,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(text: str) -> None:
-    """Print ``mlbuild: text`` on stderr, secrets masked; a closed terminal is no new error."""
+    """Print ``mlbuild: text`` on stderr, secrets masked, control characters shown as escapes
+    (a name from the command line or a step's output could clear the terminal or forge a
+    line); a closed terminal is no new error."""
+    from mlbuild.cli.text import printable
     from mlbuild.masking import known
 
+    shown = "\n".join(printable(line) for line in known().text(text).split("\n"))
     with contextlib.suppress(OSError):
-        print(f"mlbuild: {known().text(text)}", file=sys.stderr)
+        print(f"mlbuild: {shown}", file=sys.stderr)
 
 
 def _logs_folder(recipe: str | None) -> Path | None:

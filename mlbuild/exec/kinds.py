@@ -33,8 +33,9 @@ the cache (local or remote, so possibly damaged or forged) is one it could have 
 entry is quarantined and the step runs again.
 
 A kind whose work lives outside the workspace (an image on the Docker engine), or whose result
-depends on how the run was asked for, also has ``revalidate(spec, data, graph) -> str | None``:
-given a cached result's data, why it no longer holds (the image was deleted), or None. The
+depends on how the run was asked for or on other steps' results, also has
+``revalidate(spec, data, graph, workspace) -> str | None``: given a cached result's data, why it
+no longer holds (the image was deleted, the model's tests fail since), or None. The
 planner asks it before it takes the result as cached (:func:`external_hook`), so ``plan`` says
 why the step runs again and ``run`` never answers with an image that is gone. Kinds without
 it are never asked.
@@ -181,7 +182,7 @@ def describe(spec: StepSpec) -> str:
         return spec.kind
 
 
-def external_hook(graph: Graph) -> ExternalHook:
+def external_hook(graph: Graph, workspace: Workspace) -> ExternalHook:
     """The planner's question to each step's kind: does a cached result still hold outside the
     workspace? Only kinds named in :data:`EXTERNAL` are asked (never ``command``)."""
 
@@ -191,7 +192,7 @@ def external_hook(graph: Graph) -> ExternalHook:
         check = getattr(step_kind(spec.kind), "revalidate", None)
         if check is None:
             return None
-        reason: str | None = check(spec, result.data, graph)
+        reason: str | None = check(spec, result.data, graph, workspace)
         return reason
 
     return revalidate

@@ -111,7 +111,7 @@ class _Scheduler:
             force=set(self.names) if force is True else set(force or ()),
             identity=identity_hook(self.executors, executor),
             remote=remote,
-            external=external_hook(graph),
+            external=external_hook(graph, workspace),
         )
         self.jobs = max(1, jobs)
         self.keep_going = keep_going

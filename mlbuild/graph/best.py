@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 
 BEST_FILE = "best.json"
 _MAX_BYTES = 1 << 20  # a best trial's params: a few hundred bytes
+# a searched key (mlbuild.recipe.search.PARAM_KEY, not imported: it would import pydantic): the
+# keys become overrides, so a '+key', '~key' or 'key=a,b' from a damaged or forged file would
+# add, delete or sweep params instead of setting the searched ones
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
 
 
 def best_file(meta: Path, search: str) -> Path:
@@ -176,7 +181,9 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     if not isinstance(best, dict) or not isinstance(best.get("params"), dict):
         return None
     params = best["params"]
-    if not params or not all(isinstance(k, str) and k and _scalar(v) for k, v in params.items()):
+    if not params or not all(
+        isinstance(k, str) and _KEY.fullmatch(k) and _scalar(v) for k, v in params.items()
+    ):
         return None
     return best
 

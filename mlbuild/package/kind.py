@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from mlbuild.exec.context import KindContext
 from mlbuild.exec.kinds import KindResult, StepStopped
-from mlbuild.graph import Graph, StepSpec
+from mlbuild.graph import Graph, StepSpec, Workspace
 
 ALLOWED = "failing-allowed"  # the gate's state when --allow-failing-tests let a model through
 
@@ -52,8 +52,10 @@ class BundleKind:
     def describe(self, spec: StepSpec) -> str:
         return f"bundle model {spec.config['model']['name']} into {spec.config['bundle']}"
 
-    def revalidate(self, spec: StepSpec, data: dict[str, Any], graph: Graph) -> str | None:
-        return _gate_again(data, graph)
+    def revalidate(
+        self, spec: StepSpec, data: dict[str, Any], graph: Graph, workspace: Workspace
+    ) -> str | None:
+        return _gate_again(data, graph, workspace)
 
 
 class ImageKind:
@@ -87,9 +89,11 @@ class ImageKind:
         model = spec.config["model"]["name"]
         return f"build image {docker['image']} of model {model} on {docker['base']}"
 
-    def revalidate(self, spec: StepSpec, data: dict[str, Any], graph: Graph) -> str | None:
+    def revalidate(
+        self, spec: StepSpec, data: dict[str, Any], graph: Graph, workspace: Workspace
+    ) -> str | None:
         """Why the cached image no longer answers for this step, or None."""
-        again = _gate_again(data, graph)
+        again = _gate_again(data, graph, workspace)
         if again is not None:
             return again
         from mlbuild.package.engine import image_state
@@ -119,8 +123,25 @@ def _gate(ctx: KindContext) -> str:
     return _gate_labels(ctx).get(LABEL_PREFIX, "none")
 
 
-def _gate_again(data: dict[str, Any], graph: Graph) -> str | None:
-    """A result let through by --allow-failing-tests is not reused by a run without it."""
+def _gate_again(data: dict[str, Any], graph: Graph, workspace: Workspace) -> str | None:
+    """Why the gate's answer the cached result was built under no longer holds, or None.
+
+    The step's fingerprint holds the model's files and the tests' declarations, not what the
+    tests judge beside the model (their tables, their code, the metrics a new evaluation
+    wrote): so the gate is asked again, as it is before a build, and a package built when the
+    tests passed is not reused once they fail (or were not run) for the model as it is now."""
+    from mlbuild.errors import MlbuildError
+    from mlbuild.testing.gate import check_tests
+
     if data.get("tests") == ALLOWED and not graph.allow_failing_tests:
         return "it was built with --allow-failing-tests; without it the release gate decides again"
+    try:
+        gate = check_tests(workspace, graph, action="package")
+    except MlbuildError:
+        return "the release gate must decide again"  # the build says why it cannot
+    state = gate.state
+    if not gate.ok:
+        state = ALLOWED if graph.allow_failing_tests else "failing"
+    if state != data.get("tests"):
+        return f"its tests were {data.get('tests')} when it was built and are {state} now"
     return None

@@ -71,24 +71,27 @@ class PlainOverride:
 
 def parse_plain(line: str) -> PlainOverride | None:
     """``line`` read as Hydra would, or ``None`` when Hydra's grammar must read it."""
-    match = _LINE.match(line)
+    # fullmatch throughout: ``$`` also matches before a final newline, which Hydra's lexer refuses
+    match = _LINE.fullmatch(line)
     if match is None:
         return None
     key, text = match.groups()
     value: str | int | float | bool | None
-    if _INT.match(text):
+    if _INT.fullmatch(text):
         value = int(text)
-    elif _FLOAT.match(text):
+    elif _FLOAT.fullmatch(text):
         value = float(text)
     elif text in _CONSTANTS:
         value = _CONSTANTS[text]
-    elif _WORD.match(text) and text.lower() not in _NOT_TEXT:
+    elif _WORD.fullmatch(text) and text.lower() not in _NOT_TEXT:
         value = text
     else:
-        quoted = _QUOTED.match(text)
+        quoted = _QUOTED.fullmatch(text)
         if quoted is None:
             return None
         value = quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
+        if value == "???":
+            return None  # OmegaConf reads even a quoted '???' as a missing mandatory value
     return PlainOverride(line, key, value)
 
 

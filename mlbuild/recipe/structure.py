@@ -111,14 +111,22 @@ def write_entry(path: Path, recipe: BaseModel, data: dict[str, Any]) -> None:
         return  # a cache: a recipe it cannot keep is validated every time
 
 
+# modules outside the recipe package whose rules validation applies (CacheSettings' remote)
+_RULES_ELSEWHERE = ("remote_address.py",)
+
+
 def _code_stamp() -> list[list[Any]]:
-    """The recipe package's source files (name, size, mtime): the rules an entry was made by."""
+    """The recipe package's source files and the modules of :data:`_RULES_ELSEWHERE` (name,
+    size, mtime): the rules an entry was made by."""
     folder = Path(__file__).parent
     found = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.endswith(".py"):
             stat = entry.stat()
             found.append([entry.name, stat.st_size, stat.st_mtime_ns])
+    for name in _RULES_ELSEWHERE:
+        stat = (folder.parent / name).stat()
+        found.append([f"../{name}", stat.st_size, stat.st_mtime_ns])
     return found
 
 

@@ -57,10 +57,12 @@ class SearchKind:
         search = spec.config["search"]
         best = data.get("best")
         path = best_file(workspace.meta, search)
-        if isinstance(best, dict) and not path.exists():
-            # a cache hit in a clone: the best params come from the action cache's entry. An
-            # existing file is never replaced: `mlbuild search` (a timeout, a worker elsewhere)
-            # may have found a better trial in the same study since this result was stored
+        if isinstance(best, dict) and not _same_study(_read(path), best):
+            # a cache hit in a clone: the best params come from the action cache's entry. A file
+            # of the same study is never replaced: `mlbuild search` (a timeout, a worker
+            # elsewhere) may have found a better trial in it since this result was stored; a
+            # file of another study (the search's space or code changed, then changed back) is
+            # another search's answer
             atomic.write_json(path, best)
         retake_best(
             graph,
@@ -84,6 +86,10 @@ def _best(ws: Workspace, search: str) -> dict[str, Any]:
     if best is None and path.exists():
         raise StepFailure(f"search {search} left an unreadable {path}")
     return {"best": best}
+
+
+def _same_study(found: dict[str, Any] | None, best: dict[str, Any]) -> bool:
+    return found is not None and "study" in best and found.get("study") == best["study"]
 
 
 def _read(path: Any) -> dict[str, Any] | None:

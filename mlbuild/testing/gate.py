@@ -23,7 +23,7 @@ from mlbuild.cache import ActionResult
 from mlbuild.errors import MlbuildError
 from mlbuild.graph import Action, Decision, Graph, Workspace, make_plan
 from mlbuild.testing.session import Session
-from mlbuild.testing.spec import compile_tests
+from mlbuild.testing.spec import CompiledTest, compile_tests
 from mlbuild.testing.step_kind import verdict_of
 from mlbuild.testing.verdict import Verdict
 
@@ -118,22 +118,33 @@ def check_tests(ws: Workspace, graph: Graph, *, action: str) -> Gate:
         if graph.model is not None:
             source = session.source()
             model, version = source.name, source.version
+        steps = [t.step_name for t in tests]
+        plan = make_plan(ws.planner(graph), graph.upstream_closure(steps))
+        decisions = {d.step: d for d in plan}
+        passed: list[str] = []
+        failed: dict[str, str] = {}
+        not_run: list[str] = []
+        for test in tests:
+            found = _verdict(ws, decisions[test.step_name])
+            if found is None or not _same_baseline(session, test, found):
+                not_run.append(test.name)
+            elif found.passed:
+                passed.append(test.name)
+            else:
+                failed[test.name] = found.summary
     finally:
         session.close()
-    steps = [t.step_name for t in tests]
-    decisions = {d.step: d for d in make_plan(ws.planner(graph), graph.upstream_closure(steps))}
-    passed: list[str] = []
-    failed: dict[str, str] = {}
-    not_run: list[str] = []
-    for test in tests:
-        found = _verdict(ws, decisions[test.step_name])
-        if found is None:
-            not_run.append(test.name)
-        elif found.passed:
-            passed.append(test.name)
-        else:
-            failed[test.name] = found.summary
     return Gate(action, model, version, passed, failed, not_run)
+
+
+def _same_baseline(session: Session, test: CompiledTest, verdict: Verdict) -> bool:
+    """A test against the version under an alias runs every time (the alias moves outside the
+    workspace), and the gate runs none: its last verdict counts only if it was reached against
+    the version under the alias now (``baseline_version``, absent when there was none)."""
+    baseline = session.baseline(test)
+    if baseline is None:
+        return True
+    return verdict.measured.get("baseline_version") == baseline.version
 
 
 def _verdict(ws: Workspace, decision: Decision) -> Verdict | None:

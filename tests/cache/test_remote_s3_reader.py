@@ -160,3 +160,39 @@ def test_a_remote_that_does_not_answer_fails_fast(monkeypatch: pytest.MonkeyPatc
 def test_only_a_region_name_is_followed_into_a_host_name(region: str, valid: bool) -> None:
     # AWS's "the bucket is in region R" answer picks the host of the retry: never another host
     assert bool(reads._REGION.fullmatch(region)) is valid
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"-1", b"1e3", b""])
+def test_a_content_length_that_is_not_a_number_is_the_servers_error(length: bytes) -> None:
+    # a hostile or broken server: '\xb2' is '²' in Latin-1, a digit to str.isdigit
+    import socket
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        port = server.getsockname()[1]
+
+        def answer() -> None:
+            for _ in range(2):
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\n"
+                        b"Connection: close\r\n\r\nab"
+                    )
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        creds = reads.Credentials("AKIDEXAMPLE", "secret", None)
+        reader = reads.S3Reader(
+            f"http://127.0.0.1:{port}", "b", "p", creds, "us-east-1", "shown", _no_writes
+        )
+        with pytest.raises(OSError) as sized:
+            reader.size("objects/aa/x")
+        with pytest.raises(OSError) as opened, reader.opened("objects/aa/x"):
+            pass
+        for caught in (sized, opened):
+            assert str(caught.value) == "the S3 server sent no Content-Length"
+        thread.join(timeout=10)

@@ -108,6 +108,14 @@ def test_an_unknown_step_suggests_the_nearest(ws: Workspace) -> None:
     assert done.stderr == "mlbuild: no step named 'cpy' (did you mean 'copy'?); steps: make, copy\n"
 
 
+def test_an_error_message_shows_control_characters_as_escapes(ws: Workspace) -> None:
+    # a name passed on by a script could clear or recolour the terminal, or forge a line
+    ws.recipe(RECIPE)
+    done = ws.cli("run", "\x1b[2Jx\rok")
+    assert done.returncode == 2
+    assert done.stderr == "mlbuild: no step named '\\x1b[2Jx\\rok'; steps: make, copy\n"
+
+
 def test_a_bad_flag_is_a_usage_error(ws: Workspace) -> None:
     done = ws.cli("run", "--jobs", "many")
     assert done.returncode == 2

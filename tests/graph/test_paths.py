@@ -358,6 +358,11 @@ def test_validate_json_lists_the_path_problems(ws: Workspace) -> None:
         ('"a\\nb"', "'a\\nb' contains the control character '\\n'; rename it without one"),
         ('"m\\e[31mred"', "'m\\x1b[31mred' contains the control character '\\x1b'; rename"),
         ('"tab\\tout"', "'tab\\tout' contains the control character '\\t'"),
+        # C1 controls, separators and bidi overrides: a terminal or a reader obeys them too
+        ('"c1\\x9b2J"', "'c1\\x9b2J' contains the control character '\\x9b'"),
+        ('"nel\\Nx"', "'nel\\x85x' contains the control character '\\x85'"),
+        ('"ls\\Lx"', "'ls\\u2028x' contains the control character '\\u2028'"),
+        ('"rlo\\u202Excod.py"', "'rlo\\u202excod.py' contains the control character '\\u202e'"),
     ],
 )
 def test_impossible_paths_are_recipe_errors_not_crashes(

@@ -50,7 +50,9 @@ LINES: list[tuple[str, bool]] = [
     *[(f"a={v}", FAST) for v in ("'a b'", '"it\'s"', "'a,b'", "'[1]'", "'é ü'", "'a=b'")],
     *[(f"a={v}", HYDRA) for v in ("'${b}'", "${b}", "'a\\'b'", "'unclosed", "'a'b'")],
     *[(f"a={v}", HYDRA) for v in ("[1,2]", "{x:1}", "1,2", "range(1,3)", "choice(1,2)")],
-    *[(f"a={v}", HYDRA) for v in ("", "int(1)", "str(1)", "glob(*)", "???")],
+    *[(f"a={v}", HYDRA) for v in ("", "int(1)", "str(1)", "glob(*)", "???", "'???'", '"???"')],
+    # a final newline (``$`` matches before one): Hydra's lexer refuses it
+    *[(f"a={v}\n", HYDRA) for v in ("5", "1e5", "true", "word", "'quoted'")],
     ("n.m=3", FAST),
     ("n.deep.x=2", FAST),
     ("n.s=0.1", FAST),

@@ -132,6 +132,25 @@ def test_another_mlbuild_has_another_key() -> None:
     assert structure_key(data, "v") != structure_key(data, "w")
 
 
+def test_every_module_whose_rules_validation_applies_is_in_the_key() -> None:
+    # an edited rule (a pull of mlbuild's checkout) must not be answered by an entry of the old
+    import ast
+
+    import mlbuild
+    from mlbuild.recipe import structure
+
+    stamped = {name for name, _, _ in structure._code_stamp()}
+    package = Path(mlbuild.__file__).parent
+    for module in (package / "recipe").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            name = node.module or "" if isinstance(node, ast.ImportFrom) else ""
+            if name.startswith("mlbuild."):
+                parts = name.split(".")
+                if parts[1] in ("recipe", "errors", "_lazy"):
+                    continue  # the package itself; messages; plumbing
+                assert f"../{parts[1]}.py" in stamped, (module.name, node.module)
+
+
 def test_a_key_that_is_an_integer_is_not_the_key_that_is_its_text() -> None:
     as_int = INLINE.replace("tag: a", "1: a")
     as_text = INLINE.replace("tag: a", "'1': a")

@@ -102,6 +102,10 @@ def test_best_params_that_no_longer_fit_or_are_damaged_stop_that_step_only(
         b'{"params": {"train.depth": NaN}}': f"{best} is damaged",
         b'{"params": {"train.depth": [1]}}': f"{best} is damaged",
         b"\xff\xfe": f"{best} is damaged",
+        # keys are put into overrides: only a searched key's shape, never Hydra syntax
+        b'{"params": {"train.depth": 1, "+train.extra": 2}}': f"{best} is damaged",
+        b'{"params": {"train.depth": 1, "~train.lr": null}}': f"{best} is damaged",
+        b'{"params": {"train.depth=1,2 ": 1}}': f"{best} is damaged",
         b'{"params": {"train.gone": 1}}': (
             "the best params of search 'hpo' (train.gone=1) do not fit the recipe: "
         ),

@@ -147,3 +147,22 @@ def test_a_search_of_a_step_that_does_not_exist_refuses_the_recipe_before_any_st
             "'train'?); steps: prep, train\n"
         ), (args, done.stderr)
     assert not list((tmp_path / "markers").iterdir())
+
+
+def test_a_search_answered_from_the_cache_leaves_its_own_best_params_not_another_studys(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # space A, then B (another study, another best.json), then A again: the search step is
+    # answered from the cache, and the step after it must take A's best, not B's
+    env = _with_final(ws, tmp_path / "markers")
+    first = _steps(_run(ws, env, "final"))["search:hpo"]["data"]["best"]
+    other = SEARCH.replace("high: 8", "high: 3")
+    _with_final(ws, tmp_path / "markers2", other)
+    second = _steps(_run(ws, env, "final"))["search:hpo"]["data"]["best"]
+    assert second["study"] != first["study"]
+    _with_final(ws, tmp_path / "markers3")
+    third = _steps(_run(ws, env, "final"))
+    assert third["search:hpo"]["status"] == "cached"
+    assert third["search:hpo"]["data"]["best"] == first
+    taken = json.loads((ws.root / "final.json").read_text())["train"]
+    assert taken == {"lr": first["params"]["train.lr"], "depth": first["params"]["train.depth"]}

@@ -164,3 +164,31 @@ def test_a_recipe_without_a_model_is_gated_on_its_metrics(ws: Workspace) -> None
     assert run_json(ws)["code"] == 0
     after = mlbuild(ws, "test", "--check")
     assert (after.returncode, after.stdout) == (0, "1 test passed for the recipe\n")
+
+
+def test_a_packaged_model_whose_tests_fail_since_is_gated_again(toy: Workspace) -> None:
+    # the model's files do not change, but what its tests judge does (the metrics a new
+    # evaluation wrote): the bundle built when the tests passed must not be reused unjudged
+    toy.recipe(toy_recipe(TESTS) + "package: {bundle: dist/toy}\n")
+    assert run_json(toy)["code"] == 0
+    assert mlbuild(toy, "run", "package:bundle").returncode == 0
+    assert run_json(toy, "accuracy=0.5")["code"] == 1  # same model, its accuracy test fails
+    done = mlbuild(toy, "run", "package:bundle", "accuracy=0.5")
+    assert done.returncode == 1, done.stderr
+    assert "its tests did not pass for this exact model (failed: accuracy" in done.stderr
+
+
+def test_a_verdict_reached_against_another_baseline_does_not_count(toy: Workspace) -> None:
+    # a test against the version in production runs every time; the gate does not run it, so
+    # the verdict it reads must have been reached against the version in production now
+    toy.recipe(toy_recipe("accuracy: {kind: metric, metric: accuracy, baseline: {alias: prod}}"))
+    better = run_json(toy)
+    assert run_json(toy, "accuracy=0.85")["code"] == 0  # no version in prod: nothing to compare
+    assert gate(toy, "accuracy=0.85").ok
+    assert mlbuild(toy, "model", "register", better["run_id"], "--name", "toy").returncode == 0
+    assert mlbuild(toy, "model", "alias", "toy", "prod", "1").returncode == 0
+    assert "(not run for this model: accuracy)" in refusal(toy, "accuracy=0.85")
+    assert run_json(toy, "accuracy=0.85")["code"] == 1  # worse than version 1
+    assert "(failed: accuracy (accuracy 0.85 is worse than the baseline" in refusal(
+        toy, "accuracy=0.85"
+    )

@@ -267,7 +267,12 @@ class S3Reader:
         if response.isclosed():
             return
         length = response.getheader("content-length") or ""
-        if response.status != 200 and length.isdigit() and int(length) <= 1 << 16:
+        if (
+            response.status != 200
+            and length.isascii()
+            and length.isdigit()
+            and int(length) <= 1 << 16
+        ):
             with contextlib.suppress(Exception):
                 response.read()
                 return
@@ -283,7 +288,8 @@ class S3Reader:
 
 def _length(response: http.client.HTTPResponse) -> int:
     value = response.getheader("content-length")
-    if value is None or not value.isdigit():
+    # isdigit alone takes '²' (a header is read as Latin-1), which int() refuses
+    if value is None or not (value.isascii() and value.isdigit()):
         raise OSError("the S3 server sent no Content-Length")
     return int(value)
 
