@@ -11,11 +11,16 @@ are rebuilt from the entry (``model_construct``: no schema, no validation) and t
 put back in; a step's use of them (``${params.…}`` in a command, a search's space, ``params_from``)
 is checked by the graph compiler on every compile, cached entry or not.
 
-An entry is a file read back from disk, so it is never trusted: it must name the same data (its
-``input``), decode into known models with exactly their fields and plain JSON values, and read
-back into exactly the recipe's data (every field the recipe sets holds the recipe's value, every
-other its default); anything else — truncated, corrupt, hostile, another mlbuild's — is ignored
-and the recipe validated anew. Entries are written atomically; they are derived, never synced.
+An entry is a file read back from disk, so it is checked before it is used: it must name the
+same data (its ``input``), decode into known models with exactly their fields and plain JSON
+values, and read back into exactly the recipe's data (every field the recipe sets holds the
+recipe's value, every other its default); anything else — truncated, corrupt, another mlbuild's —
+is ignored and the recipe validated anew. What the check cannot catch is an entry planted to be
+consistent with an invalid recipe: its validators never run (field-level rules such as "no
+password in store.url"). Entries live in the workspace's own ``.mlbuild/``, which only who can
+already edit the recipe can write, and are never synced through a remote cache; the graph
+compiler's checks (path fences, inert params in commands) run on every compile regardless.
+Entries are written atomically.
 """
 
 from __future__ import annotations
