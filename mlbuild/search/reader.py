@@ -94,7 +94,7 @@ def _engine(url: str) -> Any | None:
     this module does not know, a SQLite file that is not there yet)."""
     from pathlib import Path
 
-    from mlbuild.search.study import _with_driver
+    from mlbuild.search.study import engine_url
 
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -105,7 +105,7 @@ def _engine(url: str) -> Any | None:
     from sqlalchemy import create_engine
 
     try:
-        return create_engine(_with_driver(url))
+        return create_engine(engine_url(url))
     except Exception:  # a missing driver, a malformed URL: Optuna's storage says which
         return None
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from mlbuild.exec import Reporter, run_lock
 from mlbuild.graph import Graph, Workspace
 from mlbuild.search.channel import ReportChannel
+from mlbuild.search.claim import TrialClaim
 from mlbuild.search.naming import default_study_name
 from mlbuild.search.shape import TrialGraphs
 from mlbuild.search.spec import SearchSpec, heartbeat
@@ -90,11 +91,18 @@ def run_worker(
             objective = TrialObjective(
                 copy, store, spec, study_name, channel, reporter, on_trial, graphs
             )
+            claim = TrialClaim(url, study_name)
+            # released by the objective once its trial is RUNNING in the storage (claim.py)
+            objective.on_claimed = claim.release
             try:
-                while not _done(optuna, study, spec, started):
-                    study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+                while True:
+                    with claim.held():
+                        if _done(optuna, study, spec, started):
+                            break
+                        study.optimize(objective, n_trials=1, catch=(TrialFailed,))
                     ran += 1
             finally:
+                claim.close()
                 channel.close()
                 copy.save_state()
     return WorkerOutcome(study_name, ran)

@@ -69,7 +69,7 @@ def open_storage(url: str, *, workers: bool = True) -> Any:
                 max_retry=MAX_RETRY
             )
     try:
-        storage = _create(optuna, _with_driver(url), engine, kwargs)
+        storage = _create(optuna, engine_url(url), engine, kwargs)
     except ImportError as exc:  # Optuna wraps the driver's ModuleNotFoundError
         cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
         raise UsageError(
@@ -102,7 +102,7 @@ def _lost_schema_race(exc: BaseException) -> bool:
     return code in ("23505", "42P07", "42710") or "already exists" in str(exc)
 
 
-def _with_driver(url: str) -> str:
+def engine_url(url: str) -> str:
     """``postgresql://`` with psycopg2, the driver the run store uses (``mlbuild-engine[postgres]``)
     where SQLAlchemy 2.1 would pick psycopg 3; a driver the URL names is kept."""
     scheme, sep, rest = url.partition("://")

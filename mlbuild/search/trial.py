@@ -75,8 +75,10 @@ class TrialObjective:
         self.channel = channel
         self.reporter = reporter
         self.on_trial = on_trial
+        self.on_claimed: Callable[[], None] = lambda: None
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        self.on_claimed()  # the trial exists in the storage: other workers may count it now
         started = time.monotonic()
         values = {p.key: suggest(trial, p) for p in self.spec.params}
         result = TrialResult(trial.number, values, "failed")
