@@ -79,8 +79,10 @@ def test_a_killed_holder_does_not_keep_the_lock(
             with claim.held():
                 got.set()
 
-        threading.Thread(target=take, daemon=True).start()
+        taker = threading.Thread(target=take, daemon=True)
+        taker.start()
         assert got.wait(60), "the lock of a SIGKILLed worker was not dropped"
+        taker.join(30)  # it releases the lock on leaving; close only after
         claim.close()
     finally:
         holder.kill()
