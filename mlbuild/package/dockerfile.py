@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 UID = 10001
 MODEL_DIR = "/opt/model"
-# files of a wheel that no import reads: Cython and C sources, headers, type stubs
+# files of a wheel that no import reads: Cython and C sources, headers, type stubs, Cython
+# templates, static libraries (for compiling against numpy)
 _SOURCES = (
     r"\( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.pyi' -o -name '*.c' "
-    r"-o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \)"
+    r"-o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' -o -name '*.tp' -o -name '*.a' \)"
 )
 PIP = (
     "python -m pip install --no-index --no-deps --no-cache-dir --disable-pip-version-check "
@@ -83,38 +84,44 @@ def body(spec: DockerfileSpec) -> str:
 
 FROM {spec.base} AS dependencies
 COPY wheels/lock/ /wheels/
-COPY tools/elfstrip.py /tmp/elfstrip.py
+COPY tools/ /tmp/tools/
 # the venv holds the lock's packages only: pip (and its setuptools) install from a second venv;
-# no .pyc files, no packages' own test suites, sources or headers, no symbol tables (never
-# imported or loaded: half the installed size)
+# no .pyc files, no packages' own test suites, sources or headers, no symbol tables, no
+# docstrings or comments (the image runs with -OO), one copy of a library two wheels bundle
+# (never imported, loaded or compiled: more than half the installed size)
 RUN python3 -m venv --without-pip /opt/venv \\
  && python3 -m venv /tmp/installer \\
  && /tmp/installer/bin/python -m pip --python /opt/venv/bin/python install --no-index \\
       --no-deps --no-cache-dir --disable-pip-version-check --no-warn-script-location \\
       --no-compile --require-hashes --find-links /wheels -r /wheels/requirements.lock \\
- && find /opt/venv/lib -depth -type d -path '*/site-packages/*/tests' -exec rm -rf {{}} + \\
+ && find /opt/venv/lib -depth -type d \\( -path '*/site-packages/*/tests' \\
+      -o -path '*/site-packages/*/test' \\) -exec rm -rf {{}} + \\
  && find /opt/venv/lib -type f {_SOURCES} -delete \\
- && python3 /tmp/elfstrip.py /opt/venv/lib
+ && python3 /tmp/tools/elfstrip.py /opt/venv/lib \\
+ && python3 /tmp/tools/pystrip.py /opt/venv/lib
 
 FROM {spec.base} AS runtime
 COPY wheels/runtime/ /wheels/
-COPY tools/elfstrip.py /tmp/elfstrip.py
+COPY tools/ /tmp/tools/
 RUN python3 -m venv /tmp/installer \\
  && /tmp/installer/bin/{PIP} --no-compile --target /opt/mlbuild/site --find-links /wheels \\
       -r /wheels/runtime.txt \\
  && find /opt/mlbuild/site -type f {_SOURCES} -delete \\
- && python3 /tmp/elfstrip.py /opt/mlbuild/site
+ && python3 /tmp/tools/elfstrip.py /opt/mlbuild/site \\
+ && python3 /tmp/tools/pystrip.py /opt/mlbuild/site
+COPY runtime/ /opt/mlbuild/lib/
+RUN python3 /tmp/tools/pystrip.py /opt/mlbuild/lib
 
 FROM {spec.base}
 {system}RUN groupadd --system --gid {UID} {spec.user} \\
  && useradd --system --uid {UID} --gid {UID} --no-create-home --home-dir /nonexistent \\
       --shell /usr/sbin/nologin {spec.user}
 COPY --from=dependencies /opt/venv /opt/venv
-COPY --from=runtime /opt/mlbuild/site /opt/mlbuild/site
-COPY runtime/ /opt/mlbuild/lib/
+COPY --from=runtime /opt/mlbuild /opt/mlbuild
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     PYTHONPATH=/opt/mlbuild/lib:/opt/mlbuild/site \\
     PYTHONNOUSERSITE=1 \\
+    PYTHONOPTIMIZE=2 \\
     PYTHONDONTWRITEBYTECODE=1 \\
     PYTHONUNBUFFERED=1
 USER {UID}:{UID}

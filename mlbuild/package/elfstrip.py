@@ -63,31 +63,47 @@ def _strip(data: bytes) -> bytes | None:
     if not dropped:
         return None
     cut = min(sections[i][4] for i in dropped)
-    loaded_end = max(
-        (
-            p[2] + p[5]
-            for p in (_PHDR.unpack_from(data, phoff + i * phentsize) for i in range(phnum))
-        ),
-        default=0,
-    )
-    if loaded_end > cut:
+    headers = [list(_PHDR.unpack_from(data, phoff + i * phentsize)) for i in range(phnum)]
+    if phoff + phnum * phentsize > cut:
         return None
     kept = [i for i in range(shnum) if i not in dropped]
     for i in kept:
         link, info, flags, kind = sections[i][6], sections[i][7], sections[i][2], sections[i][1]
         if link in dropped or ((flags & _INFO_LINK or kind in (_REL, _RELA)) and info in dropped):
             return None
-        if i and kind != _NOBITS and sections[i][4] >= cut and flags & _ALLOC:
-            return None
+    found = _hole(headers, sections, kept, dropped, cut, len(data))
+    if found is None:
+        return None
+    resume, shift = found
+    moved = [
+        i for i in kept if i and sections[i][1] != _NOBITS and cut <= sections[i][4] < resume
+    ]  # kept sections in the hole (.shstrtab, .comment): written again after the loaded part
+    tail_end = max(
+        [p[2] + p[5] for p in headers if p[5] and p[2] >= resume]
+        + [
+            sections[i][4] + sections[i][5]
+            for i in kept
+            if i and sections[i][1] != _NOBITS and sections[i][4] >= resume
+        ],
+        default=resume,
+    )
     index = {old: new for new, old in enumerate(kept)}
     out = bytearray(data[:cut])
+    out += b"\0" * (resume - shift - cut)
+    out += data[resume:tail_end]
+    for header in headers:
+        if header[2] >= resume and (header[5] or header[2] < tail_end):
+            header[2] -= shift
+    for i, header in enumerate(headers):
+        _PHDR.pack_into(out, phoff + i * phentsize, *header)
     for i in kept:
         section = sections[i]
-        if i == 0 or section[1] == _NOBITS or section[4] < cut:
-            continue
-        align = max(section[8], 1)
-        out += b"\0" * (-len(out) % align)
+        if i and section[4] >= resume and (section[1] != _NOBITS or section[4] < tail_end):
+            section[4] -= shift
+    for i in moved:
+        section = sections[i]
         body = data[section[4] : section[4] + section[5]]
+        out += b"\0" * (-len(out) % max(section[8], 1))
         section[4] = len(out)
         out += body
     out += b"\0" * (-len(out) % 8)
@@ -101,6 +117,38 @@ def _strip(data: bytes) -> bytes | None:
     struct.pack_into("<Q", out, 0x28, new_shoff)
     struct.pack_into("<HH", out, 0x3C, len(kept), index[shstrndx])
     return bytes(out)
+
+
+def _hole(
+    headers: list[list[int]],
+    sections: list[list[int]],
+    kept: list[int],
+    dropped: set[int],
+    cut: int,
+    size: int,
+) -> tuple[int, int] | None:
+    """Where the loaded data after the dropped sections resumes, and by how much it moves back
+    (the file's end and all of it when nothing loaded follows); None if it cannot move."""
+    # what the loader reads after the cut: a library that patchelf edited (auditwheel's
+    # repair) has loaded segments appended after its symbol table
+    loaded_after = [p[2] for p in headers if p[5] and p[2] + p[5] > cut]
+    loaded_after += [
+        sections[i][4]
+        for i in kept
+        if i and sections[i][1] != _NOBITS and sections[i][2] & _ALLOC and sections[i][4] >= cut
+    ]
+    if any(offset < cut for offset in loaded_after):
+        return None  # a segment spans the cut
+    resume = min(loaded_after, default=size)
+    if any(sections[i][4] + sections[i][5] > resume for i in dropped):
+        return None  # a dropped section after loaded data: not the usual layout
+    # the loaded part after the hole moves back by whole alignments of its segments, so each
+    # keeps its offset congruent to its address (the loader maps pages of the file)
+    align = max((max(p[7], 1) for p in headers if p[5] and p[2] >= resume), default=1)
+    shift = (resume - cut) // align * align
+    if loaded_after and shift == 0:
+        return None
+    return resume, shift
 
 
 def strip_tree(root: str) -> tuple[int, int]:
@@ -129,7 +177,42 @@ def strip_tree(root: str) -> tuple[int, int]:
     return count, saved
 
 
+def link_duplicates(root: str) -> tuple[int, int]:
+    """Replace each library in a wheel's vendored ``*.libs`` folder that is byte for byte the same
+    as one another wheel vendors (numpy's and scipy's libgfortran) by a relative symbolic link
+    to that one; (files linked, bytes saved). The loader opens the same path as before and already
+    loads a soname once per process, so what runs is unchanged."""
+    import hashlib
+
+    seen: dict[tuple[int, str], str] = {}
+    count = saved = 0
+    for folder, dirs, names in sorted(os.walk(root)):
+        dirs.sort()
+        if not folder.endswith(".libs"):
+            continue
+        for file in sorted(names):
+            path = os.path.join(folder, file)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as handle:
+                data = handle.read()
+            if data[:4] != b"\x7fELF":
+                continue
+            key = (len(data), hashlib.sha256(data).hexdigest())
+            first = seen.setdefault(key, path)
+            if first == path:
+                continue
+            tmp = f"{path}.link-tmp"
+            os.symlink(os.path.relpath(first, folder), tmp)
+            os.replace(tmp, path)
+            count += 1
+            saved += len(data)
+    return count, saved
+
+
 if __name__ == "__main__":
     for tree in sys.argv[1:]:
         files, freed = strip_tree(tree)
         print(f"elfstrip: {tree}: {files} libraries, {freed / 1e6:.1f} MB of symbols removed")
+        files, freed = link_duplicates(tree)
+        print(f"elfstrip: {tree}: {files} duplicate libraries linked, {freed / 1e6:.1f} MB")

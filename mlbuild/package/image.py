@@ -153,7 +153,8 @@ def _context_files(
                 files[f"{prefix}/{entry.name}"] = entry
     for rel, path in runtime.items():
         files[f"runtime/{rel}"] = path
-    files["tools/elfstrip.py"] = Path(__file__).with_name("elfstrip.py")
+    for tool in ("elfstrip.py", "pystrip.py"):
+        files[f"tools/{tool}"] = Path(__file__).with_name(tool)
     for rel, content in bundle.files.items():
         folder = "model-code" if rel.startswith("code/") else "model-files"
         files[f"{folder}/{rel}"] = content

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.package.elfstrip import strip, strip_tree
+from mlbuild.package.elfstrip import link_duplicates, strip, strip_tree
 
 
 def uvloop_copy(tmp_path: Path) -> Path:
@@ -96,3 +96,64 @@ def test_symlinks_and_other_files_are_not_touched(tmp_path: Path) -> None:
     assert outside.read_bytes() == library.read_bytes() or outside.stat().st_size > 0
     assert (site / "notes.txt").read_text() == "\x7fELF but text"
     assert strip(outside.read_bytes()) is not None  # still unstripped: the link was skipped
+
+
+def numpy_copy(tmp_path: Path) -> Path:
+    import numpy
+
+    installed = Path(numpy.__file__).parent
+    folder = tmp_path / "site"
+    shutil.copytree(installed, folder / "numpy", ignore=shutil.ignore_patterns("tests"))
+    shutil.copytree(installed.with_name("numpy.libs"), folder / "numpy.libs")
+    return folder
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="binutils' readelf is not installed")
+def test_a_library_patchelf_extended_is_stripped_and_still_computes(tmp_path: Path) -> None:
+    # auditwheel's patchelf appends loaded segments after the symbol table (numpy's OpenBLAS):
+    # the loaded part is moved back by whole pages, the program headers with it
+    site = numpy_copy(tmp_path)
+    (blas,) = (site / "numpy.libs").glob("libscipy_openblas*.so")
+    before = blas.stat().st_size
+    names = sections(blas)
+    assert names.index(".symtab") < names.index(".dynamic")  # the layout this test is about
+    strip_tree(str(site))
+    assert before - blas.stat().st_size > 500_000
+    assert sections(blas) == [n for n in names if n not in (".symtab", ".strtab")]
+    assert strip(blas.read_bytes()) is None
+    probe = (
+        "import numpy as np; a = np.arange(1, 65, dtype=float).reshape(8, 8) + np.eye(8) * 50;"
+        "print(np.__file__, round(float(np.linalg.det(a)), 3), float((a @ a).sum()),"
+        " bool(np.allclose(np.linalg.inv(a) @ a, np.eye(8))))"
+    )
+    stripped = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    original = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert stripped.returncode == 0, stripped.stderr
+    assert stripped.stdout.split()[0] == str(site / "numpy" / "__init__.py")
+    assert stripped.stdout.split()[1:] == original.stdout.split()[1:]
+    assert stripped.stdout.split()[-1] == "True"
+
+
+def test_a_library_two_wheels_vendor_is_kept_once(tmp_path: Path) -> None:
+    site = numpy_copy(tmp_path)
+    (gfortran,) = (site / "numpy.libs").glob("libgfortran*")
+    other = site / "scipy.libs"
+    other.mkdir()
+    shutil.copyfile(gfortran, other / gfortran.name)
+    shutil.copyfile(gfortran, other / "libdifferent.so")
+    with (other / "libdifferent.so").open("ab") as handle:
+        handle.write(b"\0")  # one byte more: not the same library
+    (other / "notes.txt").write_bytes(gfortran.read_bytes()[:4])
+    count, saved = link_duplicates(str(site))
+    assert (count, saved) == (1, gfortran.stat().st_size)
+    link = other / gfortran.name
+    assert link.is_symlink() and os.readlink(link) == f"../numpy.libs/{gfortran.name}"
+    assert link.read_bytes() == gfortran.read_bytes()
+    assert not (other / "libdifferent.so").is_symlink()
+    assert link_duplicates(str(site)) == (0, 0)  # stable

@@ -421,3 +421,26 @@ def test_the_venv_holds_only_the_lock_without_sources_or_symbols(published: Publ
     count, unstripped, *rest = done.stdout.strip().split(maxsplit=2)
     assert int(count) > 50 and unstripped == "0"
     assert rest == ["[] []"]
+
+
+def test_the_image_runs_with_oo_sources_without_docstrings_and_one_copy_of_each_library(
+    published: Published,
+) -> None:
+    image = image_step(published.ws.cli("run", "package:docker", "--json", env=STEP_ENV))
+    probe = (
+        "import glob, os, sys; site = '/opt/venv/lib/python3.11/site-packages';"
+        "text = open(site + '/sklearn/base.py').read();"
+        "links = sorted(os.path.relpath(p, site) + ' -> ' + os.readlink(p)"
+        " for p in glob.glob(site + '/*.libs/*') if os.path.islink(p));"
+        "print(sys.flags.optimize, 'Base classes for all estimators' in text,"
+        " '# ' in open('/opt/mlbuild/lib/mlbuild/serve/app.py').read(), *links, sep='\\n')"
+    )
+    done = docker(
+        "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python",
+        image["data"]["reference"], "-c", probe,
+    )  # fmt: skip
+    optimize, docstring, comment, *links = done.stdout.splitlines()
+    # docstrings are never compiled under -OO: the smoke test (publish, above) served the model
+    assert (optimize, docstring, comment) == ("2", "False", "False")
+    assert any(link.startswith("scipy.libs/libgfortran") for link in links), links
+    assert all(" -> ../numpy.libs/" in link for link in links), links
