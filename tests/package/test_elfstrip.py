@@ -157,3 +157,20 @@ def test_a_library_two_wheels_vendor_is_kept_once(tmp_path: Path) -> None:
     assert link.read_bytes() == gfortran.read_bytes()
     assert not (other / "libdifferent.so").is_symlink()
     assert link_duplicates(str(site)) == (0, 0)  # stable
+
+
+def test_a_segment_across_the_symbol_table_leaves_the_library_alone(tmp_path: Path) -> None:
+    import struct
+
+    site = numpy_copy(tmp_path)
+    (blas,) = (site / "numpy.libs").glob("libscipy_openblas*.so")
+    data = bytearray(blas.read_bytes())
+    assert strip(bytes(data)) is not None
+    phoff, phentsize, phnum = (
+        struct.unpack_from("<Q", data, 0x20)[0],
+        *struct.unpack_from("<HH", data, 0x36),
+    )
+    # the first segment made to run to the file's end: it now covers the symbol table
+    struct.pack_into("<Q", data, phoff + 32, len(data))
+    assert phnum > 1 and phentsize == 56
+    assert strip(bytes(data)) is None
