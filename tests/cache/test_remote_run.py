@@ -122,6 +122,37 @@ def test_a_second_clone_restores_every_step_without_running_it(
     assert b.run("--no-remote")[0] == {"make": "cached", "copy": "cached"}
 
 
+# what a CI job restoring from the remote must not pay for: the cloud libraries (S3 is read
+# with signed requests of the standard library, cache/remote/s3.py), DVC, Hydra (this recipe has
+# no Hydra tree), the steps' own libraries
+HEAVY = {"fsspec", "s3fs", "botocore", "aiobotocore", "aiohttp", "dvc", "hydra", "omegaconf"}
+HEAVY |= {"sklearn", "numpy", "pandas", "sqlalchemy", "optuna"}
+
+
+@pytest.mark.parametrize("side", ["s3"], indirect=True)
+def test_restoring_every_step_from_s3_imports_no_heavy_library(
+    clone: Callable[[str], Clone], side: RemoteSide
+) -> None:
+    a = clone("a")
+    assert a.run()[0] == {"make": "ran", "copy": "ran"}
+    b = clone("b")
+    probe = (
+        "import contextlib, io, json, os, sys\n"
+        f"os.environ.update({b.env()!r})\n"
+        "from mlbuild.cli.main import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    code = main(['run', '--json'])\n"
+        "steps = {s['name']: s['status'] for s in json.loads(out.getvalue())['steps']}\n"
+        f"heavy = sorted(set({sorted(HEAVY)!r}) & {{m.split('.')[0] for m in sys.modules}})\n"
+        "print(json.dumps([code, steps, heavy]))\n"
+    )
+    done = b.ws.cli_python(probe)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [0, {"make": "restored", "copy": "restored"}, []]
+    assert (a.ran("make"), a.ran("copy")) == (1, 1)
+
+
 @BACKENDS
 def test_what_a_run_uploads_is_objects_and_entries_only(
     clone: Callable[[str], Clone], side: RemoteSide
