@@ -205,7 +205,7 @@ class KeptAlive:
     (werkzeug) closes every connection, so connection reuse is checked here; like moto, it does
     not check signatures (the signing is checked against botocore above)."""
 
-    def __init__(self, objects: dict[str, bytes]) -> None:
+    def __init__(self, objects: dict[str, bytes], idle_timeout: float | None = None) -> None:
         import http.server
         import threading
 
@@ -214,6 +214,7 @@ class KeptAlive:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = idle_timeout  # a connection idle this long is closed by the server
 
             def setup(self) -> None:
                 outer.accepted += 1
@@ -250,11 +251,11 @@ class KeptAlive:
 
 
 @pytest.fixture
-def kept_alive() -> Iterator[Callable[[dict[str, bytes]], KeptAlive]]:
+def kept_alive() -> Iterator[Callable[..., KeptAlive]]:
     servers: list[KeptAlive] = []
 
-    def start(objects: dict[str, bytes]) -> KeptAlive:
-        servers.append(KeptAlive(objects))
+    def start(objects: dict[str, bytes], idle_timeout: float | None = None) -> KeptAlive:
+        servers.append(KeptAlive(objects, idle_timeout))
         return servers[-1]
 
     yield start
@@ -263,7 +264,7 @@ def kept_alive() -> Iterator[Callable[[dict[str, bytes]], KeptAlive]]:
 
 
 def test_one_connection_serves_a_whole_restore_in_turn(
-    kept_alive: Callable[[dict[str, bytes]], KeptAlive],
+    kept_alive: Callable[..., KeptAlive],
 ) -> None:
     # a handshake per request (TCP and TLS with a real store) would cost more than the reads
     server = kept_alive({f"objects/aa/{i}": b"x" * i for i in range(1, 6)})
@@ -279,7 +280,7 @@ def test_one_connection_serves_a_whole_restore_in_turn(
 
 
 def test_a_response_read_in_part_never_answers_the_next_request(
-    kept_alive: Callable[[dict[str, bytes]], KeptAlive],
+    kept_alive: Callable[..., KeptAlive],
 ) -> None:
     # an object found damaged stops being read mid-way: the rest of its bytes are still on the
     # connection, and must not be taken for the next answer
@@ -295,7 +296,7 @@ def test_a_response_read_in_part_never_answers_the_next_request(
 
 
 def test_threads_reading_at_once_each_get_their_own_object(
-    kept_alive: Callable[[dict[str, bytes]], KeptAlive],
+    kept_alive: Callable[..., KeptAlive],
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -311,6 +312,37 @@ def test_threads_reading_at_once_each_get_their_own_object(
         for _ in range(3):
             assert list(pool.map(read, bodies)) == list(bodies.values())
     assert 1 <= server.reader.connections <= 8
+
+
+def test_connections_the_server_closed_while_idle_are_not_a_failure(
+    kept_alive: Callable[..., KeptAlive],
+) -> None:
+    # a store closes a kept-alive connection left idle (while the next step runs): every idle
+    # one may be dead by then, so the retry is on a new connection, not the next idle one
+    import threading
+    import time
+
+    bodies = {f"objects/aa/{i}": str(i).encode() * 100 for i in range(4)}
+    server = kept_alive(bodies, idle_timeout=0.3)
+    barrier = threading.Barrier(4)
+
+    def read(key: str) -> bytes:
+        with server.reader.opened(key) as opened:
+            barrier.wait(timeout=10)  # four requests at once: four connections left idle
+            data: bytes = opened.read(opened.size + 1)
+            return data
+
+    threads = [threading.Thread(target=read, args=(key,)) for key in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(server.reader._idle) == 4
+    time.sleep(1.0)  # the server closes all four
+    for key, body in bodies.items():
+        with server.reader.opened(key) as opened:
+            assert opened.read(opened.size + 1) == body
+        assert server.reader.size(key) == len(body)
 
 
 def test_a_restore_over_moto_reads_right_when_every_connection_is_closed(

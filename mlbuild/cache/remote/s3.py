@@ -185,18 +185,23 @@ class S3Reader:
         back through :meth:`_finish`. A dropped kept-alive connection is retried once on a new
         one; AWS's answer that the bucket is in another region, once in that region."""
         moved: str | None = None
+        fresh = False
         for attempt in range(3):
             path = self._path(key)
             headers = self._signed(method, path)
             conn: http.client.HTTPConnection | None = None
             try:
-                conn = self._connection()
+                conn = self._connection(fresh=fresh)
                 conn.request(method, path, headers=headers)
                 response = conn.getresponse()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 _close(conn)
                 if attempt:
                     raise
+                # the store closed a connection left idle: the others idle as long are likely
+                # closed too, so they go, and the retry is on a new one
+                self._close_idle()
+                fresh = True
                 continue
             except OSError as exc:  # refused, timed out, no such host: in botocore's words
                 _close(conn)
@@ -209,10 +214,7 @@ class S3Reader:
                 _close(conn)
                 if self._custom_endpoint:
                     break
-                with self._lock:  # connections to the old region's host are of no more use
-                    idle, self._idle = self._idle, []
-                for old in idle:
-                    _close(old)
+                self._close_idle()  # connections to the old region's host are of no more use
                 self._set_region(moved)
                 continue
             return conn, response
@@ -260,10 +262,10 @@ class S3Reader:
         )
         return headers
 
-    def _connection(self) -> http.client.HTTPConnection:
-        """An idle kept-alive connection, or a new one."""
+    def _connection(self, *, fresh: bool = False) -> http.client.HTTPConnection:
+        """An idle kept-alive connection, or (none idle, or ``fresh``) a new one."""
         with self._lock:
-            if self._idle:
+            if self._idle and not fresh:
                 return self._idle.pop()
             self.connections += 1
         cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
@@ -297,6 +299,12 @@ class S3Reader:
             return
         with self._lock:
             self._idle.append(conn)
+
+    def _close_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close(conn)
 
 
 def _close(conn: http.client.HTTPConnection | None) -> None:
