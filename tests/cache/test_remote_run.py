@@ -331,6 +331,27 @@ def test_push_pull_and_status_move_results_by_hand(
     assert (a.ran("make"), a.ran("copy")) == (1, 1)
 
 
+@BACKENDS
+def test_a_result_with_one_output_damaged_is_not_pulled_at_all(
+    clone: Callable[[str], Clone], side: RemoteSide
+) -> None:
+    # make's outputs (a directory and a file) are fetched at once: the directory's objects
+    # arriving whole does not make the result usable while one.txt's object is altered
+    a = clone("a")
+    a.run()
+    side.write(object_key(ONE), b"onE\n")  # the size its entry says: only the hash can tell
+    b = clone("b")
+    pulled = json.loads(b.cli("cache", "pull", "--json").stdout)["steps"]
+    # copy's two.txt has one.txt's bytes: the same (altered) object
+    assert [(t["step"], t["outcome"], t["detail"]) for t in pulled] == [
+        ("make", "failed", "the remote cache's copy of one.txt is missing or damaged"),
+        ("copy", "failed", "the remote cache's copy of two.txt is missing or damaged"),
+    ]
+    places = json.loads(b.cli("cache", "status", "--json").stdout)["steps"]
+    assert [(p["step"], p["local"]) for p in places] == [("make", "no"), ("copy", "no")]
+    assert b"onE\n" not in b.local_objects().values()
+
+
 def test_the_cache_commands_need_a_remote(ws: Workspace) -> None:
     ws.recipe(RECIPE.format(section=""))
     done = ws.cli("cache", "status", env={"MLBUILD_REMOTE_CACHE": ""})
