@@ -122,6 +122,37 @@ def test_a_second_clone_restores_every_step_without_running_it(
     assert b.run("--no-remote")[0] == {"make": "cached", "copy": "cached"}
 
 
+# what a CI job restoring from the remote must not pay for: the cloud libraries (S3 is read
+# with signed requests of the standard library, cache/remote/s3.py), DVC, Hydra (this recipe has
+# no Hydra tree), the steps' own libraries
+HEAVY = {"fsspec", "s3fs", "botocore", "aiobotocore", "aiohttp", "dvc", "hydra", "omegaconf"}
+HEAVY |= {"sklearn", "numpy", "pandas", "sqlalchemy", "optuna"}
+
+
+@pytest.mark.parametrize("side", ["s3"], indirect=True)
+def test_restoring_every_step_from_s3_imports_no_heavy_library(
+    clone: Callable[[str], Clone], side: RemoteSide
+) -> None:
+    a = clone("a")
+    assert a.run()[0] == {"make": "ran", "copy": "ran"}
+    b = clone("b")
+    probe = (
+        "import contextlib, io, json, os, sys\n"
+        f"os.environ.update({b.env()!r})\n"
+        "from mlbuild.cli.main import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    code = main(['run', '--json'])\n"
+        "steps = {s['name']: s['status'] for s in json.loads(out.getvalue())['steps']}\n"
+        f"heavy = sorted(set({sorted(HEAVY)!r}) & {{m.split('.')[0] for m in sys.modules}})\n"
+        "print(json.dumps([code, steps, heavy]))\n"
+    )
+    done = b.ws.cli_python(probe)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [0, {"make": "restored", "copy": "restored"}, []]
+    assert (a.ran("make"), a.ran("copy")) == (1, 1)
+
+
 @BACKENDS
 def test_what_a_run_uploads_is_objects_and_entries_only(
     clone: Callable[[str], Clone], side: RemoteSide
@@ -298,6 +329,27 @@ def test_push_pull_and_status_move_results_by_hand(
     assert not (b.ws.root / "one.txt").exists()  # pull fills the cache, not the workspace
     assert b.run("--no-remote")[0] == {"make": "restored", "copy": "restored"}
     assert (a.ran("make"), a.ran("copy")) == (1, 1)
+
+
+@BACKENDS
+def test_a_result_with_one_output_damaged_is_not_pulled_at_all(
+    clone: Callable[[str], Clone], side: RemoteSide
+) -> None:
+    # make's outputs (a directory and a file) are fetched at once: the directory's objects
+    # arriving whole does not make the result usable while one.txt's object is altered
+    a = clone("a")
+    a.run()
+    side.write(object_key(ONE), b"onE\n")  # the size its entry says: only the hash can tell
+    b = clone("b")
+    pulled = json.loads(b.cli("cache", "pull", "--json").stdout)["steps"]
+    # copy's two.txt has one.txt's bytes: the same (altered) object
+    assert [(t["step"], t["outcome"], t["detail"]) for t in pulled] == [
+        ("make", "failed", "the remote cache's copy of one.txt is missing or damaged"),
+        ("copy", "failed", "the remote cache's copy of two.txt is missing or damaged"),
+    ]
+    places = json.loads(b.cli("cache", "status", "--json").stdout)["steps"]
+    assert [(p["step"], p["local"]) for p in places] == [("make", "no"), ("copy", "no")]
+    assert b"onE\n" not in b.local_objects().values()
 
 
 def test_the_cache_commands_need_a_remote(ws: Workspace) -> None:

@@ -11,6 +11,7 @@ reference, on the same request at the same instant.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -196,3 +197,166 @@ def test_a_content_length_that_is_not_a_number_is_the_servers_error(length: byte
         for caught in (sized, opened):
             assert str(caught.value) == "the S3 server sent no Content-Length"
         thread.join(timeout=10)
+
+
+class KeptAlive:
+    """A keep-alive HTTP/1.1 server answering S3's GET and HEAD from ``objects`` (path-style
+    keys under bucket ``b``, prefix ``p``), counting the connections it accepts. moto's server
+    (werkzeug) closes every connection, so connection reuse is checked here; like moto, it does
+    not check signatures (the signing is checked against botocore above)."""
+
+    def __init__(self, objects: dict[str, bytes], idle_timeout: float | None = None) -> None:
+        import http.server
+        import threading
+
+        self.accepted = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = idle_timeout  # a connection idle this long is closed by the server
+
+            def setup(self) -> None:
+                outer.accepted += 1
+                super().setup()
+
+            def do_HEAD(self) -> None:
+                self._answer(body=False)
+
+            def do_GET(self) -> None:
+                self._answer(body=True)
+
+            def _answer(self, *, body: bool) -> None:
+                data = objects.get(self.path.removeprefix("/b/p/"))
+                self.send_response(404 if data is None else 200)
+                data = b"<Error><Code>NoSuchKey</Code></Error>" if data is None else data
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        creds = reads.Credentials("AKIDEXAMPLE", "secret", None)
+        endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.reader = reads.S3Reader(endpoint, "b", "p", creds, "us-east-1", "shown", _no_writes)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def kept_alive() -> Iterator[Callable[..., KeptAlive]]:
+    servers: list[KeptAlive] = []
+
+    def start(objects: dict[str, bytes], idle_timeout: float | None = None) -> KeptAlive:
+        servers.append(KeptAlive(objects, idle_timeout))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_one_connection_serves_a_whole_restore_in_turn(
+    kept_alive: Callable[..., KeptAlive],
+) -> None:
+    # a handshake per request (TCP and TLS with a real store) would cost more than the reads
+    server = kept_alive({f"objects/aa/{i}": b"x" * i for i in range(1, 6)})
+    backend = server.reader
+    for i in range(1, 6):
+        assert backend.size(f"objects/aa/{i}") == i
+        with backend.opened(f"objects/aa/{i}") as opened:
+            assert opened.read(opened.size + 1) == b"x" * i
+        assert backend.size(f"objects/bb/{i}") is None
+        with pytest.raises(FileNotFoundError), backend.opened(f"objects/bb/{i}"):
+            pass
+    assert (backend.connections, server.accepted) == (1, 1)
+
+
+def test_a_response_read_in_part_never_answers_the_next_request(
+    kept_alive: Callable[..., KeptAlive],
+) -> None:
+    # an object found damaged stops being read mid-way: the rest of its bytes are still on the
+    # connection, and must not be taken for the next answer
+    big, small = b"A" * 300_000, b"the next object"
+    server = kept_alive({"objects/aa/big": big, "objects/aa/small": small})
+    backend = server.reader
+    with backend.opened("objects/aa/big") as opened:
+        assert opened.read(10) == b"A" * 10
+    with backend.opened("objects/aa/small") as opened:
+        assert opened.read(opened.size + 1) == small
+    assert backend.size("objects/aa/big") == len(big)
+    assert (backend.connections, server.accepted) == (2, 2)
+
+
+def test_threads_reading_at_once_each_get_their_own_object(
+    kept_alive: Callable[..., KeptAlive],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = {f"objects/aa/{i}": str(i).encode() * (1000 + i) for i in range(40)}
+    server = kept_alive(bodies)
+
+    def read(key: str) -> bytes:
+        with server.reader.opened(key) as opened:
+            data: bytes = opened.read(opened.size + 1)
+            return data
+
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(3):
+            assert list(pool.map(read, bodies)) == list(bodies.values())
+    assert 1 <= server.reader.connections <= 8
+
+
+def test_connections_the_server_closed_while_idle_are_not_a_failure(
+    kept_alive: Callable[..., KeptAlive],
+) -> None:
+    # a store closes a kept-alive connection left idle (while the next step runs): every idle
+    # one may be dead by then, so the retry is on a new connection, not the next idle one
+    import threading
+    import time
+
+    bodies = {f"objects/aa/{i}": str(i).encode() * 100 for i in range(4)}
+    server = kept_alive(bodies, idle_timeout=0.3)
+    barrier = threading.Barrier(4)
+
+    def read(key: str) -> bytes:
+        with server.reader.opened(key) as opened:
+            barrier.wait(timeout=10)  # four requests at once: four connections left idle
+            data: bytes = opened.read(opened.size + 1)
+            return data
+
+    threads = [threading.Thread(target=read, args=(key,)) for key in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(server.reader._idle) == 4
+    time.sleep(1.0)  # the server closes all four
+    for key, body in bodies.items():
+        with server.reader.opened(key) as opened:
+            assert opened.read(opened.size + 1) == body
+        assert server.reader.size(key) == len(body)
+
+
+def test_a_restore_over_moto_reads_right_when_every_connection_is_closed(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto answers 'Connection: close': a connection the server closes is not handed out again
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    bucket = s3.bucket()
+    for i in range(1, 4):
+        s3.client().put_object(Bucket=bucket, Key=f"cache/objects/aa/{i}", Body=b"y" * i)
+    backend = reads.connect(f"s3://{bucket}/cache", {}, "shown", "s3fs")
+    assert isinstance(backend, reads.S3Reader)
+    for i in range(1, 4):
+        with backend.opened(f"objects/aa/{i}") as opened:
+            assert opened.read(opened.size + 1) == b"y" * i
+        assert backend.size(f"objects/bb/{i}") is None

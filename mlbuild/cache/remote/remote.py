@@ -170,19 +170,36 @@ class RemoteCache:
 
     def fetch(self, fingerprint: str, result: ActionResult, cache: Cache, step: str) -> str | None:
         """Bring ``result`` into the local ``cache``: every object verified as it is written,
-        then the entry. ``None`` when it is all there; else why the step must run."""
-        fetched = 0
+        then each directory's manifest, then the entry. ``None`` when it is all there; else why
+        the step must run (and no entry is written)."""
+        wanted: dict[str, tuple[int, str]] = {}  # digest → (size, the output it is part of)
+        directories: list[tuple[str, list[ManifestEntry]]] = []
         for path, record in result.outs.items():
             if not record.cached:
                 continue
-            got = self._fetch_output(path, record, cache.objects, step)
-            if isinstance(got, str):
-                return got
-            fetched += got
+            if not record.digest.endswith(DIR_SUFFIX):
+                wanted.setdefault(record.digest, (record.size, path))
+                continue
+            entries = self.manifest(record.digest, path, step)
+            if entries is None:
+                return self._unusable(path)
+            directories.append((record.digest, entries))
+            for e in entries:
+                wanted.setdefault(e.digest, (e.size, path))
+        # every object of every output at once: a round trip each to a distant store, not one
+        # output after the other
+        got = self._fetch_objects(wanted, cache.objects, step)
+        if isinstance(got, str):
+            return got
+        for digest, entries in directories:  # a manifest only once all its files are held
+            if not _manifest_held(cache.objects, digest, entries):
+                atomic.write_bytes(
+                    cache.objects.path_of(digest), manifest.encode(tuple(entries)), mode=0o444
+                )
         cache.actions.put(fingerprint, result)
         with self._lock:
             self.report.fetched += 1
-            self.report.fetched_bytes += fetched
+            self.report.fetched_bytes += got
         return None
 
     def upload(self, fingerprint: str, result: ActionResult, objects: Objects) -> str | None:
@@ -214,31 +231,27 @@ class RemoteCache:
 
     # -- objects ------------------------------------------------------------------------------
 
-    def _fetch_output(self, path: str, record: OutRecord, objects: Objects, step: str) -> int | str:
-        if not record.digest.endswith(DIR_SUFFIX):
-            return self._fetch_object(record.digest, record.size, objects, path, step)
-        entries = self.manifest(record.digest, path, step)
-        if entries is None:
-            return self._unusable(path)
-        unique = {e.digest: e.size for e in entries}
-        with ThreadPoolExecutor(min(_FETCH_THREADS, max(1, len(unique)))) as pool:
-            results = list(
-                pool.map(
-                    lambda item: self._fetch_object(item[0], item[1], objects, path, step),
-                    unique.items(),
+    def _fetch_objects(
+        self, wanted: dict[str, tuple[int, str]], objects: Objects, step: str
+    ) -> int | str:
+        """Fetch the objects ``wanted`` (digest → size and output path), several at once; the
+        bytes fetched, or the first problem met."""
+        items = [(digest, size, path) for digest, (size, path) in wanted.items()]
+        results: list[int | str]
+        if len(items) <= 1:  # no thread for one object
+            results = [self._fetch_object(*item, objects, step) for item in items]
+        else:
+            with ThreadPoolExecutor(min(_FETCH_THREADS, len(items))) as pool:
+                results = list(
+                    pool.map(lambda i: self._fetch_object(i[0], i[1], i[2], objects, step), items)
                 )
-            )
         problems = [r for r in results if isinstance(r, str)]
         if problems:
             return problems[0]
-        if not _manifest_held(objects, record.digest, entries):
-            atomic.write_bytes(
-                objects.path_of(record.digest), manifest.encode(tuple(entries)), mode=0o444
-            )
         return sum(r for r in results if isinstance(r, int))
 
     def _fetch_object(
-        self, digest: str, size: int, objects: Objects, path: str, step: str
+        self, digest: str, size: int, path: str, objects: Objects, step: str
     ) -> int | str:
         if objects.holds(digest, size):
             return 0

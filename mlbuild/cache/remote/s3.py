@@ -121,13 +121,17 @@ class S3Reader:
         self._writer_factory = writer
         self._writer: Backend | None = None
         self._lock = threading.Lock()
-        self._local = threading.local()  # one kept-alive connection per thread
+        # kept-alive connections no request is using, shared by every thread: a directory's
+        # objects are fetched by a pool of threads made for that output, and a connection
+        # (a TCP and TLS handshake with a real store) outlives them
+        self._idle: list[http.client.HTTPConnection] = []
+        self.connections = 0  # opened so far: how many handshakes this run paid
 
     # -- the Backend interface ----------------------------------------------------------------
 
     @contextlib.contextmanager
     def opened(self, key: str) -> Iterator[Opened]:
-        response = self._request("GET", key)
+        conn, response = self._request("GET", key)
         try:
             if response.status == 404:
                 raise FileNotFoundError(f"{self.shown}/{key}")
@@ -135,11 +139,14 @@ class S3Reader:
             size = _length(response)
             yield Opened(size, response.read)
         finally:
-            self._finish(response)
+            self._finish(conn, response)
 
     def size(self, key: str) -> int | None:
-        response = self._request("HEAD", key)
-        response.read()  # a HEAD has no body: this only marks the connection free
+        conn, response = self._request("HEAD", key)
+        try:
+            response.read()  # a HEAD has no body: this only marks the connection free
+        finally:
+            self._finish(conn, response)
         if response.status == 404:
             return None
         _check(response)
@@ -170,38 +177,47 @@ class S3Reader:
         default = 443 if self.scheme == "https" else 80
         self.netloc = self.host if self.port in (None, default) else f"{self.host}:{self.port}"
 
-    def _request(self, method: str, key: str) -> http.client.HTTPResponse:
+    def _request(
+        self, method: str, key: str
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """``method`` on ``key``, path-style (``/bucket/prefix/key``): the style every
-        S3-compatible store takes. A dropped kept-alive connection is retried once on a new
+        S3-compatible store takes, and the connection it was sent on, which the caller hands
+        back through :meth:`_finish`. A dropped kept-alive connection is retried once on a new
         one; AWS's answer that the bucket is in another region, once in that region."""
         moved: str | None = None
+        fresh = False
         for attempt in range(3):
             path = self._path(key)
             headers = self._signed(method, path)
+            conn: http.client.HTTPConnection | None = None
             try:
-                conn = self._connection()
+                conn = self._connection(fresh=fresh)
                 conn.request(method, path, headers=headers)
                 response = conn.getresponse()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self._drop()
+                _close(conn)
                 if attempt:
                     raise
+                # the store closed a connection left idle: the others idle as long are likely
+                # closed too, so they go, and the retry is on a new one
+                self._close_idle()
+                fresh = True
                 continue
             except OSError as exc:  # refused, timed out, no such host: in botocore's words
-                self._drop()
+                _close(conn)
                 url = f"{self.scheme}://{self.netloc}{path}"
                 raise ConnectionError(f'Could not connect to the endpoint URL: "{url}"') from exc
             moved = response.getheader("x-amz-bucket-region")
             if moved is not None and not _REGION.fullmatch(moved):
                 moved = None  # a host name is built from it: nothing but a region's characters
             if response.status in (301, 400) and moved and moved != self.region and attempt < 2:
-                self._finish(response)
-                self._drop()
+                _close(conn)
                 if self._custom_endpoint:
                     break
+                self._close_idle()  # connections to the old region's host are of no more use
                 self._set_region(moved)
                 continue
-            return response
+            return conn, response
         raise OSError(f"{self.shown}: the bucket is in region {moved}, not {self.region}")
 
     def _path(self, key: str) -> str:
@@ -246,44 +262,55 @@ class S3Reader:
         )
         return headers
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            cls = (
-                http.client.HTTPSConnection
-                if self.scheme == "https"
-                else http.client.HTTPConnection
-            )
-            conn = cls(self.host, self.port, timeout=CONNECT_TIMEOUT)
+    def _connection(self, *, fresh: bool = False) -> http.client.HTTPConnection:
+        """An idle kept-alive connection, or (none idle, or ``fresh``) a new one."""
+        with self._lock:
+            if self._idle and not fresh:
+                return self._idle.pop()
+            self.connections += 1
+        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        conn = cls(self.host, self.port, timeout=CONNECT_TIMEOUT)
+        try:
             conn.connect()
-            if conn.sock is not None:
-                conn.sock.settimeout(READ_TIMEOUT)
-            self._local.conn = conn
+        except BaseException:
+            _close(conn)
+            raise
+        if conn.sock is not None:
+            conn.sock.settimeout(READ_TIMEOUT)
         return conn
 
-    def _finish(self, response: http.client.HTTPResponse) -> None:
-        """Leave the connection ready for the next request: a small error document read to its
-        end; an object read only in part drops the connection (not worth draining)."""
-        if response.isclosed():
-            return
-        length = response.getheader("content-length") or ""
-        if (
-            response.status != 200
-            and length.isascii()
-            and length.isdigit()
-            and int(length) <= 1 << 16
-        ):
-            with contextlib.suppress(Exception):
-                response.read()
+    def _finish(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        """Hand ``conn`` back for the next request once ``response`` is read to its end (a small
+        error document is read here); a response read only in part (an object found damaged, a
+        reader that stopped) closes it: bytes left on it would be read as the next answer."""
+        if not response.isclosed():
+            length = response.getheader("content-length") or ""
+            small = length.isascii() and length.isdigit() and int(length) <= 1 << 16
+            if response.status == 200 or not small:
+                _close(conn)
                 return
-        self._drop()
+            try:
+                response.read()
+            except Exception:
+                _close(conn)
+                return
+        if response.will_close or conn.sock is None:  # the server said it closes this one
+            _close(conn)
+            return
+        with self._lock:
+            self._idle.append(conn)
 
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
+    def _close_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close(conn)
+
+
+def _close(conn: http.client.HTTPConnection | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def _length(response: http.client.HTTPResponse) -> int:
