@@ -25,6 +25,7 @@ Entries are written atomically.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -55,32 +56,37 @@ def parse_cached(text: str, file: str, cache_dir: Path, version: str) -> tuple[A
     from mlbuild.recipe.loader import validate_recipe
 
     data, source = load_yaml(text, file)
-    key = structure_key(data, version)
+    stripped = _stripped(data) if isinstance(data, dict) else None  # once: the key and the check
+    key = structure_key(data, version, stripped)
     entry = cache_dir / f"{key}.json" if key is not None else None
     if entry is not None:
-        recipe = read_entry(entry, data)
+        recipe = read_entry(entry, data, stripped)
         if recipe is not None:
             return recipe, source
     recipe = validate_recipe(data, source)
     if entry is not None:
-        write_entry(entry, recipe, data)
+        write_entry(entry, recipe, data, stripped)
     return recipe, source
 
 
-def structure_key(data: Any, version: str) -> str | None:
+def structure_key(data: Any, version: str, stripped: Any = None) -> str | None:
     """The entry's name for recipe ``data`` under mlbuild ``version``, or ``None`` when it is
-    not a mapping."""
+    not a mapping. ``stripped``: ``data`` stripped of its param values, if already made."""
     if not isinstance(data, dict):
         return None
-    stamp = json.dumps([version, _STRUCTURE_VERSION, _code_stamp(), _stripped(data)])
+    if stripped is None:
+        stripped = _stripped(data)
+    stamp = json.dumps([version, _STRUCTURE_VERSION, _code_stamp(), stripped])
     return hashlib.sha256(stamp.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def read_entry(path: Path, data: dict[str, Any]) -> Any:
+def read_entry(path: Path, data: dict[str, Any], stripped: Any = None) -> Any:
     """The recipe the entry at ``path`` holds for ``data``, or ``None`` unless it is sound."""
     try:
+        if stripped is None:
+            stripped = _stripped(data)
         entry = json.loads(path.read_bytes())
-        if not isinstance(entry, dict) or entry.get("input") != _stripped(data):
+        if not isinstance(entry, dict) or entry.get("input") != stripped:
             return None
         recipe = _decode(entry.get("recipe"))
         recipe = _with_values(recipe, data)
@@ -101,13 +107,15 @@ def _chosen_as_validation_would(recipe: Any, data: dict[str, Any]) -> bool:
     return isinstance(recipe.params, ParamSources) == sources
 
 
-def write_entry(path: Path, recipe: BaseModel, data: dict[str, Any]) -> None:
+def write_entry(path: Path, recipe: BaseModel, data: dict[str, Any], stripped: Any = None) -> None:
     """Keep ``recipe`` (validated from ``data``) for the next recipe of the same structure; not
     when it would not read back exactly (a value validation changed) or cannot be written."""
     try:
         if not _same(recipe, data):
             return
-        entry = {"input": _stripped(data), "recipe": _encode(recipe)}
+        if stripped is None:
+            stripped = _stripped(data)
+        entry = {"input": stripped, "recipe": _encode(recipe)}
         atomic.write_json(path, entry, sync=False)  # derived: validated again if lost
         entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-_KEEP]:
@@ -240,17 +248,16 @@ def _same(value: Any, data: Any) -> bool:
     if isinstance(value, BaseModel):
         if not isinstance(data, dict):
             return False
-        model_fields = type(value).model_fields
+        keys, defaults = _shape(type(value))
         given = value.model_fields_set
-        keys = {name: info.alias or name for name, info in model_fields.items()}  # class_: class
-        if not given <= set(keys) or set(data) != {keys[name] for name in given}:
+        if not given <= keys.keys() or set(data) != {keys[name] for name in given}:
             return False
-        for name, info in model_fields.items():
+        for name, default in defaults.items():
             current = value.__dict__.get(name)
             if name in given:
                 if not _same(current, data[keys[name]]):
                     return False
-            elif not _same(current, info.get_default(call_default_factory=True)):
+            elif not _same(current, default):
                 return False
         return True
     if isinstance(value, dict):
@@ -267,6 +274,20 @@ def _same(value: Any, data: Any) -> bool:
             and all(_same(v, d) for v, d in zip(value, data, strict=True))
         )
     return _same_scalar(value, data)
+
+
+@functools.cache
+def _shape(cls: type[BaseModel]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Each field of model ``cls`` with its key in the recipe (``class_``: ``class``) and its
+    default. Once per class: pydantic's ``get_default`` inspects the factory's signature on
+    every call (2 s for 2,000 steps). The defaults are compared, never handed out, so one value
+    per class is safe; every default factory of the recipe models (``list``, ``dict``) returns
+    equal values on every call."""
+    keys = {name: info.alias or name for name, info in cls.model_fields.items()}
+    defaults = {
+        name: info.get_default(call_default_factory=True) for name, info in cls.model_fields.items()
+    }
+    return keys, defaults
 
 
 def _same_scalar(value: Any, data: Any) -> bool:

