@@ -4,8 +4,9 @@ baseline revision, alternated run by run so both see the same machine load.
     python bench/bench_graph_scale.py --baseline main --steps 500 2000 --repeat 5
     python bench/bench_graph_scale.py --baseline none --steps 2000 10000 --no-params --repeat 3
 
-``--no-params``: no step selects params; at 10,000 steps in this shape the recipe would pass the
-recipe loader's bound of 100,000 YAML nodes (mlbuild/recipe/limits.py) with them.
+``--no-params``: no step selects params (before 2026-11-30 a 10,000-step recipe of this shape
+with params passed the loader's bound of 100,000 YAML nodes; that bound now counts only what
+aliases add, mlbuild/recipe/limits.py).
 
 The recipe has STEPS steps in chains of 10 (`sK_J` reads `K/J-1.txt`, writes `K/J.txt`) plus one
 step that reads every chain's last file, and a glob of params in each step. Cases, CPU seconds

@@ -11,7 +11,7 @@ of the Hydra tree it reads itself while overrides are given, which it would not 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlbuild.graph.kinds import CompileContext, RecipePaths
 from mlbuild.graph.model import COMMAND, Output, StepSpec
@@ -42,9 +42,12 @@ class CommandSteps:
         from mlbuild.recipe import needs_settings
 
         configured = ctx.recipe.executors
+        flat = flatten(ctx.resolved.params)  # once for every step, not once per step
         specs = []
         for name, step in value.items():
-            spec = _compile_step(name, step, ctx.resolved, ctx.paths, ctx.source, ctx.problems)
+            spec = _compile_step(
+                name, step, ctx.resolved, flat, ctx.paths, ctx.source, ctx.problems
+            )
             spec = _check_own_reading(spec, step, ctx.resolved, ctx.overrides)
             spec = _with_env_vars(spec, ctx.resolved, dict(ctx.env_hashes))
             specs.append(_resolve_data(spec, step, ctx.datasets, ctx.source, ctx.problems))
@@ -65,14 +68,18 @@ def _compile_step(
     name: str,
     step: Step,
     resolved: Resolved,
+    flat: dict[str, Any],
     checked: RecipePaths,
     source: SourceMap,
     problems: list[Problem],
 ) -> StepSpec:
+    """Step ``name``; ``flat`` is ``flatten(resolved.params)``."""
     here: KeyPath = ("steps", name)
     params, errors = resolved.params, resolved.errors
-    flat = flatten(params)
-    known = sorted(k for k in flat if not isinstance(flat[k], dict))
+
+    def known() -> list[str]:  # for a suggestion: only when a parameter is missing
+        return sorted(k for k in flat if not isinstance(flat[k], dict))
+
     own: list[list[str]] = []  # problems that stop this step only
 
     def unresolved(path: KeyPath, pattern: str) -> bool:
@@ -94,7 +101,7 @@ def _compile_step(
             if not unresolved(path, key):
                 problems.append(
                     source.problem(
-                        path, f"no parameter '{key}' for ${{params.{key}}}{suggest(key, known)}"
+                        path, f"no parameter '{key}' for ${{params.{key}}}{suggest(key, known())}"
                     )
                 )
             return text
@@ -114,7 +121,7 @@ def _compile_step(
             problems.append(
                 source.problem(
                     (*here, "params", index),
-                    f"no parameter matches '{pattern}'{suggest(pattern, known)}",
+                    f"no parameter matches '{pattern}'{suggest(pattern, known())}",
                 )
             )
 

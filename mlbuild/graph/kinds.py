@@ -53,7 +53,7 @@ class RecipePaths:
 
     def check(self, raw: str, key: KeyPath, *, writes: bool) -> str | None:
         """``raw`` normalised, or ``None`` after recording why it is refused."""
-        from mlbuild.recipe import format_path
+        from mlbuild.recipe._yaml import format_path  # not the package's lazy name: per path
 
         try:
             normal = self.fence.check(raw, writes=writes)

@@ -6,7 +6,7 @@ and cached (``compiled.py``), so a no-op run needs neither pydantic nor Hydra.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,19 @@ class Graph:
         return Fence(root, self.protected, cache)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """What ``dataclasses.asdict`` makes of the graph, without its deep copy of every
+        value (0.7 s for 2,000 steps): the steps' configs, params and lists are plain JSON
+        already, and are shared with the graph, so serialise the result, never change it."""
+        raw = _fields(self)
+        raw["steps"] = {
+            name: {**_fields(spec), "outs": [_fields(out) for out in spec.outs]}
+            for name, spec in self.steps.items()
+        }
+        raw["datasets"] = {name: _fields(spec) for name, spec in self.datasets.items()}
+        raw["paths"] = [_fields(use) for use in self.paths]
+        raw["model"] = asdict(self.model) if self.model is not None else None
+        raw["package"] = asdict(self.package) if self.package is not None else None
+        return raw
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Graph:
@@ -227,3 +239,15 @@ class Graph:
                 wanted.add(current)
                 frontier.extend(self.steps[current].upstream)
         return [n for n in self.steps if n in wanted]
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """A dataclass instance's fields → their values, not copied (``asdict`` without the
+    recursion)."""
+    names = _NAMES.get(type(obj))
+    if names is None:
+        names = _NAMES[type(obj)] = tuple(f.name for f in fields(obj))
+    return {name: getattr(obj, name) for name in names}
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}  # a dataclass → its fields' names

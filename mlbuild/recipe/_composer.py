@@ -4,11 +4,12 @@ PyYAML's composer (and libyaml's, behind ``CSafeLoader``) builds the node graph 
 an alias is a second reference to the same node, cheap to compose, but everything that later walks
 the tree pays for each reference again. This composer builds the same graph from the same parser
 events, and keeps, for every anchored node, its size and height *as if its aliases were copies*.
-Each node and each alias adds its expanded size to a running count, so the document's expanded
-size is known while it is read, and the first event that crosses a limit stops it with that
-event's line and column — a 500-byte bomb fails after a few dozen events. The cost is that
-composition runs in Python (the parser stays in C): a few milliseconds for a real recipe, and it
-only runs when the recipe or its configs changed (see ``mlbuild.graph.compiled``).
+Each node adds one to the count of nodes written, and each alias the expanded size of what it
+names to the count of nodes aliases add: two bounds, the bomb's and the file's (its nodes cost
+memory even when no alias repeats them). The first event that crosses one stops the document
+with that event's line and column — a 500-byte bomb fails after a few dozen events. The cost
+is that composition runs in Python (the parser stays in C): a few milliseconds for a real recipe,
+and it only runs when the recipe or its configs changed (see ``mlbuild.graph.compiled``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from yaml.events import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mlbuild.recipe.limits import MAX_ALIASES, MAX_DEPTH, MAX_NODES
+from mlbuild.recipe.limits import MAX_ALIASES, MAX_DEPTH, MAX_EXPANDED, MAX_NODES
 
 
 class YamlLimitError(yaml.MarkedYAMLError):
@@ -55,7 +56,8 @@ class BoundedComposer:
         self._anchors: dict[str, Node] = {}
         self._measured: dict[str, tuple[int, int]] = {}  # anchor → (expanded size, height)
         self._aliases = 0
-        self._nodes = 0
+        self._nodes = 0  # written
+        self._expanded = 0  # added by aliases
         self.get_event()  # stream start
         node = None
         if not self.check_event(StreamEndEvent):
@@ -90,7 +92,13 @@ class BoundedComposer:
             raise YamlLimitError(
                 f"the document nests deeper than {MAX_DEPTH} levels", event.start_mark
             )
-        self._count(1, event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise YamlLimitError(
+                f"the document has more than {MAX_NODES} nodes (scalars, sequences and "
+                "mappings); keep large data in files that steps read",
+                event.start_mark,
+            )
         self.descend_resolver(parent, index)
         if self.check_event(ScalarEvent):
             node: Node = self._scalar(anchor)
@@ -127,18 +135,15 @@ class BoundedComposer:
                 f"the document nests deeper than {MAX_DEPTH} levels (the alias *{anchor} expanded)",
                 event.start_mark,
             )
-        self._count(size, event.start_mark)
-        return self._anchors[anchor], size, height
-
-    def _count(self, size: int, mark: yaml.Mark) -> None:
-        self._nodes += size
-        if self._nodes > MAX_NODES:
+        self._expanded += size
+        if self._expanded > MAX_EXPANDED:
             raise YamlLimitError(
-                f"the document expands to more than {MAX_NODES} nodes (an alias counts as a "
-                "copy of what it names); mlbuild refuses it rather than risk an alias bomb — "
-                "keep large data in files that steps read",
-                mark,
+                f"aliases expand the document by more than {MAX_EXPANDED} nodes (each alias "
+                "counts as a copy of what it names); mlbuild refuses it rather than risk an "
+                "alias bomb — keep large data in files that steps read",
+                event.start_mark,
             )
+        return self._anchors[anchor], size, height
 
     def _scalar(self, anchor: str | None) -> Node:
         event = self.get_event()

@@ -21,7 +21,13 @@ from mlbuild.errors import Problem, RecipeError
 MAX_BYTES = 4 * 1024 * 1024  # a YAML file's size
 MAX_DEPTH = 100  # nested mappings and sequences, aliases expanded
 MAX_ALIASES = 10_000  # uses of ``*name`` in one document
-MAX_NODES = 100_000  # scalars, sequences and mappings, each alias counted as a copy of its anchor
+# nodes aliases add, each use of ``*name`` counted as a copy of what it names: the alias bomb's
+# bound (a few hundred bytes that name billions of nodes)
+MAX_EXPANDED = 100_000
+# nodes written (scalars, sequences and mappings): what the file holds itself. The size limit
+# alone lets 4 MiB hold 2 million (`[1,1,1,…]`), which took 21 s and 1.3 GB to load; a recipe of
+# 10,000 steps that each list deps, outs and params has 120,000
+MAX_NODES = 400_000
 
 
 def too_big(size: int) -> str:

