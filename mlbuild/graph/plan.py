@@ -30,7 +30,7 @@ from mlbuild.cache import (
     MissingObjectError,
     hash_bytes,
 )
-from mlbuild.cache.hashing import ManifestEntry
+from mlbuild.cache.hashing import Digest, ManifestEntry
 from mlbuild.cache.remote import RemoteCache
 from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import RecipeError
@@ -125,17 +125,44 @@ class Planner:
         self.data = data
         self.force = force
         self._lock_digest: str | bool | None = False  # False: not computed yet
+        # each path's digest, hashed (or found in the state table) once while nothing writes
+        # to the tree (see hold_digests): an output is stat'ed again as the next step's dep
+        self._seen: dict[str, Digest | None] | None = None
+
+    def hold_digests(self) -> None:
+        """Until :meth:`tree_changed`, take each path's digest once: the caller promises that
+        nothing writes to the workspace meanwhile (a plan; a run until its first step writes)."""
+        self._seen = {}
+
+    def tree_changed(self) -> None:
+        """Something is about to write to the workspace (a step restores, fetches or runs):
+        from now on every digest is taken from the tree as it is, never from what was seen."""
+        self._seen = None
+
+    def _digest(self, path: str) -> Digest | None:
+        seen = self._seen
+        if seen is None:
+            return self.cache.hasher.digest(path)
+        if path not in seen:
+            seen[path] = self.cache.hasher.digest(path)
+        return seen[path]
 
     def decide(
         self,
         step: StepSpec,
         running: Collection[str] = (),
         restored: dict[str, str] | None = None,
+        *,
+        cached_only: bool = False,
     ) -> Decision:
         """The decision for ``step``.
 
         ``running`` names steps that will run before it (their outputs are unknown yet);
         ``restored`` maps outputs that will be restored from the cache first to their digests.
+        ``cached_only``: only whether the local cache answers the step as it is (the
+        scheduler's look in its own thread): anything else is a RUN with no reason, found
+        without asking the remote or checking (and quarantining) objects to restore; the step's
+        own thread decides it again in full.
         """
         waiting = sorted(s for s in step.upstream if s in running)
         restored = restored or {}
@@ -169,7 +196,10 @@ class Planner:
             self.cache.actions.discard(fp)
             result = None
         source = "local"
-        if result is None and self.remote is not None:  # the hook: a local miss asks the remote
+        if result is None and cached_only:
+            return Decision(step.name, Action.RUN, [], fp, parts)
+        if result is None and self.remote is not None:
+            # the hook: a local miss asks the remote
             result = self.remote.lookup(fp, {o.path for o in step.outs}, step.name)
             source = "remote"
         if result is None:
@@ -183,6 +213,8 @@ class Planner:
         modified = self._outs_differ(step, result)
         if not modified:
             return Decision(step.name, Action.CACHED, [], fp, parts, result, source=source)
+        if cached_only:
+            return Decision(step.name, Action.RUN, [], fp, parts)
         uncached = [o.path for o in step.outs if not o.cache and o.path in modified]
         if uncached:
             reasons = [f"output {path} (cache: false) is missing" for path in uncached]
@@ -230,7 +262,7 @@ class Planner:
         """The current file hashes of ``step``'s directory deps, to record with its run."""
         found = {}
         for dep in step.deps:
-            digest = self.cache.hasher.digest(dep)
+            digest = self._digest(dep)
             if digest is not None and digest.manifest is not None:
                 found[dep] = {e.relpath: e.digest for e in digest.manifest}
         return found
@@ -242,7 +274,7 @@ class Planner:
     def _dir_detail(self, step: StepSpec) -> Callable[[str], str]:
         def detail(dep: str) -> str:
             before = self.records.manifests(step.name).get(dep)
-            now = self.cache.hasher.digest(dep)
+            now = self._digest(dep)
             if before is None or now is None or now.manifest is None:
                 return ""
             return describe_dir_change(before, {e.relpath: e.digest for e in now.manifest})
@@ -255,7 +287,7 @@ class Planner:
         for name in step.data:
             if self.data.kind(name) == "file":
                 path = self.graph.datasets[name].path
-                digest = self.cache.hasher.digest(path)
+                digest = self._digest(path)
                 if digest is None:
                     raise RecipeError([missing_dataset(self.graph, name)])
                 versions[name] = digest.value
@@ -270,7 +302,7 @@ class Planner:
         for dataset in sorted({d for n in names for d in self.graph.steps[n].data}):
             spec = self.graph.datasets[dataset]
             if self.data.kind(dataset) == "file":
-                digest = self.cache.hasher.digest(spec.path)
+                digest = self._digest(spec.path)
                 used.append(DataVersion(dataset, spec.path, "file", digest.value if digest else ""))
             else:
                 used.append(self.data.version(dataset))
@@ -300,7 +332,7 @@ class Planner:
         written = self.graph.param_writes.get(dep)
         if written is not None:  # a params file `run` writes the overrides into first
             return hash_bytes(written.encode("utf-8"))
-        digest = self.cache.hasher.digest(dep)
+        digest = self._digest(dep)
         if digest is None:
             if produced(self.graph, dep):
                 return None
@@ -310,7 +342,7 @@ class Planner:
     def _lock(self) -> str | None:
         if self._lock_digest is False:
             lock = self.graph.lock_file
-            digest = self.cache.hasher.digest(lock) if lock else None
+            digest = self._digest(lock) if lock else None
             if lock and digest is None:
                 raise RecipeError([missing_lock(self.graph)])
             self._lock_digest = digest.value if digest else None
@@ -321,7 +353,7 @@ class Planner:
         differ: dict[str, str] = {}
         for out in step.outs:
             record = result.outs.get(out.path)
-            current = self.cache.hasher.digest(out.path)
+            current = self._digest(out.path)
             if current is None:
                 differ[out.path] = "is missing"
             elif record is not None and out.cache and current.value != record.digest:
@@ -332,6 +364,14 @@ class Planner:
 def make_plan(planner: Planner, names: list[str]) -> list[Decision]:
     """Decisions for ``names`` (in topological order) before anything runs."""
     planner.check_inputs(names)
+    planner.hold_digests()  # a plan writes nothing
+    try:
+        return _decide_all(planner, names)
+    finally:
+        planner.tree_changed()  # the caller may write next (a test session, a package)
+
+
+def _decide_all(planner: Planner, names: list[str]) -> list[Decision]:
     running: set[str] = set()
     restored: dict[str, str] = {}
     decisions = []
