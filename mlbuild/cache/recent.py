@@ -14,6 +14,7 @@ used, as a file's would be; the table is the workspace's own state, a damaged on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -76,7 +77,7 @@ class RecentEntries:
 
     def save(self) -> None:
         """Persist the rows learnt in this command; on a full disk or a locked table, skip
-        (the next command reads the files)."""
+        (the next command reads the files); a damaged table is removed, to be made anew."""
         with self._lock:
             if not self._dirty or self._rows is None:
                 return
@@ -93,8 +94,11 @@ class RecentEntries:
                 if total > _KEEP:  # entries of recipes long edited away
                     stale = [(p,) for p in _paths(db) if p not in used]
                     db.executemany("DELETE FROM entries WHERE path = ?", stale)
-        except sqlite3.Error:
+        except sqlite3.OperationalError:  # locked, or a full disk: the next command reads files
             return
+        except sqlite3.Error:  # not a database (damaged): ours to remake, not to keep ignoring
+            with contextlib.suppress(OSError):
+                self.db_path.unlink()
 
 
 def _read(db_path: Path) -> dict[str, tuple[_Key, str]]:

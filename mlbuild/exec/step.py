@@ -96,7 +96,7 @@ class StepRunner:
             if self.tree_changed.is_set():
                 self._fence(spec)
             decision = self.planner.decide(spec, cached_only=True)
-        except (MlbuildError, OSError):
+        except Exception:  # the step's own thread meets it again and reports it
             return None
         if decision.action is not Action.CACHED or self._refused(spec, decision) is not None:
             return None

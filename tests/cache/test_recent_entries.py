@@ -107,7 +107,15 @@ def test_a_damaged_batch_is_ignored(tmp_path: Path, damage: bytes) -> None:
     second = command(tmp_path)
     assert second.get(FP) == GOOD
     assert second.recent is not None
-    second.recent.save()  # does not raise either
+    second.recent.save()  # does not raise either; a table that is no database is removed
+    third = command(tmp_path)
+    assert third.get(FP) == GOOD
+    assert third.recent is not None
+    third.recent.save()
+    fourth = command(tmp_path)
+    assert fourth.recent is not None
+    found = fourth.recent.lookup(str(fourth.path_of(FP)))
+    assert found is not None and found[1] is not None  # the batch works again
 
 
 def test_a_planted_row_that_fails_the_schema_is_a_miss(tmp_path: Path) -> None:
