@@ -51,7 +51,7 @@ from mlbuild.graph.fingerprint import (
 )
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.graph.records import StepRecords
-from mlbuild.paths import overlaps
+from mlbuild.paths import PathIndex
 
 
 def unrestorable(path: str, error: MissingObjectError | CorruptObjectError) -> str:
@@ -165,9 +165,16 @@ class Planner:
         own thread decides it again in full.
         """
         waiting = sorted(s for s in step.upstream if s in running)
+        # the outputs of the steps that run first, indexed once: a step gathering the last
+        # file of 1,000 chains asked each of its 1,000 deps about each of 1,000 outputs
+        unknown = (
+            PathIndex((o.path, w) for w in waiting for o in self.graph.steps[w].outs)
+            if waiting
+            else None
+        )
         restored = restored or {}
         deps = {
-            dep: restored[dep] if dep in restored else self._dep_digest(step, dep, waiting)
+            dep: restored[dep] if dep in restored else self._dep_digest(step, dep, unknown)
             for dep in step.deps
         }
         executor = self.identity(step) if self.identity is not None else None
@@ -324,10 +331,9 @@ class Planner:
         if problems:
             raise RecipeError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
 
-    def _dep_digest(self, step: StepSpec, dep: str, waiting: list[str]) -> str | None:
-        if waiting and any(
-            overlaps(dep, o.path) for w in waiting for o in self.graph.steps[w].outs
-        ):
+    def _dep_digest(self, step: StepSpec, dep: str, unknown: PathIndex[str] | None) -> str | None:
+        """``dep``'s digest; ``None`` when a step in ``unknown`` (that runs first) writes it."""
+        if unknown is not None and unknown.overlapping(dep):
             return None
         written = self.graph.param_writes.get(dep)
         if written is not None:  # a params file `run` writes the overrides into first
