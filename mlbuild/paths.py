@@ -198,10 +198,13 @@ class Fence:
         if refusal is not None:
             raise UnsafePathError(raw, "; ".join(refusal))
         links = self._links or _Links(memo=False)
-        real_root = links.real(str(self.root))
-        real = links.real(os.path.join(self.root, rel))
+        root = links.text(self.root)
+        real_root = links.real(root)
+        real = links.real(os.path.join(root, rel))
         shown = real
-        if real == real_root:
+        if links.memo and real == os.path.join(real_root, rel) and links.plain(real, real_root):
+            refusal = None  # no component is a symlink: the lexical answer above stands
+        elif real == real_root:
             refusal = _ROOT
             shown = "."
         elif not _inside(real, real_root):
@@ -275,7 +278,8 @@ class Fence:
     def _in_cache(self, real: str, real_root: str, links: _Links | None = None) -> bool:
         if self.cache is None:
             return False
-        cache = (links or _Links(memo=False)).real(str(self.cache))
+        links = links or _Links(memo=False)
+        cache = links.real(links.text(self.cache))
         # a workspace inside its own cache directory is odd but not ours to refuse path by path
         return _inside(real, cache) and not _inside(real_root, cache)
 
@@ -335,6 +339,29 @@ class _Links:
         self.memo = memo
         self._real: dict[str, str] = {}
         self._links: dict[str, bool] = {}
+        self._plain: dict[str, bool] = {}
+        self._texts: dict[int, str] = {}
+
+    def text(self, path: Path) -> str:
+        """``str(path)``, once per sweep for the root and the cache (it was a tenth of one)."""
+        if not self.memo:
+            return str(path)
+        found = self._texts.get(id(path))
+        if found is None:
+            found = self._texts[id(path)] = str(path)
+        return found
+
+    def plain(self, real: str, real_root: str) -> bool:
+        """No component of ``real`` below ``real_root`` is a symlink (``memo`` only): the
+        answer :func:`_unresolved` gives, kept per folder."""
+        found = self._plain.get(real)
+        if found is None:
+            folder = os.path.dirname(real)
+            above = folder == real_root or (
+                _inside(folder, real_root) and self.plain(folder, real_root)
+            )
+            found = self._plain[real] = above and not self.islink(real)
+        return found
 
     def real(self, path: str) -> str:
         if not self.memo:

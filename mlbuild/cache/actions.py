@@ -21,8 +21,10 @@ from typing import Any
 from mlbuild import atomic
 from mlbuild.cache.names import check_digest, is_digest, is_safe_relpath
 from mlbuild.cache.quarantine import move_aside
+from mlbuild.cache.recent import RecentEntries
 
 _MAX_ENTRY = 64 << 20  # no real entry comes near this; a bigger file is not ours
+TOUCH_EVERY_NS = 3600 * 10**9  # an entry's "last used" is kept to the hour (gc counts days)
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,11 @@ class ActionCache:
     """Entries under ``root/<first two hex digits>/<fingerprint>.json``; bad ones are moved to
     ``quarantine``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, recent: RecentEntries | None = None) -> None:
         self.root = root
         self.quarantine = root.parent / "quarantine"
+        self.recent = recent  # the workspace's entries read in one batch (mlbuild.cache.recent)
+        self._used: dict[str, int] = {}  # entry file → its mtime (ns) when looked up
 
     def path_of(self, fingerprint: str) -> Path:
         return Path(self._file(fingerprint))
@@ -127,7 +131,7 @@ class ActionCache:
     def get(self, fingerprint: str) -> ActionResult | None:
         """The entry for ``fingerprint``; ``None`` when there is none or it was bad (and is now
         in quarantine): the step re-runs and writes a good one."""
-        loaded = _load(self._file(fingerprint))
+        loaded = self._read(self._file(fingerprint))
         if loaded is None or isinstance(loaded, ActionResult):
             return loaded
         self.discard(fingerprint)
@@ -136,12 +140,34 @@ class ActionCache:
     def put(self, fingerprint: str, result: ActionResult) -> None:
         atomic.write_text(self.path_of(fingerprint), result.to_json())
 
+    def _read(self, path: str) -> ActionResult | str | None:
+        if self.recent is None:
+            return _load(path, self._used)
+        found = self.recent.lookup(path)
+        if found is None:
+            return None
+        st, text = found
+        if text is None:
+            return _load(path, self._used, self.recent)
+        self._used[path] = st.st_mtime_ns
+        try:
+            return ActionResult.from_json(text)
+        except ValueError as exc:  # the file holds the same text: it is as bad
+            return str(exc)
+
     def touch(self, fingerprint: str) -> None:
-        """Mark an entry used now, so ``gc --keep-days`` keeps what is in use."""
-        now = time.time()
+        """Mark an entry used now, so ``gc --keep-days`` keeps what is in use. An entry looked
+        up in this command and marked less than :data:`TOUCH_EVERY` ago is left as it is: a
+        touch changes the file's ctime, which makes the workspace's batch of entries read it
+        again (and ``gc`` counts in days)."""
+        path = self._file(fingerprint)
+        now = time.time_ns()
+        used = self._used.get(path)
+        if used is not None and 0 <= now - used < TOUCH_EVERY_NS:
+            return
         # best effort: an entry gone, or another user's in a shared cache, only ages sooner
         with contextlib.suppress(OSError):
-            os.utime(self._file(fingerprint), (now, now), follow_symlinks=False)
+            os.utime(path, ns=(now, now), follow_symlinks=False)
 
     def entries(self) -> list[tuple[str, float, ActionResult | None]]:
         """Every entry as (fingerprint, last used, result or None if it is bad)."""
@@ -167,8 +193,11 @@ class ActionCache:
         move_aside(self.path_of(fingerprint), self.quarantine, f"action-{fingerprint}")
 
 
-def _load(path: Path | str) -> ActionResult | str | None:
-    """The entry at ``path``, what is wrong with it, or ``None`` if there is none."""
+def _load(
+    path: Path | str, used: dict[str, int] | None = None, recent: RecentEntries | None = None
+) -> ActionResult | str | None:
+    """The entry at ``path``, what is wrong with it, or ``None`` if there is none; its mtime
+    noted in ``used``, and its text given to ``recent`` when it is good."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -182,6 +211,12 @@ def _load(path: Path | str) -> ActionResult | str | None:
     with os.fdopen(fd, "rb") as handle:
         data = handle.read()
     try:
-        return ActionResult.from_json(data)
+        result = ActionResult.from_json(data)
     except ValueError as exc:
         return str(exc)
+    if used is not None:
+        used[str(path)] = info.st_mtime_ns
+    if recent is not None:
+        with contextlib.suppress(UnicodeDecodeError):  # JSON in UTF-16 is read, not kept
+            recent.remember(str(path), info, data.decode("utf-8"))
+    return result

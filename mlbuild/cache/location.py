@@ -12,6 +12,7 @@ from mlbuild.cache import lock, workspaces
 from mlbuild.cache.actions import ActionCache
 from mlbuild.cache.hashing import Hasher
 from mlbuild.cache.objects import Objects
+from mlbuild.cache.recent import RecentEntries
 from mlbuild.cache.state import StateTable
 
 CACHE_DIR_ENV = "MLBUILD_CACHE_DIR"
@@ -37,10 +38,17 @@ class Cache:
         return cls(
             root=root,
             objects=Objects(root / "objects"),
-            actions=ActionCache(root / "actions"),
+            actions=ActionCache(root / "actions", RecentEntries(meta_dir / "entries.db")),
             state=state,
             hasher=Hasher(workspace, state),
         )
+
+    def save(self) -> None:
+        """Persist what this command learnt: file hashes (the state table) and the entries it
+        read (their batch, :mod:`mlbuild.cache.recent`)."""
+        self.state.save()
+        if self.actions.recent is not None:
+            self.actions.recent.save()
 
     def writing(self, on_wait: Callable[[str], None] | None = None) -> AbstractContextManager[None]:
         """Hold while storing or restoring a step's results, so ``gc`` never collects between

@@ -20,6 +20,7 @@ import contextlib
 import signal
 import threading
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
 from typing import Any
@@ -151,6 +152,8 @@ class _Scheduler:
         for name in sorted(used):
             self.executors.identity(name)
         note_executors(self.ws.meta, used)  # so a killed run's leftovers can be found
+        # nothing has written to the tree yet: each path is hashed once until a step writes
+        self.planner.hold_digests()
         selected = set(self.names)
         sorter = TopologicalSorter(
             {n: [u for u in self.graph.steps[n].upstream if u in selected] for n in self.names}
@@ -159,18 +162,20 @@ class _Scheduler:
         pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="mlbuild-step")
         futures: dict[Future[StepOutcome], str] = {}
         order = {name: index for index, name in enumerate(self.names)}  # to report in order
-        ready: list[str] = []  # steps whose upstream is done, waiting for a free job slot
+        ready: deque[str] = deque()  # steps whose upstream is done, waiting for a free job slot
         previous = _on_stop_signals(self.cancelled)
         try:
             while sorter.is_active() and not self.cancelled.is_set():
                 ready.extend(sorter.get_ready())
                 # a step starts only when a job slot is free, so that after a failure nothing
                 # queued starts (fail-fast) and its skip is reported after the failure
-                while ready and len(futures) < self.jobs:
-                    name = ready.pop(0)
-                    skipped = self._skipped(name)
-                    if skipped is not None:
-                        self._finish(skipped)
+                while ready and len(futures) < self.jobs and not self.cancelled.is_set():
+                    name = ready.popleft()
+                    # a step the cache answers as it is finishes here, in this thread: handing
+                    # it to a pool thread and waiting for its future cost more than deciding it
+                    done_here = self._skipped(name) or self.runner.cached(name)
+                    if done_here is not None:
+                        self._finish(done_here)
                         sorter.done(name)
                         ready.extend(sorter.get_ready())
                     else:

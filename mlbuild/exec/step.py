@@ -78,12 +78,40 @@ class StepRunner:
         self.tree_changed = threading.Event()
 
     def run(self, name: str) -> StepOutcome:
-        outcome = self._run(name)
+        return self._settle(self._run(name))
+
+    def cached(self, name: str) -> StepOutcome | None:
+        """``name``'s outcome when the local cache answers it as it is, decided in the calling
+        thread (the scheduler's); ``None`` when the step's own thread must bring it up to date.
+
+        On a no-op run of thousands of steps, handing each cached step to a pool thread and
+        waiting for its future was most of the run. Anything but a usable local hit — a miss, a
+        restore, a result the kind refuses, an error — is left to :meth:`run`, which decides
+        again (asking the remote cache too) and reports it as before.
+        """
+        spec = self.graph.steps[name]
+        if spec.problems:
+            return None
+        try:
+            if self.tree_changed.is_set():
+                self._fence(spec)
+            decision = self.planner.decide(spec, cached_only=True)
+        except Exception:  # the step's own thread meets it again and reports it
+            return None
+        if decision.action is not Action.CACHED or self._refused(spec, decision) is not None:
+            return None
+        assert decision.fingerprint is not None
+        self.ws.cache.actions.touch(decision.fingerprint)
+        return self._settle(self._outcome(spec, Status.CACHED, decision, 0.0))
+
+    def _settle(self, outcome: StepOutcome) -> StepOutcome:
         if outcome.status in (Status.RAN, Status.CACHED, Status.RESTORED):
             settle = settling_kind(outcome.kind)
             if settle is not None:  # what later steps take from it (a search's best params)
                 try:
-                    settle.settled(self.graph.steps[name], outcome.data, self.ws, self.graph)
+                    settle.settled(
+                        self.graph.steps[outcome.name], outcome.data, self.ws, self.graph
+                    )
                 except MlbuildError as exc:
                     return replace(outcome, status=Status.FAILED, message=exc.message)
         return outcome
@@ -101,10 +129,7 @@ class StepRunner:
                 # the repository): check this step's paths again before anything reads or
                 # writes them. Before any step wrote, check_inputs has just checked them all
                 # (on a no-op run of thousands of steps, the second check was half its time)
-                for dep in spec.deps:
-                    self.fence.check(dep, writes=False)
-                for out in spec.outs:
-                    self.fence.target(out.path)
+                self._fence(spec)
             decision = self.remote.fetched(
                 name, self.planner.decide(spec), lambda text: self.reporter.step_note(name, text)
             )
@@ -114,7 +139,7 @@ class StepRunner:
                 self.ws.cache.actions.touch(decision.fingerprint)
                 return self._outcome(spec, Status.CACHED, decision, 0.0)
             if decision.action is Action.RESTORE:
-                self.tree_changed.set()
+                self._tree_changed()
                 unusable = self.outputs.restore(spec, decision)
                 if unusable is None:
                     return self._outcome(spec, Status.RESTORED, decision, _since(started))
@@ -141,14 +166,29 @@ class StepRunner:
             name, Status.FAILED, took, reasons, message=message, log=log, kind=spec.kind
         )
 
+    def _tree_changed(self) -> None:
+        self.tree_changed.set()
+        self.planner.tree_changed()  # its digests of this command's start no longer hold
+
+    def _fence(self, spec: StepSpec) -> None:
+        for dep in spec.deps:
+            self.fence.check(dep, writes=False)
+        for out in spec.outs:
+            self.fence.target(out.path)
+
+    def _refused(self, spec: StepSpec, decision: Decision) -> str | None:
+        """Why the step's kind refuses the result data of a cached ``decision``, if it does."""
+        result = decision.result
+        if decision.action is not Action.CACHED or result is None or not result.data:
+            return None
+        check = getattr(step_kind(spec.kind), "check_result", None)
+        why: str | None = check(result.data) if check is not None else None
+        return why
+
     def _usable(self, spec: StepSpec, decision: Decision) -> Decision:
         """``decision``, or a run when the kind refuses the result data the cache holds (a
         verdict of the wrong shape): that entry is moved to quarantine, never used."""
-        result = decision.result
-        if decision.action is not Action.CACHED or result is None or not result.data:
-            return decision
-        check = getattr(step_kind(spec.kind), "check_result", None)
-        why = check(result.data) if check is not None else None
+        why = self._refused(spec, decision)
         if why is None:
             return decision
         assert decision.fingerprint is not None
@@ -163,7 +203,7 @@ class StepRunner:
     def _execute(self, spec: StepSpec, decision: Decision) -> StepOutcome:
         """Fetch the step's data, make its outputs ready, run its kind, commit the outputs."""
         assert decision.fingerprint is not None and decision.components is not None
-        self.tree_changed.set()  # DVC fetches, outputs are removed, the step runs
+        self._tree_changed()  # DVC fetches, outputs are removed, the step runs
         self.reporter.step_started(spec.name, decision.reasons)
         for dataset in spec.data:  # fetch only what this step reads, only when it must run
             if self.planner.data.kind(dataset) != "file":

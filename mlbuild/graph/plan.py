@@ -30,7 +30,7 @@ from mlbuild.cache import (
     MissingObjectError,
     hash_bytes,
 )
-from mlbuild.cache.hashing import ManifestEntry
+from mlbuild.cache.hashing import Digest, ManifestEntry
 from mlbuild.cache.remote import RemoteCache
 from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import RecipeError
@@ -51,7 +51,7 @@ from mlbuild.graph.fingerprint import (
 )
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.graph.records import StepRecords
-from mlbuild.paths import overlaps
+from mlbuild.paths import PathIndex
 
 
 def unrestorable(path: str, error: MissingObjectError | CorruptObjectError) -> str:
@@ -125,22 +125,56 @@ class Planner:
         self.data = data
         self.force = force
         self._lock_digest: str | bool | None = False  # False: not computed yet
+        # each path's digest, hashed (or found in the state table) once while nothing writes
+        # to the tree (see hold_digests): an output is stat'ed again as the next step's dep
+        self._seen: dict[str, Digest | None] | None = None
+
+    def hold_digests(self) -> None:
+        """Until :meth:`tree_changed`, take each path's digest once: the caller promises that
+        nothing writes to the workspace meanwhile (a plan; a run until its first step writes)."""
+        self._seen = {}
+
+    def tree_changed(self) -> None:
+        """Something is about to write to the workspace (a step restores, fetches or runs):
+        from now on every digest is taken from the tree as it is, never from what was seen."""
+        self._seen = None
+
+    def _digest(self, path: str) -> Digest | None:
+        seen = self._seen
+        if seen is None:
+            return self.cache.hasher.digest(path)
+        if path not in seen:
+            seen[path] = self.cache.hasher.digest(path)
+        return seen[path]
 
     def decide(
         self,
         step: StepSpec,
         running: Collection[str] = (),
         restored: dict[str, str] | None = None,
+        *,
+        cached_only: bool = False,
     ) -> Decision:
         """The decision for ``step``.
 
         ``running`` names steps that will run before it (their outputs are unknown yet);
         ``restored`` maps outputs that will be restored from the cache first to their digests.
+        ``cached_only``: only whether the local cache answers the step as it is (the
+        scheduler's look in its own thread): anything else is a RUN with no reason, found
+        without asking the remote or checking (and quarantining) objects to restore; the step's
+        own thread decides it again in full.
         """
         waiting = sorted(s for s in step.upstream if s in running)
+        # the outputs of the steps that run first, indexed once: a step gathering the last
+        # file of 1,000 chains asked each of its 1,000 deps about each of 1,000 outputs
+        unknown = (
+            PathIndex((o.path, w) for w in waiting for o in self.graph.steps[w].outs)
+            if waiting
+            else None
+        )
         restored = restored or {}
         deps = {
-            dep: restored[dep] if dep in restored else self._dep_digest(step, dep, waiting)
+            dep: restored[dep] if dep in restored else self._dep_digest(step, dep, unknown)
             for dep in step.deps
         }
         executor = self.identity(step) if self.identity is not None else None
@@ -169,7 +203,10 @@ class Planner:
             self.cache.actions.discard(fp)
             result = None
         source = "local"
-        if result is None and self.remote is not None:  # the hook: a local miss asks the remote
+        if result is None and cached_only:
+            return Decision(step.name, Action.RUN, [], fp, parts)
+        if result is None and self.remote is not None:
+            # the hook: a local miss asks the remote
             result = self.remote.lookup(fp, {o.path for o in step.outs}, step.name)
             source = "remote"
         if result is None:
@@ -183,6 +220,8 @@ class Planner:
         modified = self._outs_differ(step, result)
         if not modified:
             return Decision(step.name, Action.CACHED, [], fp, parts, result, source=source)
+        if cached_only:
+            return Decision(step.name, Action.RUN, [], fp, parts)
         uncached = [o.path for o in step.outs if not o.cache and o.path in modified]
         if uncached:
             reasons = [f"output {path} (cache: false) is missing" for path in uncached]
@@ -230,7 +269,7 @@ class Planner:
         """The current file hashes of ``step``'s directory deps, to record with its run."""
         found = {}
         for dep in step.deps:
-            digest = self.cache.hasher.digest(dep)
+            digest = self._digest(dep)
             if digest is not None and digest.manifest is not None:
                 found[dep] = {e.relpath: e.digest for e in digest.manifest}
         return found
@@ -242,7 +281,7 @@ class Planner:
     def _dir_detail(self, step: StepSpec) -> Callable[[str], str]:
         def detail(dep: str) -> str:
             before = self.records.manifests(step.name).get(dep)
-            now = self.cache.hasher.digest(dep)
+            now = self._digest(dep)
             if before is None or now is None or now.manifest is None:
                 return ""
             return describe_dir_change(before, {e.relpath: e.digest for e in now.manifest})
@@ -255,7 +294,7 @@ class Planner:
         for name in step.data:
             if self.data.kind(name) == "file":
                 path = self.graph.datasets[name].path
-                digest = self.cache.hasher.digest(path)
+                digest = self._digest(path)
                 if digest is None:
                     raise RecipeError([missing_dataset(self.graph, name)])
                 versions[name] = digest.value
@@ -270,7 +309,7 @@ class Planner:
         for dataset in sorted({d for n in names for d in self.graph.steps[n].data}):
             spec = self.graph.datasets[dataset]
             if self.data.kind(dataset) == "file":
-                digest = self.cache.hasher.digest(spec.path)
+                digest = self._digest(spec.path)
                 used.append(DataVersion(dataset, spec.path, "file", digest.value if digest else ""))
             else:
                 used.append(self.data.version(dataset))
@@ -292,15 +331,14 @@ class Planner:
         if problems:
             raise RecipeError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
 
-    def _dep_digest(self, step: StepSpec, dep: str, waiting: list[str]) -> str | None:
-        if waiting and any(
-            overlaps(dep, o.path) for w in waiting for o in self.graph.steps[w].outs
-        ):
+    def _dep_digest(self, step: StepSpec, dep: str, unknown: PathIndex[str] | None) -> str | None:
+        """``dep``'s digest; ``None`` when a step in ``unknown`` (that runs first) writes it."""
+        if unknown is not None and unknown.overlapping(dep):
             return None
         written = self.graph.param_writes.get(dep)
         if written is not None:  # a params file `run` writes the overrides into first
             return hash_bytes(written.encode("utf-8"))
-        digest = self.cache.hasher.digest(dep)
+        digest = self._digest(dep)
         if digest is None:
             if produced(self.graph, dep):
                 return None
@@ -310,7 +348,7 @@ class Planner:
     def _lock(self) -> str | None:
         if self._lock_digest is False:
             lock = self.graph.lock_file
-            digest = self.cache.hasher.digest(lock) if lock else None
+            digest = self._digest(lock) if lock else None
             if lock and digest is None:
                 raise RecipeError([missing_lock(self.graph)])
             self._lock_digest = digest.value if digest else None
@@ -321,7 +359,7 @@ class Planner:
         differ: dict[str, str] = {}
         for out in step.outs:
             record = result.outs.get(out.path)
-            current = self.cache.hasher.digest(out.path)
+            current = self._digest(out.path)
             if current is None:
                 differ[out.path] = "is missing"
             elif record is not None and out.cache and current.value != record.digest:
@@ -332,6 +370,14 @@ class Planner:
 def make_plan(planner: Planner, names: list[str]) -> list[Decision]:
     """Decisions for ``names`` (in topological order) before anything runs."""
     planner.check_inputs(names)
+    planner.hold_digests()  # a plan writes nothing
+    try:
+        return _decide_all(planner, names)
+    finally:
+        planner.tree_changed()  # the caller may write next (a test session, a package)
+
+
+def _decide_all(planner: Planner, names: list[str]) -> list[Decision]:
     running: set[str] = set()
     restored: dict[str, str] = {}
     decisions = []

@@ -127,6 +127,7 @@ class Workspace:
         return FsspecBackend(found.fs, found.path, shown)
 
     def save_state(self) -> None:
-        """Persist the file hashes learnt in this command (cheap when nothing changed)."""
+        """Persist the file hashes and entries learnt in this command (cheap when nothing
+        changed)."""
         if self.meta.is_dir():
-            self.cache.state.save()
+            self.cache.save()
