@@ -11,7 +11,14 @@ from mlbuild.search.best import write_best
 from mlbuild.search.results import PLOTS, StudyReport, TrialRow, study_report, write_plots
 from mlbuild.search.runner import WorkerOutcome, prepare_study, run_worker, run_workers
 from mlbuild.search.spec import HEARTBEAT_ENV, Objective, SearchSpec, load_search
-from mlbuild.search.study import display_url, load_study, open_storage, storage_url, study_names
+from mlbuild.search.study import (
+    close_connections,
+    display_url,
+    load_study,
+    open_storage,
+    storage_url,
+    study_names,
+)
 from mlbuild.search.trial import TrialResult
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "TrialResult",
     "TrialRow",
     "WorkerOutcome",
+    "close_connections",
     "display_url",
     "load_search",
     "load_study",

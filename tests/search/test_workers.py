@@ -44,6 +44,11 @@ def test_jobs_runs_workers_in_their_own_copies_on_one_study(ws: Workspace, tmp_p
     done = ws.cli("search", "hpo", "--jobs", "2", env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].endswith(", 2 workers")
+    # the workers (this process forked) print their trials and no header of their own
+    assert [line for line in done.stdout.splitlines() if line.startswith("search hpo:")] == [
+        done.stdout.splitlines()[0]
+    ]
+    assert len([line for line in done.stdout.splitlines() if line.startswith("trial ")]) == 6
     report = show(ws, env)
     assert report["counts"] == {"complete": 6}
     numbers = [t["number"] for t in trials_by_number(report)]
