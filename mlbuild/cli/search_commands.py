@@ -42,9 +42,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: list[str]) -> int:
     from mlbuild.search import (
+        close_connections,
         display_url,
         load_study,
-        open_storage,
         prepare_study,
         run_worker,
         run_workers,
@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: li
     if args.worker and args.jobs > 1:
         raise UsageError("--worker runs one worker; start it once per worker (or use --jobs N)")
     console = Console(sys.stderr if args.json else sys.stdout)
-    study_name, url = prepare_study(ws, spec)
+    study_name, url, storage = prepare_study(ws, spec)
     if not args.worker:
         limit = spec.limit()
         what = f"{limit} trials" if limit is not None else "trials"
@@ -73,7 +73,10 @@ def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: li
 
     try:
         if args.jobs > 1:
-            run_workers(ws, spec.name, overrides, args.jobs, ["-f", str(ws.recipe_path)])
+            from mlbuild.cli.main import main
+
+            close_connections(storage)
+            run_workers(ws, spec.name, overrides, args.jobs, ["-f", str(ws.recipe_path)], fork=main)
         else:
             run_worker(
                 ws,
@@ -84,6 +87,7 @@ def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: li
                 reporter=_Quiet(),
                 on_trial=on_trial,
                 on_wait=lambda text: print(f"mlbuild: {text}", file=sys.stderr),
+                storage=storage,
             )
     except (KeyboardInterrupt, InterruptError):
         print(
@@ -92,7 +96,7 @@ def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: li
             file=sys.stderr,
         )
         raise
-    study = load_study(open_storage(url, workers=False), study_name)
+    study = load_study(storage, study_name)
     assert study is not None
     report = study_report(study, spec, top=5)
     write_best(ws, spec.name, report)  # for the steps that take the best params

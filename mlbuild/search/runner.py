@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlbuild.exec import Reporter, run_lock
 from mlbuild.graph import Graph, Workspace
@@ -43,8 +45,7 @@ from mlbuild.search.trial import RETRY_OF, TrialFailed, TrialObjective, TrialRes
 from mlbuild.search.workers import sync_copy, worker_slot, worker_workspace
 from mlbuild.store import recorder_store
 
-if TYPE_CHECKING:
-    pass
+_POLL = 0.5  # seconds between looks at a study whose last trials other workers run
 
 
 @dataclass
@@ -53,13 +54,16 @@ class WorkerOutcome:
     trials: int  # trials this worker ran
 
 
-def prepare_study(ws: Workspace, spec: SearchSpec) -> tuple[str, str]:
-    """The study's name and storage URL, the study created if new (so that workers started
-    together do not race to create it)."""
+def prepare_study(ws: Workspace, spec: SearchSpec) -> tuple[str, str, Any]:
+    """The study's name, storage URL and storage (an Optuna ``RDBStorage`` with the workers'
+    heartbeat), the study created if new (so that workers started together do not race to
+    create it). One storage serves the whole process: opening one (SQLAlchemy's engine, table
+    checks, Alembic's version check) costs more CPU than a trial's storage calls."""
     name = default_study_name(ws, spec)
     url = storage_url(spec, ws.meta)
-    open_study(spec, open_storage(url, workers=False), name)
-    return name, url
+    storage = open_storage(url)
+    open_study(spec, storage, name)
+    return name, url, storage
 
 
 def run_worker(
@@ -72,8 +76,10 @@ def run_worker(
     reporter: Reporter,
     on_trial: Callable[[TrialResult], None],
     on_wait: Callable[[str], None],
+    storage: Any = None,
 ) -> WorkerOutcome:
-    """Take trials of the study until it is done, in a copy of ``ws`` of this worker's own."""
+    """Take trials of the study until it is done, in a copy of ``ws`` of this worker's own;
+    ``storage``: the one :func:`prepare_study` opened, else one is opened."""
     optuna = optuna_module()
     store = recorder_store(ws.meta, graph.store_url)  # trial records land in the workspace's
     started = time.monotonic()
@@ -82,7 +88,7 @@ def run_worker(
         sync_copy(ws, graph, folder)
         copy = worker_workspace(ws, folder)
         with run_lock(copy.meta, wait=True, on_wait=on_wait):
-            storage = open_storage(url)
+            storage = storage if storage is not None else open_storage(url)
             existing = len(open_study(spec, storage, study_name).get_trials(deepcopy=False))
             seed = worker_seed(spec, slot, existing)
             study = open_study(spec, storage, study_name, seed=seed)
@@ -97,10 +103,15 @@ def run_worker(
             try:
                 while True:
                     with claim.held():
-                        if _done(optuna, study, spec, started):
-                            break
-                        study.optimize(objective, n_trials=1, catch=(TrialFailed,))
-                    ran += 1
+                        verdict = _verdict(optuna, study, spec, started)
+                        if verdict == "run":
+                            study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+                    if verdict == "stop":
+                        break
+                    if verdict == "run":
+                        ran += 1
+                    else:  # without the claim: the other workers go on claiming meanwhile
+                        time.sleep(min(heartbeat(), _POLL))
             finally:
                 claim.close()
                 channel.close()
@@ -108,49 +119,53 @@ def run_worker(
     return WorkerOutcome(study_name, ran)
 
 
-def _done(optuna: Any, study: Any, spec: SearchSpec, started: float) -> bool:
-    """Whether this worker stops: the timeout passed, or the study holds its trials. While other
-    workers' trials still run and would complete it, wait: one of them may be dead, and its
-    trial, failed once its heartbeat is stale, is retried by whoever is still here."""
-    while True:
-        if spec.timeout is not None and time.monotonic() - started >= spec.timeout:
-            return True
-        limit = spec.limit()
-        if limit is None:
-            return False
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed and retried
-        state = optuna.trial.TrialState
-        trials = study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)]
-        retried = [
-            t for t in trials if "failed_trial" in t.system_attrs or RETRY_OF in t.user_attrs
-        ]
-        running = sum(1 for t in trials if t.state == state.RUNNING)
-        if any(t.state == state.WAITING for t in trials):
-            return False
-        done = len(finished) - len(retried)
-        if done >= limit:
-            return True
-        if done + running < limit:
-            return False
-        time.sleep(min(heartbeat(), 2))
+def _verdict(optuna: Any, study: Any, spec: SearchSpec, started: float) -> str:
+    """What this worker does next: ``"stop"`` (the timeout passed, or the study holds its
+    trials), ``"run"`` a trial, or ``"wait"``: other workers' trials still run and would complete
+    the study, but one of them may be dead, and its trial, failed once its heartbeat is stale, is
+    retried by whoever is still here."""
+    if spec.timeout is not None and time.monotonic() - started >= spec.timeout:
+        return "stop"
+    limit = spec.limit()
+    if limit is None:
+        return "run"
+    optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed and retried
+    state = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)]
+    retried = [t for t in trials if "failed_trial" in t.system_attrs or RETRY_OF in t.user_attrs]
+    running = sum(1 for t in trials if t.state == state.RUNNING)
+    if any(t.state == state.WAITING for t in trials):
+        return "run"
+    done = len(finished) - len(retried)
+    if done >= limit:
+        return "stop"
+    if done + running < limit:
+        return "run"
+    return "wait"
 
 
 def run_workers(
-    ws: Workspace, spec_name: str, overrides: list[str], jobs: int, recipe_arg: list[str]
+    ws: Workspace,
+    spec_name: str,
+    overrides: list[str],
+    jobs: int,
+    recipe_arg: list[str],
+    *,
+    fork: Callable[[list[str]], int] | None = None,
 ) -> int:
-    """Start ``jobs`` worker processes for search ``spec_name`` and wait for them; returns the
-    worst exit code. Ctrl-C reaches them too (one process group), and each stops cleanly."""
-    command = [
-        sys.executable,
-        "-m",
-        "mlbuild.cli.main",
-        *recipe_arg,
-        "search",
-        spec_name,
-        "--worker",
-        *overrides,
-    ]
+    """Start ``jobs`` workers for search ``spec_name`` and wait for them; returns the worst exit
+    code. Ctrl-C reaches them too (one process group), and each stops cleanly.
+
+    With ``fork`` (the CLI's ``main``), each worker is this process forked, running ``fork`` on
+    the worker's command line: it starts with Python, mlbuild, Optuna and SQLAlchemy imported,
+    where a new interpreter spends seconds of CPU on them (bench/RESULTS.md, issue 11) — taken
+    from the trials on a small machine. Without it, or where forking is unsafe (threads
+    running), each is a new ``mlbuild search NAME --worker`` process."""
+    argv = [*recipe_arg, "search", spec_name, "--worker", *overrides]
+    if fork is not None and _can_fork():
+        return _wait_forked([_forked(ws, fork, argv) for _ in range(jobs)])
+    command = [sys.executable, "-m", "mlbuild.cli.main", *argv]
     children = [subprocess.Popen(command, cwd=ws.root) for _ in range(jobs)]
     try:
         codes = [child.wait() for child in children]
@@ -161,3 +176,55 @@ def run_workers(
         codes = [child.wait() for child in children]
         raise
     return max(codes, default=0)
+
+
+def _can_fork() -> bool:
+    """A fork copies one thread: one holding a lock (logging's, SQLAlchemy's pool's) would
+    leave it held forever in the child."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _forked(ws: Workspace, work: Callable[[list[str]], int], argv: list[str]) -> int:
+    """A child running ``work(argv)`` in the workspace's root; its pid. The child never
+    returns here: it exits with ``work``'s code, its output flushed."""
+    for stream in (sys.stdout, sys.stderr):  # else the child prints the parent's buffer again
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 70  # EX_SOFTWARE, should ``work`` escape its own handling
+    try:
+        random.seed()  # the parent's state, shared by every child, would repeat their choices
+        os.chdir(ws.root)
+        code = work(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+
+
+def _wait_forked(pids: list[int]) -> int:
+    """Wait for the children ``pids``; the worst exit code (a signal's death counts as 128 +
+    its number). Ctrl-C is forwarded to them, and they are still waited for."""
+    codes: list[int] = []
+    try:
+        codes = [_status(pid) for pid in pids]
+    except KeyboardInterrupt:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGINT)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                _status(pid)
+        raise
+    return max(codes, default=0)
+
+
+def _status(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlbuild.graph import Graph, Workspace
     from mlbuild.recipe import Search, SourceMap
 
+_PARSE_VERSION = 1  # of how load_search reads the recipe: entries of another are not read
 HEARTBEAT_ENV = "MLBUILD_SEARCH_HEARTBEAT"  # seconds between a worker's heartbeats (default 10)
 
 
@@ -83,13 +84,18 @@ def heartbeat() -> int:
 def load_search(ws: Workspace, name: str, overrides: list[str]) -> tuple[SearchSpec, Graph]:
     """The search ``name`` of the workspace's recipe with the command line's ``overrides``, and
     the graph its trials start from; raises :class:`RecipeError` with every problem found."""
+    from mlbuild import __version__
     from mlbuild.params import suggest
-    from mlbuild.recipe import parse_recipe
     from mlbuild.recipe.limits import read_limited
+    from mlbuild.recipe.structure import parse_cached
 
     base = ws.graph(overrides)  # the recipe is valid, and named as every message names it
     text = read_limited(ws.recipe_path, base.recipe_file).decode("utf-8")
-    recipe, source = parse_recipe(text, base.recipe_file)
+    # validated once per structure of the recipe (pydantic's schemas cost ~0.3 s of every
+    # `search show`); a search's section is structure, so an edit to it is validated anew
+    recipe, source = parse_cached(
+        text, base.recipe_file, ws.meta / "recipes", f"{__version__}/search-{_PARSE_VERSION}"
+    )
     searches = recipe.search
     if name not in searches:
         if not searches:

@@ -83,6 +83,13 @@ def open_storage(url: str, *, workers: bool = True) -> Any:
     return storage
 
 
+def close_connections(storage: Any) -> None:
+    """Close the storage's pooled connections; it opens new ones when used again. Before a
+    fork: a child must never talk through a connection of its parent's (SQLite's and libpq's
+    state would be shared by two processes)."""
+    storage.engine.dispose()
+
+
 def _create(optuna: Any, url: str, engine: dict[str, Any], kwargs: dict[str, Any]) -> Any:
     """Optuna's RDB storage. Workers started together on an empty database all create Optuna's
     tables; on PostgreSQL all but one fail on the catalog's unique keys, and then find them made."""

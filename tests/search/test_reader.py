@@ -119,3 +119,44 @@ def test_a_file_that_is_no_database_is_refused_without_a_traceback(tmp_path: Pat
     with pytest.raises(MlbuildError) as caught:
         read_study(f"sqlite:///{path}", "s")
     assert "search storage" in caught.value.message
+
+
+def test_the_study_read_is_read_only_and_answers_as_the_stored_one(tmp_path: Path) -> None:
+    """The read study's storage holds the trials as read (mlbuild/search/frozen.py): what Optuna
+    computes from it is what it computes from the stored study, and nothing can be written."""
+    import optuna
+
+    from mlbuild.search.reader import read_study
+
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    _fill(url)
+    stored = optuna.load_study(study_name="s", storage=url)
+    read = read_study(url, "s")
+    assert read.study_name == "s"
+    assert [t.number for t in read.best_trials] == [t.number for t in stored.best_trials]
+    done = optuna.trial.TrialState.COMPLETE
+    assert [t.number for t in read.get_trials(states=(done,))] == [0, 1, 2, 3]
+    copied = read.get_trials()  # a copy: changing it changes nothing read later
+    copied[0].user_attrs["run_id"] = "changed"
+    assert read.get_trials()[0].user_attrs["run_id"] == "r0"
+    assert read.trials[4].user_attrs == {"error": "boom"}
+    with pytest.raises(NotImplementedError, match="read-only"):
+        read.add_trial(optuna.trial.create_trial(values=[1.0, 2.0]))
+    with pytest.raises(NotImplementedError, match="read-only"):
+        read.enqueue_trial({"lr": 0.1})
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 7
+
+
+def test_a_sqlite_path_with_uri_characters_is_read(tmp_path: Path) -> None:
+    """SQLite is opened read-only by URI: a space or a non-ASCII letter in the path is no
+    problem to its escaping."""
+    from mlbuild.search.reader import read_study
+
+    folder = tmp_path / "a b é"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'search.db'}"
+    _fill(url)
+    read = read_study(url, "s")
+    assert len(read.trials) == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a b é"]
+    assert read_study(url, "nope") is None

@@ -242,6 +242,28 @@ def test_bad_searches_are_refused_before_any_trial_at_their_line(
     assert not (ws.root / ".mlbuild" / "search.db").exists()
 
 
+def test_an_edited_search_is_read_anew_after_its_recipe_was_read_before(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """load_search reads the recipe through the structure cache (mlbuild.recipe.structure): a
+    search's section is structure, so an edit to it is never answered from the entry of before."""
+    env = toy(ws, SPACE + "    n_trials: 2\n", tmp_path / "markers")
+    recipe = ws.read("ml.yaml")
+    before = ws.cli("search", "show", "hpo", env=env)  # writes the valid recipe's entry
+    assert before.stderr == "mlbuild: search hpo has no study yet; run `mlbuild search hpo`\n"
+    assert list((ws.root / ".mlbuild" / "recipes").glob("*.json"))
+    ws.gen({"ml.yaml": recipe.replace("      train.depth:", "      train.dpeth:")})
+    done = ws.cli("search", "show", "hpo", env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(
+        "mlbuild: ml.yaml:21:7: search.hpo.space.train.dpeth: no parameter 'train.dpeth' (did "
+        "you mean 'train.depth'?); a searched key must be a parameter\n"
+    ), done.stderr
+    ws.gen({"ml.yaml": recipe})
+    again = ws.cli("search", "show", "hpo", env=env)
+    assert (again.returncode, again.stderr) == (before.returncode, before.stderr)
+
+
 def test_the_command_line_is_checked(ws: Workspace, tmp_path: Path) -> None:
     env = toy(ws, SPACE + "    n_trials: 2\n", tmp_path / "markers")
     cases = {

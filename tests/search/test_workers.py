@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CHILD_ENV, Workspace
-from tests.search.world import SPACE, ran, show, toy, trials_by_number
+from tests.search.world import SPACE, TRAIN, ran, show, toy, trials_by_number
 
 
 def _start(ws: Workspace, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -44,6 +44,11 @@ def test_jobs_runs_workers_in_their_own_copies_on_one_study(ws: Workspace, tmp_p
     done = ws.cli("search", "hpo", "--jobs", "2", env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].endswith(", 2 workers")
+    # the workers (this process forked) print their trials and no header of their own
+    assert [line for line in done.stdout.splitlines() if line.startswith("search hpo:")] == [
+        done.stdout.splitlines()[0]
+    ]
+    assert len([line for line in done.stdout.splitlines() if line.startswith("trial ")]) == 6
     report = show(ws, env)
     assert report["counts"] == {"complete": 6}
     numbers = [t["number"] for t in trials_by_number(report)]
@@ -168,3 +173,62 @@ def test_ctrl_c_stops_the_workers_and_the_study_resumes_where_it_stopped(
 
 def _key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True)
+
+
+def test_a_worker_waiting_for_the_last_trial_of_another_leaves_the_claim_free(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A worker whose study only waits for another worker's last trial sleeps without the trial
+    claim (mlbuild/search/claim.py): held, it kept every other worker from even asking whether
+    the study was done."""
+    import fcntl
+    import sqlite3
+
+    markers = tmp_path / "markers"
+    hold = tmp_path / "hold"
+    hold.touch()
+    grid = """\
+    space:
+      train.lr: [0.01]
+      train.depth: [1, 5]
+    sampler: grid
+    seed: 0
+"""
+    env = {**toy(ws, grid, markers), "HOLD": str(hold)}
+    train = TRAIN.replace("if hold and os.path.exists(hold):", 'if hold and p["depth"] == 1:')
+    assert train != TRAIN
+    ws.gen({"train.py": train})  # the trial of depth 1 waits for the hold file to go
+    search = _start(ws, "search", "hpo", "--jobs", "2", env=env)
+    try:
+        _wait_for(Path(f"{hold}.started"))
+        database = ws.root / ".mlbuild" / "search.db"
+        deadline = time.monotonic() + 120
+        while True:  # the trial of depth 5 is complete: its worker waits for the other's
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+                done = db.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'")
+                if done.fetchone()[0] == 1:
+                    break
+            assert time.monotonic() < deadline, "the trial of depth 5 never completed"
+            time.sleep(0.1)
+        (claim,) = (ws.root / ".mlbuild").glob("search.db.claim-*")
+        fd = os.open(claim, os.O_RDWR)
+        free = 0
+        try:
+            for _ in range(40):  # 4 s: the waiting worker looks at the study every 0.5 s
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    free += 1
+                time.sleep(0.1)
+        finally:
+            os.close(fd)
+        # held while it sleeps, it was free 0 times (half its sleep: 20); its looks take a while
+        assert free >= 24, f"the claim was free {free} times in 40"
+    finally:
+        hold.unlink()
+        _out, err = search.communicate(timeout=300)
+    assert search.returncode == 0, err
+    assert show(ws, env)["counts"] == {"complete": 2}
