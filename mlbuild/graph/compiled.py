@@ -141,18 +141,20 @@ def env_digest(name: str) -> str | None:
 
 
 def _read(entry_path: Path, hasher: Hasher) -> Graph | None:
+    """The graph the entry holds if its inputs are unchanged; ``None`` when there is none or it
+    is not what :func:`_write` writes (damaged, truncated, another shape): compiled anew."""
     try:
         entry = json.loads(entry_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        for path, digest in entry["inputs"].items():
+            current = hasher.digest(path)
+            if current is None or current.value != digest:
+                return None
+        for name, digest in entry.get("env", {}).items():
+            if env_digest(name) != digest:
+                return None
+        return Graph.from_json(entry["graph"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
-    for path, digest in entry["inputs"].items():
-        current = hasher.digest(path)
-        if current is None or current.value != digest:
-            return None
-    for name, digest in entry.get("env", {}).items():
-        if env_digest(name) != digest:
-            return None
-    return Graph.from_json(entry["graph"])
 
 
 def _compile(
