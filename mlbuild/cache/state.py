@@ -1,4 +1,11 @@
-"""The state table: path → (inode, size, mtime_ns) → content hash; unchanged files are not re-read.
+"""The state table: path → (inode, size, ctime_ns) → content hash; unchanged files are not re-read.
+
+The stamp is the ctime, not the mtime: anyone can set a file's mtime back (``touch -d``, ``cp -p``,
+``rsync -t --inplace``, ``os.utime``), so a file rewritten in place with its size kept and its
+mtime restored looked unchanged and its old hash answered for new content. Every write, and every
+change of the mtime, sets the ctime to now, which no user can set back. (The ``mtime_ns`` column
+holds it: a row of an older mlbuild, which held the mtime, matches only a file whose ctime equals
+that mtime — one not changed since it was written, which the row describes.)
 
 Stored in SQLite (stdlib, no server) and loaded whole on first use: a few thousand rows load in a
 millisecond or two, far cheaper than one query per file.
@@ -42,12 +49,12 @@ class StateTable:
 
     def lookup(self, path: str, st: os.stat_result) -> str | None:
         row = self._load().get(path)
-        if row is not None and row[:3] == (st.st_ino, st.st_size, st.st_mtime_ns):
+        if row is not None and row[:3] == (st.st_ino, st.st_size, st.st_ctime_ns):
             return row[3]
         return None
 
     def record(self, path: str, st: os.stat_result, digest: str) -> None:
-        row = (st.st_ino, st.st_size, st.st_mtime_ns, digest)
+        row = (st.st_ino, st.st_size, st.st_ctime_ns, digest)
         rows = self._load()
         with self._lock:
             rows[path] = row

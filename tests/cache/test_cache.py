@@ -10,15 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from mlbuild import racy
 from mlbuild.cache import ActionResult, Cache, CorruptObjectError, OutRecord
 from mlbuild.errors import CacheError, DiskFullError
 from tests.conftest import write_tree
 
 
 def age(path: Path, seconds: float = 10) -> None:
+    """Set the files' mtime back, then wait out the racy window: the state table trusts a file
+    by its ctime, which setting the mtime makes now (mlbuild.cache.state)."""
     old = time.time() - seconds
     for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
         os.utime(p, (old, old))
+    time.sleep(racy.RACY_WINDOW_NS / 1e9 + 0.05)
 
 
 @pytest.fixture

@@ -3,11 +3,12 @@ half-written is left, and a later run with space succeeds."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
+from mlbuild import racy
 from tests.cache.damage import file_digest, leftovers
 from tests.cache.test_atomic import small_disk
 from tests.conftest import Workspace, statuses
@@ -84,7 +85,9 @@ def test_a_workspace_whose_disk_fills_up_during_the_run_fails_the_step_not_mlbui
     with small_disk(tmp_path / "disk", "2m") as disk:
         ws = Workspace(disk)
         ws.recipe(FILLS_THE_DISK).gen({"fill.py": FILL})
-        os.utime(disk / "fill.py", (1_600_000_000, 1_600_000_000))  # old: its hash is remembered
+        # old enough to be remembered by stat (the state table trusts the ctime, which only
+        # time moves past the racy window): the save at the end has a row to write
+        time.sleep(racy.RACY_WINDOW_NS / 1e9 + 0.1)
         done = ws.cli("run")
         assert "internal error" not in done.stdout + done.stderr, done.stderr
         assert "Traceback" not in done.stdout + done.stderr
