@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
-from mlbuild.data.version import is_verified, snapshot, stats_digest, write_verified
+from mlbuild.data.md5 import dvc_hash
+from mlbuild.data.version import (
+    Record,
+    is_verified,
+    read_record,
+    snapshot,
+    stats_digest,
+    write_record,
+    write_verified,
+)
 
 
 def test_names_that_could_pass_for_fields_or_entries_hash_apart() -> None:
@@ -55,3 +66,30 @@ def test_the_snapshot_is_sorted_by_relpath_as_dvcs_manifest_is(tmp_path: Path) -
     files = snapshot(tmp_path)
     assert files is not None
     assert [f[0] for f in files] == ["a.txt", "a/b/c", "a/x", "a0", "b/c/d"]
+
+
+def test_the_dvc_manifest_text_is_what_json_dumps_writes_for_any_name(tmp_path: Path) -> None:
+    # dvc_hash writes DVC's `.dir` manifest without building a dict per file; names that JSON
+    # escapes (quotes, backslashes, controls, non-ASCII, bytes that are not UTF-8) must come
+    # out as json.dumps(..., sort_keys=True) writes them, or the hash is not DVC's
+    names = ['q"uo\\te', "tab\tnl", "ü ñ.csv", "😀", os.fsdecode(b"caf\xe9"), "sub/plain.txt"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode("utf-8", "surrogateescape"))
+    hashed = dvc_hash(tmp_path, [], {})
+    assert hashed is not None
+    manifest = [
+        {"md5": hashlib.md5((tmp_path / rel).read_bytes()).hexdigest(), "relpath": rel}
+        for rel in sorted(names)
+    ]
+    body = json.dumps(manifest, sort_keys=True).encode("utf-8")
+    assert hashed.digest == hashlib.md5(body).hexdigest() + ".dir"
+
+
+def test_a_dataset_record_round_trips(tmp_path: Path) -> None:
+    record = Record("abc.dir", [["a", 1, 2, 3]], {"repo": "r"}, {"a": "0" * 32})
+    write_record(tmp_path, "ds", record)
+    assert read_record(tmp_path, "ds") == record
+    damaged = Record("abc.dir", [["a", 1, 2, 3]], {}, {"a": "Z" * 32})
+    write_record(tmp_path, "ds", damaged)
+    assert read_record(tmp_path, "ds") == Record("abc.dir", [["a", 1, 2, 3]], {}, {})
