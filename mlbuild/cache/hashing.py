@@ -256,20 +256,46 @@ def _listing(found: list[tuple[str, str, os.stat_result]]) -> str:
     return hash_bytes(text.encode("utf-8", "surrogateescape"))
 
 
-def _walk(top: str) -> list[tuple[str, str, os.stat_result]]:
+_Found = list[tuple[str, str, os.stat_result]]
+# the walk's ``stat`` calls release the GIL: on an idle machine two threads stat a 100,000-file
+# tree in 2/3 of the wall time (the CPU time stays the same)
+_WALKERS = min(4, os.cpu_count() or 1)
+
+
+def _walk(top: str) -> _Found:
     """Every regular file under ``top``: (relative posix path, full path, stat), links followed,
     sorted by relative path (the manifest's order)."""
-    found: list[tuple[str, str, os.stat_result]] = []
+    found: _Found = []
+    folders = _scan([(top, "")], found, deep=False)
+    if len(folders) < 2 or _WALKERS < 2:
+        _scan(folders, found, deep=True)
+    else:
+        with ThreadPoolExecutor(_WALKERS) as pool:
+            for part in pool.map(_walk_folder, folders):
+                found += part
+    found.sort(key=itemgetter(0))
+    return found
+
+
+def _walk_folder(folder: tuple[str, str]) -> _Found:
+    found: _Found = []
+    _scan([folder], found, deep=True)
+    return found
+
+
+def _scan(stack: list[tuple[str, str]], found: _Found, *, deep: bool) -> list[tuple[str, str]]:
+    """Add the files of the folders ``(full, relpath/)`` of ``stack`` to ``found``; with
+    ``deep``, of their subfolders too, else return the subfolders."""
     add = found.append
-    stack = [(top, "")]
+    folders: list[tuple[str, str]] = []
+    more = stack.append if deep else folders.append
     while stack:
         current, rel = stack.pop()
         with os.scandir(current) as entries:
             for entry in entries:
                 if entry.is_dir():
                     if entry.name not in _SKIP_DIRS:
-                        stack.append((entry.path, f"{rel}{entry.name}/"))
+                        more((entry.path, f"{rel}{entry.name}/"))
                 elif entry.is_file():
                     add((f"{rel}{entry.name}", entry.path, entry.stat()))
-    found.sort(key=itemgetter(0))
-    return found
+    return folders

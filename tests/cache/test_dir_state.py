@@ -186,3 +186,37 @@ def test_manifest_entries_are_plain_tuples_equal_to_their_fields() -> None:
     entry = ManifestEntry("a/b.bin", "ab" * 32, 3, False)
     assert entry == ManifestEntry(relpath="a/b.bin", digest="ab" * 32, size=3, executable=False)
     assert (entry.relpath, entry.digest, entry.size, entry.executable) == tuple(entry)
+
+
+def test_the_walk_in_threads_finds_what_one_thread_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlbuild.cache import hashing
+
+    write_tree(
+        tmp_path,
+        {
+            "data": {
+                "top.txt": "t",
+                "a": {"x": "1", "deep": {"y": "2"}},
+                "a.txt": "sorts before a/",
+                "b": {"z": "3"},
+                "__pycache__": {"skip": "?"},
+                "empty": {},
+            },
+            "elsewhere": {"w": "4"},
+        },
+    )
+    os.symlink(tmp_path / "elsewhere", tmp_path / "data/linked")
+    threaded = hashing._walk(str(tmp_path / "data"))
+    monkeypatch.setattr(hashing, "_WALKERS", 1)
+    alone = hashing._walk(str(tmp_path / "data"))
+    assert [(rel, full) for rel, full, _ in threaded] == [(rel, full) for rel, full, _ in alone]
+    assert [rel for rel, _, _ in alone] == [
+        "a.txt",
+        "a/deep/y",
+        "a/x",
+        "b/z",
+        "linked/w",
+        "top.txt",
+    ]
