@@ -147,7 +147,7 @@ class Hasher:
         cutoff = racy.cutoff()
         entries = self._entries(key, found)
         value, size = manifest_digest(entries), sum(e.size for e in entries)
-        newest = max((st.st_mtime_ns for _, _, st in found), default=0)
+        newest = max((st.st_ctime_ns for _, _, st in found), default=0)
         self.state.record_dir_memo(key, (listing, value, size), trusted=newest <= cutoff)
         return Digest(value, size, entries)
 
@@ -245,11 +245,11 @@ def manifest_digest(entries: tuple[ManifestEntry, ...]) -> str:
 
 def _listing(found: list[tuple[str, str, os.stat_result]]) -> str:
     """One hash of the walk's files and their stats: equal exactly when every file's relpath,
-    inode, size, mtime and executable bit are (each relpath prefixed by its length, so no name
+    inode, size, ctime and executable bit are (each relpath prefixed by its length, so no name
     can pass for a field or for another entry)."""
     text = "".join(
         [
-            f"{len(rel)}:{rel}{st.st_ino},{st.st_size},{st.st_mtime_ns},{st.st_mode & 0o100};"
+            f"{len(rel)}:{rel}{st.st_ino},{st.st_size},{st.st_ctime_ns},{st.st_mode & 0o100};"
             for rel, _, st in found
         ]
     )

@@ -4,8 +4,9 @@ The stamp is the ctime, not the mtime: anyone can set a file's mtime back (``tou
 ``rsync -t --inplace``, ``os.utime``), so a file rewritten in place with its size kept and its
 mtime restored looked unchanged and its old hash answered for new content. Every write, and every
 change of the mtime, sets the ctime to now, which no user can set back. (The ``mtime_ns`` column
-holds it: a row of an older mlbuild, which held the mtime, matches only a file whose ctime equals
-that mtime — one not changed since it was written, which the row describes.)
+and ``dir_files``' ``mtime_ns`` columns hold it, and a listing hashes it: a row of an older
+mlbuild, which held the mtime, matches only a file whose ctime equals that mtime — one not
+changed since it was written, which the row describes.)
 
 Stored in SQLite (stdlib, no server). Three tables:
 
@@ -14,7 +15,7 @@ Stored in SQLite (stdlib, no server). Three tables:
 - ``dir_files``: the files of a directory hashed as a whole, keyed by (directory, relpath) and read
   one directory at a time, in one query, only when that directory changed: a dataset of 100,000
   files is not loaded by a command that looks up the recipe;
-- ``dirs``: per directory, the hash of its listing (every file's relpath, inode, size, mtime and
+- ``dirs``: per directory, the hash of its listing (every file's relpath, inode, size, ctime and
   executable bit) and the manifest digest it had. A directory whose listing hashes the same has
   every file's stat unchanged, so each file's row would give the digest it gave: the same trust
   as the rows, taken once instead of 100,000 times. Kept only when every file in it was old
@@ -138,7 +139,7 @@ class StateTable:
 
     def record_dir(self, directory: str, found: dict[str, tuple[os.stat_result, str]]) -> None:
         """Remember the digests of files of ``directory`` (by relpath) just hashed."""
-        rows = {rel: (st.st_ino, st.st_size, st.st_mtime_ns, d) for rel, (st, d) in found.items()}
+        rows = {rel: (st.st_ino, st.st_size, st.st_ctime_ns, d) for rel, (st, d) in found.items()}
         with self._lock:
             self._dir_rows.setdefault(directory, {}).update(rows)
             self._dirty_dir_rows.setdefault(directory, {}).update(rows)
@@ -204,7 +205,7 @@ def _match(
             row is not None
             and row[0] == st.st_ino
             and row[1] == st.st_size
-            and row[2] == st.st_mtime_ns
+            and row[2] == st.st_ctime_ns
         ):
             add(row[3])
         else:

@@ -1,6 +1,6 @@
-"""The state table never answers for a file rewritten in place with its size kept and its mtime
-set back (``cp -p``, ``rsync -t --inplace``, ``touch -d``): the stamp it trusts is the ctime, which
-every write sets to now and no user can set back."""
+"""The state table never answers for a file (alone, or in a directory dep) rewritten in place
+with its size kept and its mtime set back (``cp -p``, ``rsync -t --inplace``, ``touch -d``): the
+stamp it trusts is the ctime, which every write sets to now and no user can set back."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from mlbuild import racy
-from tests.conftest import Workspace
+from mlbuild.cache import Cache
+from tests.conftest import Workspace, write_tree
 
 RECIPE = """\
 schema_version: 1
@@ -66,3 +69,27 @@ def test_an_output_rewritten_in_place_with_its_mtime_restored_is_seen(ws: Worksp
     assert run.returncode == 1
     assert "'out.txt' was changed since mlbuild wrote it" in run.stdout
     assert ws.read("out.txt") == "XXXXX\n"
+
+
+@pytest.mark.parametrize("another_file_added", [False, True], ids=["listing memo", "file rows"])
+def test_a_file_of_a_directory_rewritten_with_its_mtime_restored_changes_its_digest(
+    tmp_path: Path, another_file_added: bool
+) -> None:
+    """The directory's listing memo (nothing else changed) and its files' rows (another file
+    added, so the listing differs and each file's row is asked) both see the rewrite."""
+    write_tree(tmp_path, {"data": {"a.txt": "aaaa", "b.txt": "bbbb"}})
+    old_enough()
+    cache = Cache.open(tmp_path, tmp_path / ".mlbuild")
+    before = cache.hasher.digest("data")
+    cache.state.save()
+    rewrite_keeping_stat(tmp_path / "data" / "a.txt", "zzzz")
+    if another_file_added:
+        (tmp_path / "data" / "c.txt").write_text("cccc")
+    after = Cache.open(tmp_path, tmp_path / ".mlbuild").hasher.digest("data")
+    assert before is not None and before.manifest is not None
+    assert after is not None and after.manifest is not None
+    truth = Cache.open(tmp_path, tmp_path / "fresh").hasher.digest("data")  # every byte read
+    assert truth is not None and after.value == truth.value != before.value
+    digests = {e.relpath: e.digest for e in after.manifest}
+    assert digests["a.txt"] != {e.relpath: e.digest for e in before.manifest}["a.txt"]
+    assert digests["b.txt"] == {e.relpath: e.digest for e in before.manifest}["b.txt"]
