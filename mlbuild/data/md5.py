@@ -46,7 +46,7 @@ def dvc_hash(full: Path, known_files: Iterable[Stat], known_md5: dict[str, str])
     """DVC 3's hash of the file or directory ``full``, ``None`` if it is absent.
 
     ``known_files`` and ``known_md5`` are what an earlier call returned: a file whose stat
-    (inode, size, mtime) is unchanged keeps its md5 and is not read again.
+    (inode, size, ctime) is unchanged keeps its md5 and is not read again.
     Raises :class:`Unsupported` for what DVC would hash differently from this module.
     """
     try:
@@ -56,7 +56,7 @@ def dvc_hash(full: Path, known_files: Iterable[Stat], known_md5: dict[str, str])
     if full.is_symlink():
         raise Unsupported(f"{full} is a symlink")
     if not full.is_dir():
-        stat: Stat = ["", st.st_ino, st.st_size, st.st_mtime_ns]
+        stat: Stat = ["", st.st_ino, st.st_size, st.st_ctime_ns]
         digest = _reuse(stat, known_files, known_md5) or _md5_file(full)
         return Hashed(digest, [stat], {"": digest})
     files = _walk(full)
@@ -122,7 +122,7 @@ def _walk(top: Path) -> list[Stat]:
                     stack.append((entry.path, f"{rel}{entry.name}/"))
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
-                    found.append([f"{rel}{entry.name}", st.st_ino, st.st_size, st.st_mtime_ns])
+                    found.append([f"{rel}{entry.name}", st.st_ino, st.st_size, st.st_ctime_ns])
                 else:
                     raise Unsupported(f"{entry.path} is neither a file nor a directory")
     return sorted(found, key=lambda s: str(s[0]))

@@ -118,9 +118,12 @@ class DataSources:
         if hashed is not None and hashed.digest == digest:
             write_record(self.meta, spec.name, _trusted(digest, hashed))
             return version
-        # a different hash, or one only DVC can compute: DVC tells missing from modified
+        # a different hash, or one only DVC can compute: DVC tells missing from modified. A
+        # hash computed here read every file whose stat changed: when it differs, the copy is
+        # modified whatever DVC says (DVC's own state trusts a file's mtime, which can be set
+        # back: an edit that kept the size and the mtime is "up to date" to DVC)
         state = self._dvc().workspace_state(spec.path)
-        if state == "modified":
+        if state == "modified" or (hashed is not None and state != "missing"):
             raise DataError(
                 f"dataset '{spec.name}': {spec.path} differs from the version in {tracked_in} "
                 f"(md5 {digest}); record the new data with `dvc add {spec.path}`, or restore the "
@@ -171,7 +174,7 @@ class DataSources:
 
 def _trusted(digest: str, hashed: Hashed) -> Record:
     """The record of a verified dataset, without the files written too recently to trust: one
-    written again within the same mtime tick would look unchanged (git's "racy clean"). Those
+    written again within the same ctime tick would look unchanged (git's "racy clean"). Those
     are read again by the next run; the others keep their md5."""
     cutoff = racy.cutoff()
     files = [s for s in hashed.files if int(s[3]) <= cutoff]

@@ -185,7 +185,9 @@ def _in_lock(root: Path, path: str) -> bool:
 
 # ---- the stat record that proves the workspace still holds a verified version -----------------
 
-Stat = list[Any]  # [relpath, inode, size, mtime_ns]
+# [relpath, inode, size, ctime_ns]: the ctime, not the mtime, which anyone can set back (a file
+# rewritten in place with its size kept and its mtime restored looked verified as it was)
+Stat = list[Any]
 
 
 def snapshot(full: Path) -> list[Stat] | None:
@@ -195,7 +197,7 @@ def snapshot(full: Path) -> list[Stat] | None:
     except FileNotFoundError:
         return None
     if not full.is_dir():
-        return [["", st.st_ino, st.st_size, st.st_mtime_ns]]
+        return [["", st.st_ino, st.st_size, st.st_ctime_ns]]
     found: list[Stat] = []
     add = found.append
     stack = [(str(full), "")]
@@ -209,7 +211,7 @@ def snapshot(full: Path) -> list[Stat] | None:
                     stack.append((entry.path, f"{rel}{entry.name}/"))
                 elif entry.is_file():
                     est = entry.stat()
-                    add([f"{rel}{entry.name}", est.st_ino, est.st_size, est.st_mtime_ns])
+                    add([f"{rel}{entry.name}", est.st_ino, est.st_size, est.st_ctime_ns])
     # relpaths are unique: sorting by them alone is the order of the whole lists, in C
     found.sort(key=itemgetter(0))
     return found
@@ -271,7 +273,7 @@ _VERIFIED = "verified"
 def stats_digest(files: list[Stat]) -> str:
     """One hash of a list of file stats: equal exactly when the lists are (each relpath is
     prefixed by its length, so no name can pass for a field or for another entry)."""
-    text = "".join([f"{len(rel)}:{rel}{ino},{size},{mtime};" for rel, ino, size, mtime in files])
+    text = "".join([f"{len(rel)}:{rel}{ino},{size},{stamp};" for rel, ino, size, stamp in files])
     # a file name need not be UTF-8: hash the bytes the file system holds for it
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mlbuild import racy
 from mlbuild.data.md5 import Unsupported, dvc_hash
+from mlbuild.data.sources import _trusted
 from tests.conftest import Workspace, statuses
 from tests.data.test_dvc import dvc, git_dvc_repo, md5_in, sh
 
@@ -107,10 +109,11 @@ def test_touching_every_file_of_a_dataset_re_verifies_it_without_importing_dvc(
     repo: Workspace,
 ) -> None:
     assert statuses(repo.run_json()) == {"listing": "ran"}
-    earlier = time.time_ns() - 60 * 10**9  # changed, and old enough to trust
+    earlier = time.time_ns() - 60 * 10**9  # changed
     for path in (repo.root / "data/images").rglob("*"):
         if path.is_file():
             os.utime(path, ns=(earlier, earlier))
+    time.sleep(racy.RACY_WINDOW_NS / 1e9 + 0.1)  # and old enough to trust (by their ctime)
     assert repo.cli_python(NO_DVC_PROBE).stdout.strip().splitlines()[-1] == "0 False"
     record = json.loads((repo.root / ".mlbuild/data/images.json").read_text())
     assert record["version"] == md5_in(repo.root / "data/images.dvc")
@@ -198,17 +201,17 @@ def test_a_dvcignore_with_patterns_is_left_to_dvc(repo: Workspace) -> None:
 def test_a_file_written_within_the_last_second_is_not_remembered_by_its_stat(
     repo: Workspace,
 ) -> None:
-    earlier = time.time_ns() - 60 * 10**9
-    for path in (repo.root / "data/images").rglob("*"):
-        if path.is_file():
-            os.utime(path, ns=(earlier, earlier))
-    just_now = time.time_ns() + 30 * 10**9  # "now" for as long as the run may take to start
-    os.utime(repo.root / "data/images/b.txt", ns=(just_now, just_now))
-    repo.run_json()
-    record = json.loads((repo.root / ".mlbuild/data/images.json").read_text())
-    assert "b.txt" not in record["md5"]
-    assert "b.txt" not in [f[0] for f in record["files"]]
-    assert sorted(record["md5"]) == ["a.png", "nested/a-b", "nested/deeper/z", "nested/ü ñ.csv"]
+    # in-process: the stamp is the ctime, which cannot be set ahead as an mtime can, so the
+    # rewrite and the record must fall within one racy window; a CLI run may take longer to start
+    time.sleep(racy.RACY_WINDOW_NS / 1e9 + 0.1)  # the fixture's files: old enough to trust
+    rewritten = repo.root / "data/images/b.txt"
+    rewritten.write_bytes(rewritten.read_bytes())  # written again just now
+    hashed = dvc_hash(repo.root / "data/images", [], {})
+    assert hashed is not None
+    record = _trusted(hashed.digest, hashed)
+    assert "b.txt" not in record.md5
+    assert "b.txt" not in [f[0] for f in record.files]
+    assert sorted(record.md5) == ["a.png", "nested/a-b", "nested/deeper/z", "nested/ü ñ.csv"]
 
 
 def test_a_symlinked_directory_inside_a_dataset_is_left_out_as_dvc_leaves_it_out(
