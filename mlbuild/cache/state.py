@@ -24,6 +24,7 @@ Stored in SQLite (stdlib, no server). Three tables:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -52,21 +53,31 @@ class StateTable:
         self._memos: dict[str, DirMemo] | None = None
         self._dirty_memos: dict[str, DirMemo] = {}
         self._moved: set[str] = set()
+        self._damaged = False  # read as empty; removed, to be made anew, by the next save
         self._lock = threading.Lock()
 
     def _query(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[object, ...]]:
         if not self.db_path.exists():
             return []
-        with sqlite3.connect(self.db_path, timeout=30) as db:
-            _create(db)
-            return db.execute(sql, args).fetchall()
+        try:
+            with sqlite3.connect(self.db_path, timeout=30) as db:
+                _create(db)
+                return db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            if _busy(exc):
+                raise
+            self._damaged = True  # not a database, or tables of another shape
+            return []
 
     def _load(self) -> dict[str, _Row]:
         with self._lock:
             if self._rows is None:
                 rows: dict[str, _Row] = {}
-                for path, inode, size, mtime, digest in self._query("SELECT * FROM files"):
-                    rows[str(path)] = (int(inode), int(size), int(mtime), str(digest))  # type: ignore[call-overload]
+                try:
+                    for path, inode, size, mtime, digest in self._query("SELECT * FROM files"):
+                        rows[str(path)] = (int(inode), int(size), int(mtime), str(digest))  # type: ignore[call-overload]
+                except (ValueError, TypeError):
+                    self._damaged, rows = True, {}
                 self._rows = rows
             return self._rows
 
@@ -93,10 +104,13 @@ class StateTable:
         """What directory ``directory`` last hashed to, with the hash of its listing then."""
         with self._lock:
             if self._memos is None:
-                self._memos = {
-                    str(path): (str(listing), str(digest), int(size))  # type: ignore[call-overload]
-                    for path, listing, digest, size in self._query("SELECT * FROM dirs")
-                }
+                try:
+                    self._memos = {
+                        str(path): (str(listing), str(digest), int(size))  # type: ignore[call-overload]
+                        for path, listing, digest, size in self._query("SELECT * FROM dirs")
+                    }
+                except (ValueError, TypeError):
+                    self._damaged, self._memos = True, {}
             return self._memos.get(directory)
 
     def record_dir_memo(self, directory: str, memo: DirMemo, *, trusted: bool) -> None:
@@ -117,13 +131,17 @@ class StateTable:
         with self._lock:
             rows = self._dir_rows.get(directory)
             if rows is None:
-                rows = {
-                    str(rel): (int(inode), int(size), int(mtime), str(digest))  # type: ignore[call-overload]
-                    for rel, inode, size, mtime, digest in self._query(
-                        "SELECT rel, inode, size, mtime_ns, digest FROM dir_files WHERE dir = ?",
-                        (directory,),
-                    )
-                }
+                try:
+                    rows = {
+                        str(rel): (int(inode), int(size), int(mtime), str(digest))  # type: ignore[call-overload]
+                        for rel, inode, size, mtime, digest in self._query(
+                            "SELECT rel, inode, size, mtime_ns, digest FROM dir_files "
+                            "WHERE dir = ?",
+                            (directory,),
+                        )
+                    }
+                except (ValueError, TypeError):
+                    self._damaged, rows = True, {}
                 self._dir_rows[directory] = rows
         return _match(rows, items)
 
@@ -164,6 +182,10 @@ class StateTable:
             if not (ready or in_dirs or memos or moved):
                 return
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            if self._damaged:  # derived data: what it held is hashed again
+                with contextlib.suppress(OSError):
+                    self.db_path.unlink()
+                self._damaged = False
             try:
                 with sqlite3.connect(self.db_path, timeout=30) as db:  # one transaction
                     _create(db)
@@ -184,6 +206,10 @@ class StateTable:
                 # could not write) must not be replaced by this one
                 if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
                     raise
+                return
+            except sqlite3.DatabaseError:  # damaged since it was read: made anew next time
+                with contextlib.suppress(OSError):
+                    self.db_path.unlink()
                 return
             for path in ready:
                 del self._dirty[path]
@@ -211,6 +237,12 @@ def _match(
         else:
             add(None)
     return found
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Another process holds the table (past the timeout): not damage, not ours to remove."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _is_utf8(path: str) -> bool:
