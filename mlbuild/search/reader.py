@@ -51,7 +51,15 @@ def read_study(url: str, name: str) -> Any | None:
         with _connected(url) as query:
             if query is None:
                 return load_study(open_storage(url, workers=False), name)
-            return _read(query, name)
+            try:
+                return _read(query, name)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # a row Optuna would not have written (a damaged or edited file): named, never
+                # an internal error
+                raise MlbuildError(
+                    f"cannot read the search storage {display_url(url)}: study '{name}' holds "
+                    f"a value Optuna does not write ({type(exc).__name__}: {_first_line(exc)})"
+                ) from None
     except _Unreadable:
         return load_study(open_storage(url, workers=False), name)
 
@@ -250,6 +258,8 @@ def _study(
             )
             distributions[key] = dist
             external[key] = dist.to_external_repr(internal)
+        if TrialState[state] is TrialState.COMPLETE and len(own or ()) != len(directions):
+            raise ValueError(f"trial {number} is complete without a value per objective")
         frozen.append(
             FrozenTrial(
                 number=number,
