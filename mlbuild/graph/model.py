@@ -173,6 +173,21 @@ class Graph:
         """What the engine may read, write and remove in workspace ``root`` for this graph."""
         return Fence(root, self.protected, cache)
 
+    def mark_fenced(self, fence: Fence) -> Graph:
+        """This graph, marked: the compiler has just checked every path in ``paths`` against
+        ``fence`` and refused none (not a field: it holds in this process only, and stays out
+        of ``to_json``)."""
+        object.__setattr__(self, "_fenced", (fence.root, fence.protected, fence.cache))
+        return self
+
+    def take_fenced(self, fence: Fence) -> bool:
+        """Whether the compiler of this command has just swept ``paths`` with ``fence`` — once:
+        the mark is dropped on the first ask, so a later check (after a step may have written,
+        or made a symlink) sweeps the filesystem again. A graph read from the compiled cache,
+        or copied with ``dataclasses.replace``, carries no mark."""
+        mark = self.__dict__.pop("_fenced", None)
+        return mark is not None and mark == (fence.root, fence.protected, fence.cache)
+
     def to_json(self) -> dict[str, Any]:
         """What ``dataclasses.asdict`` makes of the graph, without its deep copy of every
         value (0.7 s for 2,000 steps): the steps' configs, params and lists are plain JSON
