@@ -15,13 +15,17 @@ each the median of REPS runs in fresh copies, the tools alternating:
   dep (both hash every byte once: DVC's md5 or mlbuild's BLAKE3), and `dvc repro`;
 - one file touched (its mtime changed, its bytes not): `mlbuild run` / `dvc repro` / `dvc status`,
   and whether the mlbuild run imported DVC;
-- no-op: `mlbuild run` / `dvc status`.
+- no-op: `mlbuild run` (dataset, and plain dep) / `dvc status`.
+
+Wall and CPU seconds (user + system of the command) are printed side by side; with
+``--template DIR`` the template repository is built once and reused (100,000 files take minutes).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,8 +60,21 @@ def sh(argv: Sequence[str], cwd: Path) -> None:
     subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
 
 
-def make_template(root: Path, dvc: str, files: int, size: int) -> Path:
-    repo = root / "template"
+def reuse_template(args: argparse.Namespace) -> Path | None:
+    """``--template`` when it holds a complete template of ``--files`` files (its marker says)."""
+    if args.template is None or not (args.template / _DONE).is_file():
+        return None
+    if (args.template / _DONE).read_text() != f"{args.files} {args.file_size_kb}":
+        raise SystemExit(f"{args.template} holds another template; remove it or pick another")
+    return Path(args.template)
+
+
+_DONE = ".bench-template-done"
+
+
+def make_template(repo: Path, dvc: str, files: int, size: int) -> Path:
+    if repo.exists():
+        shutil.rmtree(repo)  # a build that did not finish
     raw = repo / "data/raw"
     raw.mkdir(parents=True)
     for i in range(files):
@@ -70,6 +87,7 @@ def make_template(root: Path, dvc: str, files: int, size: int) -> Path:
     (repo / "dvc.yaml").write_text(DVC_YAML)
     sh(["git", "add", "-A"], repo)
     sh(["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "data"], repo)
+    (repo / _DONE).write_text(f"{files} {size // 1024}")
     return repo
 
 
@@ -80,12 +98,21 @@ def fresh(template: Path, dest: Path, dataset: bool) -> Path:
     return dest
 
 
-def timed(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
+CPU: dict[str, list[float]] = {}  # CPU seconds (user + system) of each timed command, by case
+
+
+def timed(argv: Sequence[str], cwd: Path, env: dict[str, str], case: str = "") -> float:
+    """Wall seconds of ``argv``; its CPU seconds go to ``CPU[case]`` (the honest figure on a
+    loaded machine)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1) or "Traceback" in done.stderr:
         raise SystemExit(f"{' '.join(argv)} failed in {cwd}:\n{done.stderr[-2000:]}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    CPU.setdefault(case, []).append(cpu)
     return elapsed
 
 
@@ -115,21 +142,21 @@ def imports_dvc(repo: Path, env: dict[str, str]) -> bool:
 def baseline_cases(
     args: argparse.Namespace, template: Path, dest: Path, env: dict[str, str]
 ) -> list[tuple[str, float]]:
-    """The dataset cases for mlbuild at ``--baseline``, in its own copy ``dest``."""
-    repo = fresh(template, dest, dataset=True)
+    """The cases for mlbuild at ``--baseline``, in its own copies beside ``dest``."""
+    found = []
     run = [args.mlbuild, "run", "-q"]
-    label = f"mlbuild {args.baseline} run (dataset)"
-    found = [
-        (f"first run: {label}", timed(run, repo, env)),
-        (f"no-op: {label}", timed(run, repo, env)),
-    ]
-    touch_one(repo, args.files)
-    found.append((f"one file touched: {label}", timed(run, repo, env)))
-    shutil.rmtree(repo)
+    for dataset, what in ((True, "dataset"), (False, "plain dep")):
+        repo = fresh(template, dest.with_name(f"{dest.name}-{what.replace(' ', '-')}"), dataset)
+        label = f"mlbuild {args.baseline} run ({what})"
+        for case in ("first run", "no-op", "one file touched"):
+            if case == "one file touched":
+                touch_one(repo, args.files)
+            found.append((f"{case}: {label}", timed(run, repo, env, f"{case}: {label}")))
+        shutil.rmtree(repo)
     return found
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dvc", default=str(Path(sys.executable).parent / "dvc"))
     parser.add_argument("--mlbuild", default=str(Path(sys.executable).parent / "mlbuild"))
@@ -137,7 +164,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--file-size-kb", type=int, default=1024)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--baseline", help="a git revision of mlbuild to time beside this one")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--template",
+        type=Path,
+        help="keep the template repository here and reuse it when it exists (building 100,000 "
+        "files and `dvc add`ing them takes minutes)",
+    )
+    parser.add_argument("--build-only", action="store_true", help="build --template and stop")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse(argv)
     env = {**os.environ, "PYTHONPATH": str(REPO), "DVC_NO_ANALYTICS": "1"}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # both tools run from cached bytecode, as installed
     base_env: dict[str, str] | None = None
@@ -150,8 +188,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-dvc-data-") as tmp:
         root = Path(tmp)
         started = time.perf_counter()
-        template = make_template(root, args.dvc, args.files, args.file_size_kb * 1024)
+        template = reuse_template(args) or make_template(
+            args.template or root / "template", args.dvc, args.files, args.file_size_kb * 1024
+        )
         print(f"template: {args.files} files, {time.perf_counter() - started:.1f} s", flush=True)
+        if args.build_only:
+            return
         if args.baseline:
             from baseline import export
 
@@ -163,40 +205,49 @@ def main(argv: Sequence[str] | None = None) -> None:
             ds = fresh(template, root / f"ds{rep}", dataset=True)
             plain = fresh(template, root / f"plain{rep}", dataset=False)
             dvcrepo = fresh(template, root / f"dvc{rep}", dataset=False)
-            add("first run: mlbuild, data: dataset", timed([args.mlbuild, "run", "-q"], ds, env))
-            add("first run: mlbuild, plain dep", timed([args.mlbuild, "run", "-q"], plain, env))
-            add("first run: dvc repro", timed([args.dvc, "repro", "-q"], dvcrepo, env))
-            add("no-op: mlbuild run (dataset)", timed([args.mlbuild, "run", "-q"], ds, env))
-            add("no-op: dvc status", timed([args.dvc, "status", "-q"], dvcrepo, env))
+            ml, dvc = [args.mlbuild, "run", "-q"], [args.dvc]
+
+            def case(key: str, argv: list[str], repo: Path) -> None:
+                add(key, timed(argv, repo, env, key))
+
+            case("first run: mlbuild, data: dataset", ml, ds)
+            case("first run: mlbuild, plain dep", ml, plain)
+            case("first run: dvc repro", [*dvc, "repro", "-q"], dvcrepo)
+            case("no-op: mlbuild run (dataset)", ml, ds)
+            case("no-op: mlbuild run (plain dep)", ml, plain)
+            case("no-op: dvc status", [*dvc, "status", "-q"], dvcrepo)
             for repo in (ds, plain, dvcrepo):
                 touch_one(repo, args.files)
-            add(
-                "one file touched: mlbuild run (dataset)",
-                timed([args.mlbuild, "run", "-q"], ds, env),
-            )
-            add(
-                "one file touched: mlbuild run (plain dep)",
-                timed([args.mlbuild, "run", "-q"], plain, env),
-            )
-            add("one file touched: dvc status", timed([args.dvc, "status", "-q"], dvcrepo, env))
+            case("one file touched: mlbuild run (dataset)", ml, ds)
+            case("one file touched: mlbuild run (plain dep)", ml, plain)
+            case("one file touched: dvc status", [*dvc, "status", "-q"], dvcrepo)
             touch_one(ds, args.files)
             imported.append(imports_dvc(ds, env))
             for repo in (ds, plain, dvcrepo):
                 shutil.rmtree(repo)
             print(f"rep {rep + 1}/{args.reps} done", flush=True)
 
+    report(args, samples, imported)
+
+
+def report(args: argparse.Namespace, samples: dict[str, list[float]], imported: list[bool]) -> None:
     print(f"\n{args.files} files x {args.file_size_kb} KiB, medians of {args.reps} (s):")
+    print(f"  {'case':45s} {'wall':>8s} {'CPU':>8s}")
     for key, values in samples.items():
-        print(f"  {key:45s} {statistics.median(values):8.3f}")
+        cpu = statistics.median(CPU[key]) if CPU.get(key) else float("nan")
+        print(f"  {key:45s} {statistics.median(values):8.3f} {cpu:8.3f}")
+    print(f"  load average at the end: {os.getloadavg()}")
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(
         "  ratio first run dataset / plain dep       "
         f"{med['first run: mlbuild, data: dataset'] / med['first run: mlbuild, plain dep']:8.2f}"
     )
-    print(
-        "  ratio no-op dvc status / mlbuild run      "
-        f"{med['no-op: dvc status'] / med['no-op: mlbuild run (dataset)']:8.2f}"
-    )
+    for dep in ("dataset", "plain dep"):
+        ratio = med["no-op: dvc status"] / med[f"no-op: mlbuild run ({dep})"]
+        cpu = statistics.median(CPU["no-op: dvc status"]) / statistics.median(
+            CPU[f"no-op: mlbuild run ({dep})"]
+        )
+        print(f"  ratio no-op dvc status / mlbuild run ({dep}): wall {ratio:.2f}, CPU {cpu:.2f}")
     touched = med["one file touched: dvc status"] / med["one file touched: mlbuild run (dataset)"]
     print(f"  ratio touched dvc status / mlbuild run    {touched:8.2f}")
     print(f"  touched mlbuild run imported DVC          {any(imported)}")

@@ -1,0 +1,95 @@
+"""The one hash a no-op run compares for a dataset's stats: equal exactly when the stats are."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from mlbuild.data.md5 import dvc_hash
+from mlbuild.data.version import (
+    Record,
+    is_verified,
+    read_record,
+    snapshot,
+    stats_digest,
+    write_record,
+    write_verified,
+)
+
+
+def test_names_that_could_pass_for_fields_or_entries_hash_apart() -> None:
+    # without the length prefix "a1,2" + stats would read as "a" with inode 1... and the like
+    pairs = [
+        ([["a1", 2, 3, 4]], [["a", 12, 3, 4]]),
+        ([["a", 1, 2, 3], ["b", 4, 5, 6]], [["a", 1, 2, 3], ["b", 4, 5, 7]]),
+        ([["x;1:y", 1, 1, 1]], [["x", 1, 1, 1], ["y", 1, 1, 1]]),
+        ([["a", 1, 2, 3]], [["a", 1, 2, 30]]),
+        ([], [["", 0, 0, 0]]),
+    ]
+    for one, other in pairs:
+        assert stats_digest(one) != stats_digest(other), (one, other)
+    assert stats_digest([["a", 1, 2, 3]]) == stats_digest([["a", 1, 2, 3]])
+
+
+def test_a_file_name_of_other_bytes_than_utf8_is_hashed(tmp_path: Path) -> None:
+    os.makedirs(tmp_path / "d")
+    (tmp_path / os.fsdecode(b"d/caf\xe9.bin")).write_bytes(b"x")
+    files = snapshot(tmp_path / "d")
+    assert files is not None and files[0][0] == "caf\udce9.bin"
+    assert len(stats_digest(files)) == 64
+
+
+def test_a_file_rewritten_in_place_with_the_same_size_is_not_verified(tmp_path: Path) -> None:
+    os.makedirs(tmp_path / "d/sub")
+    (tmp_path / "d/sub/a.bin").write_bytes(b"aaaa")
+    old = 1_600_000_000_000_000_000
+    os.utime(tmp_path / "d/sub/a.bin", ns=(old, old))
+    meta = tmp_path / ".mlbuild"
+    files = snapshot(tmp_path / "d")
+    assert files is not None
+    write_verified(meta, "ds", "v1", files)
+    assert is_verified(meta, "ds", "v1", snapshot(tmp_path / "d") or [])
+    folder = (tmp_path / "d/sub").stat().st_mtime_ns
+    with open(tmp_path / "d/sub/a.bin", "r+b") as f:  # same inode and size, a new mtime
+        f.write(b"bbbb")
+    assert (tmp_path / "d/sub").stat().st_mtime_ns == folder  # a folder memo would miss it
+    assert not is_verified(meta, "ds", "v1", snapshot(tmp_path / "d") or [])
+    assert not is_verified(meta, "ds", "v2", files)
+
+
+def test_the_snapshot_is_sorted_by_relpath_as_dvcs_manifest_is(tmp_path: Path) -> None:
+    for rel in ["a/x", "a.txt", "a0", "b/c/d", "a/b/c"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    files = snapshot(tmp_path)
+    assert files is not None
+    assert [f[0] for f in files] == ["a.txt", "a/b/c", "a/x", "a0", "b/c/d"]
+
+
+def test_the_dvc_manifest_text_is_what_json_dumps_writes_for_any_name(tmp_path: Path) -> None:
+    # dvc_hash writes DVC's `.dir` manifest without building a dict per file; names that JSON
+    # escapes (quotes, backslashes, controls, non-ASCII, bytes that are not UTF-8) must come
+    # out as json.dumps(..., sort_keys=True) writes them, or the hash is not DVC's
+    names = ['q"uo\\te', "tab\tnl", "ü ñ.csv", "😀", os.fsdecode(b"caf\xe9"), "sub/plain.txt"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode("utf-8", "surrogateescape"))
+    hashed = dvc_hash(tmp_path, [], {})
+    assert hashed is not None
+    manifest = [
+        {"md5": hashlib.md5((tmp_path / rel).read_bytes()).hexdigest(), "relpath": rel}
+        for rel in sorted(names)
+    ]
+    body = json.dumps(manifest, sort_keys=True).encode("utf-8")
+    assert hashed.digest == hashlib.md5(body).hexdigest() + ".dir"
+
+
+def test_a_dataset_record_round_trips(tmp_path: Path) -> None:
+    record = Record("abc.dir", [["a", 1, 2, 3]], {"repo": "r"}, {"a": "0" * 32})
+    write_record(tmp_path, "ds", record)
+    assert read_record(tmp_path, "ds") == record
+    damaged = Record("abc.dir", [["a", 1, 2, 3]], {}, {"a": "Z" * 32})
+    write_record(tmp_path, "ds", damaged)
+    assert read_record(tmp_path, "ds") == Record("abc.dir", [["a", 1, 2, 3]], {}, {})
