@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlbuild.cache import HashStats, OutRecord
-from mlbuild.cache.remote import RemoteReport
 from mlbuild.data import DataVersion
 from mlbuild.exec.metrics import merge_metrics
 from mlbuild.masking import Secrets
+
+# the remote package (http.client, ssl) is imported only when a remote cache is used
+if TYPE_CHECKING:
+    from mlbuild.cache.remote import RemoteReport
 
 
 class Status(enum.StrEnum):

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mlbuild.cache import ActionResult, Cache
-from mlbuild.cache.remote import RemoteCache, RemoteReport, Uploads
 from mlbuild.graph import Action, Decision
+
+# the remote package (http.client, ssl) is imported only when a remote cache is used
+if TYPE_CHECKING:
+    from mlbuild.cache.remote import RemoteCache, RemoteReport, Uploads
 
 
 class RemoteSteps:
@@ -25,8 +29,11 @@ class RemoteSteps:
     ) -> None:
         self.remote = remote
         self.cache = cache
-        self.uploads = Uploads(remote, cache.objects) if remote is not None else None
+        self.uploads: Uploads | None = None
         if remote is not None:
+            from mlbuild.cache.remote import Uploads
+
+            self.uploads = Uploads(remote, cache.objects)
             remote.warn = note
 
     def fetched(self, step: str, decision: Decision, waiting: Callable[[str], None]) -> Decision:

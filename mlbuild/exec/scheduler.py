@@ -23,9 +23,8 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlbuild.cache.remote import RemoteCache
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec.events import MaskingReporter, Reporter, RunSummary, Status, StepOutcome
 from mlbuild.exec.executor import Executors, ProcessResult, RunningStep
@@ -37,6 +36,10 @@ from mlbuild.exec.remote_steps import RemoteSteps
 from mlbuild.exec.step import StepRunner, executor_of
 from mlbuild.graph import Graph, IdentityHook, Workspace
 from mlbuild.masking import Secrets, remember
+
+# the remote package (http.client, ssl) is imported only when a remote cache is used
+if TYPE_CHECKING:
+    from mlbuild.cache.remote import RemoteCache
 
 
 def graph_secrets(graph: Graph) -> Secrets:

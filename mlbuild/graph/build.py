@@ -144,7 +144,9 @@ def compile_graph(
     problems += check_params_from(graph, recipe, source)
     if problems:
         raise RecipeError(_sorted(problems))
-    return graph
+    # every path in graph.paths passed `fence` just now: the command's check_inputs need not
+    # sweep the same tree again (Graph.take_fenced)
+    return graph.mark_fenced(fence)
 
 
 def _after_search(spec: StepSpec, steps: dict[str, StepSpec]) -> StepSpec:

@@ -21,6 +21,8 @@ def path_problems(graph: Graph, fence: Fence, names: Iterable[str] | None = None
     """Every recipe path the fence refuses now (symlinks resolved as the filesystem is): of the
     steps ``names`` (all if ``None``) and of the sections outside ``steps`` — a step that is not
     asked to run is not held back by what another step left behind."""
+    if graph.take_fenced(fence):  # compiled in this command, by this fence, a moment ago
+        return []
     selected = None if names is None else set(names)
     fence = fence.at_once()  # thousands of paths below a few folders: resolve each folder once
     problems = []

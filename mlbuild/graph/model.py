@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlbuild.data import DatasetSpec
 from mlbuild.errors import Problem
@@ -173,6 +173,21 @@ class Graph:
         """What the engine may read, write and remove in workspace ``root`` for this graph."""
         return Fence(root, self.protected, cache)
 
+    def mark_fenced(self, fence: Fence) -> Graph:
+        """This graph, marked: the compiler has just checked every path in ``paths`` against
+        ``fence`` and refused none (not a field: it holds in this process only, and stays out
+        of ``to_json``)."""
+        object.__setattr__(self, "_fenced", (fence.root, fence.protected, fence.cache))
+        return self
+
+    def take_fenced(self, fence: Fence) -> bool:
+        """Whether the compiler of this command has just swept ``paths`` with ``fence`` — once:
+        the mark is dropped on the first ask, so a later check (after a step may have written,
+        or made a symlink) sweeps the filesystem again. A graph read from the compiled cache,
+        or copied with ``dataclasses.replace``, carries no mark."""
+        mark = self.__dict__.pop("_fenced", None)
+        return mark is not None and mark == (fence.root, fence.protected, fence.cache)
+
     def to_json(self) -> dict[str, Any]:
         """What ``dataclasses.asdict`` makes of the graph, without its deep copy of every
         value (0.7 s for 2,000 steps): the steps' configs, params and lists are plain JSON
@@ -191,13 +206,13 @@ class Graph:
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Graph:
         steps = {
-            name: StepSpec(**{**spec, "outs": [Output(**o) for o in spec["outs"]]})
+            name: _made(StepSpec, {**spec, "outs": [_made(Output, o) for o in spec["outs"]]})
             for name, spec in raw["steps"].items()
         }
         lines = {int(k): v for k, v in raw.get("lines", {}).items()}
         datasets = {k: DatasetSpec(**v) for k, v in raw.get("datasets", {}).items()}
         model = ServedModel(**raw["model"]) if raw.get("model") else None
-        paths = [PathUse(**use) for use in raw.get("paths", [])]
+        paths = [_made(PathUse, use) for use in raw.get("paths", [])]
         package = PackageSpec.from_json(raw["package"]) if raw.get("package") else None
         return cls(
             **{
@@ -251,3 +266,22 @@ def _fields(obj: Any) -> dict[str, Any]:
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}  # a dataclass → its fields' names
+_KEYS: dict[type, frozenset[str]] = {}  # the same, as a set
+
+_T = TypeVar("_T")
+
+
+def _made(cls: type[_T], values: dict[str, Any]) -> _T:
+    """``cls(**values)`` for a frozen dataclass read back from JSON. When ``values`` names
+    exactly every field (what ``to_json`` writes), the instance's fields are set at once instead
+    of through the frozen ``__init__``'s ``object.__setattr__`` per field (half the cost of
+    reading 2,000 steps); otherwise the constructor, which fills the defaults and refuses an
+    unknown name, as before. No class read this way has a ``__post_init__``."""
+    names = _KEYS.get(cls)
+    if names is None:
+        names = _KEYS[cls] = frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
+    if values.keys() != names:
+        return cls(**values)
+    made = object.__new__(cls)
+    made.__dict__.update(values)
+    return made

@@ -21,6 +21,7 @@ import enum
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlbuild.cache import (
     DIR_SUFFIX,
@@ -31,7 +32,6 @@ from mlbuild.cache import (
     hash_bytes,
 )
 from mlbuild.cache.hashing import Digest, ManifestEntry
-from mlbuild.cache.remote import RemoteCache
 from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import RecipeError
 from mlbuild.graph.checks import (
@@ -52,6 +52,10 @@ from mlbuild.graph.fingerprint import (
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.graph.records import StepRecords
 from mlbuild.paths import PathIndex
+
+# the remote package (http.client, ssl) is imported only when a remote cache is used
+if TYPE_CHECKING:
+    from mlbuild.cache.remote import RemoteCache
 
 
 def unrestorable(path: str, error: MissingObjectError | CorruptObjectError) -> str:

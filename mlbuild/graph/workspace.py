@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlbuild import atomic
 from mlbuild.cache import Cache
-from mlbuild.cache.remote import (
-    Backend,
-    DirectoryBackend,
-    FsspecBackend,
-    RemoteCache,
-    open_remote,
-    remote_settings,
-)
 from mlbuild.data import DataSources, dvc_remote
 from mlbuild.errors import Problem, RecipeError
 from mlbuild.graph.compiled import load_graph
@@ -24,6 +18,15 @@ from mlbuild.graph.records import StepRecords
 from mlbuild.masking import Secrets, remember
 from mlbuild.paths import META_DIR, Fence
 from mlbuild.recipe import RECIPE_FILE
+
+# the remote package (http.client, ssl: a tenth of a no-op run's imports) is imported only when a
+# remote cache is configured
+if TYPE_CHECKING:
+    from mlbuild.cache.remote import Backend, RemoteCache
+
+# what makes mlbuild.cache.remote.remote_settings look past the recipe (a remote, or a switch it
+# validates); kept equal to that module's names by a test
+REMOTE_VARIABLES = ("MLBUILD_REMOTE_CACHE", "MLBUILD_REMOTE_READ_ONLY", "MLBUILD_REMOTE_CACHE_PUSH")
 
 
 @dataclass
@@ -112,6 +115,10 @@ class Workspace:
     ) -> RemoteCache | None:
         """The remote cache ``MLBUILD_REMOTE_CACHE`` or the recipe's ``cache:`` names, if any
         (connected on first use); ``read_only``: nothing is uploaded."""
+        if not graph.remote_cache and not any(name in os.environ for name in REMOTE_VARIABLES):
+            return None  # what remote_settings answers, without importing it
+        from mlbuild.cache.remote import open_remote, remote_settings
+
         settings = remote_settings(graph.remote_cache, self.root, read_only=read_only)
         if settings is None:
             return None
@@ -119,6 +126,8 @@ class Workspace:
 
     def _dvc(self, name: str) -> Backend:
         """A DVC remote's folder for mlbuild, with DVC's credentials (masked in messages)."""
+        from mlbuild.cache.remote import DirectoryBackend, FsspecBackend
+
         found = dvc_remote(self.root, name)
         remember(Secrets(found.secrets))
         shown = f"dvc://{name}"

@@ -17,8 +17,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from mlbuild.cache.remote import RemoteCache
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec import Reporter, RunSummary, Status, graph_secrets, run_steps
 from mlbuild.graph import Graph, Workspace
@@ -33,6 +33,10 @@ from mlbuild.store import (
     StepEntry,
     process_token,
 )
+
+# the remote package (http.client, ssl) is imported only when a remote cache is used
+if TYPE_CHECKING:
+    from mlbuild.cache.remote import RemoteCache
 
 HEARTBEAT = 15.0  # seconds; the store treats a run silent for STALE_AFTER (120 s) as dead
 _HITS = (Status.CACHED, Status.RESTORED)

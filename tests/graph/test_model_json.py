@@ -75,3 +75,40 @@ def test_the_json_reads_back_into_the_same_graph() -> None:
     graph = rich()
     again = Graph.from_json(json.loads(json.dumps(graph.to_json())))
     assert again == graph
+
+
+def test_a_step_read_back_is_as_frozen_and_equal_as_a_constructed_one() -> None:
+    again = Graph.from_json(json.loads(json.dumps(rich().to_json())))
+    spec, out, use = again.steps["a"], again.steps["a"].outs[0], again.paths[0]
+    assert (type(spec), type(out), type(use)) == (StepSpec, Output, PathUse)
+    assert spec == step("a", problems=[["steps.a.params[0]", "unset"]], env_vars={"V": None})
+    assert out == Output("a.txt") and use == PathUse("steps.a.outs[0]", "a.txt", True)
+    for obj, name in ((spec, "name"), (out, "path"), (use, "path")):
+        try:
+            setattr(obj, name, "x")
+        except AttributeError:  # dataclasses.FrozenInstanceError
+            continue
+        raise AssertionError(f"{type(obj).__name__} read back is not frozen")
+
+
+def test_an_entry_lacking_a_field_gets_its_default_and_one_with_a_stranger_is_refused() -> None:
+    raw = json.loads(json.dumps(rich().to_json()))
+    del raw["steps"]["a"]["default"]  # an optional field
+    del raw["steps"]["a"]["outs"][0]["persist"]
+    del raw["paths"][0]["writes"]  # a required one
+    try:
+        Graph.from_json(raw)
+    except TypeError as exc:
+        assert "writes" in str(exc)
+    else:
+        raise AssertionError("a path use without `writes` was read")
+    raw["paths"][0]["writes"] = True
+    again = Graph.from_json(raw)
+    assert again.steps["a"].default is True and again.steps["a"].outs[0].persist is False
+    raw["steps"]["b"]["planted"] = 1
+    try:
+        Graph.from_json(raw)
+    except TypeError as exc:
+        assert "planted" in str(exc)
+    else:
+        raise AssertionError("a step with an unknown field was read")
