@@ -138,18 +138,23 @@ def write_entry(
 _RULES_ELSEWHERE = ("remote_address.py",)
 
 
+def _stamp_of(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+
+
 def _code_stamp() -> list[list[Any]]:
     """The recipe package's source files and the modules of :data:`_RULES_ELSEWHERE` (name,
-    size, mtime): the rules an entry was made by."""
+    size, mtime, inode, ctime): the rules an entry was made by. The ctime too, since an edit
+    that keeps the size and sets the mtime back still changes it."""
     folder = Path(__file__).parent
     found = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.endswith(".py"):
             stat = entry.stat()
-            found.append([entry.name, stat.st_size, stat.st_mtime_ns])
+            found.append([entry.name, *_stamp_of(stat)])
     for name in _RULES_ELSEWHERE:
         stat = (folder.parent / name).stat()
-        found.append([f"../{name}", stat.st_size, stat.st_mtime_ns])
+        found.append([f"../{name}", *_stamp_of(stat)])
     return found
 
 

@@ -145,7 +145,7 @@ def test_every_module_whose_rules_validation_applies_is_in_the_key() -> None:
     import mlbuild
     from mlbuild.recipe import structure
 
-    stamped = {name for name, _, _ in structure._code_stamp()}
+    stamped = {name for name, *_ in structure._code_stamp()}
     package = Path(mlbuild.__file__).parent
     for module in (package / "recipe").glob("*.py"):
         for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
@@ -329,3 +329,31 @@ def test_a_param_edit_that_removes_a_searched_key_is_still_refused(ws: Workspace
     done = ws.cli("validate")
     assert done.returncode == 2
     assert "no parameter 'train.lr'" in done.stderr
+
+
+def test_a_rule_file_edited_with_its_size_and_mtime_kept_changes_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cp -p`, `rsync -t --inplace`: the mtime is set back, the ctime cannot be
+    import os
+    import shutil
+    import time
+
+    import mlbuild
+    from mlbuild.recipe import structure
+
+    package = Path(mlbuild.__file__).parent
+    copy = tmp_path / "mlbuild"
+    shutil.copytree(package / "recipe", copy / "recipe", ignore=shutil.ignore_patterns("*.pyc"))
+    for name in structure._RULES_ELSEWHERE:
+        shutil.copy2(package / name, copy / name)
+    monkeypatch.setattr(structure, "__file__", str(copy / "recipe" / "structure.py"))
+    before = structure._code_stamp()
+    rule = copy / "recipe" / "models.py"
+    stat = rule.stat()
+    time.sleep(0.01)
+    text = rule.read_bytes()
+    rule.write_bytes(text.replace(b"a", b"b", 1))  # same size
+    os.utime(rule, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert rule.stat().st_size == stat.st_size and rule.stat().st_mtime_ns == stat.st_mtime_ns
+    assert structure._code_stamp() != before
