@@ -49,8 +49,28 @@ class Problem(NamedTuple):
         if self.source_line is None or self.line is None:
             return head
         gutter = f"{self.line:>5} | "
-        caret = " " * (len(gutter) - 2) + "| " + " " * max((self.column or 1) - 1, 0) + "^"
-        return f"{head}\n{gutter}{self.source_line}\n{caret}"
+        shown, at = _excerpt(self.source_line, max((self.column or 1) - 1, 0))
+        caret = " " * (len(gutter) - 2) + "| " + " " * at + "^"
+        return f"{head}\n{gutter}{shown}\n{caret}"
+
+
+_EXCERPT = 100  # characters of a source line shown around the column: a minified recipe's one
+# line can be megabytes, and the error is read on a terminal
+
+
+def _excerpt(line: str, at: int) -> tuple[str, int]:
+    """At most about :data:`_EXCERPT` characters of ``line`` around offset ``at``, with "…"
+    where it was cut, and where ``at`` falls in what is shown."""
+    if len(line) <= _EXCERPT:
+        return line, at
+    start = max(0, min(at - _EXCERPT // 2, len(line) - _EXCERPT))
+    end = start + _EXCERPT
+    shown = line[start:end]
+    if start:
+        shown, at = "…" + shown, at - start + 1
+    if end < len(line):
+        shown += "…"
+    return shown, at
 
 
 class RecipeError(MlbuildError):

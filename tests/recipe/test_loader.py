@@ -52,6 +52,31 @@ def test_the_error_shows_the_offending_line_with_a_caret() -> None:
     assert rendered[2] == "      |              ^"
 
 
+def test_a_megabyte_line_is_shown_as_an_excerpt_around_the_caret() -> None:
+    # a minified recipe is one line: the error shows the part around the column, not all of it
+    before = ", ".join(f"s{i}: {{cmd: echo {i}}}" for i in range(20_000))
+    after = ", ".join(f"t{i}: {{cmd: echo {i}}}" for i in range(20_000))
+    steps = f"{before}, bad: {{cmd: echo, oops: 1}}, {after}"
+    text = f"{{schema_version: 1, name: demo, steps: {{{steps}}}}}"
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe(text)
+    head, shown, caret = caught.value.problems[0].render().splitlines()
+    assert head.startswith("ml.yaml:1:")
+    assert shown.startswith("    1 | …") and shown.endswith("…")
+    assert len(shown) < 120
+    at = caret.index("^")
+    assert shown[at:].startswith("oops: 1")
+
+
+def test_a_line_of_up_to_100_characters_is_shown_whole() -> None:
+    text = GOOD.replace("timeout: 30m", "timeout: " + "x" * 85)
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe(text)
+    _, shown, caret = caught.value.problems[0].render().splitlines()
+    assert shown == "    9 |     timeout: " + "x" * 85
+    assert caret.index("^") == shown.index("x")
+
+
 def test_every_problem_is_reported_at_once_in_file_order() -> None:
     text = """\
 schema_version: 2
