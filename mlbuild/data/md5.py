@@ -27,6 +27,7 @@ _CHUNK = 1 << 20
 _PARALLEL_BYTES = 16 << 20
 # names DVC leaves out of a directory's manifest, or that change what it leaves out
 _DVC_SKIPS = frozenset({".dvcignore", ".git", ".hg", ".dvc"})
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 
 
 class Unsupported(Exception):
@@ -112,19 +113,25 @@ def _walk(top: Path) -> list[Stat]:
     stack = [(str(top), "")]
     while stack:
         current, rel = stack.pop()
-        with os.scandir(current) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    raise Unsupported(f"{entry.path} is a symlink")
-                if entry.name in _DVC_SKIPS:
-                    raise Unsupported(f"DVC treats {entry.path} specially")
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, f"{rel}{entry.name}/"))
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    found.append([f"{rel}{entry.name}", st.st_ino, st.st_size, st.st_ctime_ns])
-                else:
-                    raise Unsupported(f"{entry.path} is neither a file nor a directory")
+        # through the folder's descriptor: each stat is an fstatat of one name
+        fd = os.open(current, _DIR_FLAGS)
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if entry.is_symlink():
+                        raise Unsupported(f"{current}/{name} is a symlink")
+                    if name in _DVC_SKIPS:
+                        raise Unsupported(f"DVC treats {current}/{name} specially")
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((f"{current}/{name}", f"{rel}{name}/"))
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        found.append([f"{rel}{name}", st.st_ino, st.st_size, st.st_ctime_ns])
+                    else:
+                        raise Unsupported(f"{current}/{name} is neither a file nor a directory")
+        finally:
+            os.close(fd)
     return sorted(found, key=lambda s: str(s[0]))
 
 

@@ -203,18 +203,27 @@ def snapshot(full: Path) -> list[Stat] | None:
     stack = [(str(full), "")]
     while stack:
         current, rel = stack.pop()
-        with os.scandir(current) as entries:
-            for entry in entries:
-                # DVC leaves a symlinked directory out of a tracked directory (and a link back
-                # up the tree would be walked forever); a symlinked file it reads through
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, f"{rel}{entry.name}/"))
-                elif entry.is_file():
-                    est = entry.stat()
-                    add([f"{rel}{entry.name}", est.st_ino, est.st_size, est.st_ctime_ns])
+        # listed through the folder's descriptor: each stat is an fstatat of one name, not a
+        # walk of the full path by the kernel (a fifth of the system time at 100,000 files)
+        fd = os.open(current, _DIR_FLAGS)
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    # DVC leaves a symlinked directory out of a tracked directory (and a link
+                    # back up the tree would be walked forever); a symlinked file it reads through
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((f"{current}/{entry.name}", f"{rel}{entry.name}/"))
+                    elif entry.is_file():
+                        est = entry.stat()
+                        add([f"{rel}{entry.name}", est.st_ino, est.st_size, est.st_ctime_ns])
+        finally:
+            os.close(fd)
     # relpaths are unique: sorting by them alone is the order of the whole lists, in C
     found.sort(key=itemgetter(0))
     return found
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass

@@ -224,3 +224,24 @@ def test_the_walk_in_threads_finds_what_one_thread_finds(
         "linked/w",
         "top.txt",
     ]
+
+
+def test_the_walk_through_folder_descriptors_stats_what_each_full_path_names(
+    tmp_path: Path,
+) -> None:
+    """Each folder is listed through its descriptor (a name's stat, not a full path's): every
+    file's stat is still the stat of its own full path, links followed, odd names included."""
+    from mlbuild.cache import hashing
+
+    write_tree(tmp_path, {"data": {"a": {"x": "1"}, "f.txt": "22"}, "out": {"w": "333"}})
+    (tmp_path / "target.bin").write_bytes(b"4444")
+    os.symlink(tmp_path / "target.bin", tmp_path / "data/a/to-file")
+    os.symlink(tmp_path / "out", tmp_path / "data/to-dir")
+    odd = os.fsdecode(b"caf\xe9.bin")  # not UTF-8: a surrogate-escaped name
+    (tmp_path / "data" / odd).write_bytes(b"55555")
+    found = hashing._walk(str(tmp_path / "data"))
+    assert [rel for rel, _, _ in found] == ["a/to-file", "a/x", odd, "f.txt", "to-dir/w"]
+    for rel, full, st in found:
+        assert full == f"{tmp_path}/data/{rel}"
+        now = os.stat(full)  # links followed, as the hash reads them
+        assert (st.st_ino, st.st_size, st.st_mtime_ns) == (now.st_ino, now.st_size, now.st_mtime_ns)

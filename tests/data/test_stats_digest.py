@@ -93,3 +93,26 @@ def test_a_dataset_record_round_trips(tmp_path: Path) -> None:
     damaged = Record("abc.dir", [["a", 1, 2, 3]], {}, {"a": "Z" * 32})
     write_record(tmp_path, "ds", damaged)
     assert read_record(tmp_path, "ds") == Record("abc.dir", [["a", 1, 2, 3]], {}, {})
+
+
+def test_the_snapshot_through_folder_descriptors_is_each_full_paths_stat(tmp_path: Path) -> None:
+    """Each folder is listed through its descriptor: every file's stat is still its own full
+    path's, nested folders walked, a symlinked file read through, a symlinked folder left out
+    (as DVC leaves it out), a name that is not UTF-8 kept."""
+    data = tmp_path / "data"
+    (data / "a" / "deep").mkdir(parents=True)
+    (data / "a" / "deep" / "y").write_bytes(b"1")
+    (data / "f.txt").write_bytes(b"22")
+    (tmp_path / "target.bin").write_bytes(b"333")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "w").write_bytes(b"4444")
+    os.symlink(tmp_path / "target.bin", data / "a" / "to-file")
+    os.symlink(tmp_path / "out", data / "to-dir")
+    odd = os.fsdecode(b"caf\xe9.bin")
+    (data / odd).write_bytes(b"55555")
+    found = snapshot(data)
+    assert found is not None
+    assert [rel for rel, *_ in found] == ["a/deep/y", "a/to-file", odd, "f.txt"]
+    for rel, ino, size, mtime in found:
+        now = os.stat(data / rel)
+        assert [ino, size, mtime] == [now.st_ino, now.st_size, now.st_mtime_ns]
