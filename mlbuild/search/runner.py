@@ -32,6 +32,7 @@ from mlbuild.graph import Graph, Workspace
 from mlbuild.search.channel import ReportChannel
 from mlbuild.search.claim import TrialClaim
 from mlbuild.search.naming import default_study_name
+from mlbuild.search.progress import StudyCounter
 from mlbuild.search.shape import TrialGraphs
 from mlbuild.search.spec import SearchSpec, heartbeat
 from mlbuild.search.study import (
@@ -41,7 +42,7 @@ from mlbuild.search.study import (
     storage_url,
     worker_seed,
 )
-from mlbuild.search.trial import RETRY_OF, TrialFailed, TrialObjective, TrialResult
+from mlbuild.search.trial import TrialFailed, TrialObjective, TrialResult
 from mlbuild.search.workers import sync_copy, worker_slot, worker_workspace
 from mlbuild.store import recorder_store
 
@@ -93,6 +94,7 @@ def run_worker(
             existing = len(open_study(spec, storage, study_name).get_trials(deepcopy=False))
             seed = worker_seed(spec, slot, existing)
             study = open_study(spec, storage, study_name, seed=seed)
+            counter = StudyCounter(storage, study)
             graphs = TrialGraphs(copy, spec)
             channel = ReportChannel()
             objective = TrialObjective(
@@ -104,7 +106,7 @@ def run_worker(
             try:
                 while True:
                     with claim.held():
-                        verdict = _verdict(optuna, study, spec, started)
+                        verdict = _verdict(optuna, study, counter, spec, started)
                         if verdict == "run":
                             study.optimize(objective, n_trials=1, catch=(TrialFailed,))
                     if verdict == "stop":
@@ -120,7 +122,9 @@ def run_worker(
     return WorkerOutcome(study_name, ran)
 
 
-def _verdict(optuna: Any, study: Any, spec: SearchSpec, started: float) -> str:
+def _verdict(
+    optuna: Any, study: Any, counter: StudyCounter, spec: SearchSpec, started: float
+) -> str:
     """What this worker does next: ``"stop"`` (the timeout passed, or the study holds its
     trials), ``"run"`` a trial, or ``"wait"``: other workers' trials still run and would complete
     the study, but one of them may be dead, and its trial, failed once its heartbeat is stale, is
@@ -134,26 +138,21 @@ def _verdict(optuna: Any, study: Any, spec: SearchSpec, started: float) -> str:
     limit = spec.limit()
     if limit is None:
         return "run"
-    verdict = _count(optuna, study, limit)
+    verdict = _count(counter, limit)
     if verdict == "wait":
         optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed and retried
-        verdict = _count(optuna, study, limit)
+        verdict = _count(counter, limit)
     return verdict
 
 
-def _count(optuna: Any, study: Any, limit: int) -> str:
+def _count(counter: StudyCounter, limit: int) -> str:
     """:func:`_verdict` from the study's trials as stored now."""
-    state = optuna.trial.TrialState
-    trials = study.get_trials(deepcopy=False)
-    finished = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)]
-    retried = [t for t in trials if "failed_trial" in t.system_attrs or RETRY_OF in t.user_attrs]
-    running = sum(1 for t in trials if t.state == state.RUNNING)
-    if any(t.state == state.WAITING for t in trials):
+    now = counter.progress()
+    if now.waiting:
         return "run"
-    done = len(finished) - len(retried)
-    if done >= limit:
+    if now.done >= limit:
         return "stop"
-    if done + running < limit:
+    if now.done + now.running < limit:
         return "run"
     return "wait"
 
