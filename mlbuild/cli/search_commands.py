@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,34 @@ from mlbuild.extras import check_extra
 _SUBCOMMANDS = ("show", "dashboard")
 
 
+@dataclass
+class _Prepared:
+    """What ``--jobs N`` prepared before forking its workers: the workspace, the search compiled
+    with the command line's overrides, and the study's storage (its connections closed)."""
+
+    ws: Any
+    spec: Any
+    graph: Any
+    study: str
+    url: str
+    storage: Any
+
+
+# Set by ``--jobs N`` while its forked workers start; a forked worker (running ``main`` on its
+# ``--worker`` command line, for the CLI's own errors, Ctrl-C and exit codes) takes it instead of
+# compiling the recipe and opening the storage again, and leaves the study's report to its parent.
+_inherited: list[_Prepared] = []
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     words = list(args.words)
     action = words.pop(0) if words[0] in _SUBCOMMANDS else "run"
     if not words:
         raise UsageError(f"mlbuild search {action} needs the name of a search of the recipe")
     name = words.pop(0)
+    if action == "run" and args.worker and _inherited and _inherited[0].spec.name == name:
+        got = _inherited[0]
+        return _run(args, got.ws, got.spec, got.graph, [], got)
     split = split_words(words)
     if split.steps:
         raise UsageError(
@@ -40,7 +63,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     return _run(args, ws, spec, graph, split.overrides)
 
 
-def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: list[str]) -> int:
+def _run(
+    args: argparse.Namespace,
+    ws: Any,
+    spec: Any,
+    graph: Any,
+    overrides: list[str],
+    inherited: _Prepared | None = None,
+) -> int:
     from mlbuild.search import (
         close_connections,
         display_url,
@@ -55,7 +85,10 @@ def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: li
     if args.worker and args.jobs > 1:
         raise UsageError("--worker runs one worker; start it once per worker (or use --jobs N)")
     console = Console(sys.stderr if args.json else sys.stdout)
-    study_name, url, storage = prepare_study(ws, spec)
+    if inherited is not None:
+        study_name, url, storage = inherited.study, inherited.url, inherited.storage
+    else:
+        study_name, url, storage = prepare_study(ws, spec)
     if not args.worker:
         limit = spec.limit()
         what = f"{limit} trials" if limit is not None else "trials"
@@ -76,7 +109,12 @@ def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: li
             from mlbuild.cli.main import main
 
             close_connections(storage)
-            run_workers(ws, spec.name, overrides, args.jobs, ["-f", str(ws.recipe_path)], fork=main)
+            _inherited[:] = [_Prepared(ws, spec, graph, study_name, url, storage)]
+            try:
+                recipe = ["-f", str(ws.recipe_path)]
+                run_workers(ws, spec.name, overrides, args.jobs, recipe, fork=main)
+            finally:
+                _inherited.clear()
         else:
             run_worker(
                 ws,
@@ -96,6 +134,8 @@ def _run(args: argparse.Namespace, ws: Any, spec: Any, graph: Any, overrides: li
             file=sys.stderr,
         )
         raise
+    if inherited is not None:
+        return 0  # a forked worker: its parent reports the study once they are all done
     study = load_study(storage, study_name)
     assert study is not None
     report = study_report(study, spec, top=5)

@@ -32,6 +32,7 @@ from mlbuild.graph import Graph, Workspace
 from mlbuild.search.channel import ReportChannel
 from mlbuild.search.claim import TrialClaim
 from mlbuild.search.naming import default_study_name
+from mlbuild.search.progress import StudyCounter
 from mlbuild.search.shape import TrialGraphs
 from mlbuild.search.spec import SearchSpec, heartbeat
 from mlbuild.search.study import (
@@ -41,11 +42,12 @@ from mlbuild.search.study import (
     storage_url,
     worker_seed,
 )
-from mlbuild.search.trial import RETRY_OF, TrialFailed, TrialObjective, TrialResult
+from mlbuild.search.trial import TrialFailed, TrialObjective, TrialResult
 from mlbuild.search.workers import sync_copy, worker_slot, worker_workspace
 from mlbuild.store import recorder_store
 
 _POLL = 0.5  # seconds between looks at a study whose last trials other workers run
+_TICK = 0.05  # seconds between glances at a SQLite study's files meanwhile
 
 
 @dataclass
@@ -92,6 +94,7 @@ def run_worker(
             existing = len(open_study(spec, storage, study_name).get_trials(deepcopy=False))
             seed = worker_seed(spec, slot, existing)
             study = open_study(spec, storage, study_name, seed=seed)
+            counter = StudyCounter(storage, study)
             graphs = TrialGraphs(copy, spec)
             channel = ReportChannel()
             objective = TrialObjective(
@@ -103,7 +106,7 @@ def run_worker(
             try:
                 while True:
                     with claim.held():
-                        verdict = _verdict(optuna, study, spec, started)
+                        verdict = _verdict(optuna, study, counter, spec, started)
                         if verdict == "run":
                             study.optimize(objective, n_trials=1, catch=(TrialFailed,))
                     if verdict == "stop":
@@ -111,7 +114,7 @@ def run_worker(
                     if verdict == "run":
                         ran += 1
                     else:  # without the claim: the other workers go on claiming meanwhile
-                        time.sleep(min(heartbeat(), _POLL))
+                        _pause(url, min(heartbeat(), _POLL))
             finally:
                 claim.close()
                 channel.close()
@@ -119,30 +122,69 @@ def run_worker(
     return WorkerOutcome(study_name, ran)
 
 
-def _verdict(optuna: Any, study: Any, spec: SearchSpec, started: float) -> str:
+def _verdict(
+    optuna: Any, study: Any, counter: StudyCounter, spec: SearchSpec, started: float
+) -> str:
     """What this worker does next: ``"stop"`` (the timeout passed, or the study holds its
     trials), ``"run"`` a trial, or ``"wait"``: other workers' trials still run and would complete
     the study, but one of them may be dead, and its trial, failed once its heartbeat is stale, is
-    retried by whoever is still here."""
+    retried by whoever is still here.
+
+    Stale trials are failed (and their retries enqueued) only before a ``"wait"``: before a
+    ``"run"``, Optuna's own trial loop does it first thing, and on a ``"stop"`` nothing is
+    missing. Doing it on every look cost a query and a scan of the study per trial."""
     if spec.timeout is not None and time.monotonic() - started >= spec.timeout:
         return "stop"
     limit = spec.limit()
     if limit is None:
         return "run"
-    optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed and retried
-    state = optuna.trial.TrialState
-    trials = study.get_trials(deepcopy=False)
-    finished = [t for t in trials if t.state in (state.COMPLETE, state.PRUNED, state.FAIL)]
-    retried = [t for t in trials if "failed_trial" in t.system_attrs or RETRY_OF in t.user_attrs]
-    running = sum(1 for t in trials if t.state == state.RUNNING)
-    if any(t.state == state.WAITING for t in trials):
+    verdict = _count(counter, limit)
+    if verdict == "wait":
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed and retried
+        verdict = _count(counter, limit)
+    return verdict
+
+
+def _count(counter: StudyCounter, limit: int) -> str:
+    """:func:`_verdict` from the study's trials as stored now."""
+    now = counter.progress()
+    if now.waiting:
         return "run"
-    done = len(finished) - len(retried)
-    if done >= limit:
+    if now.done >= limit:
         return "stop"
-    if done + running < limit:
+    if now.done + now.running < limit:
         return "run"
     return "wait"
+
+
+def _pause(url: str, seconds: float) -> None:
+    """Sleep ``seconds``, or less: until a SQLite study's files change (another worker's trial
+    finished, say), which a stat of them tells for next to no CPU. The full look at the study
+    is what notices a dead worker's stale heartbeat, and it still comes every ``seconds``."""
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    if path is None:
+        time.sleep(seconds)
+        return
+    before = _stamp(path)
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(_TICK, left))
+        if _stamp(path) != before:
+            return
+
+
+def _stamp(path: str) -> tuple[tuple[int, int, int], ...]:
+    """Size, modification time and inode of a SQLite database and its journals (a commit
+    writes one of them, whatever the journal mode)."""
+    found = []
+    for name in (path, f"{path}-wal", f"{path}-journal"):
+        try:
+            info = os.stat(name)
+        except OSError:
+            found.append((0, 0, 0))
+        else:
+            found.append((info.st_size, info.st_mtime_ns, info.st_ino))
+    return tuple(found)
 
 
 def run_workers(

@@ -22,8 +22,13 @@ MAX_RETRY = 3  # a trial whose worker died is retried this often
 _SCHEMA_RACE_RETRIES = 5
 
 
+_loaded: list[Any] = []  # optuna, once set up: a trial asks for it several times
+
+
 def optuna_module() -> Any:
     """``optuna``, or the error naming ``pip install 'mlbuild-engine[search]'``."""
+    if _loaded:
+        return _loaded[0]
     optuna = require("optuna", "search", PURPOSE)
     # mlbuild prints one line per trial, failed ones with their reason: Optuna's own warnings
     # about them (with tracebacks) would say it again
@@ -31,6 +36,7 @@ def optuna_module() -> Any:
     # heartbeats and stale-trial retries are "experimental" in Optuna's words, and are what a
     # shared study needs: said once here, not on every trial
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    _loaded.append(optuna)
     return optuna
 
 

@@ -128,6 +128,53 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried_and_the_study_survives(
     assert len(ran(markers, "train")) == 5
 
 
+def test_a_worker_killed_in_the_studys_last_trial_has_it_retried_by_the_one_left(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The survivor's count sees the study complete but for a running trial, so it would wait;
+    only before waiting does it fail stale trials (Optuna's trial loop does it before a trial),
+    and then the dead worker's trial is retried instead of waited for forever."""
+    markers = tmp_path / "markers"
+    hold = tmp_path / "hold"
+    hold.touch()
+    grid = """\
+    space:
+      train.lr: [0.01]
+      train.depth: [1]
+    sampler: grid
+    seed: 0
+"""
+    env = {**toy(ws, grid, markers), "MLBUILD_SEARCH_HEARTBEAT": "1", "HOLD": str(hold)}
+    first = _worker(ws, env)
+    _wait_for(Path(f"{hold}.started"))
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=60)
+    hold.unlink()
+    second = _worker(ws, {**env, "HOLD": ""})
+    _out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err
+    report = show(ws, env)
+    assert report["counts"] == {"complete": 1, "fail": 1}
+    assert len(ran(markers, "train")) == 2
+
+
+def test_jobs_workers_run_the_command_lines_overrides(ws: Workspace, tmp_path: Path) -> None:
+    """The forked workers take the search the parent compiled, overrides included, rather
+    than compiling it again."""
+    markers = tmp_path / "markers"
+    grid = """\
+    space:
+      train.lr: [0.01, 0.03]
+    sampler: grid
+    seed: 0
+"""
+    env = toy(ws, grid, markers)
+    done = ws.cli("search", "hpo", "--jobs", "2", "train.depth=7", env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted((t["lr"], t["depth"]) for t in ran(markers, "train")) == [(0.01, 7), (0.03, 7)]
+    assert show(ws, env, "train.depth=7")["counts"] == {"complete": 2}
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_stops_the_workers_and_the_study_resumes_where_it_stopped(
     ws: Workspace, tmp_path: Path, jobs: str
