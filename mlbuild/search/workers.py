@@ -79,45 +79,63 @@ def sync_copy(ws: Workspace, graph: Graph, copy: Path) -> int:
     meta = copy / META_DIR
     meta.mkdir(parents=True, exist_ok=True)
     manifest = meta / _MANIFEST
-    try:
-        before = set(json.loads(manifest.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        before = set()
+    before = _read_manifest(manifest)
     copied = 0
+    stamps: dict[str, list[int]] = {}
     for rel in wanted:
-        copied += _sync_one(ws.root / rel, copy / rel)
-    for rel in sorted(before - set(wanted)):
+        done, stamps[rel] = _sync_one(ws.root / rel, copy / rel, before.get(rel))
+        copied += done
+    for rel in sorted(set(before) - set(wanted)):
         target = copy / rel
         if target.is_symlink() or target.is_file():
             target.unlink()
-    atomic.write_text(manifest, json.dumps(wanted), sync=False)
+    atomic.write_text(manifest, json.dumps(stamps), sync=False)
     return copied
 
 
-def _sync_one(source: Path, target: Path) -> int:
+def _read_manifest(manifest: Path) -> dict[str, list[int] | None]:
+    """The files the last sync copied, each with the stamp its source had then (none from a
+    manifest of the older shape, a list of names: those files are copied once more)."""
+    try:
+        raw = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if isinstance(raw, list):
+        return {rel: None for rel in raw if isinstance(rel, str)}
+    if isinstance(raw, dict):
+        return {rel: v if isinstance(v, list) else None for rel, v in raw.items()}
+    return {}
+
+
+def _sync_one(source: Path, target: Path, recorded: list[int] | None) -> tuple[int, list[int]]:
+    """Copy ``source`` to ``target`` unless the copy is current: the source's stamp (inode,
+    size, mtime, ctime — an edit that keeps the size and sets the mtime back still changes the
+    ctime) is the one recorded when it was copied, and the copy still has its size and mtime."""
     try:
         info = source.lstat()
     except FileNotFoundError:
-        return 0
+        return 0, []
+    stamp = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
     target.parent.mkdir(parents=True, exist_ok=True)
     if source.is_symlink():
         link = os.readlink(source)
         if target.is_symlink() and os.readlink(target) == link:
-            return 0
+            return 0, stamp
         if target.is_symlink() or target.exists():
             target.unlink()
         target.symlink_to(link)
-        return 1
+        return 1, stamp
     try:
         have = target.lstat()
-        if (have.st_size, have.st_mtime_ns) == (info.st_size, info.st_mtime_ns):
-            return 0
+        current = (have.st_size, have.st_mtime_ns) == (info.st_size, info.st_mtime_ns)
+        if current and recorded == stamp:
+            return 0, stamp
     except FileNotFoundError:
         pass
     staged = target.with_name(f".{target.name}.mlbuild-sync")
     shutil.copy2(source, staged, follow_symlinks=False)
     os.replace(staged, target)
-    return 1
+    return 1, stamp
 
 
 def _inputs(ws: Workspace, graph: Graph) -> set[str]:
