@@ -4,6 +4,7 @@ on to the reporter. Shared by every executor that streams a process's output."""
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -34,9 +35,17 @@ class Lines:
         self._log = self._guarded(lambda: open(self._path, "w", encoding="utf-8"))  # noqa: SIM115
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._log is not None:
-            self._log.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        log, self._log = self._log, None
+        if log is None:
+            return
+        if kind is None:
+            self._guarded(log.close)
+            return
+        # the tail a full disk refused fails again as the log closes (the descriptor is closed
+        # all the same): the error already on its way names the log and the cause
+        with contextlib.suppress(OSError):
+            log.close()
 
     def feed(self, data: bytes) -> None:
         self._emit(self._decoder.decode(self._masker.feed(data)))
