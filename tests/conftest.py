@@ -94,6 +94,21 @@ class Workspace:
         return (self.root / name).read_text()
 
 
+def rewrite_keeping_stat(path: Path, text: str) -> None:
+    """New content of the same size in the same inode, the mtime put back as it was."""
+    before = path.stat()
+    assert len(text.encode()) == before.st_size
+    with open(path, "r+", encoding="utf-8") as handle:
+        handle.write(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+
+
 def statuses(result: dict[str, Any]) -> dict[str, str]:
     """``{"steps": [{"name": "a", "status": "ran"}]}`` → ``{"a": "ran"}``."""
     return {step["name"]: step["status"] for step in result["steps"]}

@@ -18,7 +18,7 @@ from mlbuild import racy
 from mlbuild.cache.actions import ActionCache, ActionResult, OutRecord
 from mlbuild.cache.recent import RecentEntries
 from tests.cache.damage import cache_root, entry_of
-from tests.conftest import Workspace, statuses
+from tests.conftest import Workspace, rewrite_keeping_stat, statuses
 
 FP = "ab" * 32
 GOOD = ActionResult("make", {"out.txt": OutRecord("1" * 64, 10)}, duration=1.0, created=2.0)
@@ -59,18 +59,7 @@ def test_an_entry_rewritten_in_place_with_its_size_and_mtime_is_read_again(
 ) -> None:
     actions = remembered(tmp_path)
     path = actions.path_of(FP)
-    before = path.stat()
-    text = OTHER.to_json()
-    assert len(text) == before.st_size
-    with open(path, "r+", encoding="utf-8") as handle:  # same inode
-        handle.write(text)
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    after = path.stat()
-    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
-        before.st_ino,
-        before.st_size,
-        before.st_mtime_ns,
-    )
+    rewrite_keeping_stat(path, OTHER.to_json())  # same inode, size and mtime
     assert actions.get(FP) == OTHER
 
 
@@ -170,9 +159,7 @@ def test_a_no_op_run_answers_from_the_batch_and_an_entry_edited_in_place_is_read
     record["digest"] = "0" * len(record["digest"])  # not the bytes in the workspace
     text = json.dumps(entry, sort_keys=True)
     assert len(text) == before.st_size
-    with open(path, "r+", encoding="utf-8") as handle:
-        handle.write(text)
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    rewrite_keeping_stat(path, text)
     result = ws.run_json()
     assert statuses(result) == {"make": "ran"}  # the object 000… is not in the cache
     assert ws.read("out.txt") == "good bytes"

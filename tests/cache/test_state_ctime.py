@@ -4,7 +4,6 @@ stamp it trusts is the ctime, which every write sets to now and no user can set 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from mlbuild import racy
 from mlbuild.cache import Cache
-from tests.conftest import Workspace, write_tree
+from tests.conftest import Workspace, rewrite_keeping_stat, write_tree
 
 RECIPE = """\
 schema_version: 1
@@ -23,21 +22,6 @@ steps:
     deps: [in.txt]
     outs: [out.txt]
 """
-
-
-def rewrite_keeping_stat(path: Path, text: str) -> None:
-    """New content of the same size in the same inode, the mtime put back as it was."""
-    before = path.stat()
-    assert len(text.encode()) == before.st_size
-    with open(path, "r+", encoding="utf-8") as handle:
-        handle.write(text)
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    after = path.stat()
-    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
-        before.st_ino,
-        before.st_size,
-        before.st_mtime_ns,
-    )
 
 
 def old_enough() -> None:

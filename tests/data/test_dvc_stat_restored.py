@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 
 from mlbuild import racy
-from tests.cache.test_state_ctime import rewrite_keeping_stat
-from tests.conftest import Workspace
+from tests.conftest import Workspace, rewrite_keeping_stat
 from tests.data.test_dvc import repo  # noqa: F401  (the fixture)
 
 

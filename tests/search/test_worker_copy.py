@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
 
 from mlbuild.graph.workspace import Workspace
 from mlbuild.search.workers import sync_copy
+from tests.conftest import rewrite_keeping_stat
 
 RECIPE = """\
 schema_version: 1
@@ -42,8 +42,7 @@ def test_an_input_edited_with_its_size_kept_and_its_mtime_set_back_is_copied_aga
     source = tmp_path / "ws" / "train.py"
     before = source.stat()
     time.sleep(0.01)
-    source.write_text("print('two')\n")  # same size
-    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    rewrite_keeping_stat(source, "print('two')\n")
     assert source.stat().st_size == before.st_size
     assert source.stat().st_mtime_ns == before.st_mtime_ns
     assert sync_copy(ws, graph, copy) == 1
@@ -65,3 +64,14 @@ def test_a_manifest_of_the_older_shape_copies_each_file_once_more(tmp_path: Path
     manifest.write_text('["ml.yaml", "train.py"]')
     assert sync_copy(ws, graph, copy) == 2
     assert sync_copy(ws, graph, copy) == 0
+
+
+def test_a_damaged_manifest_copies_each_file_once_more(tmp_path: Path) -> None:
+    ws, copy = _workspace(tmp_path)
+    graph = ws.graph([])
+    sync_copy(ws, graph, copy)
+    manifest = copy / ".mlbuild" / "search-copy.json"
+    for damaged in (b"\xff\xfe not json", b"42", b'{"train.py": "stamp"}', b""):
+        manifest.write_bytes(damaged)
+        assert sync_copy(ws, graph, copy) >= 1, damaged
+        assert sync_copy(ws, graph, copy) == 0, damaged
