@@ -4,6 +4,7 @@ messages, start-up cost)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pytest
 
@@ -30,21 +31,33 @@ HEAVY = (
 )
 
 
-def loaded_modules(ws: Workspace, *argv: str) -> set[str]:
+def imported_modules(
+    ws: Workspace, *argv: str, unset: Sequence[str] = ()
+) -> tuple[str, set[str], str]:
+    """``mlbuild ARGV`` run in-process in ``ws`` with the variables ``unset`` removed: its exit
+    code, every module it imported, and its stderr."""
     probe = (
-        "import sys, contextlib, io\n"
+        "import contextlib, io, os, sys\n"
+        f"for name in {list(unset)!r}:\n"
+        "    os.environ.pop(name, None)\n"
         "from mlbuild.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n"
         f"        code = main({list(argv)!r})\n"
         "    except SystemExit as exit:\n"
         "        code = exit.code\n"
-        "print(code, ' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+        "print(code, ' '.join(sorted(sys.modules)))\n"
     )
     done = ws.cli_python(probe)
     code, _, modules = done.stdout.strip().splitlines()[-1].partition(" ")
-    assert code in ("0", "2"), done.stderr
-    return set(modules.split())
+    return code, set(modules.split()), done.stderr
+
+
+def loaded_modules(ws: Workspace, *argv: str) -> set[str]:
+    """The top-level packages ``mlbuild ARGV`` imported."""
+    code, modules, stderr = imported_modules(ws, *argv)
+    assert code in ("0", "2"), stderr
+    return {name.split(".")[0] for name in modules}
 
 
 def test_help_loads_no_heavy_library(ws: Workspace) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mlbuild.cache.remote.settings import PUSH_ENV, READ_ONLY_ENV, REMOTE_ENV
 from mlbuild.graph.workspace import REMOTE_VARIABLES
+from tests.cli.test_commands import imported_modules
 from tests.conftest import Workspace
 
 RECIPE = """\
@@ -25,22 +26,9 @@ REMOTE = ("mlbuild.cache.remote", "http.client", "ssl")
 
 def modules(ws: Workspace, *argv: str) -> set[str]:
     """The modules a command imported (in a clean environment: no remote variable set)."""
-    probe = (
-        "import contextlib, io, os, sys\n"
-        f"for name in {REMOTE_VARIABLES!r}:\n"
-        "    os.environ.pop(name, None)\n"
-        "from mlbuild.cli.main import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    try:\n"
-        f"        code = main({list(argv)!r})\n"
-        "    except SystemExit as exit:\n"
-        "        code = exit.code\n"
-        "print(code, ' '.join(sorted(sys.modules)))\n"
-    )
-    done = ws.cli_python(probe)
-    code, _, names = done.stdout.strip().splitlines()[-1].partition(" ")
-    assert code == "0", done.stderr
-    return set(names.split())
+    code, names, stderr = imported_modules(ws, *argv, unset=REMOTE_VARIABLES)
+    assert code == "0", stderr
+    return names
 
 
 def test_a_no_op_run_and_plan_without_a_remote_import_no_remote_code(ws: Workspace) -> None:
