@@ -437,17 +437,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(exc.message)
         return exc.exit_code
     except KeyboardInterrupt:
-        _error("interrupted")
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except BrokenPipeError:
         return 0
     except Exception as exc:
+        if _caused_by_interrupt(exc):
+            return _interrupted()
         from mlbuild.crash import write_crash_log
 
         log = write_crash_log(_logs_folder(recipe), args_list)
         where = f"the traceback is in {log}" if log else "no crash log could be written"
         _error(f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in mlbuild; {where}")
         return EXIT_INTERNAL
+
+
+def _interrupted() -> int:
+    """Say so and answer exit code 130 — and make sure the interpreter exits with it."""
+    _error("interrupted")
+    _forget_unhandled_interrupt()
+    return EXIT_INTERRUPTED
+
+
+def _forget_unhandled_interrupt() -> None:
+    """Clear CPython's note that a KeyboardInterrupt escaped code run from a string.
+
+    Code compiled from text (``exec``, as dataclasses and namedtuples make their methods) that a
+    KeyboardInterrupt leaves — SIGTERM arriving during an import — sets a process-wide flag that
+    is not cleared when the interrupt is caught; at exit the interpreter then kills itself with
+    SIGINT instead of exiting with our 130. Running any string clears it.
+    """
+    exec("pass")  # noqa: S102 -- a constant string; running it resets the flag
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` wraps a KeyboardInterrupt (``__set_name__`` errors wrap the SIGTERM that
+    arrived while a class was made in a RuntimeError)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _error(text: str) -> None:
