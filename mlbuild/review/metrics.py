@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlbuild import atomic
+from mlbuild import atomic, racy
 from mlbuild.errors import MlbuildError
 from mlbuild.graph import Graph, Workspace
 from mlbuild.review.revisions import Side
@@ -41,7 +41,7 @@ def last_runs(ws: Workspace, graph: Graph, sides: list[Side]) -> dict[str, Any] 
         key: _state_of(ws.root, side, graph.overrides)
         for key, side in zip(("a", "b"), sides, strict=True)
     }
-    before = _store_state(ws.meta) if local else None
+    before, settled = _store_state(ws.meta) if local else (None, False)
     memo = _read_memo(ws.meta, before) if before is not None else {}
     if all(state is None or state in memo for state in wanted.values()):
         return {key: None if state is None else memo[state] for key, state in wanted.items()}
@@ -49,7 +49,9 @@ def last_runs(ws: Workspace, graph: Graph, sides: list[Side]) -> dict[str, Any] 
         found = _query(ws, graph, wanted)
     except MlbuildError as exc:
         return {"error": exc.message}
-    if before is not None and _store_state(ws.meta) == before:  # nothing changed meanwhile
+    # remembered only for a store that changed neither meanwhile nor within the last tick (a
+    # write in the same tick as its stat would leave the state as it was)
+    if before is not None and settled and _store_state(ws.meta) == (before, True):
         answers = {state: found[key] for key, state in wanted.items() if state is not None}
         _write_memo(ws.meta, before, {**memo, **answers})
     return found
@@ -120,20 +122,25 @@ def _has_local_store(meta: Path) -> bool:
     return (meta / STORE_FILE).exists() or (journal.is_dir() and any(journal.glob("*.json")))
 
 
-def _store_state(meta: Path) -> str:
-    """The state of the local store's files: any write to the database, its write-ahead log or
-    the journal changes it."""
+def _store_state(meta: Path) -> tuple[str, bool]:
+    """The state of the local store's files — any write to the database, its write-ahead log or
+    the journal changes it (the ctime: a write that keeps the size and sets the mtime back too) —
+    and whether it is settled: last written before :func:`mlbuild.racy.cutoff`, so that a write
+    still to come cannot leave every stat as it is."""
     parts: list[list[object]] = []
+    settled = True
     for path in (meta / STORE_FILE, meta / f"{STORE_FILE}-wal"):
         try:
             st = path.stat()
-            parts.append([path.name, st.st_ino, st.st_size, st.st_mtime_ns])
         except FileNotFoundError:
             parts.append([path.name])
+            continue
+        parts.append([path.name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+        settled = settled and max(st.st_mtime_ns, st.st_ctime_ns) < racy.cutoff()
     journal = meta / JOURNAL_DIR
     if journal.is_dir():
         parts.append([*sorted(p.name for p in journal.glob("*.json"))])
-    return json.dumps(parts)
+    return json.dumps(parts), settled
 
 
 def _read_memo(meta: Path, state: str) -> dict[str, Any]:

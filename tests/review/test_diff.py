@@ -8,11 +8,14 @@ file, the data version, the lock, and add and remove a step. Every diff runs the
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlbuild.store import STORE_FILE
 from tests.conftest import Workspace
 from tests.review.history import History, review_history
 
@@ -309,7 +312,9 @@ def test_what_comes_from_the_cache_and_the_metrics_of_both_sides(ws: Workspace) 
     metrics = after["metrics"]
     assert metrics["a"]["metrics"] == {"m": 1} and metrics["a"]["dirty"] is False
     assert metrics["b"]["metrics"] == {"m": 2} and metrics["b"]["dirty"] is True
-    # an unchanged store answers from the memo of its state, without loading SQLAlchemy
+    # an unchanged store answers from the memo of its state, without loading SQLAlchemy (a
+    # memo is written only for a store last written more than a tick ago)
+    time.sleep(1.1)
     assert diff_json(ws, "HEAD")["metrics"] == metrics
     probe = ws.cli_python(
         "import sys\n"
@@ -319,6 +324,27 @@ def test_what_comes_from_the_cache_and_the_metrics_of_both_sides(ws: Workspace) 
     )
     assert "SQLALCHEMY False 0" in probe.stderr, probe.stderr
     assert json.loads(probe.stdout)["metrics"] == metrics
+
+
+def test_a_store_written_within_the_last_tick_is_not_memoized(ws: Workspace) -> None:
+    """A write in the same tick as the memo's stat could leave every stat as it was: the memo
+    would answer the runs before it. A store whose last write is not a tick old is read again."""
+    History(ws).commit("runnable", {"ml.yaml": RUNNABLE, ".gitignore": "*.txt\nscore.json\n"})
+    assert ws.cli("run", "-q").returncode == 0
+    assert diff_json(ws, "HEAD")["metrics"]["a"]["metrics"] == {"m": 1}  # reads the journal in
+    memo = ws.root / ".mlbuild" / "review" / "runs.json"
+    memo.unlink(missing_ok=True)
+    store = ws.root / ".mlbuild" / STORE_FILE
+    time.sleep(1.1)
+    soon = time.time() + 3600  # stands for "written in this very tick", however slow the diff
+    os.utime(store, (soon, soon))
+    assert diff_json(ws, "HEAD")["metrics"]["a"]["metrics"] == {"m": 1}
+    assert not memo.exists()
+
+    os.utime(store, (soon - 7200, soon - 7200))
+    time.sleep(1.1)  # the ctime the utime set, a tick old
+    assert diff_json(ws, "HEAD")["metrics"]["a"]["metrics"] == {"m": 1}
+    assert memo.exists()
 
 
 def test_a_diff_reads_the_run_metrics_only_of_its_overrides(ws: Workspace) -> None:
