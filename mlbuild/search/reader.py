@@ -143,7 +143,9 @@ def _sqlite_query(
     try:
         cursor = db.execute(sql, params)
     except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
+        # no Optuna schema at all (an empty file): Optuna's storage says what it is; one table
+        # of the schema missing is a damaged study, named — never made anew by a read
+        if str(exc) == "no such table: alembic_version":
             raise _Unreadable from exc
         raise
     rows = cursor.fetchall()

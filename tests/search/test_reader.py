@@ -111,6 +111,27 @@ def test_a_schema_it_does_not_know_is_left_to_optuna(tmp_path: Path) -> None:
     assert caught.value.message.startswith(f"cannot open the search storage sqlite:///{path}: ")
 
 
+@pytest.mark.parametrize("table", ["trials", "studies", "trial_values", "trial_params"])
+def test_a_study_missing_a_table_is_named_damaged_and_left_as_it_is(
+    tmp_path: Path, table: str
+) -> None:
+    """A read never makes a table anew: the study would read as one without trials."""
+    from mlbuild.search.reader import read_study
+
+    path = tmp_path / "search.db"
+    _fill(f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:
+        db.execute(f"DROP TABLE {table}")
+    with pytest.raises(MlbuildError) as caught:
+        read_study(f"sqlite:///{path}", "s")
+    assert caught.value.message == (
+        f"cannot read the search storage sqlite:///{path}: no such table: {table}"
+    )
+    with sqlite3.connect(path) as db:
+        tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert table not in tables
+
+
 def test_a_file_that_is_no_database_is_refused_without_a_traceback(tmp_path: Path) -> None:
     from mlbuild.search.reader import read_study
 
