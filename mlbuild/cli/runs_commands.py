@@ -301,7 +301,7 @@ def cmd_runs_get(args: argparse.Namespace) -> int:
 
 def cmd_runs_reproduce(args: argparse.Namespace) -> int:
     from mlbuild.exec import run_lock
-    from mlbuild.runs import reproduce
+    from mlbuild.runs.reproduce import reproduce
 
     if args.jobs < 1:
         raise UsageError(f"-j/--jobs must be at least 1, got {args.jobs}")
