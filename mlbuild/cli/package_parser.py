@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 _COMMANDS = "mlbuild.cli.package_commands"
 
 
-def add_package_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    env = sub.add_parser("env", help="the environment: lock it, check it, build it")
-    actions = env.add_subparsers(
-        dest="env_command", metavar="SUBCOMMAND", parser_class=parser_class, required=True
-    )
+def add_env(env: argparse.ArgumentParser) -> None:
+    actions = env.add_subparsers(dest="env_command", metavar="SUBCOMMAND", required=True)
     p = actions.add_parser(
         "lock", help="write the lock with pipenv (Pipfile) or pip-compile (requirements.in)"
     )
@@ -38,9 +34,8 @@ def add_package_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) 
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=f"{_COMMANDS}:cmd_env_build")
 
-    p = sub.add_parser(
-        "package", help="build the package: section's targets (bundle, Docker image)"
-    )
+
+def add_package(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides")
     p.add_argument(
         "--target",
@@ -60,11 +55,8 @@ def add_package_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) 
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=f"{_COMMANDS}:cmd_package")
 
-    p = sub.add_parser(
-        "publish",
-        help="build the image of a registered model version, smoke-test it and push it, tagged "
-        "with the version (never overwriting a tag)",
-    )
+
+def add_publish(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides")
     p.add_argument(
         "--version",

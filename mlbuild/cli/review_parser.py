@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 
-def add_review_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "diff",
-        help="what changed between two revisions (or recipe files), and which steps re-run",
-        description="Compare the resolved recipes of A and B: steps, params (Hydra trees "
+def add_diff(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Compare the resolved recipes of A and B: steps, params (Hydra trees "
         "included), data versions, the environment lock, the model and any other section, and "
         "what a run at B takes from the cache. A and B are git revisions (`main`, `HEAD~2`, "
         "`main..HEAD`, `main...HEAD`) or recipe files; without B the working tree is compared; "
-        "without A, the merge base of the default branch.",
+        "without A, the merge base of the default branch."
     )
     p.add_argument(
         "args",
@@ -33,9 +30,10 @@ def add_review_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) -
     p.add_argument("-o", "--output", metavar="FILE", help="write the report here, not to stdout")
     p.set_defaults(handler="mlbuild.cli.review_commands:cmd_diff")
 
-    p = sub.add_parser("ci", help="CI pipelines for this repository (GitLab)")
+
+def add_ci(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler="mlbuild.cli.review_commands:cmd_ci")
-    ci = p.add_subparsers(dest="ci_command", metavar="SUBCOMMAND", parser_class=parser_class)
+    ci = p.add_subparsers(dest="ci_command", metavar="SUBCOMMAND")
     g = ci.add_parser(
         "gitlab",
         help="write .gitlab-ci.yml for this model repository (or check that it is current)",

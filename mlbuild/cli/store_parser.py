@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 STATUSES = ("running", "finished", "failed", "interrupted")
 
 
-def add_store_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    _add_runs(sub, parser_class)
-    _add_model(sub, parser_class)
-
-
-def _add_runs(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    runs = sub.add_parser("runs", help="list, show, compare, tag, fetch from and reproduce runs")
-    actions = runs.add_subparsers(
-        dest="action", metavar="ACTION", parser_class=parser_class, required=True
-    )
+def add_runs(runs: argparse.ArgumentParser) -> None:
+    actions = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     p = actions.add_parser("list", help="recorded runs, newest first (or by a metric)")
     p.add_argument(
@@ -100,11 +91,8 @@ def _add_runs(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     _formats(p)
 
 
-def _add_model(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
-    model = sub.add_parser("model", help="register model versions, move aliases, roll back")
-    actions = model.add_subparsers(
-        dest="action", metavar="ACTION", parser_class=parser_class, required=True
-    )
+def add_model(model: argparse.ArgumentParser) -> None:
+    actions = model.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = actions.add_parser("register", help="a run's artifacts as the model's next version")
     p.add_argument("run", metavar="RUN")
     p.add_argument("--name", required=True, help="the model's name")

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import os
-from typing import Any
 
 from mlbuild.cli.shared import add_record_options
 
 
-def add_test_command(sub: Any) -> None:
-    p = sub.add_parser(
-        "test",
-        help="run the model's declared tests (cached: a test re-runs only when the model or the "
-        "test changed); JUnit XML for CI",
-        description="Bring what the tests read up to date (the model's steps, the steps whose "
+def add_test(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Bring what the tests read up to date (the model's steps, the steps whose "
         "metrics they check), check every test's inputs, then run each test that has no "
         "verdict for its exact fingerprint. Exit 0 when all passed, 1 when one failed or could "
-        "not run, 2 for bad input (reported before any test runs).",
+        "not run, 2 for bad input (reported before any test runs)."
     )
     p.add_argument(
         "args",
