@@ -64,6 +64,29 @@ def test_help_loads_no_heavy_library(ws: Workspace) -> None:
     assert loaded_modules(ws, "--help") & set(HEAVY) == set()
 
 
+# Start-up (issue 15): a plan and a no-op run build no other command's parser; a plan loads
+# nothing that only recording a run or collecting garbage needs.
+NOT_ON_A_NO_OP_RUN = (
+    *("mlbuild.cli.test_parser", "mlbuild.cli.store_parser", "mlbuild.cli.review_parser"),
+    *("mlbuild.cli.package_parser", "mlbuild.cache.lookup", "mlbuild.cache.remote"),
+    *("mlbuild.runs.reproduce", "mlbuild.runs.artifacts"),
+)
+NOT_ON_A_PLAN = (
+    *NOT_ON_A_NO_OP_RUN,
+    *("mlbuild.runs", "mlbuild.cache.gc", "mlbuild.exec.lock", "mlbuild.cli.sections"),
+)
+
+
+def test_a_plan_and_a_no_op_run_load_only_what_they_use(ws: Workspace) -> None:
+    ws.recipe(RECIPE)
+    assert ws.cli("run", "-q").returncode == 0
+    for argv, unused in ((["run", "-q"], NOT_ON_A_NO_OP_RUN), (["plan"], NOT_ON_A_PLAN)):
+        code, modules, stderr = imported_modules(ws, *argv)
+        assert code == "0", stderr
+        assert modules & set(unused) == set(), argv
+        assert "mlbuild.graph" in modules  # the probe saw the command do its work
+
+
 def test_validate_answers_from_the_compiled_cache_until_the_recipe_changes(
     ws: Workspace,
 ) -> None:
