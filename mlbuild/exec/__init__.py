@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlbuild.exec.executor import Executors as Executors
     from mlbuild.exec.executor import ProcessRequest as ProcessRequest
     from mlbuild.exec.executor import ProcessResult as ProcessResult
+    from mlbuild.exec.identity import identity_hook as identity_hook
     from mlbuild.exec.kinds import KINDS as KINDS
     from mlbuild.exec.kinds import KindResult as KindResult
     from mlbuild.exec.kinds import StepFailure as StepFailure
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from mlbuild.exec.kinds import external_hook as external_hook
     from mlbuild.exec.lock import run_lock as run_lock
     from mlbuild.exec.scheduler import graph_secrets as graph_secrets
-    from mlbuild.exec.scheduler import identity_hook as identity_hook
     from mlbuild.exec.scheduler import run_steps as run_steps
 
 _NAMES = {
@@ -52,7 +52,7 @@ _NAMES = {
     "external_hook": "kinds",
     "run_lock": "lock",
     "graph_secrets": "scheduler",
-    "identity_hook": "scheduler",
+    "identity_hook": "identity",
     "run_steps": "scheduler",
 }
 __getattr__ = lazy_getattr(__name__, _NAMES)

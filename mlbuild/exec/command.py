@@ -4,11 +4,13 @@ list as argv (parameter values reach it without shell parsing either way)."""
 from __future__ import annotations
 
 import shlex
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from mlbuild.exec.context import KindContext
 from mlbuild.exec.kinds import KindResult
 from mlbuild.graph import StepSpec
+
+if TYPE_CHECKING:  # a plan describes command steps without loading what runs them
+    from mlbuild.exec.context import KindContext
 
 
 class CommandKind:

@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec.events import MaskingReporter, Reporter, RunSummary, Status, StepOutcome
 from mlbuild.exec.executor import Executors, ProcessResult, RunningStep
+from mlbuild.exec.identity import executor_of, identity_hook
 from mlbuild.exec.kinds import external_hook
 from mlbuild.exec.leftovers import forget_executors, note_executors
 from mlbuild.exec.outputs import Outputs
 from mlbuild.exec.params_files import write_params_files
 from mlbuild.exec.remote_steps import RemoteSteps
-from mlbuild.exec.step import StepRunner, executor_of
-from mlbuild.graph import Graph, IdentityHook, Workspace
+from mlbuild.exec.step import StepRunner
+from mlbuild.graph import Graph, Workspace
 from mlbuild.masking import Secrets, remember
 
 # the remote package (http.client, ssl) is imported only when a remote cache is used
@@ -47,11 +48,6 @@ def graph_secrets(graph: Graph) -> Secrets:
     return Secrets.from_env(
         sorted({name for step in graph.steps.values() for name in step.secrets})
     )
-
-
-def identity_hook(executors: Executors, override: str | None) -> IdentityHook:
-    """What of its executor enters each step's fingerprint, for the planner (run and plan)."""
-    return lambda spec: executors.identity(executor_of(spec, override))
 
 
 def run_steps(

@@ -20,6 +20,7 @@ from mlbuild.errors import MlbuildError
 from mlbuild.exec.context import KindContext, Watch
 from mlbuild.exec.events import MaskingReporter, Status, StepOutcome
 from mlbuild.exec.executor import Executors
+from mlbuild.exec.identity import executor_of
 from mlbuild.exec.kinds import (
     FAILURE_KEY,
     StepFailure,
@@ -30,14 +31,9 @@ from mlbuild.exec.kinds import (
 )
 from mlbuild.exec.outputs import Outputs
 from mlbuild.exec.remote_steps import RemoteSteps
-from mlbuild.graph import COMMAND, Action, Decision, Graph, Planner, StepSpec, Workspace
+from mlbuild.graph import Action, Decision, Graph, Planner, StepSpec, Workspace
 from mlbuild.masking import Secrets
 from mlbuild.paths import Fence
-
-
-def executor_of(spec: StepSpec, override: str | None) -> str:
-    """The executor ``spec`` runs on: ``run --executor NAME`` for a command step, else its own."""
-    return override if override is not None and spec.kind == COMMAND else spec.executor
 
 
 class StepRunner:
