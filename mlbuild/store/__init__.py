@@ -3,7 +3,8 @@
 SQLite under ``.mlbuild/runs.db`` by default; a PostgreSQL URL in ``MLBUILD_STORE`` (or the
 recipe's ``store.url``) for a store a team's machines and CI jobs share. The contract is
 :class:`RunStore` (``base.py``). SQLAlchemy is imported only when a store is opened, so importing
-this package for its records costs nothing.
+this package for its records costs nothing; its names load on first use (PEP 562), so code that
+needs one of them (``process_token``) does not load the rest.
 """
 
 from __future__ import annotations
@@ -12,29 +13,50 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlbuild.store.base import RunStore, RunWriter
-from mlbuild.store.journal import JOURNAL_DIR, JournalStore, ingest
-from mlbuild.store.liveness import process_token
-from mlbuild.store.query import (
-    Condition,
-    RunQuery,
-    parse_condition,
-    parse_sort,
-    parse_tag_condition,
-)
-from mlbuild.store.records import (
-    AliasChange,
-    Artifact,
-    GitInfo,
-    ModelVersion,
-    RunRecord,
-    RunStatus,
-    StepEntry,
-)
+from mlbuild._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from mlbuild.store.base import RunStore as RunStore
+    from mlbuild.store.base import RunWriter as RunWriter
+    from mlbuild.store.journal import JournalStore as JournalStore
+    from mlbuild.store.liveness import process_token as process_token
+    from mlbuild.store.query import Condition as Condition
+    from mlbuild.store.query import RunQuery as RunQuery
+    from mlbuild.store.query import parse_condition as parse_condition
+    from mlbuild.store.query import parse_sort as parse_sort
+    from mlbuild.store.query import parse_tag_condition as parse_tag_condition
+    from mlbuild.store.records import AliasChange as AliasChange
+    from mlbuild.store.records import Artifact as Artifact
+    from mlbuild.store.records import GitInfo as GitInfo
+    from mlbuild.store.records import ModelVersion as ModelVersion
+    from mlbuild.store.records import RunRecord as RunRecord
+    from mlbuild.store.records import RunStatus as RunStatus
+    from mlbuild.store.records import StepEntry as StepEntry
 
 STORE_ENV = "MLBUILD_STORE"
 STORE_FILE = "runs.db"
+
+_NAMES = {
+    "RunStore": "base",
+    "RunWriter": "base",
+    "JournalStore": "journal",
+    "process_token": "liveness",
+    "Condition": "query",
+    "RunQuery": "query",
+    "parse_condition": "query",
+    "parse_sort": "query",
+    "parse_tag_condition": "query",
+    "AliasChange": "records",
+    "Artifact": "records",
+    "GitInfo": "records",
+    "ModelVersion": "records",
+    "RunRecord": "records",
+    "RunStatus": "records",
+    "StepEntry": "records",
+}
+__getattr__ = lazy_getattr(__name__, _NAMES)
 
 __all__ = [
     "STORE_ENV",
@@ -87,6 +109,8 @@ def open_workspace_store(
     """The store of the workspace whose ``.mlbuild`` is ``meta``, with the runs ``mlbuild run``
     journaled for it moved in (see ``journal.py``); ``warn`` (default: a line on stderr) hears
     about a corrupt journal file."""
+    from mlbuild.store.journal import JOURNAL_DIR, ingest
+
     url = store_url(meta, configured)
     store = open_store(url)
     if url == store_url(meta) and not os.environ.get(STORE_ENV):
@@ -101,6 +125,8 @@ def _warn(message: str) -> None:
 def recorder_store(meta: Path, configured: str | None = None) -> RunWriter:
     """Where ``mlbuild run`` records: the journal for the default local store (no SQLAlchemy on
     the run's path), the store itself for a team store named by URL."""
+    from mlbuild.store.journal import JOURNAL_DIR, JournalStore
+
     if os.environ.get(STORE_ENV) or configured:
         return open_store(store_url(meta, configured))
     return JournalStore(meta / JOURNAL_DIR)

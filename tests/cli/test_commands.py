@@ -74,7 +74,7 @@ NOT_ON_A_NO_OP_RUN = (
 NOT_ON_A_PLAN = (
     *NOT_ON_A_NO_OP_RUN,
     *("mlbuild.runs", "mlbuild.cache.gc", "mlbuild.exec.lock", "mlbuild.cli.sections"),
-    *("mlbuild.exec.scheduler", "mlbuild.exec.step"),
+    *("mlbuild.exec.scheduler", "mlbuild.exec.step", "mlbuild.store.base", "mlbuild.store.journal"),
 )
 
 
