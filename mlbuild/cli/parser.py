@@ -206,77 +206,6 @@ def _add_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _add_serve(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="BUNDLE|OVERRIDE",
-        help="Hydra overrides, or a bundle (a directory or .tar.gz `mlbuild package` wrote) to "
-        "serve with no repository",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
-    p.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="server processes (default: 1)"
-    )
-    p.add_argument(
-        "--max-body-size",
-        type=_size,
-        default=8 * 1024 * 1024,
-        metavar="BYTES",
-        help="largest request body accepted, e.g. 65536, 512k, 8M (default: 8M)",
-    )
-    auth = p.add_mutually_exclusive_group()
-    auth.add_argument(
-        "--token-env",
-        metavar="VAR",
-        help="require `Authorization: Bearer TOKEN`, TOKEN being this environment variable's value",
-    )
-    auth.add_argument(
-        "--token-file", metavar="FILE", help="require a bearer token, read from this secret file"
-    )
-    p.add_argument("--access-log", action="store_true", help="log every request")
-    p.add_argument(
-        "--threads",
-        type=_count(1, 1024),
-        default=1,
-        metavar="N",
-        help="threads per worker that run predict(); above 1 the model's predict() must be "
-        "thread-safe (default: 1)",
-    )
-    p.add_argument(
-        "--queue",
-        type=_count(0, 100_000),
-        default=64,
-        metavar="N",
-        help="prediction requests that may wait for a thread; more get 503 (default: 64)",
-    )
-    p.add_argument(
-        "--header-timeout",
-        type=_seconds,
-        default=10.0,
-        metavar="SECONDS",
-        help="time a client has to send a request's headers (default: 10)",
-    )
-    p.add_argument(
-        "--body-timeout",
-        type=_seconds,
-        default=30.0,
-        metavar="SECONDS",
-        help="time a client has to send a request's body (default: 30)",
-    )
-
-
-def _add_predict(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "input", metavar="FILE", help="rows to score (.csv with a header row, or .jsonl)"
-    )
-    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="Hydra overrides")
-    p.add_argument(
-        "-o", "--output", metavar="OUT", help="write the predictions here (default: stdout)"
-    )
-
-
 def _add_schema(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of stdout")
     p.add_argument(
@@ -340,52 +269,6 @@ def _add_gc(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _add_search(p: argparse.ArgumentParser) -> None:
-    p.description = (
-        "mlbuild search NAME [OVERRIDE...]: run the recipe's search NAME (each trial a "
-        "cached, recorded run of its step). mlbuild search show NAME: the best trial, the top "
-        "trials and the parameters' importances. mlbuild search dashboard NAME: optuna-dashboard "
-        "on the study."
-    )
-    p.add_argument(
-        "words",
-        nargs="+",
-        metavar="NAME|show NAME|dashboard NAME",
-        help="the search, then Hydra overrides for every trial",
-    )
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=_count(1, 256),
-        default=1,
-        metavar="N",
-        help="worker processes on this machine, each in its own copy of the workspace (default 1)",
-    )
-    p.add_argument(
-        "--worker",
-        action="store_true",
-        help="run one worker that joins the study (start it on several machines that share a "
-        "PostgreSQL storage); prints no summary",
-    )
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument(
-        "--top", type=_count(1, 100_000), default=10, metavar="K", help="show: trials listed (10)"
-    )
-    p.add_argument(
-        "--study", metavar="NAME", help="show, dashboard: this study instead of the current one"
-    )
-    p.add_argument(
-        "--plots",
-        metavar="DIR",
-        help="show: also write Optuna's plots as HTML files into DIR",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="dashboard: address (127.0.0.1)")
-    p.add_argument(
-        "--port", type=_count(0, 65535), default=8080, help="dashboard: port (default 8080)"
-    )
-    p.set_defaults(handler="mlbuild.cli.search_commands:cmd_search")
-
-
 def _days(text: str) -> float:
     """``--keep-days N``: a finite number of days, 0 or more."""
     try:
@@ -397,18 +280,9 @@ def _days(text: str) -> float:
     return days
 
 
-def _size(text: str) -> int:
-    """``65536``, ``512k``, ``8M`` → bytes."""
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    raw = text.strip().lower().removesuffix("b").removesuffix("i")
-    factor = units.get(raw[-1:], 1)
-    number = raw[:-1] if raw[-1:] in units else raw
-    if not number.isdigit() or int(number) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a size such as 65536, 512k or 8M, got {text!r}")
-    return int(number) * factor
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argument ``type``: a whole number from ``low`` to ``high``."""
 
-
-def _count(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         if not text.strip().isdigit() or not low <= int(text) <= high:
             raise argparse.ArgumentTypeError(
@@ -419,20 +293,8 @@ def _count(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(text: str) -> float:
-    """``10``, ``0.5`` → seconds, more than 0 and at most an hour."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value <= 3600:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds above 0 and at most 3600, got {text!r}"
-        )
-    return value
-
-
 _PACKAGE = "mlbuild.cli.package_parser"
+_SERVE = "mlbuild.cli.serve_parser"
 _REVIEW = "mlbuild.cli.review_parser"
 _STORE = "mlbuild.cli.store_parser"
 
@@ -446,11 +308,11 @@ COMMANDS: dict[str, tuple[str, Builder | str]] = {
     "status": ("which steps are up to date, and when they last ran", _add_status),
     "serve": (
         "serve the recipe's model over HTTP (Open Inference Protocol v2, MLflow, metrics)",
-        _add_serve,
+        f"{_SERVE}:add_serve",
     ),
     "predict": (
         "score a CSV or JSON Lines file with the recipe's model, in-process",
-        _add_predict,
+        f"{_SERVE}:add_predict",
     ),
     "schema": ("print, write or check the JSON Schema of ml.yaml", _add_schema),
     "data": ("datasets: versions and changes since the last run", _add_data),
@@ -462,7 +324,7 @@ COMMANDS: dict[str, tuple[str, Builder | str]] = {
     "gc": ("remove cached results the workspace no longer uses", _add_gc),
     "search": (
         "hyperparameter search with Optuna: run a search, show it, open its dashboard",
-        _add_search,
+        "mlbuild.cli.search_parser:add_search",
     ),
     "test": (
         "run the model's declared tests (cached: a test re-runs only when the model or the "
