@@ -68,7 +68,8 @@ def test_help_loads_no_heavy_library(ws: Workspace) -> None:
 # nothing that only running steps, recording a run or collecting garbage needs.
 NOT_ON_A_NO_OP_RUN = (
     *("mlbuild.cli.test_parser", "mlbuild.cli.store_parser", "mlbuild.cli.review_parser"),
-    *("mlbuild.cli.package_parser", "mlbuild.cache.lookup", "mlbuild.cache.remote"),
+    *("mlbuild.cli.package_parser", "mlbuild.cli.serve_parser", "mlbuild.cli.search_parser"),
+    *("mlbuild.cache.lookup", "mlbuild.cache.remote"),
     *("mlbuild.runs.reproduce", "mlbuild.runs.artifacts"),
 )
 NOT_ON_A_PLAN = (
