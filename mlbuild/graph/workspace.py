@@ -160,12 +160,12 @@ def _kept_from_collection() -> Iterator[None]:
     if _FROZEN.is_set():
         yield
         return
-    _FROZEN.set()
     was_on = gc.isenabled()
     gc.disable()
     try:
         yield
         gc.freeze()
+        _FROZEN.set()
     finally:
         if was_on:
             gc.enable()

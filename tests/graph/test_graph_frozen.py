@@ -81,6 +81,8 @@ def test_the_collector_is_on_again_after_a_read_that_fails(tmp_path: Path, text:
     with pytest.raises(RecipeError):
         Workspace.find(tmp_path).graph([])
     assert gc.isenabled()
+    (tmp_path / "ml.yaml").write_text(GOOD)  # fixed: the process's first graph is this one
+    assert not tracked(Workspace.find(tmp_path).graph([]).steps["s"])
 
 
 def test_a_caller_that_turned_the_collector_off_finds_it_off(tmp_path: Path) -> None:
