@@ -17,7 +17,6 @@ them. Everything reported is masked with the recipe's secrets on its way out.
 from __future__ import annotations
 
 import contextlib
-import gc
 import signal
 import threading
 import time
@@ -168,7 +167,6 @@ class _Scheduler:
         order = {name: index for index, name in enumerate(self.names)}  # to report in order
         ready: deque[str] = deque()  # steps whose upstream is done, waiting for a free job slot
         previous = _on_stop_signals(self.cancelled)
-        collector = _PausedCollector()
         try:
             while sorter.is_active() and not self.cancelled.is_set():
                 ready.extend(sorter.get_ready())
@@ -184,7 +182,6 @@ class _Scheduler:
                         sorter.done(name)
                         ready.extend(sorter.get_ready())
                     else:
-                        collector.resume()  # a step runs: it may make any amount of garbage
                         futures[pool.submit(self._run, name)] = name
                 if not futures:
                     continue
@@ -199,7 +196,6 @@ class _Scheduler:
             self.cancelled.set()
             self._stop(futures)
         finally:
-            collector.resume()
             _restore_signals(previous)
             pool.shutdown(wait=True, cancel_futures=True)
             self.executors.close()
@@ -285,21 +281,6 @@ class _Scheduler:
         masked = self.reporter.masked(outcome)
         self.outcomes[outcome.name] = masked
         self.reporter.inner.step_finished(masked)
-
-
-class _PausedCollector:
-    """The cyclic garbage collector, off from now until :meth:`resume`: while the scheduler's
-    thread only decides cached steps (a few objects each, freed by reference counting), the
-    collector's passes over the compiled graph's heap cost a no-op run of 2,000 steps 10-20 ms
-    of CPU. Left off for a caller that had turned it off."""
-
-    def __init__(self) -> None:
-        self._was_on = gc.isenabled()
-        gc.disable()
-
-    def resume(self) -> None:
-        if self._was_on:
-            gc.enable()
 
 
 def _on_stop_signals(cancelled: threading.Event) -> dict[int, Any]:
