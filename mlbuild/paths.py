@@ -74,8 +74,10 @@ class PathIndex(Generic[T]):
         self._entries: dict[str, list[tuple[int, T]]] = {}  # path → (order added, value)
         self._sorted: list[str] = []  # the paths below a folder are one contiguous run
         self._added = 0
-        for path, value in items:
-            self.add(path, value)
+        for path, value in items:  # sorted once below, not one insertion per path
+            self._entries.setdefault(path, []).append((self._added, value))
+            self._added += 1
+        self._sorted.extend(sorted(self._entries))
 
     def add(self, path: str, value: T) -> None:
         if path not in self._entries:
@@ -99,6 +101,19 @@ class PathIndex(Generic[T]):
     def overlapping(self, path: str) -> list[tuple[str, T]]:
         """The indexed paths that hold ``path`` or lie inside it (``overlaps(path, it)``)."""
         return self._answer([*self._holding(path), *self._inside(path)])
+
+    def overlaps_any(self, path: str) -> bool:
+        """Whether :meth:`overlapping` would find anything (without gathering it)."""
+        if path in self._entries:
+            return True
+        end = path.find("/")
+        while end != -1:
+            if path[:end] in self._entries:
+                return True
+            end = path.find("/", end + 1)
+        prefix = f"{path}/"
+        at = bisect.bisect_left(self._sorted, prefix)
+        return at < len(self._sorted) and self._sorted[at].startswith(prefix)
 
     def _holding(self, path: str) -> list[tuple[int, str, T]]:
         found = [(n, path, v) for n, v in self._entries.get(path, ())]
@@ -185,6 +200,11 @@ class Fence:
         ``writes``: the engine writes or removes the path (outs, metrics, restore targets,
         datasets DVC fetches), so the recipe and Hydra's config are refused too.
         """
+        links = self._links
+        if links is not None:  # a sweep: a path read and written (an out and the next dep)
+            known = links.passed.get(raw)
+            if known is not None and (not writes or self._protected(known) is None):
+                return known
         control = _CONTROL.search(raw)
         if control is not None:
             # a newline or an escape sequence in a recipe path is a mistake, and would forge
@@ -197,19 +217,18 @@ class Fence:
         refusal = self._refusal(rel, writes)
         if refusal is not None:
             raise UnsafePathError(raw, "; ".join(refusal))
-        links = self._links or _Links(memo=False)
+        links = links or _Links(memo=False)
         root = links.text(self.root)
         real_root = links.real(root)
-        real = links.real(os.path.join(root, rel))
-        shown = real
-        if links.memo and real == os.path.join(real_root, rel) and links.plain(real, real_root):
-            refusal = None  # no component is a symlink: the lexical answer above stands
-        elif real == real_root:
-            refusal = _ROOT
-            shown = "."
+        if links.memo and links.plain(rel, root):
+            real, shown = os.path.join(real_root, rel), rel  # no symlink on the way: rel stands
+        elif (real := links.real(os.path.join(root, rel))) == real_root:
+            refusal, shown = _ROOT, "."
         elif not _inside(real, real_root):
+            shown = real
             refusal = (f"is outside the repository ({self.root})", "use a path inside it")
         elif _unresolved(real, real_root, links.islink):
+            shown = real
             refusal = ("goes through a symlink loop", "remove the loop")
         else:
             shown = _below(real, real_root).replace(os.sep, "/")
@@ -220,6 +239,8 @@ class Fence:
                 "use a path outside it (MLBUILD_CACHE_DIR names the cache)",
             )
         if refusal is None:
+            if links.memo and shown == rel:  # resolves where it reads: only writes asked again
+                links.passed[raw] = rel
             return rel
         link = self._symlink_on(rel, real_root, writes)
         if link is None:
@@ -265,6 +286,10 @@ class Fence:
         reserved = _reserved(rel)
         if reserved is not None or not writes:
             return reserved
+        return self._protected(rel)
+
+    def _protected(self, rel: str) -> tuple[str, str] | None:
+        """Why normalised ``rel`` may be read but never written or removed, or ``None``."""
         never = "steps may read it, but mlbuild never writes or removes it"
         for path, what in self.protected.items():
             if rel == path:
@@ -341,6 +366,9 @@ class _Links:
         self._links: dict[str, bool] = {}
         self._plain: dict[str, bool] = {}
         self._texts: dict[int, str] = {}
+        # raw path → its normalised form, for each path that passed and resolves to itself: a
+        # second check of it in the sweep asks only whether it may be written
+        self.passed: dict[str, str] = {}
 
     def text(self, path: Path) -> str:
         """``str(path)``, once per sweep for the root and the cache (it was a tenth of one)."""
@@ -351,16 +379,17 @@ class _Links:
             found = self._texts[id(path)] = str(path)
         return found
 
-    def plain(self, real: str, real_root: str) -> bool:
-        """No component of ``real`` below ``real_root`` is a symlink (``memo`` only): the
-        answer :func:`_unresolved` gives, kept per folder."""
-        found = self._plain.get(real)
+    def plain(self, rel: str, root: str) -> bool:
+        """No component of normalised ``rel`` below the root (its text ``root``) is a symlink
+        (``memo`` only): each folder asked once for all the paths below it, then one ``lstat``
+        per path. Then ``rel`` resolves to itself below the resolved root."""
+        found = self._plain.get(rel)
         if found is None:
-            folder = os.path.dirname(real)
-            above = folder == real_root or (
-                _inside(folder, real_root) and self.plain(folder, real_root)
+            folder = rel.rpartition("/")[0]
+            found = (not folder or self.plain(folder, root)) and not self.islink(
+                os.path.join(root, rel)
             )
-            found = self._plain[real] = above and not self.islink(real)
+            self._plain[rel] = found
         return found
 
     def real(self, path: str) -> str:

@@ -230,8 +230,12 @@ def test_a_path_index_answers_as_the_pairwise_checks_do() -> None:
     paths = {"/".join(rng.choices(names, k=rng.randint(1, 4))) for _ in range(300)}
     indexed = sorted(paths)[::2]
     rng.shuffle(indexed)
-    index = PathIndex((p, i) for i, p in enumerate(indexed))
+    half = len(indexed) // 2
+    index = PathIndex((p, i) for i, p in enumerate(indexed[:half]))  # sorted once, then …
+    for i, p in enumerate(indexed[half:], start=half):
+        index.add(p, i)  # … inserted one by one
     for query in sorted(paths):
+        assert index.overlaps_any(query) == any(overlaps(query, p) for p in indexed), query
         assert index.holding(query) == [
             (p, i) for i, p in enumerate(indexed) if is_within(query, p)
         ], query
@@ -279,7 +283,14 @@ def test_a_fence_checking_many_paths_at_once_answers_as_one_checking_each(fence:
     (root / "conflink").symlink_to("conf")
     (root / "cache").mkdir()
     (root / "cachelink").symlink_to("cache")
+    (root / "caf\udce9" / "d").mkdir(parents=True)  # names that are not UTF-8
+    (root / "caf\udce9" / "\udcff").symlink_to(outside)
     paths = [
+        "caf\udce9/d/x.txt",
+        "caf\udce9/\udcff/victim.txt",
+        "caf\udce9/../out/victim.txt",
+        "real/deep/../../conflink/x",
+        "alias/../ml.yaml",
         "real/deep/f.txt",
         "alias/deep/f.txt",
         "alias/up/alias/deep/new.txt",
@@ -305,6 +316,37 @@ def test_a_fence_checking_many_paths_at_once_answers_as_one_checking_each(fence:
     assert alone["alias/deep/f.txt"] == "alias/deep/f.txt"
     assert alone["out/victim.txt"].startswith("refused: 'out/victim.txt' resolves through")
     assert alone["loop1/x"] == "refused: 'loop1/x' goes through a symlink loop; remove the loop"
+    assert alone["caf\udce9/d/x.txt"] == "caf\udce9/d/x.txt"
+    assert alone["caf\udce9/\udcff/victim.txt"].startswith("refused:")
+
+
+def test_a_sweep_asks_again_whether_a_path_it_passed_for_reading_may_be_written(
+    fence: Fence,
+) -> None:
+    # a sweep remembers the paths it passed; a dep that is also written (the recipe, a path
+    # through a symlink into Hydra's config) must still be refused as an out
+    (fence.root / "conflink").symlink_to("conf")
+    many = fence.at_once()
+    for raw in ("ml.yaml", "sub/../ml.yaml", "conf/x.yaml", "conflink/x.yaml"):
+        assert many.check(raw, writes=False) == normalise(raw)
+        with pytest.raises(UnsafePathError, match="mlbuild never writes or removes it"):
+            many.check(raw, writes=True)
+        assert many.check(raw, writes=False) == normalise(raw)
+
+
+def test_a_sweep_sees_a_path_made_a_symlink_before_its_folder_was_first_asked(
+    fence: Fence,
+) -> None:
+    # the sweep resolves each folder when first asked, not when the fence was made
+    many = fence.at_once()
+    (fence.root / "a").mkdir()
+    assert many.check("a/x.txt", writes=True) == "a/x.txt"
+    (fence.root / "b").symlink_to(fence.root.parent / "outside")
+    with pytest.raises(UnsafePathError, match="resolves through the symlink 'b'"):
+        many.check("b/victim.txt", writes=False)
+    (fence.root / "a" / "y.txt").symlink_to(fence.root.parent / "outside" / "victim.txt")
+    with pytest.raises(UnsafePathError, match=r"resolves through the symlink 'a/y\.txt'"):
+        many.check("a/y.txt", writes=True)
 
 
 def test_a_fence_for_one_sweep_of_checks_keeps_nothing_for_the_next(fence: Fence) -> None:

@@ -62,50 +62,67 @@ class ActionResult:
             raw = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"not JSON ({exc})") from None
-        if not isinstance(raw, dict) or set(raw) - {"data"} != _FIELDS:
+        # exact types (json.loads makes no subclass; a bool is no number here): cheaper than
+        # isinstance on a no-op run, which reads one entry per step
+        if type(raw) is not dict or (raw.keys() != _FIELDS and raw.keys() != _WITH_DATA):
             raise ValueError(
                 f"expected an object with exactly the keys {sorted(_FIELDS)} (and maybe 'data')"
             )
-        if not isinstance(raw.get("data", {}), dict):
+        data = raw.get("data", {})
+        if type(data) is not dict:
             raise ValueError("data: expected an object")
-        if not isinstance(raw["step"], str) or not raw["step"]:
+        step = raw["step"]
+        if type(step) is not str or not step:
             raise ValueError("step: expected a step name")
-        if not isinstance(raw["metrics"], dict):
+        if type(raw["metrics"]) is not dict:
             raise ValueError("metrics: expected an object")
-        for key in ("duration", "created"):
-            if not _is_number(raw[key]):
-                raise ValueError(f"{key}: expected a number")
-        if not isinstance(raw["outs"], dict):
+        duration, created = _number(raw["duration"]), _number(raw["created"])
+        if duration is None:
+            raise ValueError("duration: expected a number")
+        if created is None:
+            raise ValueError("created: expected a number")
+        outs = raw["outs"]
+        if type(outs) is not dict:
             raise ValueError("outs: expected an object")
-        outs = {path: _out(path, record) for path, record in raw["outs"].items()}
         return cls(
-            raw["step"],
-            outs,
+            step,
+            {path: _out(path, record) for path, record in outs.items()},
             raw["metrics"],
-            float(raw["duration"]),
-            float(raw["created"]),
-            raw.get("data", {}),
+            duration,
+            created,
+            data,
         )
 
 
 _FIELDS = {"step", "outs", "metrics", "duration", "created"}
+_WITH_DATA = _FIELDS | {"data"}
+_OUT_FIELDS = {"digest", "size", "cached"}
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _number(value: object) -> float | None:
+    """``value`` as a finite float, or ``None`` if it is none: not a number, a bool, NaN, an
+    infinity, or an integer past a float's range (``float()`` of a 400-digit one overflows)."""
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return None
+    return None
 
 
 def _out(path: str, record: object) -> OutRecord:
     if not is_safe_relpath(path):
         raise ValueError(f"outs: {path[:80]!r} is not a relative path inside the workspace")
-    if not isinstance(record, dict) or set(record) != {"digest", "size", "cached"}:
+    if type(record) is not dict or record.keys() != _OUT_FIELDS:
         raise ValueError(f"outs.{path}: expected digest, size and cached")
     digest, size, cached = record["digest"], record["size"], record["cached"]
     if not is_digest(digest):
         raise ValueError(f"outs.{path}.digest: malformed digest {str(digest)[:80]!r}")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    if type(size) is not int or size < 0:
         raise ValueError(f"outs.{path}.size: expected a byte count")
-    if not isinstance(cached, bool):
+    if type(cached) is not bool:
         raise ValueError(f"outs.{path}.cached: expected true or false")
     return OutRecord(digest, size, cached)
 

@@ -119,8 +119,10 @@ class Hasher:
         Concurrent calls for one path hash it once: the later callers wait and then find every
         file in the state table's memory.
         """
-        with self._lock:
-            path_lock = self._path_locks.setdefault(relpath, threading.Lock())
+        path_lock = self._path_locks.get(relpath)  # not a new Lock per call to find it is known
+        if path_lock is None:
+            with self._lock:
+                path_lock = self._path_locks.setdefault(relpath, threading.Lock())
         with path_lock:
             return self._digest(relpath)
 

@@ -216,6 +216,8 @@ class _Scheduler:
     def _skipped(self, name: str) -> StepOutcome | None:
         """The outcome of ``name`` when it must not start: a step it depends on failed, or
         (without ``keep_going``) any step failed."""
+        if self.first_failure is None:
+            return None  # only a failure blocks or stops a step (a no-op run asks per step)
         kind = self.graph.steps[name].kind
         blocked = self._blocked_by(name)
         if blocked is not None:

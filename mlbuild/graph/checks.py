@@ -24,6 +24,8 @@ def path_problems(graph: Graph, fence: Fence, names: Iterable[str] | None = None
     if graph.take_fenced(fence):  # compiled in this command, by this fence, a moment ago
         return []
     selected = None if names is None else set(names)
+    if selected is not None and selected.issuperset(graph.steps):
+        selected = None  # every step: no key to pick out (thousands of paths)
     fence = fence.at_once()  # thousands of paths below a few folders: resolve each folder once
     problems = []
     for use in graph.paths:
@@ -74,7 +76,7 @@ def missing_inputs(
 
 def produced(graph: Graph, path: str) -> bool:
     """Some step's output holds ``path``, or lies inside it."""
-    return bool(graph.outputs().overlapping(path))
+    return graph.outputs().overlaps_any(path)
 
 
 def missing_dep(graph: Graph, step: StepSpec, dep: str) -> Problem:

@@ -66,7 +66,12 @@ def components(
 
 
 def fingerprint(parts: Components) -> str:
-    return hash_bytes(json.dumps(parts, sort_keys=True, default=str).encode())
+    return hash_bytes(_ENCODER.encode(parts).encode())
+
+
+# what ``json.dumps(parts, sort_keys=True, default=str)`` makes, from one encoder: ``dumps``
+# builds a new JSONEncoder for every call with arguments (a no-op run asks once per step)
+_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
 
 
 DirDetail = Callable[[str], str]  # a directory dep → what changed in it ("2 modified (a, b)")

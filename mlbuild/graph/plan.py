@@ -337,7 +337,7 @@ class Planner:
 
     def _dep_digest(self, step: StepSpec, dep: str, unknown: PathIndex[str] | None) -> str | None:
         """``dep``'s digest; ``None`` when a step in ``unknown`` (that runs first) writes it."""
-        if unknown is not None and unknown.overlapping(dep):
+        if unknown is not None and unknown.overlaps_any(dep):
             return None
         written = self.graph.param_writes.get(dep)
         if written is not None:  # a params file `run` writes the overrides into first

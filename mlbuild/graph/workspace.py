@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,9 +77,10 @@ class Workspace:
 
     def graph(self, overrides: list[str]) -> Graph:
         self.ensure_meta()
-        return load_graph(
-            self.recipe_path, self.meta, self.cache.hasher, overrides, cache=self.cache.root
-        )
+        with _kept_from_collection():
+            return load_graph(
+                self.recipe_path, self.meta, self.cache.hasher, overrides, cache=self.cache.root
+            )
 
     def check(self, graph: Graph) -> None:
         """Raise :class:`RecipeError` with everything ``plan`` or ``run`` would refuse about the
@@ -140,3 +145,30 @@ class Workspace:
         changed)."""
         if self.meta.is_dir():
             self.cache.save()
+
+
+@contextlib.contextmanager
+def _kept_from_collection() -> Iterator[None]:
+    """Read (or compile) the first graph of this process with the cyclic garbage collector off,
+    then move everything alive to its permanent generation (``gc.freeze``), and turn the
+    collector on again unless the caller had it off. A command's compiled graph lives until the
+    command ends — 150,000 objects at 2,000 steps, 700,000 at 10,000 — and each full pass of
+    the collector traversed it all: five passes were 0.28 s of a 0.95 s ``plan`` at 10,000
+    steps. Frozen objects are still freed by reference counting; only garbage in a reference
+    cycle made before that moment is never collected — so once per process: a process that
+    reads a graph per search trial freezes only what existed at its first read."""
+    if _FROZEN.is_set():
+        yield
+        return
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+        _FROZEN.set()
+    finally:
+        if was_on:
+            gc.enable()
+
+
+_FROZEN = threading.Event()  # this process has frozen its first graph

@@ -118,6 +118,17 @@ def test_a_damaged_action_entry_is_a_miss_not_a_crash(cache: Cache) -> None:
     assert cache.actions.get("f" * 64) is None
 
 
+@pytest.mark.parametrize("key", ["duration", "created"])
+def test_an_entry_with_a_time_past_a_floats_range_is_refused_not_a_crash(key: str) -> None:
+    good = json.loads(ActionResult("s", {"ok.txt": OutRecord("ab" * 32, 3)}).to_json())
+    hostile = json.dumps({**good, key: int("9" * 400)})
+    with pytest.raises(ValueError, match=f"{key}: expected a number"):
+        ActionResult.from_json(hostile)
+    assert ActionResult.from_json(json.dumps({**good, key: 12})) == ActionResult(
+        "s", {"ok.txt": OutRecord("ab" * 32, 3)}, **{key: 12.0}
+    )
+
+
 def test_parallel_steps_reading_one_directory_hash_it_once(cache: Cache, tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -81,6 +81,13 @@ HOSTILE = {
     "a negative size": _out(size=-1),
     "cached as text": _out(cached="yes"),
     "a duration that is not a number": _set("duration", "NaN"),
+    "a duration of 400 digits": _set("duration", int("9" * 400)),  # float() of it overflows
+    "a creation time of 400 digits": _set("created", -int("9" * 400)),
+    "a duration that is a boolean": _set("duration", True),
+    "a size that is a boolean": _out(size=True),
+    "cached as a number": _out(cached=1),
+    "a step name that is a number": _set("step", 7),
+    "data that is a list": _set("data", []),
     "a digest that climbs out": _out(digest="../../../../escape"),
     "a digest with a bad suffix": _out(digest="a" * 64 + ".exe"),
     "an upper-case digest": _out(digest="A" * 64),
