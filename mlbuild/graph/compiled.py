@@ -156,11 +156,13 @@ def _same_data(
     entry = _entry(meta_dir / "compiled" / f"{name}.json")
     if entry is None or entry.get("data") != data_key or not inputs_unchanged(entry, hasher):
         return None
-    graph = _graph(entry)
-    if graph is None or not same_data.reusable(graph):
+    raw = entry.get("graph")
+    renewed = same_data.located(raw, source) if isinstance(raw, dict) else None
+    if renewed is None:
         return None
-    graph = same_data.with_source(graph, source)
-    return graph, {**entry, "graph": graph.to_json()}
+    entry = {**entry, "graph": renewed}  # written as read: no second to_json of every step
+    graph = _graph(entry)
+    return None if graph is None else (graph, entry)
 
 
 @contextlib.contextmanager

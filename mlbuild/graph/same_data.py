@@ -6,7 +6,7 @@ a function of its *data* (and of the params files, the environment variables and
 which the compiled entry checks as it always has), except for where things are written: the
 graph's ``positions`` (key path → line, column), ``lines`` (the recipe's text, for excerpts) and
 ``recipe_file``. So an entry is found by its data too (:func:`data_key`), and a graph read from it
-gets the positions of the recipe as it is now (:func:`with_source`): an error found after the
+gets the positions of the recipe as it is now (:func:`located`): an error found after the
 edit (a dep that went missing) names the line it is on now.
 
 What counts as the same data is strict: every mapping's keys in their order, every value with its
@@ -29,7 +29,6 @@ from typing import Any
 
 from mlbuild import atomic
 from mlbuild.cache import hash_bytes
-from mlbuild.graph.model import Graph
 from mlbuild.recipe._yaml import SourceMap, format_path
 
 _KEEP = 64  # pointers kept; the oldest go first
@@ -74,19 +73,17 @@ def source_positions(source: SourceMap) -> tuple[dict[str, list[int]], dict[int,
     return positions, dict(enumerate(source.lines, start=1))
 
 
-def reusable(graph: Graph) -> bool:
-    """Whether ``graph`` holds nothing that names a place in the recipe but its positions: no
-    step carries a problem (whose message may name a line)."""
-    return not any(spec.problems for spec in graph.steps.values())
-
-
-def with_source(graph: Graph, source: SourceMap) -> Graph:
-    """``graph`` located in the recipe ``source`` maps: its positions, lines and file name."""
+def located(raw: dict[str, Any], source: SourceMap) -> dict[str, Any] | None:
+    """The graph ``raw`` (as a compiled entry holds it) located in the recipe ``source`` maps:
+    its positions, lines and file name. ``None`` when a step carries a problem (whose message
+    may name a line) or the steps are not shaped as :meth:`Graph.to_json` writes them."""
+    try:
+        if any(step["problems"] for step in raw["steps"].values()):
+            return None
+    except (KeyError, TypeError, AttributeError):
+        return None
     positions, lines = source_positions(source)
-    fields = {**graph.__dict__, "positions": positions, "lines": lines, "recipe_file": source.file}
-    fields.pop("_outputs", None)  # derived caches, not fields
-    fields.pop("_fenced", None)
-    return Graph(**fields)
+    return {**raw, "positions": positions, "lines": lines, "recipe_file": source.file}
 
 
 def find(meta_dir: Path, key: str) -> str | None:

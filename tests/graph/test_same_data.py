@@ -114,6 +114,7 @@ def test_an_edit_of_the_layout_reuses_the_graph_located_anew(
     compiles.clear()
     graph = graph_in(root)
     assert as_json(graph) == expected
+    assert as_json(graph_in(root)) == expected  # the entry written for the new bytes
     assert compiles == []
     assert graph.positions["steps.c.params[0]"][0] == _line_of(text, "[train.n]")
 
