@@ -26,6 +26,9 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     """A plain left-aligned text table; cells are shown :func:`printable`."""
     cells = [[printable(str(c)) for c in row] for row in [headers, *rows]]
     widths = [max(len(c) for c in col) for col in zip(*cells, strict=False)]
+    # the last cell is not padded: its padding is stripped anyway, and padding every row to
+    # the widest last cell (a reason naming 1,000 deps) made the table quadratic in the steps
+    widths[-1:] = [0]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells
     )

@@ -25,6 +25,7 @@ from mlbuild.graph.checks import missing_inputs
 from mlbuild.graph.kinds import CompileContext, RecipePaths, section_compilers
 from mlbuild.graph.model import Graph, ServedModel, StepSpec
 from mlbuild.graph.packaging import compile_package
+from mlbuild.graph.same_data import source_positions
 from mlbuild.params import Resolved
 from mlbuild.paths import Fence, PathIndex, UnsafePathError, is_within, normalise
 from mlbuild.recipe import (
@@ -106,7 +107,7 @@ def compile_graph(
             lock = paths.check(beside, ("environment", "pipfile"), writes=False)
     elif env is not None and env.requirements:
         lock = paths.check(env.requirements, ("environment", "requirements"), writes=False)
-    positions = {format_path(p): [pos.line, pos.column] for p, pos in source.values.items()}
+    positions, lines = source_positions(source)  # renewed when only they change: same_data
     graph = Graph(
         name=recipe.name,
         recipe_file=source.file,
@@ -119,7 +120,7 @@ def compile_graph(
         store_url=recipe.store.url if recipe.store else None,
         remote_cache=recipe.cache.model_dump() if recipe.cache else None,
         positions=positions,
-        lines=dict(enumerate(source.lines, start=1)),
+        lines=lines,
         model=model,
         param_writes=dict(resolved.writes),
         sweeper=dict(resolved.sweeper) if resolved.sweeper else None,

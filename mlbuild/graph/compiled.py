@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlbuild import atomic
 from mlbuild.cache import FORMAT_VERSION, Hasher, hash_bytes
@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 # 3: params pasted into shell commands must be inert; 4: env vars, params files and per-step
 # problems; 5: step kinds, their config and executors; 6: the tests section; 7: the package:
 # section and environment.isolated; 8: the remote cache section; 9: params_from; 11: the tests',
-# searches' and packages' steps, StepSpec.default, a search's takers' edges)
-_GRAPH_VERSION = 11
+# searches' and packages' steps, StepSpec.default, a search's takers' edges; 12: the data key an
+# entry was compiled from, mlbuild.graph.same_data)
+_GRAPH_VERSION = 12
 
 
 def load_graph(
@@ -80,10 +81,16 @@ def load_graph(
             [__version__, FORMAT_VERSION, _GRAPH_VERSION, sections, hash_bytes(text), overrides]
         ).encode()
     )
+    # what the data key adds to the data: the text key's context, and what the compile reads
+    # besides (the recipe's file name and the cache directory, which no recipe path may reach)
+    context = [__version__, FORMAT_VERSION, _GRAPH_VERSION, sections, overrides]
+    context += [recipe_path.name, None if cache is None else str(cache)]
     entry_path = meta_dir / "compiled" / f"{key}.json"
     graph = _read(entry_path, hasher)
     if graph is None:
-        graph = _compiled(recipe_path, text, hasher, overrides, cache, meta_dir, entry_path)
+        graph = _compiled(
+            recipe_path, text, hasher, context, overrides, cache, meta_dir, entry_path
+        )
     if not best:
         return graph
     from mlbuild.graph.best import with_best_params
@@ -99,22 +106,63 @@ def _compiled(
     recipe_path: Path,
     text: bytes,
     hasher: Hasher,
+    context: list[Any],
     overrides: list[str],
     cache: Path | None,
     meta_dir: Path,
     entry_path: Path,
 ) -> Graph:
+    """The graph of a recipe whose bytes no entry holds: an entry's graph relocated when the
+    recipe's data are unchanged (:mod:`mlbuild.graph.same_data`), else compiled; either way
+    written under the new bytes' key."""
+    from mlbuild.graph import same_data
+    from mlbuild.recipe._yaml import load_yaml
+
+    display = _display(recipe_path)
     try:
         with _no_cycle_collection():
-            graph, inputs, env = _compile(recipe_path, text, hasher, overrides, cache, meta_dir)
-            _write(entry_path, {"inputs": inputs, "env": env, "graph": graph.to_json()})
+            data, source = load_yaml(text.decode("utf-8"), display)
+            data_key = same_data.data_key(data, context)
+            found = _same_data(meta_dir, data_key, source, hasher)
+            if found is not None:
+                graph, entry = found
+            else:
+                graph, inputs, env = _compile(
+                    recipe_path, data, source, hasher, overrides, cache, meta_dir
+                )
+                entry = {"inputs": inputs, "env": env, "data": data_key, "graph": graph.to_json()}
+            _write(entry_path, entry)
+            if data_key is not None:
+                same_data.remember(meta_dir, data_key, entry_path.stem)
     except UnicodeDecodeError as exc:
         from mlbuild.errors import Problem, RecipeError
 
-        raise RecipeError(
-            [Problem(_display(recipe_path), None, None, "", f"not UTF-8: {exc}")]
-        ) from None
+        raise RecipeError([Problem(display, None, None, "", f"not UTF-8: {exc}")]) from None
     return graph
+
+
+def _same_data(
+    meta_dir: Path, data_key: str | None, source: SourceMap, hasher: Hasher
+) -> tuple[Graph, dict[str, object]] | None:
+    """The graph compiled from the same data as the recipe ``source`` maps, located there, and
+    the entry to write for it; ``None`` when there is none, or it cannot be trusted as it is."""
+    from mlbuild.graph import same_data
+
+    if data_key is None:
+        return None
+    name = same_data.find(meta_dir, data_key)
+    if name is None:
+        return None
+    entry = _entry(meta_dir / "compiled" / f"{name}.json")
+    if entry is None or entry.get("data") != data_key or not inputs_unchanged(entry, hasher):
+        return None
+    raw = entry.get("graph")
+    renewed = same_data.located(raw, source) if isinstance(raw, dict) else None
+    if renewed is None:
+        return None
+    entry = {**entry, "graph": renewed}  # written as read: no second to_json of every step
+    graph = _graph(entry)
+    return None if graph is None else (graph, entry)
 
 
 @contextlib.contextmanager
@@ -143,23 +191,51 @@ def env_digest(name: str) -> str | None:
 def _read(entry_path: Path, hasher: Hasher) -> Graph | None:
     """The graph the entry holds if its inputs are unchanged; ``None`` when there is none or it
     is not what :func:`_write` writes (damaged, truncated, another shape): compiled anew."""
+    entry = _entry(entry_path)
+    if entry is None or not inputs_unchanged(entry, hasher):
+        return None
+    return _graph(entry)
+
+
+def _entry(entry_path: Path) -> dict[str, object] | None:
+    """The entry at ``entry_path`` as JSON, or ``None`` when it cannot be read as a mapping."""
     try:
-        entry = json.loads(entry_path.read_text(encoding="utf-8"))
+        with _no_cycle_collection():  # tens of thousands of objects, none in a cycle
+            entry = json.loads(entry_path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def inputs_unchanged(entry: dict[str, Any], hasher: Hasher) -> bool:
+    """Whether the params files, Hydra config files and environment variables ``entry`` was
+    compiled from are as they were (a mis-shapen list of them: not)."""
+    try:
         for path, digest in entry["inputs"].items():
             current = hasher.digest(path)
             if current is None or current.value != digest:
-                return None
+                return False
         for name, digest in entry.get("env", {}).items():
             if env_digest(name) != digest:
-                return None
-        return Graph.from_json(entry["graph"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def _graph(entry: dict[str, Any]) -> Graph | None:
+    """The graph ``entry`` holds, or ``None`` when it is not what :meth:`Graph.to_json` wrote."""
+    try:
+        with _no_cycle_collection():
+            return Graph.from_json(entry["graph"])
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
 
 
 def _compile(
     recipe_path: Path,
-    text: bytes,
+    data: Any,
+    source: SourceMap,
     hasher: Hasher,
     overrides: list[str],
     cache: Path | None,
@@ -171,15 +247,12 @@ def _compile(
     from mlbuild.params import resolve_params
     from mlbuild.paths import Fence, UnsafePathError
     from mlbuild.recipe import ParamSources
-    from mlbuild.recipe.structure import parse_cached
+    from mlbuild.recipe.structure import parse_loaded
 
     root = recipe_path.parent
-    display = _display(recipe_path)
     # a recipe whose structure was valid before (only param values changed) is not validated
     # again: mlbuild.recipe.structure
-    recipe, source = parse_cached(
-        text.decode("utf-8"), display, meta_dir / "recipes", f"{__version__}/{_GRAPH_VERSION}"
-    )
+    recipe = parse_loaded(data, source, meta_dir / "recipes", f"{__version__}/{_GRAPH_VERSION}")
     _check_recipe_overrides(recipe, source)
     section = recipe.params
     if isinstance(section, ParamSources) and _below_root(section.config_dir):

@@ -55,20 +55,28 @@ def parse_cached(text: str, file: str, cache_dir: Path, version: str) -> tuple[A
     the same structure was valid under mlbuild ``version``. Raises what ``parse_recipe``
     raises."""
     from mlbuild.recipe._yaml import load_yaml
-    from mlbuild.recipe.loader import validate_recipe
 
     data, source = load_yaml(text, file)
+    return parse_loaded(data, source, cache_dir, version), source
+
+
+def parse_loaded(data: Any, source: SourceMap, cache_dir: Path, version: str) -> Any:
+    """:func:`parse_cached` of a recipe already loaded: ``data`` and ``source`` as
+    :func:`~mlbuild.recipe._yaml.load_yaml` returned them. Raises what ``validate_recipe``
+    raises."""
+    from mlbuild.recipe.loader import validate_recipe
+
     digest = input_digest(data) if isinstance(data, dict) else None  # once: the key and check
     key = structure_key(data, version, digest)
     entry = cache_dir / f"{key}.json" if key is not None else None
     if entry is not None:
         recipe = read_entry(entry, data, digest)
         if recipe is not None:
-            return recipe, source
+            return recipe
     recipe = validate_recipe(data, source)
     if entry is not None:
         write_entry(entry, recipe, data, digest)
-    return recipe, source
+    return recipe
 
 
 def input_digest(data: dict[str, Any]) -> str:
