@@ -345,7 +345,17 @@ def _scan(
                         st = entry.stat()
                         name_add(name)
                         stat_add(st)
-                        pack((st.st_ino, st.st_size, st.st_ctime_ns, st.st_mode & 0o100))
+                        try:
+                            pack((st.st_ino, st.st_size, st.st_ctime_ns, st.st_mode & 0o100))
+                        except OverflowError:  # an inode number of 2**63 or more: one to one
+                            pack(
+                                (
+                                    st.st_ino - (1 << 64),
+                                    st.st_size,
+                                    st.st_ctime_ns,
+                                    st.st_mode & 0o100,
+                                )
+                            )
         finally:
             os.close(fd)
         done.append(_Folder(current, rel, names, stats, packed))
