@@ -212,6 +212,7 @@ def test_the_walk_in_threads_finds_what_one_thread_finds(
         },
     )
     os.symlink(tmp_path / "elsewhere", tmp_path / "data/linked")
+    monkeypatch.setattr(hashing, "_WALKERS", 4)
     threaded = hashing._found(hashing._walk(str(tmp_path / "data")))
     monkeypatch.setattr(hashing, "_WALKERS", 1)
     alone = hashing._found(hashing._walk(str(tmp_path / "data")))
