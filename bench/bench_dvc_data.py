@@ -95,6 +95,10 @@ def fresh(template: Path, dest: Path, dataset: bool) -> Path:
     # hard links: the copy costs no data writes, and DVC's and mlbuild's caches start empty
     shutil.copytree(template, dest, copy_function=os.link, symlinks=True)
     (dest / "ml.yaml").write_text(ml_yaml(dataset))
+    # a hard link sets each file's ctime to now: wait out mlbuild's racy window (1 s), or a
+    # first run made right after its copy may remember nothing, and its no-op re-reads every
+    # file (the baseline's copies were made just before their first run, this checkout's not)
+    time.sleep(1.1)
     return dest
 
 

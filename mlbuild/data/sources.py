@@ -14,20 +14,23 @@ from pathlib import Path
 from mlbuild import racy
 from mlbuild.data.dvc_adapter import DvcAdapter
 from mlbuild.data.md5 import Hashed, Unsupported, dvc_hash, ignores_files
+from mlbuild.data.snapshot import (
+    Record,
+    Snapshot,
+    is_verified,
+    read_record,
+    snapshot,
+    write_record,
+    write_verified,
+)
 from mlbuild.data.version import (
     DataError,
     DatasetSpec,
     DataVersion,
     Kind,
-    Record,
     dvc_repo_root,
-    find_dvc_out,
-    is_verified,
-    read_record,
+    recorded_out,
     resolve_kind,
-    snapshot,
-    write_record,
-    write_verified,
 )
 
 
@@ -91,32 +94,34 @@ class DataSources:
                     self.root / spec.path,
                     dataset=name,
                 )
-            files = snapshot(self.root / spec.path) or []
-            write_record(self.meta, name, Record(current.hash, files, _source(spec, current)))
+            now = snapshot(self.root / spec.path) or Snapshot([])
+            write_record(
+                self.meta, name, Record(current.hash, now.files, _source(spec, current)), now
+            )
             present = DataVersion(**{**current.to_json(), "present": True})
             self._versions[name] = present
             return present
 
     def _dvc_version(self, spec: DatasetSpec) -> DataVersion:
-        found = find_dvc_out(self.root, spec.path)
+        found = recorded_out(self.root, self.meta, spec.path)
         assert found is not None  # resolve_kind said DVC tracks it
         digest, tracked_in = found.digest, found.tracked_in
         version = DataVersion(
             spec.name, spec.path, "dvc", digest, remote=spec.remote, tracked_in=tracked_in
         )
-        files = snapshot(self.root / spec.path)
-        if files is None:
+        now = snapshot(self.root / spec.path)
+        if now is None:
             return DataVersion(**{**version.to_json(), "present": False})
-        if is_verified(self.meta, spec.name, digest, files):  # no-op: the whole record unread
+        if is_verified(self.meta, spec.name, digest, now):  # no-op: the whole record unread
             return version
         record = read_record(self.meta, spec.name)
-        if record is not None and record.version == digest and record.files == files:
-            # a record written before the summary existed: the next run reads the summary
-            write_verified(self.meta, spec.name, digest, files)
+        if record is not None and record.version == digest and record.files == now.files:
+            # a summary lost, or of an older mlbuild: the next run reads the summary
+            write_verified(self.meta, spec.name, digest, now)
             return version
         hashed = self._own_hash(spec.path, found.hash_name, record)
         if hashed is not None and hashed.digest == digest:
-            write_record(self.meta, spec.name, _trusted(digest, hashed))
+            write_record(self.meta, spec.name, _trusted(digest, hashed), now)
             return version
         # a different hash, or one only DVC can compute: DVC tells missing from modified. A
         # hash computed here read every file whose stat changed: when it differs, the copy is
@@ -131,7 +136,7 @@ class DataSources:
             )
         if state == "missing":
             return DataVersion(**{**version.to_json(), "present": False})
-        write_record(self.meta, spec.name, Record(digest, files))
+        write_record(self.meta, spec.name, Record(digest, now.files), now)
         return version
 
     def _own_hash(self, path: str, hash_name: str, record: Record | None) -> Hashed | None:
@@ -152,10 +157,10 @@ class DataSources:
         assert spec.import_repo is not None and spec.import_path is not None
         wanted = {"repo": spec.import_repo, "rev": spec.import_rev, "path": spec.import_path}
         record = read_record(self.meta, spec.name)
-        files = snapshot(self.root / spec.path)
+        now = snapshot(self.root / spec.path)
         if record is not None and {k: record.source.get(k) for k in wanted} == wanted:
             commit = str(record.source.get("commit"))
-            present = files is not None and files == record.files
+            present = now is not None and now.files == record.files
             return _import(spec, record.version, commit, present=present)
         commit, digest = self._dvc().resolve_import(
             spec.import_repo, spec.import_rev, spec.import_path, dataset=spec.name

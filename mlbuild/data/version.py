@@ -3,21 +3,29 @@
 A DVC-tracked path's version is the md5 DVC wrote in its ``.dvc`` file (or in ``dvc.lock`` for a
 pipeline output); a directory's is DVC's ``.dir`` manifest hash. Nothing is re-hashed: to know the
 workspace still holds that version, mlbuild keeps the stat of every file it last saw verified
-(``.mlbuild/data/NAME.json``), so a no-op run costs one ``stat`` per file.
+(:mod:`mlbuild.data.snapshot`), so a no-op run costs one ``stat`` per file. What a ``.dvc`` file
+says is remembered by its stat too (:func:`recorded_out`): a run whose ``.dvc`` files did not
+change parses no YAML (PyYAML's import alone is ~20 ms of a 0.1 s command).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from mlbuild import atomic
+from mlbuild import atomic, racy
+
+# re-exported: mlbuild.data.md5 and mlbuild.review read them from here
+from mlbuild.data.snapshot import Record, Stat, read_record
 from mlbuild.errors import MlbuildError
+
+__all__ = ["Record", "Stat", "read_record"]
 
 Kind = str  # "dvc" | "import" | "file"
 
@@ -183,119 +191,53 @@ def _in_lock(root: Path, path: str) -> bool:
     return _lock_out(root, path) is not None
 
 
-# ---- the stat record that proves the workspace still holds a verified version -----------------
-
-# [relpath, inode, size, ctime_ns]: the ctime, not the mtime, which anyone can set back (a file
-# rewritten in place with its size kept and its mtime restored looked verified as it was)
-Stat = list[Any]
+# ---- what a .dvc file says, remembered by its stat ----------------------------------------------
 
 
-def snapshot(full: Path) -> list[Stat] | None:
-    """The stat of every file under ``full`` (or of the file), or ``None`` if it is absent."""
+def recorded_out(root: Path, meta: Path, path: str) -> TrackedOut | None:
+    """:func:`find_dvc_out`, answered without parsing ``PATH.dvc`` when its stat (inode, size,
+    mtime, ctime) is the one it had when it was last parsed.
+
+    The memo (``.mlbuild/data/dvcfiles/*.json``) is written only for a ``.dvc`` file whose ctime
+    was more than one timestamp tick old when it was read (:mod:`mlbuild.racy`): one edited again
+    within that tick would keep its stat. Any edit after that moves the ctime, which no one can
+    set back. A memo that does not read back whole, or names another path, is parsed anew.
+    """
+    dvc_file = root / f"{path}.dvc"
     try:
-        st = full.stat()
-    except FileNotFoundError:
-        return None
-    if not full.is_dir():
-        return [["", st.st_ino, st.st_size, st.st_ctime_ns]]
-    found: list[Stat] = []
-    add = found.append
-    stack = [(str(full), "")]
-    while stack:
-        current, rel = stack.pop()
-        # listed through the folder's descriptor: each stat is an fstatat of one name, not a
-        # walk of the full path by the kernel (a fifth of the system time at 100,000 files)
-        fd = os.open(current, _DIR_FLAGS)
-        try:
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    # DVC leaves a symlinked directory out of a tracked directory (and a link
-                    # back up the tree would be walked forever); a symlinked file it reads through
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((f"{current}/{entry.name}", f"{rel}{entry.name}/"))
-                    elif entry.is_file():
-                        est = entry.stat()
-                        add([f"{rel}{entry.name}", est.st_ino, est.st_size, est.st_ctime_ns])
-        finally:
-            os.close(fd)
-    # relpaths are unique: sorting by them alone is the order of the whole lists, in C
-    found.sort(key=itemgetter(0))
+        st = os.stat(dvc_file)
+    except OSError:
+        return find_dvc_out(root, path)
+    if not stat.S_ISREG(st.st_mode):
+        return find_dvc_out(root, path)
+    stamp = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    memo = meta / "data" / _DVC_FILES / f"{_name(path)}.json"
+    remembered = _read_memo(memo, path, stamp)
+    if remembered is not None:
+        return remembered
+    found = find_dvc_out(root, path)
+    if found is not None and st.st_ctime_ns <= racy.cutoff():
+        body = {"path": path, "stamp": stamp, **asdict(found)}
+        with contextlib.suppress(OSError, UnicodeError):  # a memo only saves a parse
+            atomic.write_json(memo, body, sync=False)
     return found
 
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+_DVC_FILES = "dvcfiles"
 
 
-@dataclass
-class Record:
-    """What mlbuild last verified about a dataset's workspace copy."""
-
-    version: str
-    files: list[Stat]
-    source: dict[str, Any] = field(default_factory=dict)
-    md5: dict[str, str] = field(default_factory=dict)  # by relpath, for the stats in ``files``
+def _name(path: str) -> str:
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def read_record(meta: Path, name: str) -> Record | None:
+def _read_memo(memo: Path, path: str, stamp: list[int]) -> TrackedOut | None:
     try:
-        raw = json.loads((meta / "data" / f"{name}.json").read_text(encoding="utf-8"))
-        md5 = raw.get("md5", {})
-        if not isinstance(md5, dict) or not all(map(_is_md5, md5.values())):
-            md5 = {}  # a damaged record only costs a re-read
-        return Record(raw["version"], raw["files"], raw.get("source", {}), md5)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _is_md5(value: object) -> bool:
-    # a set test in C: a record of 100,000 files checks 100,000 of these
-    return isinstance(value, str) and len(value) == 32 and _HEX.issuperset(value)
-
-
-_HEX = frozenset("0123456789abcdef")
-
-
-def write_record(meta: Path, name: str, record: Record) -> None:
-    # derived data, rebuilt if lost; its fields by hand: ``asdict`` deep-copies 100,000 stat lists
-    body = {
-        "version": record.version,
-        "files": record.files,
-        "source": record.source,
-        "md5": record.md5,
-    }
-    atomic.write_json(meta / "data" / f"{name}.json", body, sync=False)
-    # and, apart, all a no-op run needs: reading the record of a dataset of 100,000 files
-    # (stats and md5s) cost more than stat-ing them. Written second: one left behind by a
-    # crash still says only what was true, that these stats were verified as that version
-    write_verified(meta, name, record.version, record.files)
-
-
-def write_verified(meta: Path, name: str, version: str, files: list[Stat]) -> None:
-    """Remember that dataset ``name``, its files with the stats ``files``, is ``version``."""
-    summary = {"version": version, "files": stats_digest(files)}
-    atomic.write_json(meta / "data" / _VERIFIED / f"{name}.json", summary, sync=False)
-
-
-_VERIFIED = "verified"
-
-
-def stats_digest(files: list[Stat]) -> str:
-    """One hash of a list of file stats: equal exactly when the lists are (each relpath is
-    prefixed by its length, so no name can pass for a field or for another entry)."""
-    text = "".join([f"{len(rel)}:{rel}{ino},{size},{stamp};" for rel, ino, size, stamp in files])
-    # a file name need not be UTF-8: hash the bytes the file system holds for it
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def is_verified(meta: Path, name: str, version: str, files: list[Stat]) -> bool:
-    """Whether the workspace copy of dataset ``name``, whose files have the stats ``files`` now,
-    was verified as ``version`` with exactly these stats (by :func:`write_record`)."""
-    try:
-        raw = json.loads((meta / "data" / _VERIFIED / f"{name}.json").read_text(encoding="utf-8"))
+        raw = json.loads(memo.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return (
-        isinstance(raw, dict)
-        and raw.get("version") == version
-        and raw.get("files") == stats_digest(files)
-    )
+        return None
+    if not (isinstance(raw, dict) and raw.get("path") == path and raw.get("stamp") == stamp):
+        return None
+    digest, tracked_in, hash_name = raw.get("digest"), raw.get("tracked_in"), raw.get("hash_name")
+    if not (isinstance(digest, str) and isinstance(tracked_in, str) and isinstance(hash_name, str)):
+        return None
+    return TrackedOut(digest, tracked_in, hash_name)

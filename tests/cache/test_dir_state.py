@@ -212,9 +212,10 @@ def test_the_walk_in_threads_finds_what_one_thread_finds(
         },
     )
     os.symlink(tmp_path / "elsewhere", tmp_path / "data/linked")
-    threaded = hashing._walk(str(tmp_path / "data"))
+    monkeypatch.setattr(hashing, "_WALKERS", 4)
+    threaded = hashing._found(hashing._walk(str(tmp_path / "data")))
     monkeypatch.setattr(hashing, "_WALKERS", 1)
-    alone = hashing._walk(str(tmp_path / "data"))
+    alone = hashing._found(hashing._walk(str(tmp_path / "data")))
     assert [(rel, full) for rel, full, _ in threaded] == [(rel, full) for rel, full, _ in alone]
     assert [rel for rel, _, _ in alone] == [
         "a.txt",
@@ -239,7 +240,7 @@ def test_the_walk_through_folder_descriptors_stats_what_each_full_path_names(
     os.symlink(tmp_path / "out", tmp_path / "data/to-dir")
     odd = os.fsdecode(b"caf\xe9.bin")  # not UTF-8: a surrogate-escaped name
     (tmp_path / "data" / odd).write_bytes(b"55555")
-    found = hashing._walk(str(tmp_path / "data"))
+    found = hashing._found(hashing._walk(str(tmp_path / "data")))
     assert [rel for rel, _, _ in found] == ["a/to-file", "a/x", odd, "f.txt", "to-dir/w"]
     for rel, full, st in found:
         assert full == f"{tmp_path}/data/{rel}"

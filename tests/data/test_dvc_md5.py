@@ -146,7 +146,10 @@ def test_a_no_op_run_reads_the_short_summary_and_still_sees_every_change(repo: W
     # instead of reading the whole record; a same-size edit or a new file must still be seen
     assert statuses(repo.run_json()) == {"listing": "ran"}
     summary_file = repo.root / ".mlbuild/data/verified/images.json"
-    summary_file.unlink()  # as a workspace whose record an earlier mlbuild wrote
+    # as a workspace whose record an earlier mlbuild wrote (the first run wrote none when a file
+    # was younger than the racy window: its summary could not have matched)
+    summary_file.unlink(missing_ok=True)
+    time.sleep(racy.RACY_WINDOW_NS / 1e9 + 0.05)  # every file old enough to be remembered
     assert statuses(repo.run_json()) == {"listing": "cached"}
     summary = json.loads(summary_file.read_text())
     assert summary["version"] == md5_in(repo.root / "data/images.dvc")
