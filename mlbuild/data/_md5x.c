@@ -3,7 +3,9 @@
  * One MD5 stream is a chain of dependent 32-bit operations, so one core hashes one file at
  * ~0.65 GB/s whatever the implementation. Independent files are not chained to each other: with
  * AVX2, eight files are hashed side by side, one in each 32-bit lane of the vector registers
- * ("multi-buffer" MD5), every step of RFC 1321 applied to the eight at once. Each of up to
+ * ("multi-buffer" MD5), every step of RFC 1321 applied to the eight at once (with AVX-512VL, on
+ * the same 256-bit registers, a rotation and each round's function are one instruction each
+ * instead of three). Each of up to
  * MAX_THREADS threads keeps eight lanes busy: when a file ends, the lane takes the next file of
  * the batch. When fewer than SIMD_MIN_LANES lanes have work (the batch's tail), the scalar code
  * below, also used without AVX2, hashes them one at a time.
@@ -36,7 +38,7 @@
 #define LANE_BUFFER (64 * 1024)
 #define MAX_THREADS 64
 /* with fewer lanes busy than this, scalar code hashes them one by one */
-#define SIMD_MIN_LANES 2
+#define SIMD_MIN_LANES 3
 /* a result that is not an errno: the path is not a regular file */
 #define NOT_REGULAR (-1)
 /* a result not written yet (memory ran out before the file's turn) */
@@ -196,57 +198,81 @@ md5_blocks(uint32_t st[4], const uint8_t *p, size_t nblocks)
     } while (0)
 
 /* st[register][lane]; p[lane] points at nblocks blocks of that lane's stream */
+typedef void (*blocks_x8_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
+
+#define BLOCKS_X8(STEP)                                                                   \
+    __m256i a = _mm256_loadu_si256((const __m256i *)st[0]);                               \
+    __m256i b = _mm256_loadu_si256((const __m256i *)st[1]);                               \
+    __m256i c = _mm256_loadu_si256((const __m256i *)st[2]);                               \
+    __m256i d = _mm256_loadu_si256((const __m256i *)st[3]);                               \
+    for (size_t n = 0; n < nblocks; n++) {                                                \
+        __m256i m[16];                                                                    \
+        const uint8_t *q[LANES];                                                          \
+        for (int j = 0; j < LANES; j++) {                                                 \
+            q[j] = p[j] + 64 * n;                                                         \
+        }                                                                                 \
+        TRANSPOSE8(q, 0);                                                                 \
+        for (int j = 0; j < LANES; j++) {                                                 \
+            q[j] += 32;                                                                   \
+        }                                                                                 \
+        TRANSPOSE8(q, 8);                                                                 \
+        __m256i a0 = a, b0 = b, c0 = c, d0 = d;                                           \
+        MD5_STEPS(STEP)                                                                   \
+        a = VADD(a, a0);                                                                  \
+        b = VADD(b, b0);                                                                  \
+        c = VADD(c, c0);                                                                  \
+        d = VADD(d, d0);                                                                  \
+    }                                                                                     \
+    _mm256_storeu_si256((__m256i *)st[0], a);                                             \
+    _mm256_storeu_si256((__m256i *)st[1], b);                                             \
+    _mm256_storeu_si256((__m256i *)st[2], c);                                             \
+    _mm256_storeu_si256((__m256i *)st[3], d);
+
 __attribute__((target("avx2"))) static void
-md5_blocks_x8(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+md5_blocks_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
 {
     const __m256i ones = _mm256_set1_epi32(-1);
-    __m256i a = _mm256_loadu_si256((const __m256i *)st[0]);
-    __m256i b = _mm256_loadu_si256((const __m256i *)st[1]);
-    __m256i c = _mm256_loadu_si256((const __m256i *)st[2]);
-    __m256i d = _mm256_loadu_si256((const __m256i *)st[3]);
-    for (size_t n = 0; n < nblocks; n++) {
-        __m256i m[16];
-        const uint8_t *q[LANES];
-        for (int j = 0; j < LANES; j++) {
-            q[j] = p[j] + 64 * n;
-        }
-        TRANSPOSE8(q, 0);
-        for (int j = 0; j < LANES; j++) {
-            q[j] += 32;
-        }
-        TRANSPOSE8(q, 8);
-        __m256i a0 = a, b0 = b, c0 = c, d0 = d;
-        MD5_STEPS(VSTEP)
-        a = VADD(a, a0);
-        b = VADD(b, b0);
-        c = VADD(c, c0);
-        d = VADD(d, d0);
-    }
-    _mm256_storeu_si256((__m256i *)st[0], a);
-    _mm256_storeu_si256((__m256i *)st[1], b);
-    _mm256_storeu_si256((__m256i *)st[2], c);
-    _mm256_storeu_si256((__m256i *)st[3], d);
+    BLOCKS_X8(VSTEP)
 }
 
-static int
-has_avx2(void)
+/* AVX-512VL on 256-bit registers: vprold rotates, vpternlogd computes F, G, H or I in one
+ * instruction (its immediate is the function's truth table over 0xf0, 0xcc, 0xaa) */
+#define WF(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0xca)
+#define WG(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0xe4)
+#define WH(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0x96)
+#define WI(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0x39)
+#define WSTEP(f, a, b, c, d, i, k, s)                                                     \
+    a = VADD(a, VADD(W##f(b, c, d), VADD(m[i], _mm256_set1_epi32((int)(k)))));            \
+    a = VADD(_mm256_rol_epi32(a, s), b);
+
+__attribute__((target("avx2,avx512f,avx512vl"))) static void
+md5_blocks_avx512(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
 {
-    return __builtin_cpu_supports("avx2") ? 1 : 0;
+    BLOCKS_X8(WSTEP)
+}
+
+/* the vector code named ``name`` if this CPU runs it ("auto": the best one), else NULL */
+static blocks_x8_fn
+simd_kernel(const char *name)
+{
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    int avx2 = __builtin_cpu_supports("avx2");
+    if ((!strcmp(name, "auto") || !strcmp(name, "avx512")) && avx512) {
+        return md5_blocks_avx512;
+    }
+    if ((!strcmp(name, "auto") || !strcmp(name, "avx2")) && avx2) {
+        return md5_blocks_avx2;
+    }
+    return NULL;
 }
 #else
-static void
-md5_blocks_x8(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
-{
-    (void)st;
-    (void)p;
-    (void)nblocks;
-    abort(); /* never called: has_avx2() is 0 */
-}
+typedef void (*blocks_x8_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
 
-static int
-has_avx2(void)
+static blocks_x8_fn
+simd_kernel(const char *name)
 {
-    return 0;
+    (void)name;
+    return NULL;
 }
 #endif
 
@@ -256,7 +282,7 @@ typedef struct {
     const char *const *paths;
     Py_ssize_t count;
     Py_ssize_t next; /* the next path to take, shared by the threads */
-    int simd;
+    blocks_x8_fn x8; /* NULL: scalar code only */
     char (*hex)[33];  /* the digest of paths[i], when err[i] is 0 */
     int *err;         /* 0, an errno, NOT_REGULAR or NOT_DONE */
 } job_t;
@@ -434,12 +460,12 @@ hash_lanes(job_t *job)
         if (busy == 0) {
             break;
         }
-        if (job->simd && busy >= SIMD_MIN_LANES) {
+        if (job->x8 != NULL && busy >= SIMD_MIN_LANES) {
             const uint8_t *p[LANES];
             for (int j = 0; j < LANES; j++) {
                 p[j] = lanes[j].fd >= 0 ? lanes[j].buf + lanes[j].start : idle;
             }
-            md5_blocks_x8(st, p, nblocks);
+            job->x8(st, p, nblocks);
             for (int j = 0; j < LANES; j++) {
                 if (lanes[j].fd >= 0) {
                     lanes[j].start += nblocks * 64;
@@ -476,10 +502,11 @@ hash_lanes_thread(void *job)
 /* ---- the module ---- */
 
 PyDoc_STRVAR(md5_files_doc,
-"md5_files(paths, /, *, threads=1, simd=True)\n--\n\n"
+"md5_files(paths, /, *, threads=1, simd='auto')\n--\n\n"
 "The md5 of each file, in order: its hex digest, or an int when it could not be hashed\n"
 "(an errno, or -1 when the path is not a regular file). Up to 8 files are hashed at once\n"
-"in each of `threads` threads, with AVX2 when the CPU has it and `simd` is true.");
+"in each of `threads` threads, with the vector code `simd` names: 'auto' (the best this CPU\n"
+"has), 'avx512', 'avx2' (ValueError if the CPU lacks it) or 'off' (scalar code).");
 
 static PyObject *
 md5_files(PyObject *self, PyObject *args, PyObject *kwargs)
@@ -487,10 +514,18 @@ md5_files(PyObject *self, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"", "threads", "simd", NULL};
     PyObject *paths_arg;
     int threads = 1;
-    int simd = 1;
+    const char *simd = "auto";
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$ip:md5_files", keywords, &paths_arg,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$is:md5_files", keywords, &paths_arg,
                                      &threads, &simd)) {
+        return NULL;
+    }
+    blocks_x8_fn x8 = strcmp(simd, "off") ? simd_kernel(simd) : NULL;
+    if (x8 == NULL && strcmp(simd, "off") && strcmp(simd, "auto")) {
+        PyErr_Format(PyExc_ValueError,
+                     "md5_files: simd='%s' is not vector code this CPU runs: use 'auto', 'off' "
+                     "or one of simd_levels()",
+                     simd);
         return NULL;
     }
     PyObject *seq = PySequence_Fast(paths_arg, "md5_files: paths must be a sequence");
@@ -516,7 +551,7 @@ md5_files(PyObject *self, PyObject *args, PyObject *kwargs)
         paths[i] = PyBytes_AS_STRING(raw);
         err[i] = NOT_DONE;
     }
-    job_t job = {paths, count, 0, simd && has_avx2(), hex, err};
+    job_t job = {paths, count, 0, x8, hex, err};
     if (threads < 1) {
         threads = 1;
     }
@@ -566,21 +601,35 @@ done:
     return result;
 }
 
-PyDoc_STRVAR(simd_available_doc,
-"simd_available()\n--\n\nWhether this CPU hashes 8 files at once (AVX2).");
+PyDoc_STRVAR(simd_levels_doc,
+"simd_levels()\n--\n\nThe vector code this CPU runs, best first: 'avx512', 'avx2', both or none.");
 
 static PyObject *
-simd_available(PyObject *self, PyObject *unused)
+simd_levels(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    return PyBool_FromLong(has_avx2());
+    PyObject *found = PyList_New(0);
+    const char *names[] = {"avx512", "avx2"};
+    for (size_t i = 0; found != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+        if (simd_kernel(names[i]) == NULL) {
+            continue;
+        }
+        PyObject *name = PyUnicode_FromString(names[i]);
+        if (name == NULL || PyList_Append(found, name) != 0) {
+            Py_XDECREF(name);
+            Py_CLEAR(found);
+            break;
+        }
+        Py_DECREF(name);
+    }
+    return found;
 }
 
 static PyMethodDef methods[] = {
     {"md5_files", (PyCFunction)(void (*)(void))md5_files, METH_VARARGS | METH_KEYWORDS,
      md5_files_doc},
-    {"simd_available", simd_available, METH_NOARGS, simd_available_doc},
+    {"simd_levels", simd_levels, METH_NOARGS, simd_levels_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,6 @@
 from collections.abc import Sequence
 from os import PathLike
+from typing import Literal
 
 LANES: int
 
@@ -8,6 +9,6 @@ def md5_files(
     /,
     *,
     threads: int = 1,
-    simd: bool = True,
+    simd: Literal["auto", "avx512", "avx2", "off"] = "auto",
 ) -> list[str | int]: ...
-def simd_available() -> bool: ...
+def simd_levels() -> list[str]: ...

@@ -24,11 +24,10 @@ if os.environ.get("MLBUILD_REQUIRE_MD5X") == "1":  # scripts/test: the extension
 else:
     md5x = pytest.importorskip("mlbuild.data._md5x")
 
-# every combination the extension has: AVX2 lanes (when the CPU has them) and scalar code, one
-# thread and several
+# every kernel this CPU runs (AVX-512VL, AVX2, scalar code), with one thread and several
 MODES = [
-    pytest.param({"simd": simd, "threads": threads}, id=f"{'simd' if simd else 'scalar'}-{threads}")
-    for simd in (True, False)
+    pytest.param({"simd": simd, "threads": threads}, id=f"{simd}-{threads}")
+    for simd in [*md5x.simd_levels(), "off"]
     for threads in (1, 3)
 ]
 # the C code reads 64 KiB a file at a time
@@ -78,6 +77,11 @@ def test_more_files_than_lanes_of_random_sizes_hash_as_hashlib(
     sizes = [rng.choice([rng.randrange(200), rng.randrange(300_000)]) for _ in range(43)]
     paths = files(tmp_path, sizes, seed=seed)
     assert md5x.md5_files(paths, **mode) == [hashlib_md5(p) for p in paths]
+
+
+def test_an_unknown_or_absent_vector_code_is_refused() -> None:
+    with pytest.raises(ValueError, match="simd='neon' is not vector code this CPU runs"):
+        md5x.md5_files([], simd="neon")
 
 
 def test_an_empty_batch_has_no_digest() -> None:
