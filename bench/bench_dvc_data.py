@@ -246,6 +246,16 @@ def report(args: argparse.Namespace, samples: dict[str, list[float]], imported: 
         "  ratio first run dataset / plain dep       "
         f"{med['first run: mlbuild, data: dataset'] / med['first run: mlbuild, plain dep']:8.2f}"
     )
+    first_cpu = {k: statistics.median(CPU[k]) for k in CPU if k.startswith("first run: mlbuild")}
+    for dataset, plain in (
+        ("first run: mlbuild, data: dataset", "first run: mlbuild, plain dep"),
+        (
+            f"first run: mlbuild {args.baseline} run (dataset)",
+            f"first run: mlbuild {args.baseline} run (plain dep)",
+        ),
+    ):
+        if dataset in first_cpu and plain in first_cpu:
+            print(f"  CPU ratio {dataset} / plain dep: {first_cpu[dataset] / first_cpu[plain]:.2f}")
     for dep in ("dataset", "plain dep"):
         ratio = med["no-op: dvc status"] / med[f"no-op: mlbuild run ({dep})"]
         cpu = statistics.median(CPU["no-op: dvc status"]) / statistics.median(

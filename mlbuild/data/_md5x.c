@@ -1,0 +1,654 @@
+/* MD5 (RFC 1321) of many files at once, for DVC's version hashes (mlbuild/data/md5.py).
+ *
+ * One MD5 stream is a chain of dependent 32-bit operations, so one core hashes one file at
+ * ~0.65 GB/s whatever the implementation. Independent files are not chained to each other: with
+ * AVX2, eight files are hashed side by side, one in each 32-bit lane of the vector registers
+ * ("multi-buffer" MD5), every step of RFC 1321 applied to the eight at once (with AVX-512VL, on
+ * the same 256-bit registers, a rotation and each round's function are one instruction each
+ * instead of three). Each of up to
+ * MAX_THREADS threads keeps eight lanes busy: when a file ends, the lane takes the next file of
+ * the batch. When fewer than SIMD_MIN_LANES lanes have work (the batch's tail), the scalar code
+ * below, also used without AVX2, hashes them one at a time.
+ *
+ * The files are opened here with O_NONBLOCK and must be regular files (checked with fstat after
+ * opening): a FIFO or a device is reported, never read, so hashing one cannot hang. The GIL is
+ * released while files are read and hashed.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define MD5X_X86 1
+#else
+#define MD5X_X86 0
+#endif
+
+#define LANES 8
+/* bytes read at a time for one file: the eight buffers stay in the L2 cache */
+#define LANE_BUFFER (64 * 1024)
+#define MAX_THREADS 64
+/* with fewer lanes busy than this, scalar code hashes them one by one */
+#define SIMD_MIN_LANES 3
+/* a result that is not an errno: the path is not a regular file */
+#define NOT_REGULAR (-1)
+/* a result not written yet (memory ran out before the file's turn) */
+#define NOT_DONE (-2)
+
+/* The 64 steps of RFC 1321 (section 3.4): the round's function, the rotation of the four
+ * registers, the message word, the constant T[i] = floor(2^32 * abs(sin(i + 1))) and the shift. */
+#define MD5_STEPS(X) \
+    X(F, a, b, c, d,  0, 0xd76aa478U,  7) \
+    X(F, d, a, b, c,  1, 0xe8c7b756U, 12) \
+    X(F, c, d, a, b,  2, 0x242070dbU, 17) \
+    X(F, b, c, d, a,  3, 0xc1bdceeeU, 22) \
+    X(F, a, b, c, d,  4, 0xf57c0fafU,  7) \
+    X(F, d, a, b, c,  5, 0x4787c62aU, 12) \
+    X(F, c, d, a, b,  6, 0xa8304613U, 17) \
+    X(F, b, c, d, a,  7, 0xfd469501U, 22) \
+    X(F, a, b, c, d,  8, 0x698098d8U,  7) \
+    X(F, d, a, b, c,  9, 0x8b44f7afU, 12) \
+    X(F, c, d, a, b, 10, 0xffff5bb1U, 17) \
+    X(F, b, c, d, a, 11, 0x895cd7beU, 22) \
+    X(F, a, b, c, d, 12, 0x6b901122U,  7) \
+    X(F, d, a, b, c, 13, 0xfd987193U, 12) \
+    X(F, c, d, a, b, 14, 0xa679438eU, 17) \
+    X(F, b, c, d, a, 15, 0x49b40821U, 22) \
+    X(G, a, b, c, d,  1, 0xf61e2562U,  5) \
+    X(G, d, a, b, c,  6, 0xc040b340U,  9) \
+    X(G, c, d, a, b, 11, 0x265e5a51U, 14) \
+    X(G, b, c, d, a,  0, 0xe9b6c7aaU, 20) \
+    X(G, a, b, c, d,  5, 0xd62f105dU,  5) \
+    X(G, d, a, b, c, 10, 0x02441453U,  9) \
+    X(G, c, d, a, b, 15, 0xd8a1e681U, 14) \
+    X(G, b, c, d, a,  4, 0xe7d3fbc8U, 20) \
+    X(G, a, b, c, d,  9, 0x21e1cde6U,  5) \
+    X(G, d, a, b, c, 14, 0xc33707d6U,  9) \
+    X(G, c, d, a, b,  3, 0xf4d50d87U, 14) \
+    X(G, b, c, d, a,  8, 0x455a14edU, 20) \
+    X(G, a, b, c, d, 13, 0xa9e3e905U,  5) \
+    X(G, d, a, b, c,  2, 0xfcefa3f8U,  9) \
+    X(G, c, d, a, b,  7, 0x676f02d9U, 14) \
+    X(G, b, c, d, a, 12, 0x8d2a4c8aU, 20) \
+    X(H, a, b, c, d,  5, 0xfffa3942U,  4) \
+    X(H, d, a, b, c,  8, 0x8771f681U, 11) \
+    X(H, c, d, a, b, 11, 0x6d9d6122U, 16) \
+    X(H, b, c, d, a, 14, 0xfde5380cU, 23) \
+    X(H, a, b, c, d,  1, 0xa4beea44U,  4) \
+    X(H, d, a, b, c,  4, 0x4bdecfa9U, 11) \
+    X(H, c, d, a, b,  7, 0xf6bb4b60U, 16) \
+    X(H, b, c, d, a, 10, 0xbebfbc70U, 23) \
+    X(H, a, b, c, d, 13, 0x289b7ec6U,  4) \
+    X(H, d, a, b, c,  0, 0xeaa127faU, 11) \
+    X(H, c, d, a, b,  3, 0xd4ef3085U, 16) \
+    X(H, b, c, d, a,  6, 0x04881d05U, 23) \
+    X(H, a, b, c, d,  9, 0xd9d4d039U,  4) \
+    X(H, d, a, b, c, 12, 0xe6db99e5U, 11) \
+    X(H, c, d, a, b, 15, 0x1fa27cf8U, 16) \
+    X(H, b, c, d, a,  2, 0xc4ac5665U, 23) \
+    X(I, a, b, c, d,  0, 0xf4292244U,  6) \
+    X(I, d, a, b, c,  7, 0x432aff97U, 10) \
+    X(I, c, d, a, b, 14, 0xab9423a7U, 15) \
+    X(I, b, c, d, a,  5, 0xfc93a039U, 21) \
+    X(I, a, b, c, d, 12, 0x655b59c3U,  6) \
+    X(I, d, a, b, c,  3, 0x8f0ccc92U, 10) \
+    X(I, c, d, a, b, 10, 0xffeff47dU, 15) \
+    X(I, b, c, d, a,  1, 0x85845dd1U, 21) \
+    X(I, a, b, c, d,  8, 0x6fa87e4fU,  6) \
+    X(I, d, a, b, c, 15, 0xfe2ce6e0U, 10) \
+    X(I, c, d, a, b,  6, 0xa3014314U, 15) \
+    X(I, b, c, d, a, 13, 0x4e0811a1U, 21) \
+    X(I, a, b, c, d,  4, 0xf7537e82U,  6) \
+    X(I, d, a, b, c, 11, 0xbd3af235U, 10) \
+    X(I, c, d, a, b,  2, 0x2ad7d2bbU, 15) \
+    X(I, b, c, d, a,  9, 0xeb86d391U, 21)
+
+static const uint32_t IV[4] = {0x67452301U, 0xefcdab89U, 0x98badcfeU, 0x10325476U};
+
+/* ---- one stream ---- */
+
+#define SF(x, y, z) ((z) ^ ((x) & ((y) ^ (z))))
+#define SG(x, y, z) ((y) ^ ((z) & ((x) ^ (y))))
+#define SH(x, y, z) ((x) ^ (y) ^ (z))
+#define SI(x, y, z) ((y) ^ ((x) | ~(z)))
+#define SROTL(x, s) (((x) << (s)) | ((x) >> (32 - (s))))
+#define SSTEP(f, a, b, c, d, i, k, s) \
+    a += S##f(b, c, d) + m[i] + (k);  \
+    a = SROTL(a, s) + b;
+
+static inline uint32_t
+load_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static void
+md5_blocks(uint32_t st[4], const uint8_t *p, size_t nblocks)
+{
+    uint32_t a = st[0], b = st[1], c = st[2], d = st[3];
+    for (; nblocks > 0; nblocks--, p += 64) {
+        uint32_t m[16];
+        for (int i = 0; i < 16; i++) {
+            m[i] = load_le32(p + 4 * i);
+        }
+        uint32_t a0 = a, b0 = b, c0 = c, d0 = d;
+        MD5_STEPS(SSTEP)
+        a += a0;
+        b += b0;
+        c += c0;
+        d += d0;
+    }
+    st[0] = a;
+    st[1] = b;
+    st[2] = c;
+    st[3] = d;
+}
+
+/* ---- eight streams in the lanes of AVX2 registers ---- */
+
+#if MD5X_X86
+#define VADD(x, y) _mm256_add_epi32(x, y)
+#define VXOR(x, y) _mm256_xor_si256(x, y)
+#define VF(x, y, z) VXOR(z, _mm256_and_si256(x, VXOR(y, z)))
+#define VG(x, y, z) VXOR(y, _mm256_and_si256(z, VXOR(x, y)))
+#define VH(x, y, z) VXOR(VXOR(x, y), z)
+#define VI(x, y, z) VXOR(y, _mm256_or_si256(x, VXOR(z, ones)))
+#define VROTL(x, s) _mm256_or_si256(_mm256_slli_epi32(x, s), _mm256_srli_epi32(x, 32 - (s)))
+#define VSTEP(f, a, b, c, d, i, k, s)                                                     \
+    a = VADD(a, VADD(V##f(b, c, d), VADD(m[i], _mm256_set1_epi32((int)(k)))));            \
+    a = VADD(VROTL(a, s), b);
+
+/* m[base + j] = word j of the 32 bytes at each lane's q: an 8x8 transpose of 32-bit words */
+#define TRANSPOSE8(q, base)                                                               \
+    do {                                                                                  \
+        __m256i r0 = _mm256_loadu_si256((const __m256i *)(q)[0]);                         \
+        __m256i r1 = _mm256_loadu_si256((const __m256i *)(q)[1]);                         \
+        __m256i r2 = _mm256_loadu_si256((const __m256i *)(q)[2]);                         \
+        __m256i r3 = _mm256_loadu_si256((const __m256i *)(q)[3]);                         \
+        __m256i r4 = _mm256_loadu_si256((const __m256i *)(q)[4]);                         \
+        __m256i r5 = _mm256_loadu_si256((const __m256i *)(q)[5]);                         \
+        __m256i r6 = _mm256_loadu_si256((const __m256i *)(q)[6]);                         \
+        __m256i r7 = _mm256_loadu_si256((const __m256i *)(q)[7]);                         \
+        __m256i t0 = _mm256_unpacklo_epi32(r0, r1), t1 = _mm256_unpackhi_epi32(r0, r1);   \
+        __m256i t2 = _mm256_unpacklo_epi32(r2, r3), t3 = _mm256_unpackhi_epi32(r2, r3);   \
+        __m256i t4 = _mm256_unpacklo_epi32(r4, r5), t5 = _mm256_unpackhi_epi32(r4, r5);   \
+        __m256i t6 = _mm256_unpacklo_epi32(r6, r7), t7 = _mm256_unpackhi_epi32(r6, r7);   \
+        __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);   \
+        __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);   \
+        __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);   \
+        __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);   \
+        m[(base) + 0] = _mm256_permute2x128_si256(u0, u4, 0x20);                          \
+        m[(base) + 1] = _mm256_permute2x128_si256(u1, u5, 0x20);                          \
+        m[(base) + 2] = _mm256_permute2x128_si256(u2, u6, 0x20);                          \
+        m[(base) + 3] = _mm256_permute2x128_si256(u3, u7, 0x20);                          \
+        m[(base) + 4] = _mm256_permute2x128_si256(u0, u4, 0x31);                          \
+        m[(base) + 5] = _mm256_permute2x128_si256(u1, u5, 0x31);                          \
+        m[(base) + 6] = _mm256_permute2x128_si256(u2, u6, 0x31);                          \
+        m[(base) + 7] = _mm256_permute2x128_si256(u3, u7, 0x31);                          \
+    } while (0)
+
+/* st[register][lane]; p[lane] points at nblocks blocks of that lane's stream */
+typedef void (*blocks_x8_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
+
+#define BLOCKS_X8(STEP)                                                                   \
+    __m256i a = _mm256_loadu_si256((const __m256i *)st[0]);                               \
+    __m256i b = _mm256_loadu_si256((const __m256i *)st[1]);                               \
+    __m256i c = _mm256_loadu_si256((const __m256i *)st[2]);                               \
+    __m256i d = _mm256_loadu_si256((const __m256i *)st[3]);                               \
+    for (size_t n = 0; n < nblocks; n++) {                                                \
+        __m256i m[16];                                                                    \
+        const uint8_t *q[LANES];                                                          \
+        for (int j = 0; j < LANES; j++) {                                                 \
+            q[j] = p[j] + 64 * n;                                                         \
+        }                                                                                 \
+        TRANSPOSE8(q, 0);                                                                 \
+        for (int j = 0; j < LANES; j++) {                                                 \
+            q[j] += 32;                                                                   \
+        }                                                                                 \
+        TRANSPOSE8(q, 8);                                                                 \
+        __m256i a0 = a, b0 = b, c0 = c, d0 = d;                                           \
+        MD5_STEPS(STEP)                                                                   \
+        a = VADD(a, a0);                                                                  \
+        b = VADD(b, b0);                                                                  \
+        c = VADD(c, c0);                                                                  \
+        d = VADD(d, d0);                                                                  \
+    }                                                                                     \
+    _mm256_storeu_si256((__m256i *)st[0], a);                                             \
+    _mm256_storeu_si256((__m256i *)st[1], b);                                             \
+    _mm256_storeu_si256((__m256i *)st[2], c);                                             \
+    _mm256_storeu_si256((__m256i *)st[3], d);
+
+__attribute__((target("avx2"))) static void
+md5_blocks_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+{
+    const __m256i ones = _mm256_set1_epi32(-1);
+    BLOCKS_X8(VSTEP)
+}
+
+/* AVX-512VL on 256-bit registers: vprold rotates, vpternlogd computes F, G, H or I in one
+ * instruction (its immediate is the function's truth table over 0xf0, 0xcc, 0xaa) */
+#define WF(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0xca)
+#define WG(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0xe4)
+#define WH(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0x96)
+#define WI(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0x39)
+#define WSTEP(f, a, b, c, d, i, k, s)                                                     \
+    a = VADD(a, VADD(W##f(b, c, d), VADD(m[i], _mm256_set1_epi32((int)(k)))));            \
+    a = VADD(_mm256_rol_epi32(a, s), b);
+
+__attribute__((target("avx2,avx512f,avx512vl"))) static void
+md5_blocks_avx512(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+{
+    BLOCKS_X8(WSTEP)
+}
+
+/* the vector code named ``name`` if this CPU runs it ("auto": the best one), else NULL */
+static blocks_x8_fn
+simd_kernel(const char *name)
+{
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    int avx2 = __builtin_cpu_supports("avx2");
+    if ((!strcmp(name, "auto") || !strcmp(name, "avx512")) && avx512) {
+        return md5_blocks_avx512;
+    }
+    if ((!strcmp(name, "auto") || !strcmp(name, "avx2")) && avx2) {
+        return md5_blocks_avx2;
+    }
+    return NULL;
+}
+#else
+typedef void (*blocks_x8_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
+
+static blocks_x8_fn
+simd_kernel(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+#endif
+
+/* ---- files fed to the lanes ---- */
+
+typedef struct {
+    const char *const *paths;
+    Py_ssize_t count;
+    Py_ssize_t next; /* the next path to take, shared by the threads */
+    blocks_x8_fn x8; /* NULL: scalar code only */
+    char (*hex)[33];  /* the digest of paths[i], when err[i] is 0 */
+    int *err;         /* 0, an errno, NOT_REGULAR or NOT_DONE */
+} job_t;
+
+typedef struct {
+    int fd; /* -1: the lane is idle */
+    Py_ssize_t index;
+    uint8_t *buf;
+    size_t start, end; /* the bytes read and not hashed yet: buf[start:end] */
+    uint64_t length;   /* the bytes hashed so far */
+    int eof;
+} lane_t;
+
+static Py_ssize_t
+take(job_t *job)
+{
+    Py_ssize_t i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+    return i < job->count ? i : -1;
+}
+
+/* 0 and the descriptor of a regular file, or an errno or NOT_REGULAR (a FIFO, a device, a
+ * directory: opened without blocking and closed again unread) */
+static int
+open_regular(const char *path, int *fd_out)
+{
+    int fd;
+    do {
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        return errno;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return NOT_REGULAR;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* read until the lane holds a whole block or its file ended; 0 or an errno */
+static int
+fill(lane_t *l)
+{
+    if (l->end - l->start >= 64 || l->eof) {
+        return 0;
+    }
+    if (l->start > 0) {
+        memmove(l->buf, l->buf + l->start, l->end - l->start);
+        l->end -= l->start;
+        l->start = 0;
+    }
+    while (l->end < 64 && !l->eof) {
+        ssize_t n = read(l->fd, l->buf + l->end, LANE_BUFFER - l->end);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno;
+        }
+        if (n == 0) {
+            l->eof = 1;
+        }
+        l->end += (size_t)n;
+    }
+    return 0;
+}
+
+/* the padding and length of RFC 1321 (3.1, 3.2) after the last bytes, and the digest in hex */
+static void
+finish(const lane_t *l, uint32_t st[4][LANES], int j, char hex[33])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint32_t s[4] = {st[0][j], st[1][j], st[2][j], st[3][j]};
+    uint8_t tail[128];
+    size_t rest = l->end - l->start;
+    size_t nblocks = rest < 56 ? 1 : 2;
+    uint64_t bits = (l->length + rest) * 8;
+    memset(tail, 0, sizeof(tail));
+    memcpy(tail, l->buf + l->start, rest);
+    tail[rest] = 0x80;
+    for (int k = 0; k < 8; k++) {
+        tail[nblocks * 64 - 8 + k] = (uint8_t)(bits >> (8 * k));
+    }
+    md5_blocks(s, tail, nblocks);
+    for (int w = 0; w < 4; w++) {
+        for (int k = 0; k < 4; k++) {
+            uint8_t byte = (uint8_t)(s[w] >> (8 * k));
+            hex[8 * w + 2 * k] = digits[byte >> 4];
+            hex[8 * w + 2 * k + 1] = digits[byte & 15];
+        }
+    }
+    hex[32] = '\0';
+}
+
+static void
+release(lane_t *l)
+{
+    close(l->fd);
+    l->fd = -1;
+}
+
+/* give the lane a file holding a whole block, finishing the files that end; 0 when the batch
+ * has no file left for it */
+static int
+feed(job_t *job, lane_t *l, uint32_t st[4][LANES], int j)
+{
+    for (;;) {
+        if (l->fd < 0) {
+            Py_ssize_t i = take(job);
+            if (i < 0) {
+                return 0;
+            }
+            int e = open_regular(job->paths[i], &l->fd);
+            if (e != 0) {
+                job->err[i] = e;
+                l->fd = -1;
+                continue;
+            }
+            l->index = i;
+            l->start = l->end = 0;
+            l->length = 0;
+            l->eof = 0;
+            for (int r = 0; r < 4; r++) {
+                st[r][j] = IV[r];
+            }
+        }
+        int e = fill(l);
+        if (e != 0) {
+            job->err[l->index] = e;
+            release(l);
+            continue;
+        }
+        if (l->end - l->start >= 64) {
+            return 1;
+        }
+        finish(l, st, j, job->hex[l->index]);
+        job->err[l->index] = 0;
+        release(l);
+    }
+}
+
+static void
+hash_lanes(job_t *job)
+{
+    uint8_t *memory = calloc(LANES + 1, LANE_BUFFER);
+    if (memory == NULL) {
+        return; /* the files this thread would have taken stay NOT_DONE or go to another */
+    }
+    /* an idle lane hashes zeros, and its state is thrown away */
+    const uint8_t *idle = memory + (size_t)LANES * LANE_BUFFER;
+    lane_t lanes[LANES];
+    uint32_t st[4][LANES];
+    memset(st, 0, sizeof(st));
+    for (int j = 0; j < LANES; j++) {
+        lanes[j].fd = -1;
+        lanes[j].buf = memory + (size_t)j * LANE_BUFFER;
+    }
+    for (;;) {
+        int busy = 0;
+        size_t nblocks = SIZE_MAX;
+        for (int j = 0; j < LANES; j++) {
+            if (feed(job, &lanes[j], st, j)) {
+                size_t ready = (lanes[j].end - lanes[j].start) / 64;
+                busy++;
+                nblocks = ready < nblocks ? ready : nblocks;
+            }
+        }
+        if (busy == 0) {
+            break;
+        }
+        if (job->x8 != NULL && busy >= SIMD_MIN_LANES) {
+            const uint8_t *p[LANES];
+            for (int j = 0; j < LANES; j++) {
+                p[j] = lanes[j].fd >= 0 ? lanes[j].buf + lanes[j].start : idle;
+            }
+            job->x8(st, p, nblocks);
+            for (int j = 0; j < LANES; j++) {
+                if (lanes[j].fd >= 0) {
+                    lanes[j].start += nblocks * 64;
+                    lanes[j].length += nblocks * 64;
+                }
+            }
+            continue;
+        }
+        for (int j = 0; j < LANES; j++) {
+            lane_t *l = &lanes[j];
+            if (l->fd < 0) {
+                continue;
+            }
+            size_t ready = (l->end - l->start) / 64;
+            uint32_t s[4] = {st[0][j], st[1][j], st[2][j], st[3][j]};
+            md5_blocks(s, l->buf + l->start, ready);
+            for (int r = 0; r < 4; r++) {
+                st[r][j] = s[r];
+            }
+            l->start += ready * 64;
+            l->length += ready * 64;
+        }
+    }
+    free(memory);
+}
+
+static void *
+hash_lanes_thread(void *job)
+{
+    hash_lanes((job_t *)job);
+    return NULL;
+}
+
+/* ---- the module ---- */
+
+PyDoc_STRVAR(md5_files_doc,
+"md5_files(paths, /, *, threads=1, simd='auto')\n--\n\n"
+"The md5 of each file, in order: its hex digest, or an int when it could not be hashed\n"
+"(an errno, or -1 when the path is not a regular file). Up to 8 files are hashed at once\n"
+"in each of `threads` threads, with the vector code `simd` names: 'auto' (the best this CPU\n"
+"has), 'avx512', 'avx2' (ValueError if the CPU lacks it) or 'off' (scalar code).");
+
+static PyObject *
+md5_files(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"", "threads", "simd", NULL};
+    PyObject *paths_arg;
+    int threads = 1;
+    const char *simd = "auto";
+    (void)self;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$is:md5_files", keywords, &paths_arg,
+                                     &threads, &simd)) {
+        return NULL;
+    }
+    blocks_x8_fn x8 = strcmp(simd, "off") ? simd_kernel(simd) : NULL;
+    if (x8 == NULL && strcmp(simd, "off") && strcmp(simd, "auto")) {
+        PyErr_Format(PyExc_ValueError,
+                     "md5_files: simd='%s' is not vector code this CPU runs: use 'auto', 'off' "
+                     "or one of simd_levels()",
+                     simd);
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(paths_arg, "md5_files: paths must be a sequence");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = NULL;
+    PyObject *encoded = PyList_New(count);
+    const char **paths = PyMem_Calloc((size_t)count + 1, sizeof(char *));
+    char(*hex)[33] = PyMem_Calloc((size_t)count + 1, sizeof(*hex));
+    int *err = PyMem_Calloc((size_t)count + 1, sizeof(int));
+    if (encoded == NULL || paths == NULL || hex == NULL || err == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *raw = NULL;
+        if (!PyUnicode_FSConverter(PySequence_Fast_GET_ITEM(seq, i), &raw)) {
+            goto done;
+        }
+        PyList_SET_ITEM(encoded, i, raw);
+        paths[i] = PyBytes_AS_STRING(raw);
+        err[i] = NOT_DONE;
+    }
+    job_t job = {paths, count, 0, x8, hex, err};
+    if (threads < 1) {
+        threads = 1;
+    }
+    if (threads > MAX_THREADS) {
+        threads = MAX_THREADS;
+    }
+    if (threads > count) {
+        threads = count > 0 ? (int)count : 1;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pthread_t others[MAX_THREADS];
+    int started = 0;
+    for (int t = 1; t < threads; t++) {
+        if (pthread_create(&others[started], NULL, hash_lanes_thread, &job) == 0) {
+            started++;
+        }
+    }
+    hash_lanes(&job);
+    for (int t = 0; t < started; t++) {
+        pthread_join(others[t], NULL);
+    }
+    Py_END_ALLOW_THREADS
+    result = PyList_New(count);
+    if (result == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (err[i] == NOT_DONE) {
+            Py_CLEAR(result);
+            PyErr_NoMemory();
+            goto done;
+        }
+        PyObject *item = err[i] == 0 ? PyUnicode_FromStringAndSize(hex[i], 32)
+                                     : PyLong_FromLong(err[i]);
+        if (item == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, item);
+    }
+done:
+    PyMem_Free(err);
+    PyMem_Free(hex);
+    PyMem_Free(paths);
+    Py_XDECREF(encoded);
+    Py_DECREF(seq);
+    return result;
+}
+
+PyDoc_STRVAR(simd_levels_doc,
+"simd_levels()\n--\n\nThe vector code this CPU runs, best first: 'avx512', 'avx2', both or none.");
+
+static PyObject *
+simd_levels(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    PyObject *found = PyList_New(0);
+    const char *names[] = {"avx512", "avx2"};
+    for (size_t i = 0; found != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+        if (simd_kernel(names[i]) == NULL) {
+            continue;
+        }
+        PyObject *name = PyUnicode_FromString(names[i]);
+        if (name == NULL || PyList_Append(found, name) != 0) {
+            Py_XDECREF(name);
+            Py_CLEAR(found);
+            break;
+        }
+        Py_DECREF(name);
+    }
+    return found;
+}
+
+static PyMethodDef methods[] = {
+    {"md5_files", (PyCFunction)(void (*)(void))md5_files, METH_VARARGS | METH_KEYWORDS,
+     md5_files_doc},
+    {"simd_levels", simd_levels, METH_NOARGS, simd_levels_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_md5x",
+    "MD5 of many files at once (8 in the lanes of AVX2 registers), the GIL released.", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__md5x(void)
+{
+#if MD5X_X86
+    __builtin_cpu_init();
+#endif
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "LANES", LANES) != 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
