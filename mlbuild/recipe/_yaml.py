@@ -192,12 +192,13 @@ def _walk(node: yaml.Node, path: KeyPath, source: SourceMap, problems: list[Prob
     source.values.setdefault(path, _pos(node.start_mark))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, Position] = {}
+        merged: list[yaml.Node] = []
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             child = (*path, key)
             key_pos = _pos(key_node.start_mark)
             if key == "<<":  # a merge key; its entries may legitimately repeat keys
-                _walk(value_node, path, source, problems)
+                merged.append(value_node)
                 continue
             if key in seen:
                 problems.append(
@@ -212,6 +213,10 @@ def _walk(node: yaml.Node, path: KeyPath, source: SourceMap, problems: list[Prob
             seen[key] = key_pos
             source.keys[child] = key_pos
             _walk(value_node, child, source, problems)
+        # merged last: a key written beside ``<<:`` overrides the merged one, and is located
+        # where it is written (positions are set by the first walk that reaches a path)
+        for value_node in merged:
+            _walk(value_node, path, source, problems)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), source, problems)
