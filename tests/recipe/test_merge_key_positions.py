@@ -1,4 +1,4 @@
-"""Red-team (issue 15): a key given explicitly beside a YAML merge key (``<<: *anchor``) overrides
+"""A key given explicitly beside a YAML merge key (``<<: *anchor``) overrides
 the merged one, so its position (for error messages) must be where it is written, not where the
 anchor's key sits."""
 
