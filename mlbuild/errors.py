@@ -110,9 +110,13 @@ class LockedError(MlbuildError):
 
 
 class InterruptError(MlbuildError):
-    """The user pressed Ctrl-C (or the process got SIGTERM); children were stopped."""
+    """The user pressed Ctrl-C (or the process got SIGTERM); children were stopped.
+
+    ``abandoned``: a thread of this process is stuck where no signal reaches it (a read from a
+    remote that stopped answering); the process must exit without waiting for it."""
 
     exit_code = EXIT_INTERRUPTED
+    abandoned = False
 
 
 class StoreError(MlbuildError):

@@ -18,7 +18,13 @@ from pathlib import Path
 from types import FrameType
 
 from mlbuild.cli.parser import build_parser
-from mlbuild.errors import EXIT_INTERRUPTED, EXIT_USAGE, MlbuildError, UsageError
+from mlbuild.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    InterruptError,
+    MlbuildError,
+    UsageError,
+)
 
 EXIT_INTERNAL = 3
 
@@ -49,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except MlbuildError as exc:
         _error(exc.message)
+        if isinstance(exc, InterruptError) and exc.abandoned:
+            _exit_now(exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         return _interrupted()
@@ -70,6 +78,15 @@ def _interrupted() -> int:
     _error("interrupted")
     _forget_unhandled_interrupt()
     return EXIT_INTERRUPTED
+
+
+def _exit_now(code: int) -> None:
+    """Exit with ``code`` at once, output flushed: an interrupted run left a thread stuck where
+    no signal reaches it, and the interpreter's exit would wait for that thread for ever."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _forget_unhandled_interrupt() -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlbuild.errors import InterruptError, MlbuildError
 from mlbuild.exec.events import MaskingReporter, Reporter, RunSummary, Status, StepOutcome
-from mlbuild.exec.executor import Executors, ProcessResult, RunningStep
+from mlbuild.exec.executor import GRACE_SECONDS, Executors, ProcessResult, RunningStep
 from mlbuild.exec.identity import executor_of, identity_hook
 from mlbuild.exec.kinds import external_hook
 from mlbuild.exec.leftovers import forget_executors, note_executors
@@ -122,6 +122,7 @@ class _Scheduler:
         self.outcomes: dict[str, StepOutcome] = {}
         self.running: dict[str, RunningStep] = {}
         self.cancelled = threading.Event()
+        self.abandoned = False  # a stopped step's thread did not end (see _stop)
         self.lock = threading.Lock()
         self.first_failure: str | None = None
         fence = workspace.fence(graph)
@@ -194,7 +195,7 @@ class _Scheduler:
             self._stop(futures)
         finally:
             _restore_signals(previous)
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
             self.executors.close()
             report = self.runner.remote.finish(cancelled=self.cancelled.is_set())
             self.ws.save_state()
@@ -257,17 +258,30 @@ class _Scheduler:
                 self.running.pop(name, None)
 
     def _stop(self, futures: dict[Future[StepOutcome], str]) -> None:
-        """Stop every running step (polite, then forced), wait for them, and raise."""
+        """Stop every running step (polite, then forced), wait for them, and raise.
+
+        A step's process is killed after the grace period, so its thread ends by then. A thread
+        still busy after that is stuck in mlbuild's own work for the step (fetching data from a
+        remote that stopped answering, reading a stalled file system), which no signal ends:
+        it is abandoned, named in the error, and the process exits without waiting for it
+        (:attr:`InterruptError.abandoned`)."""
         with self.lock:
             stopping = list(self.running.values())
         for running in stopping:
             running.stop()  # SIGTERM now; the step's thread escalates after the grace period
-        for future in futures:
+        done, stuck = wait(futures, timeout=GRACE_SECONDS + _STUCK_MARGIN_SECONDS)
+        for future in sorted(done, key=lambda f: futures[f]):
             with contextlib.suppress(MlbuildError):
                 self._finish(future.result())
         stopped = [o.name for o in self.outcomes.values() if o.status is Status.INTERRUPTED]
         what = f"; stopped {', '.join(stopped)}" if stopped else ""
-        raise InterruptError(f"interrupted{what}; finished steps stay cached")
+        if stuck:
+            names = ", ".join(sorted(futures[f] for f in stuck))
+            what += f"; abandoned {names}, stuck in mlbuild's own work for the step"
+        error = InterruptError(f"interrupted{what}; finished steps stay cached")
+        error.abandoned = bool(stuck)
+        self.abandoned = bool(stuck)
+        raise error
 
     def _blocked_by(self, name: str) -> str | None:
         """The failed step that keeps ``name`` from running, if any."""
@@ -287,6 +301,11 @@ class _Scheduler:
         masked = self.reporter.masked(outcome)
         self.outcomes[outcome.name] = masked
         self.reporter.inner.step_finished(masked)
+
+
+# after the grace period, how long a stopped step's thread may take to report before it is
+# deemed stuck (its process is killed by then: what is left is bookkeeping)
+_STUCK_MARGIN_SECONDS = 5.0
 
 
 def _on_stop_signals(cancelled: threading.Event, deciding: threading.Event) -> dict[int, Any]:
