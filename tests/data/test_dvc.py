@@ -258,33 +258,39 @@ def test_an_unknown_dataset_in_deps_is_a_recipe_error(ws: Workspace) -> None:
     )
 
 
-def test_an_import_from_another_repo_at_a_tag(make_ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    registry = make_ws("registry")
-    git_dvc_repo(registry.root, tmp_path / "registry-remote")
-    registry.gen({"sets": {"iris.csv": "x,y\n1,2\n"}})
-    dvc(registry.root, "add", "-q", "sets/iris.csv")
-    dvc(registry.root, "push", "-q")
-    sh(registry.root, "git", "add", "-A")
-    sh(registry.root, "git", "commit", "-qm", "v1")
-    sh(registry.root, "git", "tag", "v1")
-    v1_commit = sh(registry.root, "git", "rev-parse", "HEAD").strip()
-    registry.gen({"sets": {"iris.csv": "x,y\n1,2\n3,4\n"}})
-    dvc(registry.root, "add", "-q", "sets/iris.csv")
-    dvc(registry.root, "push", "-q")
-    sh(registry.root, "git", "commit", "-qam", "v2")
-    sh(registry.root, "git", "tag", "v2")
-
-    app = make_ws("app")
-    recipe = """\
+# a step reading a dataset DVC imports from the registry at ``{repo}``
+IMPORTER = """\
 schema_version: 1
 name: app
 data:
   iris:
     path: data/iris.csv
-    import: {repo: ../registry, rev: v1, path: sets/iris.csv}
+    import: {{repo: "{repo}", rev: v1, path: sets/iris.csv}}
 steps:
-  count: {cmd: wc -l < data/iris.csv > n.txt, deps: [data:iris], outs: [n.txt]}
+  count: {{cmd: wc -l < data/iris.csv > n.txt, deps: [data:iris], outs: [n.txt]}}
 """
+
+
+def registry_version(registry: Workspace, iris: str, tag: str, *, push: bool = True) -> None:
+    """Commit ``sets/iris.csv`` holding ``iris`` to the DVC registry, tagged ``tag``."""
+    registry.gen({"sets": {"iris.csv": iris}})
+    dvc(registry.root, "add", "-q", "sets/iris.csv")
+    if push:
+        dvc(registry.root, "push", "-q")
+    sh(registry.root, "git", "add", "-A")
+    sh(registry.root, "git", "commit", "-qm", tag)
+    sh(registry.root, "git", "tag", tag)
+
+
+def test_an_import_from_another_repo_at_a_tag(make_ws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    registry = make_ws("registry")
+    git_dvc_repo(registry.root, tmp_path / "registry-remote")
+    registry_version(registry, "x,y\n1,2\n", "v1")
+    v1_commit = sh(registry.root, "git", "rev-parse", "HEAD").strip()
+    registry_version(registry, "x,y\n1,2\n3,4\n", "v2")
+
+    app = make_ws("app")
+    recipe = IMPORTER.format(repo="../registry")
     app.recipe(recipe)
     first = app.run_json()
     assert app.read("n.txt").strip() == "2"

@@ -7,10 +7,12 @@ named, and the process exits without waiting for it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,18 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Workspace
-from tests.data.test_dvc import dvc, git_dvc_repo, sh
-
-RECIPE = """\
-schema_version: 1
-name: app
-data:
-  iris:
-    path: data/iris.csv
-    import: {{repo: "http://127.0.0.1:{port}/registry.git", rev: v1, path: sets/iris.csv}}
-steps:
-  count: {{cmd: wc -l < data/iris.csv > n.txt, deps: [data:iris], outs: [n.txt]}}
-"""
+from tests.data.test_dvc import IMPORTER, git_dvc_repo, registry_version
 
 
 class SilentServer:
@@ -60,6 +51,17 @@ class SilentServer:
         self.sock.close()
 
 
+@contextlib.contextmanager
+def killed_at_the_end(proc: subprocess.Popen[str]) -> Iterator[None]:
+    """A run the test failed to stop is killed: no process outlives the test."""
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 @pytest.fixture
 def silent() -> Iterator[SilentServer]:
     server = SilentServer()
@@ -74,33 +76,17 @@ def silent() -> Iterator[SilentServer]:
 def test_a_stop_signal_ends_a_run_stuck_deciding_a_step(
     ws: Workspace, silent: SilentServer, sig: signal.Signals
 ) -> None:
-    ws.recipe(RECIPE.format(port=silent.port))
+    ws.recipe(IMPORTER.format(repo=f"http://127.0.0.1:{silent.port}/registry.git"))
     proc = ws.start("run")
-    try:
+    with killed_at_the_end(proc):
         assert silent.accepted.wait(60), "the run never asked the server"
         time.sleep(0.5)  # well inside the blocked read
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130, stderr
     assert "mlbuild: interrupted" in stderr
     assert "Traceback" not in stderr
-
-
-IMPORTER = """\
-schema_version: 1
-name: app
-data:
-  iris:
-    path: data/iris.csv
-    import: {repo: ../registry, rev: v1, path: sets/iris.csv}
-steps:
-  count: {cmd: wc -l < data/iris.csv > n.txt, deps: [data:iris], outs: [n.txt]}
-"""
 
 
 @pytest.mark.slow
@@ -110,20 +96,16 @@ def test_a_step_thread_stuck_fetching_data_is_abandoned_and_the_run_exits_130(
 ) -> None:
     registry = make_ws("registry")
     git_dvc_repo(registry.root, tmp_path / "registry-remote")
-    registry.gen({"sets": {"iris.csv": "x,y\n1,2\n"}})
-    dvc(registry.root, "add", "-q", "sets/iris.csv")
-    sh(registry.root, "git", "add", "-A")
-    sh(registry.root, "git", "commit", "-qm", "v1")
-    sh(registry.root, "git", "tag", "v1")
+    registry_version(registry, "x,y\n1,2\n", "v1", push=False)
     # the data's only copy is a FIFO: DVC's fetch opens it and waits for a writer
     (cached,) = (p for p in (registry.root / ".dvc/cache").rglob("*") if p.is_file())
     cached.unlink()
     os.mkfifo(cached)
 
     app = make_ws("app")
-    app.recipe(IMPORTER)
+    app.recipe(IMPORTER.format(repo="../registry"))
     proc = app.start("run")
-    try:
+    with killed_at_the_end(proc):
         assert proc.stdout is not None
         said = ""
         while "importing dataset 'iris'" not in said:  # (the pytest timeout bounds this)
@@ -135,10 +117,6 @@ def test_a_step_thread_stuck_fetching_data_is_abandoned_and_the_run_exits_130(
         proc.send_signal(signal.SIGTERM)
         out, stderr = proc.communicate(timeout=60)
         out = said + out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130, stderr
     assert "importing dataset 'iris'" in out
     assert (
