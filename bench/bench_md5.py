@@ -1,4 +1,4 @@
-"""md5 of many files: the C extension (mlbuild/data/_md5x.c, 16 files at once per thread, two
+"""md5 of many files: the C extension (mlbuild/data/_md5x.c, 24 files at once per thread, three
 8-lane groups of AVX2 or AVX-512VL code interleaved) against hashlib, in seconds per GiB (issue 15:
 DVC's md5 on a dataset's first run).
 

@@ -5,13 +5,13 @@
  * AVX2, eight files are hashed side by side, one in each 32-bit lane of the vector registers
  * ("multi-buffer" MD5), every step of RFC 1321 applied to the eight at once (with AVX-512VL, on
  * the same 256-bit registers, a rotation and each round's function are one instruction each
- * instead of three). Each step of the eight still waits on the step before it, so two groups of
- * eight files are hashed in one loop, their steps alternating: one group's instructions run while
- * the other's wait (1.7x the bytes a second of one group). Each of up to MAX_THREADS threads
- * keeps sixteen lanes busy: when a file ends, the lane takes the next file of the batch. When
- * eight lanes or fewer have work, one group's code hashes them; when fewer than SIMD_MIN_LANES
- * do (the batch's tail), the scalar code below, also used without AVX2, hashes them one at a
- * time.
+ * instead of three). Each step of the eight still waits on the step before it, so up to three
+ * groups of eight files are hashed in one loop, their steps alternating: one group's
+ * instructions run while the others' wait (2x the bytes a CPU second of one group). Each of up
+ * to MAX_THREADS threads keeps 24 lanes busy: when a file ends, the lane takes the next file of
+ * the batch; the busy lanes are hashed by the code of as few groups as hold them. When fewer
+ * than SIMD_MIN_LANES lanes have work (the batch's tail), the scalar code below, also used
+ * without AVX2, hashes them one at a time.
  *
  * The files are opened here with O_NONBLOCK and must be regular files (checked with fstat after
  * opening): a FIFO or a device is reported, never read, so hashing one cannot hang. The GIL is
@@ -36,9 +36,10 @@
 #define MD5X_X86 0
 #endif
 
-/* lanes of one thread: two groups of eight, interleaved in one loop */
-#define LANES 16
+/* lanes of one thread: up to three groups of eight, interleaved in one loop */
 #define GROUP 8
+#define GROUPS 3
+#define LANES (GROUP * GROUPS)
 /* bytes read at a time for one file (32 KiB read more often, and were no faster) */
 #define LANE_BUFFER (64 * 1024)
 #define MAX_THREADS 64
@@ -159,7 +160,7 @@ md5_blocks(uint32_t st[4], const uint8_t *p, size_t nblocks)
     st[3] = d;
 }
 
-/* ---- eight or sixteen streams in the lanes of AVX2 registers ---- */
+/* ---- 8, 16 or 24 streams in the lanes of AVX2 registers ---- */
 
 #if MD5X_X86
 #define VADD(x, y) _mm256_add_epi32(x, y)
@@ -216,10 +217,10 @@ md5_blocks(uint32_t st[4], const uint8_t *p, size_t nblocks)
         TRANSPOSE8(m, q, 8);                                                              \
     } while (0)
 
-/* st[register][lane]; p[lane] points at nblocks blocks of that lane's stream. An x8 kernel
- * hashes lanes 0-7; an x16 kernel all 16, as two groups of eight whose steps alternate: one
- * group's step waits on its previous step (a chain of four dependent instructions), and the
- * other group's step fills that wait (1.7x the blocks an x8 kernel hashes in the same time) */
+/* st[register][lane]; p[lane] points at nblocks blocks of that lane's stream. A kernel of g
+ * groups hashes lanes 0 to 8g - 1: g groups of eight whose steps alternate. One group's step
+ * waits on its previous step (a chain of four dependent instructions); the other groups' steps
+ * fill that wait (per CPU second, two groups hash 1.7x the blocks of one, three 2x) */
 typedef void (*blocks_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
 
 /* the step of one group (registers a, b, c, d; message words m), or of both (a0... and a1...) */
@@ -227,10 +228,15 @@ typedef void (*blocks_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], 
 #define STEP2(STEP, f, a, b, c, d, i, k, s)                                               \
     STEP(f, a##0, b##0, c##0, d##0, m0[i], k, s)                                          \
     STEP(f, a##1, b##1, c##1, d##1, m1[i], k, s)
+#define STEP3(STEP, f, a, b, c, d, i, k, s)                                               \
+    STEP2(STEP, f, a, b, c, d, i, k, s)                                                   \
+    STEP(f, a##2, b##2, c##2, d##2, m2[i], k, s)
 #define VSTEP1(...) STEP1(VSTEP, __VA_ARGS__)
 #define VSTEP2(...) STEP2(VSTEP, __VA_ARGS__)
+#define VSTEP3(...) STEP3(VSTEP, __VA_ARGS__)
 #define WSTEP1(...) STEP1(WSTEP, __VA_ARGS__)
 #define WSTEP2(...) STEP2(WSTEP, __VA_ARGS__)
+#define WSTEP3(...) STEP3(WSTEP, __VA_ARGS__)
 
 #define LOAD_STATE(a, b, c, d, lane)                                                      \
     __m256i a = _mm256_loadu_si256((const __m256i *)(st[0] + (lane)));                    \
@@ -275,6 +281,27 @@ typedef void (*blocks_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], 
     STORE_STATE(a0, b0, c0, d0, 0)                                                        \
     STORE_STATE(a1, b1, c1, d1, GROUP)
 
+#define BLOCKS_X24(STEP)                                                                  \
+    LOAD_STATE(a0, b0, c0, d0, 0)                                                         \
+    LOAD_STATE(a1, b1, c1, d1, GROUP)                                                     \
+    LOAD_STATE(a2, b2, c2, d2, 2 * GROUP)                                                 \
+    for (size_t n = 0; n < nblocks; n++) {                                                \
+        __m256i m0[16], m1[16], m2[16];                                                   \
+        LOAD_BLOCK(m0, p, n);                                                             \
+        LOAD_BLOCK(m1, p + GROUP, n);                                                     \
+        LOAD_BLOCK(m2, p + 2 * GROUP, n);                                                 \
+        __m256i sa0 = a0, sb0 = b0, sc0 = c0, sd0 = d0;                                   \
+        __m256i sa1 = a1, sb1 = b1, sc1 = c1, sd1 = d1;                                   \
+        __m256i sa2 = a2, sb2 = b2, sc2 = c2, sd2 = d2;                                   \
+        MD5_STEPS(STEP##3)                                                                \
+        ADD_STATE(a0, b0, c0, d0, sa0, sb0, sc0, sd0)                                     \
+        ADD_STATE(a1, b1, c1, d1, sa1, sb1, sc1, sd1)                                     \
+        ADD_STATE(a2, b2, c2, d2, sa2, sb2, sc2, sd2)                                     \
+    }                                                                                     \
+    STORE_STATE(a0, b0, c0, d0, 0)                                                        \
+    STORE_STATE(a1, b1, c1, d1, GROUP)                                                    \
+    STORE_STATE(a2, b2, c2, d2, 2 * GROUP)
+
 __attribute__((target("avx2"))) static void
 md5_x8_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
 {
@@ -287,6 +314,13 @@ md5_x16_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblock
 {
     const __m256i ones = _mm256_set1_epi32(-1);
     BLOCKS_X16(VSTEP)
+}
+
+__attribute__((target("avx2"))) static void
+md5_x24_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+{
+    const __m256i ones = _mm256_set1_epi32(-1);
+    BLOCKS_X24(VSTEP)
 }
 
 /* AVX-512VL on 256-bit registers: vprold rotates, vpternlogd computes F, G, H or I in one
@@ -311,16 +345,22 @@ md5_x16_avx512(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblo
     BLOCKS_X16(WSTEP)
 }
 
+__attribute__((target("avx2,avx512f,avx512vl"))) static void
+md5_x24_avx512(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+{
+    BLOCKS_X24(WSTEP)
+}
+
 typedef struct {
-    blocks_fn x8, x16;
+    blocks_fn groups[GROUPS]; /* the kernel of 1, 2 or 3 groups */
 } kernels_t;
 
 /* the vector code named ``name`` if this CPU runs it ("auto": the best one), else NULL */
 static const kernels_t *
 simd_kernel(const char *name)
 {
-    static const kernels_t avx512_kernels = {md5_x8_avx512, md5_x16_avx512};
-    static const kernels_t avx2_kernels = {md5_x8_avx2, md5_x16_avx2};
+    static const kernels_t avx512_kernels = {{md5_x8_avx512, md5_x16_avx512, md5_x24_avx512}};
+    static const kernels_t avx2_kernels = {{md5_x8_avx2, md5_x16_avx2, md5_x24_avx2}};
     int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
     int avx2 = __builtin_cpu_supports("avx2");
     if ((!strcmp(name, "auto") || !strcmp(name, "avx512")) && avx512) {
@@ -335,7 +375,7 @@ simd_kernel(const char *name)
 typedef void (*blocks_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
 
 typedef struct {
-    blocks_fn x8, x16;
+    blocks_fn groups[GROUPS]; /* the kernel of 1, 2 or 3 groups */
 } kernels_t;
 
 static const kernels_t *
@@ -502,18 +542,19 @@ feed(job_t *job, lane_t *l, uint32_t st[4][LANES], int j)
     }
 }
 
-/* hash nblocks blocks of each busy lane (fewer than LANES) with the x8 kernel: the busy lanes'
- * states gathered into lanes 0-7, then put back */
+/* hash nblocks blocks of each busy lane: their states gathered into lanes 0, 1, ..., hashed by
+ * the kernel of as few groups as hold them (no work on idle lanes but a group's last few), then
+ * put back */
 static void
 blocks_gathered(const kernels_t *simd, lane_t *lanes, int width, uint32_t st[4][LANES],
                 const uint8_t *idle, size_t nblocks)
 {
     uint32_t g[4][LANES];
     const uint8_t *p[LANES];
-    int from[GROUP];
+    int from[LANES];
     int k = 0;
     memset(g, 0, sizeof(g));
-    for (int j = 0; j < width && k < GROUP; j++) {
+    for (int j = 0; j < width; j++) {
         if (lanes[j].fd >= 0) {
             from[k++] = j;
         }
@@ -524,7 +565,7 @@ blocks_gathered(const kernels_t *simd, lane_t *lanes, int width, uint32_t st[4][
             g[r][t] = st[r][from[t]];
         }
     }
-    simd->x8(g, p, nblocks);
+    simd->groups[(k - 1) / GROUP](g, p, nblocks);
     for (int t = 0; t < k; t++) {
         for (int r = 0; r < 4; r++) {
             st[r][from[t]] = g[r][t];
@@ -563,15 +604,7 @@ hash_lanes(job_t *job)
             break;
         }
         if (job->simd != NULL && busy >= SIMD_MIN_LANES) {
-            if (busy > GROUP) {
-                const uint8_t *p[LANES];
-                for (int j = 0; j < LANES; j++) {
-                    p[j] = j < width && lanes[j].fd >= 0 ? lanes[j].buf + lanes[j].start : idle;
-                }
-                job->simd->x16(st, p, nblocks);
-            } else {
-                blocks_gathered(job->simd, lanes, width, st, idle, nblocks);
-            }
+            blocks_gathered(job->simd, lanes, width, st, idle, nblocks);
             for (int j = 0; j < width; j++) {
                 if (lanes[j].fd >= 0) {
                     lanes[j].start += nblocks * 64;
@@ -610,7 +643,7 @@ hash_lanes_thread(void *job)
 PyDoc_STRVAR(md5_files_doc,
 "md5_files(paths, /, *, threads=1, simd='auto')\n--\n\n"
 "The md5 of each file, in order: its hex digest, or an int when it could not be hashed\n"
-"(an errno, or -1 when the path is not a regular file). Up to 16 files are hashed at once\n"
+"(an errno, or -1 when the path is not a regular file). Up to 24 files are hashed at once\n"
 "in each of `threads` threads, with the vector code `simd` names: 'auto' (the best this CPU\n"
 "has), 'avx512', 'avx2' (ValueError if the CPU lacks it) or 'off' (scalar code).");
 
@@ -668,7 +701,7 @@ md5_files(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     /* with vector code, a thread is worth starting for a group of eight files: fewer, and a
      * thread left with one or two would hash them with scalar code, at 4x the CPU time (ten
-     * files are hashed in one thread's 16 lanes, sixteen by two threads, eight each). Fewer
+     * files are hashed in one thread's lanes, sixteen by two threads, eight each). Fewer
      * files than SIMD_MIN_LANES are scalar code anyway: one a thread, on every core. */
     if (kernels != NULL && count >= SIMD_MIN_LANES && threads > count / GROUP) {
         threads = count / GROUP > 1 ? (int)(count / GROUP) : 1;
@@ -751,7 +784,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_md5x",
-    "MD5 of many files at once (16 in the lanes of AVX2 registers), the GIL released.", -1,
+    "MD5 of many files at once (24 in the lanes of AVX2 registers), the GIL released.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

@@ -69,15 +69,18 @@ def test_files_of_very_different_sizes_share_the_lanes_of_one_batch(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_sixteen_lanes_in_two_groups_of_eight_hash_as_hashlib(
+def test_the_lanes_of_three_groups_of_eight_hash_as_hashlib(
     tmp_path: Path, mode: dict[str, int]
 ) -> None:
-    # a thread hashes 16 files at once, as two groups of eight interleaved: every lane of both
-    # groups busy with a file of its own size, then files ending one by one until one group's
-    # code hashes the busy lanes gathered from both groups (lanes 1, 6, 9, 12 and 15 last)
-    sizes = [BUFFER * (1 + j % 3) + 64 * j + j for j in range(16)]
-    for j in (1, 6, 9, 12, 15):
-        sizes[j] = 9 * BUFFER + 37 * j
+    # a thread hashes 24 files at once, as three groups of eight interleaved: every lane of the
+    # three busy with a file of its own size, then files ending group by group while the busy
+    # lanes, gathered from all three, are hashed by the code of three groups, then two, then one
+    # (lanes 1, 6, 9, 12, 15, 20 and 23 last, ending one by one)
+    sizes = [BUFFER * (1 + j % 3) + 64 * j + j for j in range(24)]
+    for j in range(0, 24, 4):
+        sizes[j] = 5 * BUFFER + 11 * j
+    for n, j in enumerate((1, 6, 9, 12, 15, 20, 23)):
+        sizes[j] = (8 + n) * BUFFER + 37 * j
     sizes += [3 * BUFFER + 5, 64, 0, 2 * BUFFER - 1]  # taken by the lanes whose files end first
     paths = files(tmp_path, sizes, seed=5)
     assert md5x.md5_files(paths, **mode) == [hashlib_md5(p) for p in paths]
