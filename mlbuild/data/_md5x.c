@@ -10,8 +10,9 @@
  * instructions run while the others' wait (2x the bytes a CPU second of one group). Each of up
  * to MAX_THREADS threads keeps 24 lanes busy: when a file ends, the lane takes the next file of
  * the batch; the busy lanes are hashed by the code of as few groups as hold them. When fewer
- * than SIMD_MIN_LANES lanes have work (the batch's tail), the scalar code below, also used
- * without AVX2, hashes them one at a time.
+ * than SIMD_MIN_LANES lanes have work (the batch's tail, or a batch of one or two files), the
+ * scalar code below, also used without AVX2, hashes them two streams at a time, alike
+ * interleaved.
  *
  * The files are opened here with O_NONBLOCK and must be regular files (checked with fstat after
  * opening): a FIFO or a device is reported, never read, so hashing one cannot hang. The GIL is
@@ -158,6 +159,47 @@ md5_blocks(uint32_t st[4], const uint8_t *p, size_t nblocks)
     st[1] = b;
     st[2] = c;
     st[3] = d;
+}
+
+/* two streams in one loop, their steps alternating: one stream's step fills the wait of the
+ * other's dependency chain (2x the bytes a CPU second of md5_blocks) */
+#define SSTEP2(f, a, b, c, d, i, k, s)                     \
+    a##0 += S##f(b##0, c##0, d##0) + m0[i] + (k);          \
+    a##1 += S##f(b##1, c##1, d##1) + m1[i] + (k);          \
+    a##0 = SROTL(a##0, s) + b##0;                          \
+    a##1 = SROTL(a##1, s) + b##1;
+
+static void
+md5_blocks2(uint32_t s0[4], const uint8_t *p0, uint32_t s1[4], const uint8_t *p1, size_t nblocks)
+{
+    uint32_t a0 = s0[0], b0 = s0[1], c0 = s0[2], d0 = s0[3];
+    uint32_t a1 = s1[0], b1 = s1[1], c1 = s1[2], d1 = s1[3];
+    for (; nblocks > 0; nblocks--, p0 += 64, p1 += 64) {
+        uint32_t m0[16], m1[16];
+        for (int i = 0; i < 16; i++) {
+            m0[i] = load_le32(p0 + 4 * i);
+            m1[i] = load_le32(p1 + 4 * i);
+        }
+        uint32_t sa0 = a0, sb0 = b0, sc0 = c0, sd0 = d0;
+        uint32_t sa1 = a1, sb1 = b1, sc1 = c1, sd1 = d1;
+        MD5_STEPS(SSTEP2)
+        a0 += sa0;
+        b0 += sb0;
+        c0 += sc0;
+        d0 += sd0;
+        a1 += sa1;
+        b1 += sb1;
+        c1 += sc1;
+        d1 += sd1;
+    }
+    s0[0] = a0;
+    s0[1] = b0;
+    s0[2] = c0;
+    s0[3] = d0;
+    s1[0] = a1;
+    s1[1] = b1;
+    s1[2] = c1;
+    s1[3] = d1;
 }
 
 /* ---- 8, 16 or 24 streams in the lanes of AVX2 registers ---- */
@@ -573,6 +615,47 @@ blocks_gathered(const kernels_t *simd, lane_t *lanes, int width, uint32_t st[4][
     }
 }
 
+/* hash every block each busy lane holds with scalar code, the lanes two by two (md5_blocks2)
+ * for as many blocks as both hold, then each lane's rest alone */
+static void
+blocks_scalar(lane_t *lanes, int width, uint32_t st[4][LANES])
+{
+    int busy[LANES];
+    int count = 0;
+    for (int j = 0; j < width; j++) {
+        if (lanes[j].fd >= 0) {
+            busy[count++] = j;
+        }
+    }
+    for (int i = 0; i < count; i += 2) {
+        int streams = i + 1 < count ? 2 : 1;
+        uint32_t s[2][4];
+        size_t ready[2];
+        for (int t = 0; t < streams; t++) {
+            lane_t *l = &lanes[busy[i + t]];
+            ready[t] = (l->end - l->start) / 64;
+            for (int r = 0; r < 4; r++) {
+                s[t][r] = st[r][busy[i + t]];
+            }
+        }
+        size_t paired = 0;
+        if (streams == 2) {
+            lane_t *l0 = &lanes[busy[i]], *l1 = &lanes[busy[i + 1]];
+            paired = ready[0] < ready[1] ? ready[0] : ready[1];
+            md5_blocks2(s[0], l0->buf + l0->start, s[1], l1->buf + l1->start, paired);
+        }
+        for (int t = 0; t < streams; t++) {
+            lane_t *l = &lanes[busy[i + t]];
+            md5_blocks(s[t], l->buf + l->start + paired * 64, ready[t] - paired);
+            for (int r = 0; r < 4; r++) {
+                st[r][busy[i + t]] = s[t][r];
+            }
+            l->start += ready[t] * 64;
+            l->length += ready[t] * 64;
+        }
+    }
+}
+
 static void
 hash_lanes(job_t *job)
 {
@@ -613,20 +696,7 @@ hash_lanes(job_t *job)
             }
             continue;
         }
-        for (int j = 0; j < width; j++) {
-            lane_t *l = &lanes[j];
-            if (l->fd < 0) {
-                continue;
-            }
-            size_t ready = (l->end - l->start) / 64;
-            uint32_t s[4] = {st[0][j], st[1][j], st[2][j], st[3][j]};
-            md5_blocks(s, l->buf + l->start, ready);
-            for (int r = 0; r < 4; r++) {
-                st[r][j] = s[r];
-            }
-            l->start += ready * 64;
-            l->length += ready * 64;
-        }
+        blocks_scalar(lanes, width, st);
     }
     free(memory);
 }
@@ -699,15 +769,15 @@ md5_files(PyObject *self, PyObject *args, PyObject *kwargs)
     if (threads > count) {
         threads = count > 0 ? (int)count : 1;
     }
-    /* with vector code, a thread is worth starting for a group of eight files: fewer, and a
-     * thread left with one or two would hash them with scalar code, at 4x the CPU time (ten
-     * files are hashed in one thread's lanes, sixteen by two threads, eight each). Fewer
-     * files than SIMD_MIN_LANES are scalar code anyway: one a thread, on every core. */
-    if (kernels != NULL && count >= SIMD_MIN_LANES && threads > count / GROUP) {
-        threads = count / GROUP > 1 ? (int)(count / GROUP) : 1;
+    /* a thread is worth starting for a group of eight files with vector code, for two with
+     * scalar code (hashed two by two): fewer, and a thread left with one file would hash it at
+     * twice the CPU time of a pair, or with vector code four times (five files are one thread's
+     * eight lanes, sixteen two threads' eight each, two files one thread's pair) */
+    Py_ssize_t least = kernels != NULL ? GROUP : 2;
+    if (threads > count / least) {
+        threads = count / least > 1 ? (int)(count / least) : 1;
     }
     Py_ssize_t share = (count + threads - 1) / threads;
-    Py_ssize_t least = kernels != NULL ? GROUP : 1;
     int width = share < least ? (int)least : share > LANES ? LANES : (int)share;
     job_t job = {paths, count, 0, kernels, width, hex, err};
     Py_BEGIN_ALLOW_THREADS
