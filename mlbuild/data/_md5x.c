@@ -44,7 +44,7 @@
 /* bytes read at a time for one file (32 KiB read more often, and were no faster) */
 #define LANE_BUFFER (64 * 1024)
 #define MAX_THREADS 64
-/* with fewer lanes busy than this, scalar code hashes them one by one */
+/* with fewer lanes busy than this, scalar code hashes them (two by two) */
 #define SIMD_MIN_LANES 3
 /* a result that is not an errno: the path is not a regular file */
 #define NOT_REGULAR (-1)
