@@ -1,10 +1,13 @@
-"""What the `--baseline REV` benchmarks share: a revision exported beside this checkout, and one
-timed `mlbuild` invocation with the child's CPU time (the figure that holds on a loaded machine)."""
+"""What the `--baseline REV` benchmarks share: the option, a revision exported beside this
+checkout, one timed `mlbuild` invocation with the child's CPU time (the figure that holds on a
+loaded machine), and the table of medians."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -12,6 +15,36 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def add_baseline_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--baseline", required=True, help="git revision to compare against ('none': no baseline)"
+    )
+
+
+def checkouts(revision: str, tmp: Path) -> dict[str, Path]:
+    """Label → source tree: ``revision`` exported into ``tmp`` first (unless it is 'none'), then
+    this checkout."""
+    here = {"this checkout": REPO}
+    if revision == "none":
+        return here
+    return {f"baseline {revision}": export(revision, tmp / "baseline"), **here}
+
+
+def print_header(repeat: int, case: str) -> None:
+    """The machine's load and the head of the table :func:`print_medians` fills."""
+    print(f"load average before: {os.getloadavg()[0]:.2f}, {repeat} runs each\n")
+    print(f"| steps | {case} | checkout | CPU median (s) | wall median (s) |")
+    print("| --- | --- | --- | --- | --- |")
+
+
+def print_medians(steps: int, samples: Mapping[tuple[str, str], list[tuple[float, float]]]) -> None:
+    """One table row per (case, checkout) of ``samples`` (wall, CPU): the CPU and wall medians."""
+    for (case, label), values in samples.items():
+        cpu = statistics.median(v[1] for v in values)
+        wall = statistics.median(v[0] for v in values)
+        print(f"| {steps} | {case} | {label} | {cpu:.3f} | {wall:.3f} |")
 
 
 def export(revision: str, dest: Path) -> Path:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from baseline import REPO, export, timed
+from baseline import add_baseline_option, checkouts, print_header, print_medians, timed
 from bench_graph_scale import recipe
 
 FLOW = "params: {train: {lr: 0.1, depth: 3}, prep: {n: 1}}"
@@ -55,24 +54,17 @@ EDITS: dict[str, Callable[[str, int], str]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--baseline", required=True, help="git revision to compare against ('none': no baseline)"
-    )
+    add_baseline_option(parser)
     parser.add_argument("--steps", type=int, nargs="+", default=[2000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        checkouts = {"this checkout": REPO}
-        if args.baseline != "none":
-            base = export(args.baseline, Path(tmp) / "baseline")
-            checkouts = {f"baseline {args.baseline}": base, **checkouts}
-        print(f"load average before: {os.getloadavg()[0]:.2f}, {args.repeat} runs each\n")
-        print("| steps | edit, then plan | checkout | CPU median (s) | wall median (s) |")
-        print("| --- | --- | --- | --- | --- |")
+        trees = checkouts(args.baseline, Path(tmp))
+        print_header(args.repeat, "edit, then plan")
         for steps in args.steps:
             original = recipe(steps)
             spaces = {}
-            for index, (label, checkout) in enumerate(checkouts.items()):
+            for index, (label, checkout) in enumerate(trees.items()):
                 workspace = Path(tmp) / f"{steps}-{index}"
                 workspace.mkdir()
                 (workspace / "ml.yaml").write_text(original)
@@ -81,7 +73,7 @@ def main() -> None:
             samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
             for rep in range(1, args.repeat + 1):
                 for kind, edit in EDITS.items():
-                    for label, checkout in checkouts.items():
+                    for label, checkout in trees.items():
                         workspace = spaces[label]
                         (workspace / "ml.yaml").write_text(original)
                         timed(checkout, workspace, ["plan"])  # the original, compiled
@@ -89,10 +81,7 @@ def main() -> None:
                         samples.setdefault((kind, label), []).append(
                             timed(checkout, workspace, ["plan"])
                         )
-            for (kind, label), values in samples.items():
-                cpu = statistics.median(v[1] for v in values)
-                wall = statistics.median(v[0] for v in values)
-                print(f"| {steps} | {kind} | {label} | {cpu:.3f} | {wall:.3f} |")
+            print_medians(steps, samples)
         print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

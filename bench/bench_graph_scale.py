@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 from pathlib import Path
 
-from baseline import REPO, export, timed
+from baseline import add_baseline_option, checkouts, print_header, print_medians, timed
 
 CHAIN = 10
 
@@ -55,25 +54,18 @@ def once(checkout: Path, workspace: Path, *args: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--baseline", required=True, help="git revision to compare against ('none': no baseline)"
-    )
+    add_baseline_option(parser)
     parser.add_argument("--steps", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-params", action="store_true", help="no step selects params")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        checkouts = {"this checkout": REPO}
-        if args.baseline != "none":
-            base = export(args.baseline, Path(tmp) / "baseline")
-            checkouts = {f"baseline {args.baseline}": base, **checkouts}
-        print(f"load average before: {os.getloadavg()[0]:.2f}, {args.repeat} runs each\n")
-        print("| steps | case | checkout | CPU median (s) | wall median (s) |")
-        print("| --- | --- | --- | --- | --- |")
+        trees = checkouts(args.baseline, Path(tmp))
+        print_header(args.repeat, "case")
         for steps in args.steps:
             samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
             spaces = {}
-            for index, (label, checkout) in enumerate(checkouts.items()):
+            for index, (label, checkout) in enumerate(trees.items()):
                 workspace = Path(tmp) / f"{steps}-{index}"  # a revision may hold a slash
                 workspace.mkdir()
                 (workspace / "ml.yaml").write_text(recipe(steps, params=not args.no_params))
@@ -81,7 +73,7 @@ def main() -> None:
                 once(checkout, workspace, "run", "-q")  # warms the compiled graph
                 spaces[label] = workspace
             for rep in range(args.repeat):
-                for label, checkout in checkouts.items():
+                for label, checkout in trees.items():
                     workspace = spaces[label]
                     (workspace / "ml.yaml").write_text(
                         recipe(steps, edit=rep + 1, params=not args.no_params)
@@ -95,10 +87,7 @@ def main() -> None:
                         samples.setdefault((case, label), []).append(
                             once(checkout, workspace, *argv)
                         )
-            for (case, label), values in samples.items():
-                cpu = statistics.median(v[1] for v in values)
-                wall = statistics.median(v[0] for v in values)
-                print(f"| {steps} | {case} | {label} | {cpu:.3f} | {wall:.3f} |")
+            print_medians(steps, samples)
         print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

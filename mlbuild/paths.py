@@ -36,6 +36,7 @@ _MAX_PATH = 4095  # PATH_MAX less the NUL; longer paths fail in os.stat with ENA
 _MAX_NAME = 255  # NAME_MAX, in bytes
 T = TypeVar("T")
 _ROOT = ("is the repository root itself", "name a file or directory inside it")
+LOOP = ("goes through a symlink loop", "remove the loop")
 
 
 class UnsafePathError(UsageError):
@@ -229,7 +230,7 @@ class Fence:
             refusal = (f"is outside the repository ({self.root})", "use a path inside it")
         elif _unresolved(real, real_root, links.islink):
             shown = real
-            refusal = ("goes through a symlink loop", "remove the loop")
+            refusal = LOOP
         else:
             shown = _below(real, real_root).replace(os.sep, "/")
             refusal = None if shown == rel else self._refusal(shown, writes)

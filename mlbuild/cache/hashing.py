@@ -6,6 +6,7 @@ md5's ~0.5 GB/s, and it releases the GIL, so a thread pool hashes many files in 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -22,7 +23,7 @@ from blake3 import blake3
 from mlbuild import racy
 from mlbuild.cache.names import DIR_SUFFIX
 from mlbuild.cache.state import StateTable
-from mlbuild.paths import GIT_DIR, META_DIR
+from mlbuild.paths import GIT_DIR, LOOP, META_DIR, UnsafePathError
 
 _BIG = 16 << 20
 _SKIP_DIRS = {"__pycache__", GIT_DIR, META_DIR, ".dvc", ".ipynb_checkpoints"}
@@ -138,8 +139,11 @@ class Hasher:
         return Digest(self._files([(relpath, full, st)])[0], st.st_size)
 
     def _digest_dir(self, top: str) -> Digest:
-        folders = _walk(top)
         key = os.path.relpath(top, self.root)
+        try:
+            folders = _walk(top)
+        except _LoopError as loop:
+            raise UnsafePathError(f"{key}/{loop.rel}", "; ".join(LOOP)) from None
         listing, newest, count = _listing(folders)
         memo = self.state.dir_memo(key)
         if memo is not None and memo[0] == listing:
@@ -300,10 +304,27 @@ def _found(folders: list[_Folder]) -> list[tuple[str, str, os.stat_result]]:
 _WALKERS = 1
 
 
+class _LoopError(Exception):
+    """The walk met a symbolic link that loops: ``rel`` is its path below the walk's top."""
+
+    def __init__(self, rel: str) -> None:
+        super().__init__(rel)
+        self.rel = rel
+
+
+# A folder to list: its path, its path below the walk's top ("" or ending in "/"), and the real
+# paths of the folders above it in which the walk followed a symbolic link to a folder (empty
+# while no link was followed, the usual case: nothing is resolved for it).
+_Todo = tuple[str, str, tuple[str, ...]]
+
+
 def _walk(top: str) -> list[_Folder]:
-    """Every folder under ``top`` with its regular files (links followed), by relative path."""
+    """Every folder under ``top`` with its regular files (links followed), by relative path.
+
+    Raises :class:`_LoopError` for a link that loops on itself (``loop -> loop``) or that leads
+    back to a folder the walk is inside (``self -> .``), which would walk forever."""
     done: list[_Folder] = []
-    folders = _scan([(top, "")], done, deep=False)
+    folders = _scan([(top, "", ())], done, deep=False)
     if len(folders) < 2 or _WALKERS < 2:
         _scan(folders, done, deep=True)
     else:
@@ -314,21 +335,19 @@ def _walk(top: str) -> list[_Folder]:
     return done
 
 
-def _walk_folder(folder: tuple[str, str]) -> list[_Folder]:
+def _walk_folder(folder: _Todo) -> list[_Folder]:
     done: list[_Folder] = []
     _scan([folder], done, deep=True)
     return done
 
 
-def _scan(
-    stack: list[tuple[str, str]], done: list[_Folder], *, deep: bool
-) -> list[tuple[str, str]]:
-    """Add the folders ``(full, relpath/)`` of ``stack`` to ``done``; with ``deep``, their
-    subfolders too, else return the subfolders."""
-    subfolders: list[tuple[str, str]] = []
+def _scan(stack: list[_Todo], done: list[_Folder], *, deep: bool) -> list[_Todo]:
+    """Add the folders of ``stack`` to ``done``; with ``deep``, their subfolders too, else
+    return the subfolders."""
+    subfolders: list[_Todo] = []
     more = stack.append if deep else subfolders.append
     while stack:
-        current, rel = stack.pop()
+        current, rel, linked = stack.pop()
         names: list[str] = []
         stats: list[os.stat_result] = []
         packed = array("q")
@@ -341,9 +360,25 @@ def _scan(
             with os.scandir(fd) as entries:
                 for entry in entries:
                     name = entry.name
-                    if entry.is_dir():
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError as exc:  # a link to itself, or to a link back to it
+                        if exc.errno == errno.ELOOP:
+                            raise _LoopError(f"{rel}{name}") from None
+                        raise
+                    if is_dir:
                         if name not in _SKIP_DIRS:
-                            more((f"{current}/{name}", f"{rel}{name}/"))
+                            path = f"{current}/{name}"
+                            more(
+                                (
+                                    path,
+                                    f"{rel}{name}/",
+                                    # is_symlink: from the listing's type, no system call
+                                    _follow(path, current, linked, f"{rel}{name}")
+                                    if entry.is_symlink()
+                                    else linked,
+                                )
+                            )
                     elif entry.is_file():
                         st = entry.stat()
                         name_add(name)
@@ -363,6 +398,26 @@ def _scan(
             os.close(fd)
         done.append(_Folder(current, rel, names, stats, packed))
     return subfolders
+
+
+def _follow(path: str, folder: str, linked: tuple[str, ...], rel: str) -> tuple[str, ...]:
+    """What a folder reached through the link ``path`` (in ``folder``) carries as ``linked``;
+    :class:`_LoopError` when the link leads to a folder the walk is inside, or above one.
+
+    The folders the walk is inside are ``folder`` and, for each link followed on the way, the
+    folder it was followed in and those above it up to the link's target: a target above the
+    deepest of each is above one of them. The walk goes down a target by the names it lists
+    except :data:`_SKIP_DIRS`, so a target above a folder only through one of those is no loop.
+    """
+    real = os.path.realpath(path)
+    here = os.path.realpath(folder)
+    for inside in (*linked, here):
+        if inside == real or (
+            inside.startswith(real.rstrip("/") + "/")
+            and _SKIP_DIRS.isdisjoint(inside[len(real.rstrip("/")) + 1 :].split("/"))
+        ):
+            raise _LoopError(rel)
+    return (*linked, here)
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)

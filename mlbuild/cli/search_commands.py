@@ -6,7 +6,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlbuild.cli.commands import _workspace
 from mlbuild.cli.output import Console, dump_json, format_value, table
@@ -14,26 +14,31 @@ from mlbuild.cli.words import one_recipe, split_words
 from mlbuild.errors import EXIT_FAILURE, InterruptError, NotFoundError, UsageError
 from mlbuild.extras import check_extra
 
+if TYPE_CHECKING:
+    from mlbuild.graph import Graph, Workspace
+    from mlbuild.search import SearchSpec
+
 _SUBCOMMANDS = ("show", "dashboard")
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Prepared:
     """What ``--jobs N`` prepared before forking its workers: the workspace, the search compiled
     with the command line's overrides, and the study's storage (its connections closed)."""
 
-    ws: Any
-    spec: Any
-    graph: Any
+    ws: Workspace
+    spec: SearchSpec
+    graph: Graph
     study: str
     url: str
-    storage: Any
+    storage: object  # Optuna's storage, which only mlbuild.search looks into
 
 
-# Set by ``--jobs N`` while its forked workers start; a forked worker (running ``main`` on its
-# ``--worker`` command line, for the CLI's own errors, Ctrl-C and exit codes) takes it instead of
-# compiling the recipe and opening the storage again, and leaves the study's report to its parent.
-_inherited: list[_Prepared] = []
+# Set by ``--jobs N`` while its forked workers start, under the search's name; a forked worker
+# (running ``main`` on its ``--worker`` command line, for the CLI's own errors, Ctrl-C and exit
+# codes) takes it instead of compiling the recipe and opening the storage again, and leaves the
+# study's report to its parent.
+_inherited: dict[str, _Prepared] = {}
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -42,8 +47,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not words:
         raise UsageError(f"mlbuild search {action} needs the name of a search of the recipe")
     name = words.pop(0)
-    if action == "run" and args.worker and _inherited and _inherited[0].spec.name == name:
-        got = _inherited[0]
+    got = _inherited.get(name) if action == "run" and args.worker else None
+    if got is not None:
         return _run(args, got.ws, got.spec, got.graph, [], got)
     split = split_words(words)
     if split.steps:
@@ -65,9 +70,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _run(
     args: argparse.Namespace,
-    ws: Any,
-    spec: Any,
-    graph: Any,
+    ws: Workspace,
+    spec: SearchSpec,
+    graph: Graph,
     overrides: list[str],
     inherited: _Prepared | None = None,
 ) -> int:
@@ -109,7 +114,7 @@ def _run(
             from mlbuild.cli.main import main
 
             close_connections(storage)
-            _inherited[:] = [_Prepared(ws, spec, graph, study_name, url, storage)]
+            _inherited[spec.name] = _Prepared(ws, spec, graph, study_name, url, storage)
             try:
                 recipe = ["-f", str(ws.recipe_path)]
                 run_workers(ws, spec.name, overrides, args.jobs, recipe, fork=main)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlbuild.data.snapshot import NotData, refuse_special
 from mlbuild.data.version import Stat
 
 _CHUNK = 1 << 20
@@ -55,7 +56,9 @@ def dvc_hash(full: Path, known_files: Iterable[Stat], known_md5: dict[str, str])
     except FileNotFoundError:
         return None
     if full.is_symlink():
-        raise Unsupported(f"{full} is a symlink")
+        if not full.exists() or full.is_dir() or full.is_file():
+            raise Unsupported(f"{full} is a symlink")
+        raise NotData(str(full), "a symlink to neither a file nor a directory")
     if not full.is_dir():
         stat: Stat = ["", st.st_ino, st.st_size, st.st_ctime_ns]
         digest = _reuse(stat, known_files, known_md5) or _md5_file(full)
@@ -108,8 +111,11 @@ def _reuse(stat: Stat, known_files: Iterable[Stat], known_md5: dict[str, str]) -
 
 def _walk(top: Path) -> list[Stat]:
     """The stat of every file under ``top``, by posix relpath, sorted; what DVC would put in the
-    manifest (files only: DVC records no empty directories)."""
+    manifest (files only: DVC records no empty directories). The whole tree is looked at before
+    :class:`Unsupported` is raised for a symlink, so that a FIFO or a device anywhere in it is
+    refused (:class:`NotData`) rather than left to DVC, which would open it."""
     found: list[Stat] = []
+    unsupported = ""
     stack = [(str(top), "")]
     while stack:
         current, rel = stack.pop()
@@ -120,18 +126,23 @@ def _walk(top: Path) -> list[Stat]:
                 for entry in entries:
                     name = entry.name
                     if entry.is_symlink():
-                        raise Unsupported(f"{current}/{name} is a symlink")
-                    if name in _DVC_SKIPS:
-                        raise Unsupported(f"DVC treats {current}/{name} specially")
-                    if entry.is_dir(follow_symlinks=False):
+                        refuse_special(entry, f"{current}/{name}")
+                        unsupported = unsupported or f"{current}/{name} is a symlink"
+                    elif name in _DVC_SKIPS:
+                        unsupported = unsupported or f"DVC treats {current}/{name} specially"
+                    elif entry.is_dir(follow_symlinks=False):
                         stack.append((f"{current}/{name}", f"{rel}{name}/"))
                     elif entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
                         found.append([f"{rel}{name}", st.st_ino, st.st_size, st.st_ctime_ns])
                     else:
-                        raise Unsupported(f"{current}/{name} is neither a file nor a directory")
+                        refuse_special(entry, f"{current}/{name}")
+                        # (a file or folder again by now: replaced while walked)
+                        unsupported = unsupported or f"{current}/{name} changed while walked"
         finally:
             os.close(fd)
+    if unsupported:
+        raise Unsupported(unsupported)
     return sorted(found, key=lambda s: str(s[0]))
 
 
@@ -194,7 +205,7 @@ def _checked(result: str | int, path: Path) -> str:
     if isinstance(result, str):
         return result
     if result == -1:
-        raise Unsupported(f"{path} is neither a file nor a directory")
+        raise NotData(str(path), "neither a file nor a directory")
     raise OSError(result, os.strerror(result), str(path))
 
 
@@ -208,7 +219,7 @@ def _open_regular(path: Path) -> int:
     fd = os.open(path, flags)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Unsupported(f"{path} is neither a file nor a directory")
+            raise NotData(str(path), "neither a file nor a directory")
     except BaseException:
         os.close(fd)
         raise

@@ -9,8 +9,10 @@ file rewritten in place with its size kept and its mtime restored looked verifie
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from array import array
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -72,13 +74,30 @@ class Snapshot:
         return str(hasher.hexdigest())
 
 
+class NotData(Exception):
+    """A dataset holds something that is neither a file nor a folder (a FIFO, a socket, a device,
+    or a symlink to one): reading it could block for ever or never end, and no DVC version
+    can name it."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is {kind}")
+        self.path = path
+        self.kind = kind
+
+
 def snapshot(full: Path) -> Snapshot | None:
-    """The stat of every file under ``full`` (or of the file), or ``None`` if it is absent."""
+    """The stat of every file under ``full`` (or of the file), or ``None`` if it is absent.
+
+    Raises :class:`NotData` for an entry that is neither a file nor a folder, before anything
+    reads it: the walk is the first look any check takes at a dataset, so no later check (ours
+    or DVC's) ever opens a FIFO or a device."""
     try:
         st = os.stat(full)
     except FileNotFoundError:
         return None
-    if not os.path.isdir(full):
+    if not stat.S_ISDIR(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
+            raise NotData(str(full), _kind(st.st_mode))
         one = (
             st.st_ino if st.st_ino < _WRAP // 2 else st.st_ino - _WRAP,
             st.st_size,
@@ -102,17 +121,57 @@ def snapshot(full: Path) -> Snapshot | None:
                     # back up the tree would be walked forever); a symlinked file it reads through
                     if entry.is_dir(follow_symlinks=False):
                         stack.append((f"{current}/{entry.name}", f"{rel}{entry.name}/"))
-                    elif entry.is_file():
+                        continue
+                    try:
                         est = entry.stat()
+                    except OSError as exc:
+                        _refuse_dangling(exc, f"{current}/{entry.name}")
+                        raise
+                    if stat.S_ISREG(est.st_mode):
                         add(entry.name)
                         try:
                             pack((est.st_ino, est.st_size, est.st_ctime_ns))
                         except OverflowError:  # an inode number of 2**63 or more
                             pack((est.st_ino - _WRAP, est.st_size, est.st_ctime_ns))
+                    elif not stat.S_ISDIR(est.st_mode):  # (a symlinked folder is left out)
+                        link = "a symlink to " if entry.is_symlink() else ""
+                        raise NotData(f"{current}/{entry.name}", link + _kind(est.st_mode))
         finally:
             os.close(fd)
         folders.append(_Folder(rel, names, packed))
     return Snapshot(folders)
+
+
+def refuse_special(entry: os.DirEntry[str], path: str) -> None:
+    """Raise :class:`NotData` unless ``entry`` (symlinks followed) is a file or a folder."""
+    try:
+        mode = entry.stat().st_mode
+    except OSError as exc:
+        _refuse_dangling(exc, path)
+        raise
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        link = "a symlink to " if entry.is_symlink() else ""
+        raise NotData(path, link + _kind(mode))
+
+
+def _refuse_dangling(exc: OSError, path: str) -> None:
+    """A symlink to nothing (or a loop) as :class:`NotData`: DVC cannot hash it either."""
+    if exc.errno == errno.ELOOP:
+        raise NotData(path, "a symlink loop") from None
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        raise NotData(path, "a symlink to nothing") from None
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return f"a special file (mode {mode:o})"
 
 
 # inode numbers are unsigned 64-bit, the packed array's ints signed: one of 2**63 or more is

@@ -7,14 +7,17 @@ imports DVC only when it must: to verify a workspace copy it has not seen, or to
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlbuild import racy
 from mlbuild.data.dvc_adapter import DvcAdapter
 from mlbuild.data.md5 import Hashed, Unsupported, dvc_hash, ignores_files
 from mlbuild.data.snapshot import (
+    NotData,
     Record,
     Snapshot,
     is_verified,
@@ -55,7 +58,7 @@ class DataSources:
     def version(self, name: str) -> DataVersion:
         """The version of DVC-tracked or imported dataset ``name``; ``present`` says whether the
         workspace holds it. Raises :class:`DataError` when the workspace copy was modified."""
-        with self._lock:
+        with self._lock, self._refusing(name):
             if name not in self._versions:
                 spec = self.datasets[name]
                 kind = self.kind(name)
@@ -69,7 +72,7 @@ class DataSources:
 
     def ensure_present(self, name: str, on_fetch: Callable[[str], None]) -> DataVersion:
         """Fetch dataset ``name`` if the workspace lacks it; its (now present) version."""
-        with self._lock:
+        with self._lock, self._refusing(name):
             current = self.version(name)
             if current.present:
                 return current
@@ -101,6 +104,20 @@ class DataSources:
             present = DataVersion(**{**current.to_json(), "present": True})
             self._versions[name] = present
             return present
+
+    @contextmanager
+    def _refusing(self, name: str) -> Iterator[None]:
+        """A FIFO, socket or device in dataset ``name`` as the user's error, naming it."""
+        try:
+            yield
+        except NotData as exc:
+            spec = self.datasets[name]
+            where = os.path.relpath(exc.path, self.root)
+            raise DataError(
+                f"dataset '{name}': {where} is {exc.kind}; a dataset holds only files and "
+                f"folders (and symlinks to them), and neither mlbuild nor DVC can version it: "
+                f"move it out of {spec.path}"
+            ) from None
 
     def _dvc_version(self, spec: DatasetSpec) -> DataVersion:
         found = recorded_out(self.root, self.meta, spec.path)

@@ -162,7 +162,8 @@ class _Scheduler:
         futures: dict[Future[StepOutcome], str] = {}
         order = {name: index for index, name in enumerate(self.names)}  # to report in order
         ready: deque[str] = deque()  # steps whose upstream is done, waiting for a free job slot
-        previous = _on_stop_signals(self.cancelled)
+        deciding = threading.Event()
+        previous = _on_stop_signals(self.cancelled, deciding)
         try:
             while sorter.is_active() and not self.cancelled.is_set():
                 ready.extend(sorter.get_ready())
@@ -172,7 +173,7 @@ class _Scheduler:
                     name = ready.popleft()
                     # a step the cache answers as it is finishes here, in this thread: handing
                     # it to a pool thread and waiting for its future cost more than deciding it
-                    done_here = self._skipped(name) or self.runner.cached(name)
+                    done_here = self._decide_here(name, deciding)
                     if done_here is not None:
                         self._finish(done_here)
                         sorter.done(name)
@@ -188,7 +189,7 @@ class _Scheduler:
                     sorter.done(name)
             if self.cancelled.is_set():
                 self._stop(futures)
-        except KeyboardInterrupt:  # before the handlers were in place, or a non-main thread
+        except KeyboardInterrupt:  # before the handlers were in place, while deciding, or not main
             self.cancelled.set()
             self._stop(futures)
         finally:
@@ -208,6 +209,15 @@ class _Scheduler:
             keep_going=self.keep_going,
             remote=report,
         )
+
+    def _decide_here(self, name: str, deciding: threading.Event) -> StepOutcome | None:
+        """The outcome of ``name`` when it must not start or the cache answers it; a stop
+        signal interrupts this (see :func:`_on_stop_signals`)."""
+        deciding.set()
+        try:
+            return self._skipped(name) or self.runner.cached(name)
+        finally:
+            deciding.clear()
 
     def _run(self, name: str) -> StepOutcome:
         """One step, in a pool thread."""
@@ -279,17 +289,27 @@ class _Scheduler:
         self.reporter.inner.step_finished(masked)
 
 
-def _on_stop_signals(cancelled: threading.Event) -> dict[int, Any]:
+def _on_stop_signals(cancelled: threading.Event, deciding: threading.Event) -> dict[int, Any]:
     """Turn Ctrl-C, SIGTERM and SIGHUP (the terminal closed) into ``cancelled`` while steps run.
 
     An exception raised asynchronously in the main thread could land inside a lock held by the
-    executor's bookkeeping; a flag checked by the scheduling loop cannot.
+    executor's bookkeeping; a flag checked by the scheduling loop cannot. But while the main
+    thread itself decides a step (``deciding``: hashing its deps, checking its data) it is not
+    in that loop, and a flag alone would leave a read blocked for ever (a stalled network file
+    system) unstoppable: there the signal raises :class:`KeyboardInterrupt`, as it does before
+    the run starts, and the run stops as it would on the flag.
     """
     if threading.current_thread() is not threading.main_thread():
         return {}
+
+    def stop(_sig: int, _frame: object) -> None:
+        cancelled.set()
+        if deciding.is_set():
+            raise KeyboardInterrupt
+
     previous: dict[int, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        previous[sig] = signal.signal(sig, lambda _sig, _frame: cancelled.set())
+        previous[sig] = signal.signal(sig, stop)
     return previous
 
 

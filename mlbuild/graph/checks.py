@@ -80,11 +80,18 @@ def produced(graph: Graph, path: str) -> bool:
 
 
 def missing_dep(graph: Graph, step: StepSpec, dep: str) -> Problem:
-    return graph.problem(
-        _key(graph, dep, f"steps.{step.name}.deps["),
+    return dep_problem(
+        graph,
+        step,
+        dep,
         f"'{dep}' does not exist and no step makes it; create the file or add a "
         "step that lists it in outs",
     )
+
+
+def dep_problem(graph: Graph, step: StepSpec, dep: str, message: str) -> Problem:
+    """``message`` about ``dep`` of ``step``, located at the recipe key that declares it."""
+    return graph.problem(_key(graph, dep, f"steps.{step.name}.deps["), message)
 
 
 def missing_lock(graph: Graph) -> Problem:

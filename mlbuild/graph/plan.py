@@ -35,6 +35,7 @@ from mlbuild.cache.hashing import Digest, ManifestEntry
 from mlbuild.data import DataSources, DataVersion
 from mlbuild.errors import RecipeError
 from mlbuild.graph.checks import (
+    dep_problem,
     missing_dataset,
     missing_dep,
     missing_inputs,
@@ -51,7 +52,7 @@ from mlbuild.graph.fingerprint import (
 )
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.graph.records import StepRecords
-from mlbuild.paths import PathIndex
+from mlbuild.paths import PathIndex, UnsafePathError
 
 # the remote package (http.client, ssl) is imported only when a remote cache is used
 if TYPE_CHECKING:
@@ -342,7 +343,10 @@ class Planner:
         written = self.graph.param_writes.get(dep)
         if written is not None:  # a params file `run` writes the overrides into first
             return hash_bytes(written.encode("utf-8"))
-        digest = self._digest(dep)
+        try:
+            digest = self._digest(dep)
+        except UnsafePathError as exc:  # a symlink loop inside a dep folder, met by its walk
+            raise RecipeError([dep_problem(self.graph, step, dep, exc.message)]) from None
         if digest is None:
             if produced(self.graph, dep):
                 return None

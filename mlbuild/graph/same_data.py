@@ -23,7 +23,9 @@ followed only when the two agree, so a stale, damaged or planted pointer compile
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from mlbuild.recipe._yaml import SourceMap, format_path
 
 _KEEP = 64  # pointers kept; the oldest go first
 _NAME = re.compile(r"^[0-9a-f]{64}$")  # what an entry's name (a digest) looks like
+_MAX = 4096  # bytes of a pointer read at most (it holds an entry's name)
 
 
 class _Unlike(Exception):
@@ -88,9 +91,22 @@ def located(raw: dict[str, Any], source: SourceMap) -> dict[str, Any] | None:
 
 def find(meta_dir: Path, key: str) -> str | None:
     """The name of the compiled entry last written for data ``key``, if a pointer says so."""
-    try:
-        name = (meta_dir / "same-data" / key).read_text(encoding="ascii").strip()
-    except (OSError, ValueError):
+    folder = _folder(meta_dir)
+    if folder is None:
+        return None
+    try:  # not through a symlink, nor blocking on a FIFO planted as a pointer
+        fd = os.open(folder / key, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            data = handle.read(_MAX + 1)
+            name = data.decode("ascii").strip()
+        except (OSError, ValueError):
+            return None
+    if len(data) > _MAX:
         return None
     return name if _NAME.match(name) else None
 
@@ -98,7 +114,9 @@ def find(meta_dir: Path, key: str) -> str | None:
 def remember(meta_dir: Path, key: str, name: str) -> None:
     """Point data ``key`` at the compiled entry ``name``; a cache: a pointer not written is a
     compile the next edit does in full."""
-    folder = meta_dir / "same-data"
+    folder = _folder(meta_dir)
+    if folder is None:
+        return
     try:
         atomic.write_text(folder / key, name, sync=False)
         pointers = [p for p in folder.iterdir() if _NAME.match(p.name)]  # not a writer's temp
@@ -107,3 +125,13 @@ def remember(meta_dir: Path, key: str, name: str) -> None:
             old.unlink(missing_ok=True)
     except OSError:
         return
+
+
+def _folder(meta_dir: Path) -> Path | None:
+    """The pointers' folder, ``None`` when something else stands at its path (a symlink, maybe
+    out of the workspace; a file): then no pointer is read or written there, and each edit
+    compiles in full, as with no pointer. Not removed: mlbuild removes only what it made."""
+    folder = meta_dir / "same-data"
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        return None
+    return folder

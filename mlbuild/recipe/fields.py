@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 STEP_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -45,6 +45,13 @@ def number_or_text_tag(value: Any) -> str | None:
 
 _YEAR = 365 * 24 * 3600
 
+
+def _positive(value: float | str) -> float | str:
+    if parse_duration(value) <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
 Timeout = Annotated[
     # at most a year: no step is meant to run longer, and inf (`1e400`) is no timeout at all
     Annotated[float, Field(gt=0, le=_YEAR), Tag("#num")]
@@ -54,6 +61,8 @@ Timeout = Annotated[
         custom_error_type="duration",
         custom_error_message="expected seconds (a number) or a duration such as 90s, 30m, 2h",
     ),
+    # the pattern wants a digit 1-9, but "0.000…1s" with hundreds of zeros is 0.0 seconds
+    AfterValidator(_positive),
 ]
 
 

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from mlbuild.recipe.executors import ExecutorName, Executors
-from mlbuild.recipe.fields import ENV_NAME, STEP_NAME, Timeout, parse_duration
+from mlbuild.recipe.fields import ENV_NAME, STEP_NAME, Timeout
 from mlbuild.recipe.fields import StrictModel as _Model
 from mlbuild.recipe.fields import shape_tag as _shape
 from mlbuild.recipe.model_tests import TEST_NAME, Test
@@ -174,13 +174,6 @@ class Step(_Model):
         "overrides it for a run.",
         examples=["container"],
     )
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float | str | None) -> float | str | None:
-        if value is not None and parse_duration(value) <= 0:
-            raise ValueError("must be greater than 0")
-        return value
 
     @field_validator("params_from")
     @classmethod

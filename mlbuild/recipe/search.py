@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlbuild.recipe.fields import STEP_NAME, Timeout, parse_duration
+from mlbuild.recipe.fields import STEP_NAME, Timeout
 from mlbuild.recipe.fields import StrictModel as _Model
 
 SEARCH_NAME = STEP_NAME
@@ -298,13 +298,6 @@ class Search(_Model):
         "everything the search does not vary (code, data, other params, the objective), so an "
         "edit of those starts a new study instead of mixing results.",
     )
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float | str | None) -> float | str | None:
-        if value is not None and parse_duration(value) <= 0:
-            raise ValueError("must be greater than 0")
-        return value
 
     @field_validator("storage")
     @classmethod

@@ -17,6 +17,7 @@ import pytest
 
 from mlbuild.data import md5
 from mlbuild.data.md5 import Unsupported, dvc_hash
+from mlbuild.data.snapshot import NotData
 from tests.conftest import CHILD_ENV
 
 if os.environ.get("MLBUILD_REQUIRE_MD5X") == "1":  # scripts/test: the extension must be built
@@ -123,13 +124,37 @@ def test_a_fifo_is_refused_unread_and_does_not_hang(tmp_path: Path, mode: dict[s
 
 
 @pytest.mark.timeout(20, method="thread")  # a hung open() ignores signals
-def test_dvc_hash_refuses_a_fifo_or_a_device_and_leaves_it_to_dvc(tmp_path: Path) -> None:
+def test_dvc_hash_refuses_a_fifo_or_a_device_and_never_leaves_it_to_dvc(tmp_path: Path) -> None:
+    # Unsupported would ask DVC, which opens the FIFO and waits for ever
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    with pytest.raises(Unsupported, match="fifo is neither a file nor a directory"):
+    with pytest.raises(NotData, match="fifo is neither a file nor a directory"):
         dvc_hash(fifo, [], {})
-    with pytest.raises(Unsupported, match="/dev/null is neither a file nor a directory"):
+    with pytest.raises(NotData, match="/dev/null is neither a file nor a directory"):
         dvc_hash(Path("/dev/null"), [], {})
+
+
+@pytest.mark.timeout(20, method="thread")  # a hung open() ignores signals
+@pytest.mark.parametrize("link_name", ["a-link", "z-link"])
+def test_a_fifo_beside_a_symlink_is_refused_whichever_is_listed_first(
+    tmp_path: Path, link_name: str
+) -> None:
+    # a symlink alone is left to DVC (Unsupported); the FIFO must be seen all the same
+    (target,) = files(tmp_path / "data", [100])
+    (tmp_path / "data" / link_name).symlink_to(target.name)
+    os.mkfifo(tmp_path / "data/m-fifo")
+    with pytest.raises(NotData, match="m-fifo is a FIFO"):
+        dvc_hash(tmp_path / "data", [], {})
+
+
+def test_a_symlink_to_a_device_is_refused_and_a_plain_symlink_left_to_dvc(tmp_path: Path) -> None:
+    (target,) = files(tmp_path / "data", [100])
+    (tmp_path / "data/link").symlink_to(target.name)
+    with pytest.raises(Unsupported, match="link is a symlink"):
+        dvc_hash(tmp_path / "data", [], {})
+    (tmp_path / "data/null").symlink_to("/dev/null")
+    with pytest.raises(NotData, match="null is a symlink to a character device"):
+        dvc_hash(tmp_path / "data", [], {})
 
 
 def test_a_symlink_is_hashed_as_the_file_it_points_to(tmp_path: Path) -> None:
@@ -237,10 +262,11 @@ WITHOUT_EXTENSION = """\
 import sys
 sys.modules["mlbuild.data._md5x"] = None
 from pathlib import Path
-from mlbuild.data.md5 import Unsupported, dvc_hash
+from mlbuild.data.md5 import dvc_hash
+from mlbuild.data.snapshot import NotData
 try:
     dvc_hash(Path(sys.argv[1]) / "fifo", [], {})
-except Unsupported as exc:
+except NotData as exc:
     print("refused:", exc)
 print(dvc_hash(Path(sys.argv[1]) / "data", [], {}).md5)
 """

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mlbuild.errors import RecipeError
 from mlbuild.recipe import parse_recipe
+from tests.recipe.test_corpus import CORPUS
 
 
 def problems(text: str) -> list[str]:
@@ -159,4 +162,25 @@ def test_environment_takes_one_lock_file() -> None:
     text = GOOD + "environment: {pipfile: Pipfile, requirements: req.lock}\n"
     assert problems(text) == [
         "ml.yaml:10:14: environment: give either 'pipfile' or 'requirements', not both"
+    ]
+
+
+# a duration the pattern takes (a digit 1-9 in it) that is 0.0 seconds as a float
+ZERO = "0." + "0" * 400 + "1s"
+
+
+@pytest.mark.parametrize(
+    ("case", "keys"),
+    [
+        ("full.yaml", ["steps.train.timeout"]),
+        ("search.yaml", ["search.hpo.timeout", "search.sweeper.timeout"]),
+        ("tests_every_kind.yaml", ["tests.team.timeout"]),
+        ("model_check.yaml", ["model.check.timeout"]),
+    ],
+)
+def test_every_timeout_refuses_a_duration_of_zero_seconds(case: str, keys: list[str]) -> None:
+    text = (CORPUS / "good" / case).read_text()
+    text = re.sub(r"timeout: [0-9]+[smh]", f"timeout: {ZERO}", text)
+    assert [p.split(": ", 1)[1] for p in problems(text)] == [
+        f"{key}: must be greater than 0" for key in keys
     ]
