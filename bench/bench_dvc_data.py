@@ -160,6 +160,14 @@ def baseline_cases(
     return found
 
 
+def build_extensions(src: Path) -> None:
+    """The C extensions of the exported revision ``src``, built in place: without them its
+    mlbuild would hash DVC datasets with hashlib, not with the code it ships."""
+    if (src / "setup.py").is_file():
+        argv = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
+        subprocess.run(argv, cwd=src, check=True, capture_output=True)
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dvc", default=str(Path(sys.executable).parent / "dvc"))
@@ -201,7 +209,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.baseline:
             from baseline import export
 
-            base_env = {**env, "PYTHONPATH": str(export(args.baseline, root / "baseline-src"))}
+            base_src = export(args.baseline, root / "baseline-src")
+            build_extensions(base_src)
+            base_env = {**env, "PYTHONPATH": str(base_src)}
         for rep in range(args.reps):
             if base_env is not None:
                 for key, value in baseline_cases(args, template, root / f"base{rep}", base_env):

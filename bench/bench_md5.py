@@ -1,5 +1,6 @@
-"""md5 of many files: the C extension (mlbuild/data/_md5x.c, 8 files at once with AVX2 or
-AVX-512VL) against hashlib, in seconds per GiB (issue 15: DVC's md5 on a dataset's first run).
+"""md5 of many files: the C extension (mlbuild/data/_md5x.c, 24 files at once per thread, three
+8-lane groups of AVX2 or AVX-512VL code interleaved) against hashlib, in seconds per GiB (issue 15:
+DVC's md5 on a dataset's first run).
 
     python bench/bench_md5.py [--scale 1] [--reps 3]
 

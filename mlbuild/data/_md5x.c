@@ -5,10 +5,14 @@
  * AVX2, eight files are hashed side by side, one in each 32-bit lane of the vector registers
  * ("multi-buffer" MD5), every step of RFC 1321 applied to the eight at once (with AVX-512VL, on
  * the same 256-bit registers, a rotation and each round's function are one instruction each
- * instead of three). Each of up to
- * MAX_THREADS threads keeps eight lanes busy: when a file ends, the lane takes the next file of
- * the batch. When fewer than SIMD_MIN_LANES lanes have work (the batch's tail), the scalar code
- * below, also used without AVX2, hashes them one at a time.
+ * instead of three). Each step of the eight still waits on the step before it, so up to three
+ * groups of eight files are hashed in one loop, their steps alternating: one group's
+ * instructions run while the others' wait (2x the bytes a CPU second of one group). Each of up
+ * to MAX_THREADS threads keeps 24 lanes busy: when a file ends, the lane takes the next file of
+ * the batch; the busy lanes are hashed by the code of as few groups as hold them. When fewer
+ * than SIMD_MIN_LANES lanes have work (the batch's tail, or a batch of one or two files), the
+ * scalar code below, also used without AVX2, hashes them two streams at a time, alike
+ * interleaved.
  *
  * The files are opened here with O_NONBLOCK and must be regular files (checked with fstat after
  * opening): a FIFO or a device is reported, never read, so hashing one cannot hang. The GIL is
@@ -33,11 +37,14 @@
 #define MD5X_X86 0
 #endif
 
-#define LANES 8
-/* bytes read at a time for one file: the eight buffers stay in the L2 cache */
+/* lanes of one thread: up to three groups of eight, interleaved in one loop */
+#define GROUP 8
+#define GROUPS 3
+#define LANES (GROUP * GROUPS)
+/* bytes read at a time for one file (32 KiB read more often, and were no faster) */
 #define LANE_BUFFER (64 * 1024)
 #define MAX_THREADS 64
-/* with fewer lanes busy than this, scalar code hashes them one by one */
+/* with fewer lanes busy than this, scalar code hashes them (two by two) */
 #define SIMD_MIN_LANES 3
 /* a result that is not an errno: the path is not a regular file */
 #define NOT_REGULAR (-1)
@@ -154,7 +161,48 @@ md5_blocks(uint32_t st[4], const uint8_t *p, size_t nblocks)
     st[3] = d;
 }
 
-/* ---- eight streams in the lanes of AVX2 registers ---- */
+/* two streams in one loop, their steps alternating: one stream's step fills the wait of the
+ * other's dependency chain (2x the bytes a CPU second of md5_blocks) */
+#define SSTEP2(f, a, b, c, d, i, k, s)                     \
+    a##0 += S##f(b##0, c##0, d##0) + m0[i] + (k);          \
+    a##1 += S##f(b##1, c##1, d##1) + m1[i] + (k);          \
+    a##0 = SROTL(a##0, s) + b##0;                          \
+    a##1 = SROTL(a##1, s) + b##1;
+
+static void
+md5_blocks2(uint32_t s0[4], const uint8_t *p0, uint32_t s1[4], const uint8_t *p1, size_t nblocks)
+{
+    uint32_t a0 = s0[0], b0 = s0[1], c0 = s0[2], d0 = s0[3];
+    uint32_t a1 = s1[0], b1 = s1[1], c1 = s1[2], d1 = s1[3];
+    for (; nblocks > 0; nblocks--, p0 += 64, p1 += 64) {
+        uint32_t m0[16], m1[16];
+        for (int i = 0; i < 16; i++) {
+            m0[i] = load_le32(p0 + 4 * i);
+            m1[i] = load_le32(p1 + 4 * i);
+        }
+        uint32_t sa0 = a0, sb0 = b0, sc0 = c0, sd0 = d0;
+        uint32_t sa1 = a1, sb1 = b1, sc1 = c1, sd1 = d1;
+        MD5_STEPS(SSTEP2)
+        a0 += sa0;
+        b0 += sb0;
+        c0 += sc0;
+        d0 += sd0;
+        a1 += sa1;
+        b1 += sb1;
+        c1 += sc1;
+        d1 += sd1;
+    }
+    s0[0] = a0;
+    s0[1] = b0;
+    s0[2] = c0;
+    s0[3] = d0;
+    s1[0] = a1;
+    s1[1] = b1;
+    s1[2] = c1;
+    s1[3] = d1;
+}
+
+/* ---- 8, 16 or 24 streams in the lanes of AVX2 registers ---- */
 
 #if MD5X_X86
 #define VADD(x, y) _mm256_add_epi32(x, y)
@@ -164,12 +212,12 @@ md5_blocks(uint32_t st[4], const uint8_t *p, size_t nblocks)
 #define VH(x, y, z) VXOR(VXOR(x, y), z)
 #define VI(x, y, z) VXOR(y, _mm256_or_si256(x, VXOR(z, ones)))
 #define VROTL(x, s) _mm256_or_si256(_mm256_slli_epi32(x, s), _mm256_srli_epi32(x, 32 - (s)))
-#define VSTEP(f, a, b, c, d, i, k, s)                                                     \
-    a = VADD(a, VADD(V##f(b, c, d), VADD(m[i], _mm256_set1_epi32((int)(k)))));            \
+#define VSTEP(f, a, b, c, d, w, k, s)                                                     \
+    a = VADD(VADD(a, VADD(w, _mm256_set1_epi32((int)(k)))), V##f(b, c, d));               \
     a = VADD(VROTL(a, s), b);
 
 /* m[base + j] = word j of the 32 bytes at each lane's q: an 8x8 transpose of 32-bit words */
-#define TRANSPOSE8(q, base)                                                               \
+#define TRANSPOSE8(m, q, base)                                                            \
     do {                                                                                  \
         __m256i r0 = _mm256_loadu_si256((const __m256i *)(q)[0]);                         \
         __m256i r1 = _mm256_loadu_si256((const __m256i *)(q)[1]);                         \
@@ -187,52 +235,134 @@ md5_blocks(uint32_t st[4], const uint8_t *p, size_t nblocks)
         __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);   \
         __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);   \
         __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);   \
-        m[(base) + 0] = _mm256_permute2x128_si256(u0, u4, 0x20);                          \
-        m[(base) + 1] = _mm256_permute2x128_si256(u1, u5, 0x20);                          \
-        m[(base) + 2] = _mm256_permute2x128_si256(u2, u6, 0x20);                          \
-        m[(base) + 3] = _mm256_permute2x128_si256(u3, u7, 0x20);                          \
-        m[(base) + 4] = _mm256_permute2x128_si256(u0, u4, 0x31);                          \
-        m[(base) + 5] = _mm256_permute2x128_si256(u1, u5, 0x31);                          \
-        m[(base) + 6] = _mm256_permute2x128_si256(u2, u6, 0x31);                          \
-        m[(base) + 7] = _mm256_permute2x128_si256(u3, u7, 0x31);                          \
+        (m)[(base) + 0] = _mm256_permute2x128_si256(u0, u4, 0x20);                        \
+        (m)[(base) + 1] = _mm256_permute2x128_si256(u1, u5, 0x20);                        \
+        (m)[(base) + 2] = _mm256_permute2x128_si256(u2, u6, 0x20);                        \
+        (m)[(base) + 3] = _mm256_permute2x128_si256(u3, u7, 0x20);                        \
+        (m)[(base) + 4] = _mm256_permute2x128_si256(u0, u4, 0x31);                        \
+        (m)[(base) + 5] = _mm256_permute2x128_si256(u1, u5, 0x31);                        \
+        (m)[(base) + 6] = _mm256_permute2x128_si256(u2, u6, 0x31);                        \
+        (m)[(base) + 7] = _mm256_permute2x128_si256(u3, u7, 0x31);                        \
     } while (0)
 
-/* st[register][lane]; p[lane] points at nblocks blocks of that lane's stream */
-typedef void (*blocks_x8_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
-
-#define BLOCKS_X8(STEP)                                                                   \
-    __m256i a = _mm256_loadu_si256((const __m256i *)st[0]);                               \
-    __m256i b = _mm256_loadu_si256((const __m256i *)st[1]);                               \
-    __m256i c = _mm256_loadu_si256((const __m256i *)st[2]);                               \
-    __m256i d = _mm256_loadu_si256((const __m256i *)st[3]);                               \
-    for (size_t n = 0; n < nblocks; n++) {                                                \
-        __m256i m[16];                                                                    \
-        const uint8_t *q[LANES];                                                          \
-        for (int j = 0; j < LANES; j++) {                                                 \
-            q[j] = p[j] + 64 * n;                                                         \
+/* m[j] = message word j of block n of each of the eight streams at p[0..7] */
+#define LOAD_BLOCK(m, p, n)                                                               \
+    do {                                                                                  \
+        const uint8_t *q[GROUP];                                                          \
+        for (int j = 0; j < GROUP; j++) {                                                 \
+            q[j] = (p)[j] + 64 * (n);                                                     \
         }                                                                                 \
-        TRANSPOSE8(q, 0);                                                                 \
-        for (int j = 0; j < LANES; j++) {                                                 \
+        TRANSPOSE8(m, q, 0);                                                              \
+        for (int j = 0; j < GROUP; j++) {                                                 \
             q[j] += 32;                                                                   \
         }                                                                                 \
-        TRANSPOSE8(q, 8);                                                                 \
-        __m256i a0 = a, b0 = b, c0 = c, d0 = d;                                           \
-        MD5_STEPS(STEP)                                                                   \
-        a = VADD(a, a0);                                                                  \
-        b = VADD(b, b0);                                                                  \
-        c = VADD(c, c0);                                                                  \
-        d = VADD(d, d0);                                                                  \
+        TRANSPOSE8(m, q, 8);                                                              \
+    } while (0)
+
+/* st[register][lane]; p[lane] points at nblocks blocks of that lane's stream. A kernel of g
+ * groups hashes lanes 0 to 8g - 1: g groups of eight whose steps alternate. One group's step
+ * waits on its previous step (a chain of four dependent instructions); the other groups' steps
+ * fill that wait (per CPU second, two groups hash 1.7x the blocks of one, three 2x) */
+typedef void (*blocks_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
+
+/* the step of one group (registers a, b, c, d; message words m), or of both (a0... and a1...) */
+#define STEP1(STEP, f, a, b, c, d, i, k, s) STEP(f, a, b, c, d, m[i], k, s)
+#define STEP2(STEP, f, a, b, c, d, i, k, s)                                               \
+    STEP(f, a##0, b##0, c##0, d##0, m0[i], k, s)                                          \
+    STEP(f, a##1, b##1, c##1, d##1, m1[i], k, s)
+#define STEP3(STEP, f, a, b, c, d, i, k, s)                                               \
+    STEP2(STEP, f, a, b, c, d, i, k, s)                                                   \
+    STEP(f, a##2, b##2, c##2, d##2, m2[i], k, s)
+#define VSTEP1(...) STEP1(VSTEP, __VA_ARGS__)
+#define VSTEP2(...) STEP2(VSTEP, __VA_ARGS__)
+#define VSTEP3(...) STEP3(VSTEP, __VA_ARGS__)
+#define WSTEP1(...) STEP1(WSTEP, __VA_ARGS__)
+#define WSTEP2(...) STEP2(WSTEP, __VA_ARGS__)
+#define WSTEP3(...) STEP3(WSTEP, __VA_ARGS__)
+
+#define LOAD_STATE(a, b, c, d, lane)                                                      \
+    __m256i a = _mm256_loadu_si256((const __m256i *)(st[0] + (lane)));                    \
+    __m256i b = _mm256_loadu_si256((const __m256i *)(st[1] + (lane)));                    \
+    __m256i c = _mm256_loadu_si256((const __m256i *)(st[2] + (lane)));                    \
+    __m256i d = _mm256_loadu_si256((const __m256i *)(st[3] + (lane)));
+#define STORE_STATE(a, b, c, d, lane)                                                     \
+    _mm256_storeu_si256((__m256i *)(st[0] + (lane)), a);                                  \
+    _mm256_storeu_si256((__m256i *)(st[1] + (lane)), b);                                  \
+    _mm256_storeu_si256((__m256i *)(st[2] + (lane)), c);                                  \
+    _mm256_storeu_si256((__m256i *)(st[3] + (lane)), d);
+#define ADD_STATE(a, b, c, d, sa, sb, sc, sd)                                             \
+    a = VADD(a, sa);                                                                      \
+    b = VADD(b, sb);                                                                      \
+    c = VADD(c, sc);                                                                      \
+    d = VADD(d, sd);
+
+#define BLOCKS_X8(STEP)                                                                   \
+    LOAD_STATE(a, b, c, d, 0)                                                             \
+    for (size_t n = 0; n < nblocks; n++) {                                                \
+        __m256i m[16];                                                                    \
+        LOAD_BLOCK(m, p, n);                                                              \
+        __m256i sa = a, sb = b, sc = c, sd = d;                                           \
+        MD5_STEPS(STEP##1)                                                                \
+        ADD_STATE(a, b, c, d, sa, sb, sc, sd)                                             \
     }                                                                                     \
-    _mm256_storeu_si256((__m256i *)st[0], a);                                             \
-    _mm256_storeu_si256((__m256i *)st[1], b);                                             \
-    _mm256_storeu_si256((__m256i *)st[2], c);                                             \
-    _mm256_storeu_si256((__m256i *)st[3], d);
+    STORE_STATE(a, b, c, d, 0)
+
+#define BLOCKS_X16(STEP)                                                                  \
+    LOAD_STATE(a0, b0, c0, d0, 0)                                                         \
+    LOAD_STATE(a1, b1, c1, d1, GROUP)                                                     \
+    for (size_t n = 0; n < nblocks; n++) {                                                \
+        __m256i m0[16], m1[16];                                                           \
+        LOAD_BLOCK(m0, p, n);                                                             \
+        LOAD_BLOCK(m1, p + GROUP, n);                                                     \
+        __m256i sa0 = a0, sb0 = b0, sc0 = c0, sd0 = d0;                                   \
+        __m256i sa1 = a1, sb1 = b1, sc1 = c1, sd1 = d1;                                   \
+        MD5_STEPS(STEP##2)                                                                \
+        ADD_STATE(a0, b0, c0, d0, sa0, sb0, sc0, sd0)                                     \
+        ADD_STATE(a1, b1, c1, d1, sa1, sb1, sc1, sd1)                                     \
+    }                                                                                     \
+    STORE_STATE(a0, b0, c0, d0, 0)                                                        \
+    STORE_STATE(a1, b1, c1, d1, GROUP)
+
+#define BLOCKS_X24(STEP)                                                                  \
+    LOAD_STATE(a0, b0, c0, d0, 0)                                                         \
+    LOAD_STATE(a1, b1, c1, d1, GROUP)                                                     \
+    LOAD_STATE(a2, b2, c2, d2, 2 * GROUP)                                                 \
+    for (size_t n = 0; n < nblocks; n++) {                                                \
+        __m256i m0[16], m1[16], m2[16];                                                   \
+        LOAD_BLOCK(m0, p, n);                                                             \
+        LOAD_BLOCK(m1, p + GROUP, n);                                                     \
+        LOAD_BLOCK(m2, p + 2 * GROUP, n);                                                 \
+        __m256i sa0 = a0, sb0 = b0, sc0 = c0, sd0 = d0;                                   \
+        __m256i sa1 = a1, sb1 = b1, sc1 = c1, sd1 = d1;                                   \
+        __m256i sa2 = a2, sb2 = b2, sc2 = c2, sd2 = d2;                                   \
+        MD5_STEPS(STEP##3)                                                                \
+        ADD_STATE(a0, b0, c0, d0, sa0, sb0, sc0, sd0)                                     \
+        ADD_STATE(a1, b1, c1, d1, sa1, sb1, sc1, sd1)                                     \
+        ADD_STATE(a2, b2, c2, d2, sa2, sb2, sc2, sd2)                                     \
+    }                                                                                     \
+    STORE_STATE(a0, b0, c0, d0, 0)                                                        \
+    STORE_STATE(a1, b1, c1, d1, GROUP)                                                    \
+    STORE_STATE(a2, b2, c2, d2, 2 * GROUP)
 
 __attribute__((target("avx2"))) static void
-md5_blocks_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+md5_x8_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
 {
     const __m256i ones = _mm256_set1_epi32(-1);
     BLOCKS_X8(VSTEP)
+}
+
+__attribute__((target("avx2"))) static void
+md5_x16_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+{
+    const __m256i ones = _mm256_set1_epi32(-1);
+    BLOCKS_X16(VSTEP)
+}
+
+__attribute__((target("avx2"))) static void
+md5_x24_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+{
+    const __m256i ones = _mm256_set1_epi32(-1);
+    BLOCKS_X24(VSTEP)
 }
 
 /* AVX-512VL on 256-bit registers: vprold rotates, vpternlogd computes F, G, H or I in one
@@ -241,34 +371,56 @@ md5_blocks_avx2(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nbl
 #define WG(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0xe4)
 #define WH(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0x96)
 #define WI(x, y, z) _mm256_ternarylogic_epi32(x, y, z, 0x39)
-#define WSTEP(f, a, b, c, d, i, k, s)                                                     \
-    a = VADD(a, VADD(W##f(b, c, d), VADD(m[i], _mm256_set1_epi32((int)(k)))));            \
+#define WSTEP(f, a, b, c, d, w, k, s)                                                     \
+    a = VADD(VADD(a, VADD(w, _mm256_set1_epi32((int)(k)))), W##f(b, c, d));               \
     a = VADD(_mm256_rol_epi32(a, s), b);
 
 __attribute__((target("avx2,avx512f,avx512vl"))) static void
-md5_blocks_avx512(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+md5_x8_avx512(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
 {
     BLOCKS_X8(WSTEP)
 }
 
+__attribute__((target("avx2,avx512f,avx512vl"))) static void
+md5_x16_avx512(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+{
+    BLOCKS_X16(WSTEP)
+}
+
+__attribute__((target("avx2,avx512f,avx512vl"))) static void
+md5_x24_avx512(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks)
+{
+    BLOCKS_X24(WSTEP)
+}
+
+typedef struct {
+    blocks_fn groups[GROUPS]; /* the kernel of 1, 2 or 3 groups */
+} kernels_t;
+
 /* the vector code named ``name`` if this CPU runs it ("auto": the best one), else NULL */
-static blocks_x8_fn
+static const kernels_t *
 simd_kernel(const char *name)
 {
+    static const kernels_t avx512_kernels = {{md5_x8_avx512, md5_x16_avx512, md5_x24_avx512}};
+    static const kernels_t avx2_kernels = {{md5_x8_avx2, md5_x16_avx2, md5_x24_avx2}};
     int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
     int avx2 = __builtin_cpu_supports("avx2");
     if ((!strcmp(name, "auto") || !strcmp(name, "avx512")) && avx512) {
-        return md5_blocks_avx512;
+        return &avx512_kernels;
     }
     if ((!strcmp(name, "auto") || !strcmp(name, "avx2")) && avx2) {
-        return md5_blocks_avx2;
+        return &avx2_kernels;
     }
     return NULL;
 }
 #else
-typedef void (*blocks_x8_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
+typedef void (*blocks_fn)(uint32_t st[4][LANES], const uint8_t *const p[LANES], size_t nblocks);
 
-static blocks_x8_fn
+typedef struct {
+    blocks_fn groups[GROUPS]; /* the kernel of 1, 2 or 3 groups */
+} kernels_t;
+
+static const kernels_t *
 simd_kernel(const char *name)
 {
     (void)name;
@@ -282,7 +434,8 @@ typedef struct {
     const char *const *paths;
     Py_ssize_t count;
     Py_ssize_t next; /* the next path to take, shared by the threads */
-    blocks_x8_fn x8; /* NULL: scalar code only */
+    const kernels_t *simd; /* NULL: scalar code only */
+    int width;             /* the lanes each thread fills: fewer than LANES for a short batch */
     char (*hex)[33];  /* the digest of paths[i], when err[i] is 0 */
     int *err;         /* 0, an errno, NOT_REGULAR or NOT_DONE */
 } job_t;
@@ -431,26 +584,99 @@ feed(job_t *job, lane_t *l, uint32_t st[4][LANES], int j)
     }
 }
 
+/* hash nblocks blocks of each busy lane: their states gathered into lanes 0, 1, ..., hashed by
+ * the kernel of as few groups as hold them (no work on idle lanes but a group's last few), then
+ * put back */
+static void
+blocks_gathered(const kernels_t *simd, lane_t *lanes, int width, uint32_t st[4][LANES],
+                const uint8_t *idle, size_t nblocks)
+{
+    uint32_t g[4][LANES];
+    const uint8_t *p[LANES];
+    int from[LANES];
+    int k = 0;
+    memset(g, 0, sizeof(g));
+    for (int j = 0; j < width; j++) {
+        if (lanes[j].fd >= 0) {
+            from[k++] = j;
+        }
+    }
+    for (int t = 0; t < LANES; t++) {
+        p[t] = t < k ? lanes[from[t]].buf + lanes[from[t]].start : idle;
+        for (int r = 0; t < k && r < 4; r++) {
+            g[r][t] = st[r][from[t]];
+        }
+    }
+    simd->groups[(k - 1) / GROUP](g, p, nblocks);
+    for (int t = 0; t < k; t++) {
+        for (int r = 0; r < 4; r++) {
+            st[r][from[t]] = g[r][t];
+        }
+    }
+}
+
+/* hash every block each busy lane holds with scalar code, the lanes two by two (md5_blocks2)
+ * for as many blocks as both hold, then each lane's rest alone */
+static void
+blocks_scalar(lane_t *lanes, int width, uint32_t st[4][LANES])
+{
+    int busy[LANES];
+    int count = 0;
+    for (int j = 0; j < width; j++) {
+        if (lanes[j].fd >= 0) {
+            busy[count++] = j;
+        }
+    }
+    for (int i = 0; i < count; i += 2) {
+        int streams = i + 1 < count ? 2 : 1;
+        uint32_t s[2][4];
+        size_t ready[2];
+        for (int t = 0; t < streams; t++) {
+            lane_t *l = &lanes[busy[i + t]];
+            ready[t] = (l->end - l->start) / 64;
+            for (int r = 0; r < 4; r++) {
+                s[t][r] = st[r][busy[i + t]];
+            }
+        }
+        size_t paired = 0;
+        if (streams == 2) {
+            lane_t *l0 = &lanes[busy[i]], *l1 = &lanes[busy[i + 1]];
+            paired = ready[0] < ready[1] ? ready[0] : ready[1];
+            md5_blocks2(s[0], l0->buf + l0->start, s[1], l1->buf + l1->start, paired);
+        }
+        for (int t = 0; t < streams; t++) {
+            lane_t *l = &lanes[busy[i + t]];
+            md5_blocks(s[t], l->buf + l->start + paired * 64, ready[t] - paired);
+            for (int r = 0; r < 4; r++) {
+                st[r][busy[i + t]] = s[t][r];
+            }
+            l->start += ready[t] * 64;
+            l->length += ready[t] * 64;
+        }
+    }
+}
+
 static void
 hash_lanes(job_t *job)
 {
-    uint8_t *memory = calloc(LANES + 1, LANE_BUFFER);
+    const int width = job->width;
+    uint8_t *memory = calloc((size_t)width + 1, LANE_BUFFER);
     if (memory == NULL) {
         return; /* the files this thread would have taken stay NOT_DONE or go to another */
     }
     /* an idle lane hashes zeros, and its state is thrown away */
-    const uint8_t *idle = memory + (size_t)LANES * LANE_BUFFER;
+    const uint8_t *idle = memory + (size_t)width * LANE_BUFFER;
     lane_t lanes[LANES];
     uint32_t st[4][LANES];
     memset(st, 0, sizeof(st));
-    for (int j = 0; j < LANES; j++) {
+    for (int j = 0; j < width; j++) {
         lanes[j].fd = -1;
         lanes[j].buf = memory + (size_t)j * LANE_BUFFER;
     }
     for (;;) {
         int busy = 0;
         size_t nblocks = SIZE_MAX;
-        for (int j = 0; j < LANES; j++) {
+        for (int j = 0; j < width; j++) {
             if (feed(job, &lanes[j], st, j)) {
                 size_t ready = (lanes[j].end - lanes[j].start) / 64;
                 busy++;
@@ -460,13 +686,9 @@ hash_lanes(job_t *job)
         if (busy == 0) {
             break;
         }
-        if (job->x8 != NULL && busy >= SIMD_MIN_LANES) {
-            const uint8_t *p[LANES];
-            for (int j = 0; j < LANES; j++) {
-                p[j] = lanes[j].fd >= 0 ? lanes[j].buf + lanes[j].start : idle;
-            }
-            job->x8(st, p, nblocks);
-            for (int j = 0; j < LANES; j++) {
+        if (job->simd != NULL && busy >= SIMD_MIN_LANES) {
+            blocks_gathered(job->simd, lanes, width, st, idle, nblocks);
+            for (int j = 0; j < width; j++) {
                 if (lanes[j].fd >= 0) {
                     lanes[j].start += nblocks * 64;
                     lanes[j].length += nblocks * 64;
@@ -474,20 +696,7 @@ hash_lanes(job_t *job)
             }
             continue;
         }
-        for (int j = 0; j < LANES; j++) {
-            lane_t *l = &lanes[j];
-            if (l->fd < 0) {
-                continue;
-            }
-            size_t ready = (l->end - l->start) / 64;
-            uint32_t s[4] = {st[0][j], st[1][j], st[2][j], st[3][j]};
-            md5_blocks(s, l->buf + l->start, ready);
-            for (int r = 0; r < 4; r++) {
-                st[r][j] = s[r];
-            }
-            l->start += ready * 64;
-            l->length += ready * 64;
-        }
+        blocks_scalar(lanes, width, st);
     }
     free(memory);
 }
@@ -504,7 +713,7 @@ hash_lanes_thread(void *job)
 PyDoc_STRVAR(md5_files_doc,
 "md5_files(paths, /, *, threads=1, simd='auto')\n--\n\n"
 "The md5 of each file, in order: its hex digest, or an int when it could not be hashed\n"
-"(an errno, or -1 when the path is not a regular file). Up to 8 files are hashed at once\n"
+"(an errno, or -1 when the path is not a regular file). Up to 24 files are hashed at once\n"
 "in each of `threads` threads, with the vector code `simd` names: 'auto' (the best this CPU\n"
 "has), 'avx512', 'avx2' (ValueError if the CPU lacks it) or 'off' (scalar code).");
 
@@ -520,8 +729,8 @@ md5_files(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &threads, &simd)) {
         return NULL;
     }
-    blocks_x8_fn x8 = strcmp(simd, "off") ? simd_kernel(simd) : NULL;
-    if (x8 == NULL && strcmp(simd, "off") && strcmp(simd, "auto")) {
+    const kernels_t *kernels = strcmp(simd, "off") ? simd_kernel(simd) : NULL;
+    if (kernels == NULL && strcmp(simd, "off") && strcmp(simd, "auto")) {
         PyErr_Format(PyExc_ValueError,
                      "md5_files: simd='%s' is not vector code this CPU runs: use 'auto', 'off' "
                      "or one of simd_levels()",
@@ -551,7 +760,6 @@ md5_files(PyObject *self, PyObject *args, PyObject *kwargs)
         paths[i] = PyBytes_AS_STRING(raw);
         err[i] = NOT_DONE;
     }
-    job_t job = {paths, count, 0, x8, hex, err};
     if (threads < 1) {
         threads = 1;
     }
@@ -561,6 +769,17 @@ md5_files(PyObject *self, PyObject *args, PyObject *kwargs)
     if (threads > count) {
         threads = count > 0 ? (int)count : 1;
     }
+    /* a thread is worth starting for a group of eight files with vector code, for two with
+     * scalar code (hashed two by two): fewer, and a thread left with one file would hash it at
+     * twice the CPU time of a pair, or with vector code four times (five files are one thread's
+     * eight lanes, sixteen two threads' eight each, two files one thread's pair) */
+    Py_ssize_t least = kernels != NULL ? GROUP : 2;
+    if (threads > count / least) {
+        threads = count / least > 1 ? (int)(count / least) : 1;
+    }
+    Py_ssize_t share = (count + threads - 1) / threads;
+    int width = share < least ? (int)least : share > LANES ? LANES : (int)share;
+    job_t job = {paths, count, 0, kernels, width, hex, err};
     Py_BEGIN_ALLOW_THREADS
     pthread_t others[MAX_THREADS];
     int started = 0;
@@ -635,7 +854,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_md5x",
-    "MD5 of many files at once (8 in the lanes of AVX2 registers), the GIL released.", -1,
+    "MD5 of many files at once (24 in the lanes of AVX2 registers), the GIL released.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlbuild import racy
+from mlbuild.data import md5
 from mlbuild.data.md5 import Unsupported, dvc_hash
 from mlbuild.data.sources import _trusted
 from tests.conftest import Workspace, statuses
@@ -74,6 +76,26 @@ def test_the_digest_is_the_one_dvc_add_recorded_for_a_directory_and_a_file(repo:
         "nested/deeper/z",
         "nested/ü ñ.csv",
     ]
+
+
+def test_a_dataset_hashed_in_every_lane_of_two_threads_has_the_digest_dvc_add_recorded(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # over md5._PARALLEL_BYTES and 70 files: two threads, each with three groups of eight lanes
+    # busy, then files of other sizes ending one by one down to scalar code
+    git_dvc_repo(ws.root, tmp_path / "remote")
+    big = ws.root / "data/big"
+    rng = random.Random(11)
+    for i in range(70):
+        folder = big / f"{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        size = rng.choice([rng.randrange(130), 300_000 + rng.randrange(300_000), 1 << 20])
+        (folder / f"{i:03d}.bin").write_bytes(rng.randbytes(size))
+    dvc(ws.root, "add", "-q", "data/big")
+    hashed = dvc_hash(big, [], {})
+    assert hashed is not None and len(hashed.md5) == 70
+    assert sum(int(s[2]) for s in hashed.files) > md5._PARALLEL_BYTES
+    assert hashed.digest == md5_in(ws.root / "data/big.dvc")
 
 
 def test_an_unchanged_stat_keeps_its_recorded_md5_and_the_file_is_not_read_again(

@@ -69,6 +69,24 @@ def test_files_of_very_different_sizes_share_the_lanes_of_one_batch(
     assert md5x.md5_files(paths, **mode) == [hashlib_md5(p) for p in paths]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_lanes_of_three_groups_of_eight_hash_as_hashlib(
+    tmp_path: Path, mode: dict[str, int]
+) -> None:
+    # a thread hashes 24 files at once, as three groups of eight interleaved: every lane of the
+    # three busy with a file of its own size, then files ending group by group while the busy
+    # lanes, gathered from all three, are hashed by the code of three groups, then two, then one
+    # (lanes 1, 6, 9, 12, 15, 20 and 23 last, ending one by one)
+    sizes = [BUFFER * (1 + j % 3) + 64 * j + j for j in range(24)]
+    for j in range(0, 24, 4):
+        sizes[j] = 5 * BUFFER + 11 * j
+    for n, j in enumerate((1, 6, 9, 12, 15, 20, 23)):
+        sizes[j] = (8 + n) * BUFFER + 37 * j
+    sizes += [3 * BUFFER + 5, 64, 0, 2 * BUFFER - 1]  # taken by the lanes whose files end first
+    paths = files(tmp_path, sizes, seed=5)
+    assert md5x.md5_files(paths, **mode) == [hashlib_md5(p) for p in paths]
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("mode", MODES)
 def test_more_files_than_lanes_of_random_sizes_hash_as_hashlib(
