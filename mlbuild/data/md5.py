@@ -20,14 +20,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlbuild.data.snapshot import NotData, refuse_special
+from mlbuild.data.snapshot import DVC_SKIPS, NotData, refuse_special
 from mlbuild.data.version import Stat
 
 _CHUNK = 1 << 20
 # below this many bytes to read, threads cost more than they save
 _PARALLEL_BYTES = 16 << 20
-# names DVC leaves out of a directory's manifest, or that change what it leaves out
-_DVC_SKIPS = frozenset({".dvcignore", ".git", ".hg", ".dvc"})
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -44,11 +42,19 @@ class Hashed:
     md5: dict[str, str] = field(default_factory=dict)
 
 
-def dvc_hash(full: Path, known_files: Iterable[Stat], known_md5: dict[str, str]) -> Hashed | None:
+def dvc_hash(
+    full: Path,
+    known_files: Iterable[Stat],
+    known_md5: dict[str, str],
+    listed: list[Stat] | None = None,
+) -> Hashed | None:
     """DVC 3's hash of the file or directory ``full``, ``None`` if it is absent.
 
     ``known_files`` and ``known_md5`` are what an earlier call returned: a file whose stat
-    (inode, size, ctime) is unchanged keeps its md5 and is not read again.
+    (inode, size, ctime) is unchanged keeps its md5 and is not read again. ``listed``: the
+    directory's files as a :func:`~mlbuild.data.snapshot.snapshot` just listed them, when it saw
+    neither a symlink nor a name DVC treats specially (:attr:`Snapshot.plain`); the directory
+    is then not walked a second time (0.33 s CPU at 100,000 files).
     Raises :class:`Unsupported` for what DVC would hash differently from this module.
     """
     try:
@@ -63,7 +69,7 @@ def dvc_hash(full: Path, known_files: Iterable[Stat], known_md5: dict[str, str])
         stat: Stat = ["", st.st_ino, st.st_size, st.st_ctime_ns]
         digest = _reuse(stat, known_files, known_md5) or _md5_file(full)
         return Hashed(digest, [stat], {"": digest})
-    files = _walk(full)
+    files = listed if listed is not None else _walk(full)
     previous = {str(s[0]): s for s in known_files}
     md5: dict[str, str] = {}
     todo: list[Stat] = []
@@ -128,7 +134,7 @@ def _walk(top: Path) -> list[Stat]:
                     if entry.is_symlink():
                         refuse_special(entry, f"{current}/{name}")
                         unsupported = unsupported or f"{current}/{name} is a symlink"
-                    elif name in _DVC_SKIPS:
+                    elif name in DVC_SKIPS:
                         unsupported = unsupported or f"DVC treats {current}/{name} specially"
                     elif entry.is_dir(follow_symlinks=False):
                         stack.append((f"{current}/{name}", f"{rel}{name}/"))

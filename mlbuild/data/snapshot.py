@@ -36,13 +36,17 @@ class _Folder(NamedTuple):
 class Snapshot:
     """The stat of every file of a dataset's workspace copy, kept folder by folder as packed
     records: a no-op run hashes them (:attr:`digest`) without a Python object per file; the
-    per-file list (:attr:`files`) is made only when the copy must be checked again."""
+    per-file list (:attr:`files`) is made only when the copy must be checked again.
 
-    __slots__ = ("_files", "_folders")
+    :attr:`plain`: no entry is a symlink or a name DVC treats specially (``.git``, ``.dvcignore``
+    ...), so :attr:`files` is exactly the listing DVC's manifest is made of."""
 
-    def __init__(self, folders: list[_Folder]) -> None:
+    __slots__ = ("_files", "_folders", "plain")
+
+    def __init__(self, folders: list[_Folder], *, plain: bool = False) -> None:
         self._folders = sorted(folders, key=itemgetter(0))
         self._files: list[Stat] | None = None
+        self.plain = plain
 
     @property
     def files(self) -> list[Stat]:
@@ -105,6 +109,7 @@ def snapshot(full: Path) -> Snapshot | None:
         )
         return Snapshot([_Folder("", [""], array("q", one))])
     folders: list[_Folder] = []
+    plain = True
     stack = [(str(full), "")]
     while stack:
         current, rel = stack.pop()
@@ -121,7 +126,9 @@ def snapshot(full: Path) -> Snapshot | None:
                     # back up the tree would be walked forever); a symlinked file it reads through
                     if entry.is_dir(follow_symlinks=False):
                         stack.append((f"{current}/{entry.name}", f"{rel}{entry.name}/"))
+                        plain = plain and entry.name not in DVC_SKIPS
                         continue
+                    plain = plain and not entry.is_symlink()
                     try:
                         est = entry.stat()
                     except OSError as exc:
@@ -138,8 +145,9 @@ def snapshot(full: Path) -> Snapshot | None:
                         raise NotData(f"{current}/{entry.name}", link + _kind(est.st_mode))
         finally:
             os.close(fd)
+        plain = plain and DVC_SKIPS.isdisjoint(names)
         folders.append(_Folder(rel, names, packed))
-    return Snapshot(folders)
+    return Snapshot(folders, plain=plain)
 
 
 def refuse_special(entry: os.DirEntry[str], path: str) -> None:
@@ -174,6 +182,8 @@ def _kind(mode: int) -> str:
     return f"a special file (mode {mode:o})"
 
 
+# names DVC leaves out of a directory's manifest, or that change what it leaves out
+DVC_SKIPS = frozenset({".dvcignore", ".git", ".hg", ".dvc"})
 # inode numbers are unsigned 64-bit, the packed array's ints signed: one of 2**63 or more is
 # packed as itself minus 2**64 (one to one, so no two inodes pack alike) and read back modulo 2**64
 _WRAP = 1 << 64

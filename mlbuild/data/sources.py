@@ -136,7 +136,7 @@ class DataSources:
             # a summary lost, or of an older mlbuild: the next run reads the summary
             write_verified(self.meta, spec.name, digest, now)
             return version
-        hashed = self._own_hash(spec.path, found.hash_name, record)
+        hashed = self._own_hash(spec.path, found.hash_name, record, now)
         if hashed is not None and hashed.digest == digest:
             write_record(self.meta, spec.name, _trusted(digest, hashed), now)
             return version
@@ -156,7 +156,9 @@ class DataSources:
         write_record(self.meta, spec.name, Record(digest, now.files), now)
         return version
 
-    def _own_hash(self, path: str, hash_name: str, record: Record | None) -> Hashed | None:
+    def _own_hash(
+        self, path: str, hash_name: str, record: Record | None, now: Snapshot
+    ) -> Hashed | None:
         """DVC's hash of ``path`` computed here, re-reading only files whose stat changed;
         ``None`` when only DVC can compute it (DVC 2 hashes, ignore files, symlinks)."""
         if hash_name != "md5":
@@ -166,7 +168,8 @@ class DataSources:
             return None
         known_files, known_md5 = (record.files, record.md5) if record else ([], {})
         try:
-            return dvc_hash(self.root / path, known_files, known_md5)
+            listed = now.files if now.plain else None
+            return dvc_hash(self.root / path, known_files, known_md5, listed)
         except Unsupported:
             return None
 

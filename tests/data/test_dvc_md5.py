@@ -14,6 +14,7 @@ import pytest
 from mlbuild import racy
 from mlbuild.data import md5
 from mlbuild.data.md5 import Unsupported, dvc_hash
+from mlbuild.data.snapshot import snapshot
 from mlbuild.data.sources import _trusted
 from tests.conftest import Workspace, statuses
 from tests.data.test_dvc import dvc, git_dvc_repo, md5_in, sh
@@ -116,15 +117,38 @@ def test_an_absent_path_has_no_hash(tmp_path: Path) -> None:
     assert dvc_hash(tmp_path / "nothing", [], {}) is None
 
 
-@pytest.mark.parametrize("special", [".dvcignore", ".git", "link"])
+@pytest.mark.parametrize(
+    "special",
+    [".dvcignore", ".git", "link", "nested/.git/", "nested/.dvc/", "nested/.hg", "nested/link"],
+)
 def test_what_dvc_treats_specially_is_left_to_dvc(tmp_path: Path, special: str) -> None:
-    (tmp_path / "d").mkdir()
-    if special == "link":
-        (tmp_path / "d" / special).symlink_to(tmp_path)
+    (tmp_path / "d/nested").mkdir(parents=True)
+    (tmp_path / "d/nested/file").write_text("y")
+    path = tmp_path / "d" / special
+    if path.name == "link":
+        path.symlink_to(tmp_path / "d/nested/file")
+    elif special.endswith("/"):
+        path.mkdir()
+        (path / "HEAD").write_text("x")
     else:
-        (tmp_path / "d" / special).write_text("x")
+        path.write_text("x")
     with pytest.raises(Unsupported):
         dvc_hash(tmp_path / "d", [], {})
+    # nor is the snapshot's listing taken for DVC's manifest
+    listed = snapshot(tmp_path / "d")
+    assert listed is not None and not listed.plain
+
+
+def test_a_plain_snapshot_is_the_listing_dvc_hashes_and_gives_the_digest_dvc_add_recorded(
+    repo: Workspace,
+) -> None:
+    listed = snapshot(repo.root / "data/images")
+    assert listed is not None and listed.plain
+    walked = dvc_hash(repo.root / "data/images", [], {})
+    reused = dvc_hash(repo.root / "data/images", [], {}, listed.files)
+    assert walked is not None and reused is not None
+    assert reused.files == walked.files
+    assert reused.digest == walked.digest == md5_in(repo.root / "data/images.dvc")
 
 
 def test_touching_every_file_of_a_dataset_re_verifies_it_without_importing_dvc(
