@@ -347,6 +347,8 @@ class Planner:
             digest = self._digest(dep)
         except UnsafePathError as exc:  # a symlink loop inside a dep folder, met by its walk
             raise RecipeError([dep_problem(self.graph, step, dep, exc.message)]) from None
+        except OSError as exc:  # a path below a dep folder too long to open, unreadable, …
+            raise RecipeError([dep_problem(self.graph, step, dep, _unreadable(dep, exc))]) from None
         if digest is None:
             if produced(self.graph, dep):
                 return None
@@ -401,3 +403,17 @@ def _decide_all(planner: Planner, names: list[str]) -> list[Decision]:
                         restored[f"{path}/{entry.relpath}"] = entry.digest
         decisions.append(decision)
     return decisions
+
+
+def _unreadable(dep: str, exc: OSError) -> str:
+    """``'data' cannot be read: File name too long (data/a/a/…/a, 4,200 bytes)``: the path that
+    failed, shortened (a tree deeper than PATH_MAX names one of many kilobytes)."""
+    what = f"'{dep}' cannot be read: {exc.strerror or exc}"
+    if not isinstance(exc.filename, str):
+        return what
+    where = exc.filename
+    if len(where) > 160:
+        where = (
+            f"{where[:80]}…{where[-60:]}, {len(where.encode('utf-8', 'surrogateescape')):,} bytes"
+        )
+    return f"{what} ({where})"
