@@ -52,7 +52,7 @@ from mlbuild.graph.fingerprint import (
 )
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.graph.records import StepRecords
-from mlbuild.paths import PathIndex, UnsafePathError
+from mlbuild.paths import PathIndex, UnsafePathError, shortened
 
 # the remote package (http.client, ssl) is imported only when a remote cache is used
 if TYPE_CHECKING:
@@ -406,14 +406,6 @@ def _decide_all(planner: Planner, names: list[str]) -> list[Decision]:
 
 
 def _unreadable(dep: str, exc: OSError) -> str:
-    """``'data' cannot be read: File name too long (data/a/a/…/a, 4,200 bytes)``: the path that
-    failed, shortened (a tree deeper than PATH_MAX names one of many kilobytes)."""
+    """``'data' cannot be read: File name too long (data/a/a/…/a, 4,200 bytes)``."""
     what = f"'{dep}' cannot be read: {exc.strerror or exc}"
-    if not isinstance(exc.filename, str):
-        return what
-    where = exc.filename
-    if len(where) > 160:
-        where = (
-            f"{where[:80]}…{where[-60:]}, {len(where.encode('utf-8', 'surrogateescape')):,} bytes"
-        )
-    return f"{what} ({where})"
+    return f"{what} ({shortened(exc.filename)})" if isinstance(exc.filename, str) else what

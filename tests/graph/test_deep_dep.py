@@ -12,8 +12,9 @@ import pytest
 from tests.conftest import Workspace
 
 
-def _deep(top: str, levels: int) -> None:
-    """``top/dd/dd/…/f``, made level by level through descriptors (no path is ever that long)."""
+def make_deep(top: Path, levels: int = 2100) -> None:
+    """``top/dd/dd/…/f``, made level by level through descriptors (no path is ever that long);
+    2,100 levels are 6,300 bytes of path below ``top``."""
     os.mkdir(top)
     fd = os.open(top, os.O_RDONLY)
     for _ in range(levels):
@@ -27,12 +28,8 @@ def _deep(top: str, levels: int) -> None:
         os.close(fd)
 
 
-@pytest.fixture
-def deep(ws: Workspace) -> Iterator[Path]:
-    """The tree, removed level by level afterwards (pytest's own clean-up recurses too deep)."""
-    top = ws.root / "deep"
-    _deep(str(top), 2100)  # 6,300 bytes of path below it
-    yield top
+def remove_deep(top: Path) -> None:
+    """Remove what :func:`make_deep` made, level by level (pytest's clean-up recurses too deep)."""
     here = os.getcwd()
     try:
         os.chdir(top)
@@ -46,6 +43,14 @@ def deep(ws: Workspace) -> Iterator[Path]:
             os.rmdir("dd")
     finally:
         os.chdir(here)
+
+
+@pytest.fixture
+def deep(ws: Workspace) -> Iterator[Path]:
+    top = ws.root / "deep"
+    make_deep(top)
+    yield top
+    remove_deep(top)
 
 
 def test_a_dep_folder_deeper_than_path_max_is_named_at_the_dep(ws: Workspace, deep: Path) -> None:
