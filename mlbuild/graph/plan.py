@@ -32,7 +32,7 @@ from mlbuild.cache import (
     hash_bytes,
 )
 from mlbuild.cache.hashing import Digest, ManifestEntry
-from mlbuild.data import DataSources, DataVersion
+from mlbuild.data import DataError, DataSources, DataVersion
 from mlbuild.errors import RecipeError
 from mlbuild.graph.checks import (
     dep_problem,
@@ -309,7 +309,9 @@ class Planner:
         return versions
 
     def used_data(self, names: list[str]) -> list[DataVersion]:
-        """What a run records about the datasets the steps ``names`` read."""
+        """What a run records about the datasets the steps ``names`` read; one that cannot be
+        versioned (modified, or holding a FIFO) with no hash: the steps that read it failed
+        saying why, and the run is still summed up and recorded."""
         used: list[DataVersion] = []
         for dataset in sorted({d for n in names for d in self.graph.steps[n].data}):
             spec = self.graph.datasets[dataset]
@@ -317,7 +319,10 @@ class Planner:
                 digest = self._digest(spec.path)
                 used.append(DataVersion(dataset, spec.path, "file", digest.value if digest else ""))
             else:
-                used.append(self.data.version(dataset))
+                try:
+                    used.append(self.data.version(dataset))
+                except DataError:
+                    used.append(DataVersion(dataset, spec.path, self.data.kind(dataset), ""))
         return used
 
     def check_inputs(self, names: list[str]) -> None:
