@@ -154,3 +154,14 @@ def test_a_run_that_meets_a_fifo_is_still_summed_up_and_recorded(repo: Workspace
     assert [f["name"] for f in summary["failed"]] == ["listing"]
     images = next(d for d in summary["data"] if d["name"] == "images")
     assert images["hash"] == ""  # no version can name it
+
+
+def test_a_name_holding_an_escape_sequence_is_shown_escaped_in_the_steps_line(
+    repo: Workspace,
+) -> None:
+    # stderr's "mlbuild: …" line escaped it; the step's FAILED line on stdout printed it raw
+    os.mkfifo(repo.root / "data/images/x\x1b[2Jy")
+    done = repo.cli("run", timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "listing: FAILED: dataset 'images': data/images/x\\x1b[2Jy is a FIFO" in done.stdout
+    assert "\x1b" not in done.stdout + done.stderr
