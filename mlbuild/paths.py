@@ -52,6 +52,15 @@ class UnsafePathError(UsageError):
         super().__init__(f"'{path}' {reason}")
 
 
+def shortened(path: str, limit: int = 160) -> str:
+    """``path`` for a message: kept whole up to ``limit`` characters, else its start and its end
+    and its length in bytes (below a tree deeper than PATH_MAX a path is many kilobytes)."""
+    if len(path) <= limit:
+        return path
+    size = len(path.encode("utf-8", "surrogateescape"))
+    return f"{path[: limit // 2]}…{path[-(limit * 3 // 8) :]}, {size:,} bytes"
+
+
 def is_within(path: str, parent: str) -> bool:
     """``path`` is ``parent`` or lies below it (both normalised, relative, posix)."""
     return path == parent or path.startswith(parent.rstrip("/") + "/")

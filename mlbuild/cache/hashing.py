@@ -136,6 +136,8 @@ class Hasher:
             return None
         if stat.S_ISDIR(st.st_mode):
             return self._digest_dir(full)
+        if not stat.S_ISREG(st.st_mode):  # opening a FIFO waits for a writer for ever
+            raise UnsafePathError(relpath, _NOT_A_FILE.format(kind=_special(st.st_mode)))
         return Digest(self._files([(relpath, full, st)])[0], st.st_size)
 
     def _digest_dir(self, top: str) -> Digest:
@@ -302,6 +304,25 @@ def _found(folders: list[_Folder]) -> list[tuple[str, str, os.stat_result]]:
 # fight for the GIL — 100,000 files on an idle 2-core machine, no-op run: 4 walkers 0.62 s CPU /
 # 0.50 s wall, 1 walker 0.44 s / 0.44 s (2026-12-01). More walkers still work (tested).
 _WALKERS = 1
+
+
+_NOT_A_FILE = (
+    "is {kind}, neither a file nor a folder; mlbuild never opens one (it could wait for ever): "
+    "make it a file"
+)
+
+
+def _special(mode: int) -> str:
+    """What a path of ``mode`` is, when it is neither a file nor a folder."""
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return f"a special file (mode {mode:o})"
 
 
 class _LoopError(Exception):

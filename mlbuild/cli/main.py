@@ -8,6 +8,7 @@ so ``mlbuild --help`` never loads pydantic, Hydra or any heavy library.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib
 import os
@@ -29,10 +30,37 @@ from mlbuild.errors import (
 EXIT_INTERNAL = 3
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Stop:
+    """What a stop signal does now: with ``code`` None, while the command works, it raises
+    KeyboardInterrupt (the children are stopped, exit 130); once an exit code is decided or a
+    stop is under way, it exits with ``code`` at once."""
+
+    code: int | None = None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _sigterm)
-    signal.signal(signal.SIGHUP, _sigterm)
+    """The command line ``argv`` (the process's own when ``None``); the exit code.
+
+    Called for the process (``argv`` None), stop signals are mlbuild's until the process ends
+    (see :func:`_sigterm`); called in-process, the caller's handlers are put back on return."""
+    _Stop.code = None
+    previous = {sig: signal.signal(sig, _sigterm) for sig in _STOP_SIGNALS}
+    if argv is not None:
+        try:
+            return _main(list(argv))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    atexit.register(_deaf_at_exit)  # before any library's hook, so it runs after them all
+    code = _main(sys.argv[1:])
+    _Stop.code = code  # a stop signal from now on ends the process with the code decided
+    return code
+
+
+def _main(args_list: list[str]) -> int:
     recipe: str | None = None
     try:
         parser = build_parser()
@@ -158,8 +186,26 @@ def _handler(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
     """Treat SIGTERM (a CI job cancelled) and SIGHUP (the terminal closed) like Ctrl-C: stop the
-    children and exit cleanly."""
+    children and exit cleanly.
+
+    Only the first one raises. A second one while the first is handled (printing "interrupted")
+    used to escape as a traceback and exit -2; one as the command returns, while the interpreter
+    joins threads or runs exit hooks, printed "Exception ignored"; one after that killed the
+    process with -15, the interpreter having put the default handlers back. Now a stop signal
+    after the first, or after the exit code is decided, exits at once with that code (130 while
+    stopping): output flushed, nothing further run."""
+    if _Stop.code is not None:
+        _exit_now(_Stop.code)
+    _Stop.code = EXIT_INTERRUPTED
     raise KeyboardInterrupt
+
+
+def _deaf_at_exit() -> None:
+    """Ignore stop signals for the interpreter's last steps: it restores the default handlers
+    after the exit hooks, and a SIGTERM then would kill a process whose exit code is decided."""
+    for sig in _STOP_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

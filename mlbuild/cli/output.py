@@ -88,7 +88,7 @@ class StepReporter:
             self._clear()
 
     def step_started(self, name: str, reasons: list[str]) -> None:
-        why = f" ({'; '.join(reasons)})" if reasons else ""
+        why = f" ({_shown('; '.join(reasons))})" if reasons else ""
         self._line(f"{self.console.paint(name, 'bold')}: running{why}")
         with self.lock:
             self.running[name] = time.monotonic()
@@ -98,7 +98,7 @@ class StepReporter:
             self._line(f"{self.console.paint(f'[{name}]', 'dim')} {line}")
 
     def step_note(self, name: str, text: str) -> None:
-        self._line(f"{self.console.paint(name, 'bold')}: {text}")
+        self._line(f"{self.console.paint(name, 'bold')}: {_shown(text)}")
 
     def step_finished(self, outcome: StepOutcome) -> None:
         label, color = _LABEL[outcome.status]
@@ -106,9 +106,9 @@ class StepReporter:
         if outcome.status is Status.RAN:
             text += f" in {outcome.duration:.2f}s"
         if outcome.status is Status.RESTORED and outcome.reasons:
-            text += f" ({'; '.join(outcome.reasons)})"
+            text += f" ({_shown('; '.join(outcome.reasons))})"
         if outcome.message:
-            text += f": {outcome.message}"
+            text += f": {_shown(outcome.message)}"
         if outcome.status is Status.FAILED and outcome.log:
             text += f" (log: {outcome.log})"
         with self.lock:
@@ -156,13 +156,19 @@ class JsonReporter:
         self.console.print(f"[{name}] {line}")
 
     def step_note(self, name: str, text: str) -> None:
-        self.console.print(f"{name}: {text}")
+        self.console.print(f"{name}: {_shown(text)}")
 
     def step_finished(self, outcome: StepOutcome) -> None:
         pass
 
     def close(self) -> None:
         pass
+
+
+def _shown(text: str) -> str:
+    """mlbuild's own ``text`` for a terminal, line by line :func:`printable`: it can name a file
+    whose name holds an escape sequence (a FIFO named to recolour or clear the terminal)."""
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def summary_line(summary: RunSummary) -> str:

@@ -35,6 +35,7 @@ from mlbuild.data.version import (
     recorded_out,
     resolve_kind,
 )
+from mlbuild.paths import shortened
 
 
 class DataSources:
@@ -118,6 +119,11 @@ class DataSources:
                 f"folders (and symlinks to them), and neither mlbuild nor DVC can version it: "
                 f"move it out of {spec.path}"
             ) from None
+        except OSError as exc:  # a tree deeper than PATH_MAX, an unreadable folder, …
+            if not isinstance(exc.filename, str):
+                raise
+            where = shortened(os.path.relpath(exc.filename, self.root))
+            raise DataError(f"dataset '{name}' cannot be read: {exc.strerror} ({where})") from None
 
     def _dvc_version(self, spec: DatasetSpec) -> DataVersion:
         found = recorded_out(self.root, self.meta, spec.path)

@@ -32,7 +32,7 @@ from mlbuild.cache import (
     hash_bytes,
 )
 from mlbuild.cache.hashing import Digest, ManifestEntry
-from mlbuild.data import DataSources, DataVersion
+from mlbuild.data import DataError, DataSources, DataVersion
 from mlbuild.errors import RecipeError
 from mlbuild.graph.checks import (
     dep_problem,
@@ -52,7 +52,7 @@ from mlbuild.graph.fingerprint import (
 )
 from mlbuild.graph.model import Graph, StepSpec
 from mlbuild.graph.records import StepRecords
-from mlbuild.paths import PathIndex, UnsafePathError
+from mlbuild.paths import PathIndex, UnsafePathError, shortened
 
 # the remote package (http.client, ssl) is imported only when a remote cache is used
 if TYPE_CHECKING:
@@ -309,7 +309,9 @@ class Planner:
         return versions
 
     def used_data(self, names: list[str]) -> list[DataVersion]:
-        """What a run records about the datasets the steps ``names`` read."""
+        """What a run records about the datasets the steps ``names`` read; one that cannot be
+        versioned (modified, or holding a FIFO) with no hash: the steps that read it failed
+        saying why, and the run is still summed up and recorded."""
         used: list[DataVersion] = []
         for dataset in sorted({d for n in names for d in self.graph.steps[n].data}):
             spec = self.graph.datasets[dataset]
@@ -317,7 +319,10 @@ class Planner:
                 digest = self._digest(spec.path)
                 used.append(DataVersion(dataset, spec.path, "file", digest.value if digest else ""))
             else:
-                used.append(self.data.version(dataset))
+                try:
+                    used.append(self.data.version(dataset))
+                except DataError:
+                    used.append(DataVersion(dataset, spec.path, self.data.kind(dataset), ""))
         return used
 
     def check_inputs(self, names: list[str]) -> None:
@@ -347,6 +352,8 @@ class Planner:
             digest = self._digest(dep)
         except UnsafePathError as exc:  # a symlink loop inside a dep folder, met by its walk
             raise RecipeError([dep_problem(self.graph, step, dep, exc.message)]) from None
+        except OSError as exc:  # a path below a dep folder too long to open, unreadable, …
+            raise RecipeError([dep_problem(self.graph, step, dep, _unreadable(dep, exc))]) from None
         if digest is None:
             if produced(self.graph, dep):
                 return None
@@ -401,3 +408,9 @@ def _decide_all(planner: Planner, names: list[str]) -> list[Decision]:
                         restored[f"{path}/{entry.relpath}"] = entry.digest
         decisions.append(decision)
     return decisions
+
+
+def _unreadable(dep: str, exc: OSError) -> str:
+    """``'data' cannot be read: File name too long (data/a/a/…/a, 4,200 bytes)``."""
+    what = f"'{dep}' cannot be read: {exc.strerror or exc}"
+    return f"{what} ({shortened(exc.filename)})" if isinstance(exc.filename, str) else what

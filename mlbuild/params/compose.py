@@ -16,6 +16,7 @@ composition is not already cached (see ``mlbuild.graph.compiled``).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -163,7 +164,31 @@ def _check_config_files(config_dir: Path) -> None:
         for name in sorted(files):
             if name.endswith(".yaml"):
                 path = Path(folder, name)
+                _refuse_special(path)
                 check_yaml_limits(path, os.path.relpath(path))
+
+
+def _refuse_special(path: Path) -> None:
+    """A config file that is a FIFO (or a socket, a device) as the user's error: opening a FIFO
+    waits for a writer for ever, and `plan` hung there, before Hydra (which would too)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # (a dangling symlink: Hydra says so if it is the one it reads)
+    if not stat.S_ISREG(mode):
+        raise RecipeError(
+            [
+                Problem(
+                    os.path.relpath(path),
+                    None,
+                    None,
+                    "",
+                    "is not a regular file (a FIFO, socket or device); mlbuild never opens "
+                    "one (it could wait for ever): make it a file or move it out of the "
+                    "config directory",
+                )
+            ]
+        )
 
 
 def needs_hydra(inline: dict[str, Any] | None, overrides: list[str]) -> bool:

@@ -166,8 +166,10 @@ def test_a_workspace_copy_that_differs_from_its_dvc_file_is_an_error_with_the_fi
     done = repo.cli("run")
     assert done.returncode == 1
     assert done.stderr.startswith(
-        "mlbuild: dataset 'rows': data/rows.csv differs from the version in data/rows.csv.dvc (md5 "
+        "mlbuild: step 'count' failed: dataset 'rows': data/rows.csv differs from the version in "
+        "data/rows.csv.dvc (md5 "
     )
+    assert "recorded as run" in done.stdout  # the run is summed up and recorded all the same
     assert (
         "record the new data with `dvc add data/rows.csv`, or restore the recorded version "
         "with `dvc checkout data/rows.csv`" in done.stderr
@@ -198,7 +200,8 @@ def test_a_malformed_dvc_file_is_named(repo: Workspace) -> None:
     (repo.root / "data/rows.csv.dvc").write_text("outs: [unclosed\n")
     done = repo.cli("run", "count")
     assert done.returncode == 1
-    assert done.stderr.startswith("mlbuild: data/rows.csv.dvc is malformed (")
+    assert done.stderr.startswith("mlbuild: step 'count' failed: data/rows.csv.dvc is malformed (")
+    assert "recorded as run" in done.stdout
 
 
 def test_dvc_true_without_a_dvc_repository_says_how_to_fix_it(ws: Workspace) -> None:

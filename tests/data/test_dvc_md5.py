@@ -183,7 +183,8 @@ def test_changed_content_is_still_refused_with_dvcs_verdict(repo: Workspace) -> 
     done = repo.cli("run")
     assert done.returncode == 1
     assert done.stderr.startswith(
-        "mlbuild: dataset 'images': data/images differs from the version in data/images.dvc"
+        "mlbuild: step 'listing' failed: dataset 'images': data/images differs from the version "
+        "in data/images.dvc"
     )
 
 

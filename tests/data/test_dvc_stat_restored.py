@@ -21,5 +21,6 @@ def test_a_dataset_file_rewritten_with_its_stat_restored_is_modified(
     done = repo.cli("run")
     assert done.returncode == 1, done.stdout
     assert done.stderr.startswith(
-        "mlbuild: dataset 'rows': data/rows.csv differs from the version in data/rows.csv.dvc (md5 "
+        "mlbuild: step 'count' failed: dataset 'rows': data/rows.csv differs from the version in "
+        "data/rows.csv.dvc (md5 "
     ), done.stderr

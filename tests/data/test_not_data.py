@@ -9,6 +9,7 @@ never answered "cached".
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -137,3 +138,30 @@ def test_once_the_fifo_is_removed_the_dataset_is_verified_again(repo: Workspace)
     done = repo.cli("run", timeout=60)
     assert done.returncode == 0, done.stderr
     assert "listing: cached" in done.stdout
+
+
+def test_a_run_that_meets_a_fifo_is_still_summed_up_and_recorded(repo: Workspace) -> None:
+    # the run's record asked the refused dataset's version again after the steps: the DataError
+    # escaped, so no summary, no record, and `run --json` printed nothing at all
+    os.mkfifo(repo.root / "data/images/pipe")
+    done = repo.cli("run", timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "2 steps: 1 failed, 1 cached in " in done.stdout
+    assert "recorded as run" in done.stdout
+    as_json = repo.cli("run", "--json", timeout=60)
+    assert as_json.returncode == 1, as_json.stderr
+    summary = json.loads(as_json.stdout)
+    assert [f["name"] for f in summary["failed"]] == ["listing"]
+    images = next(d for d in summary["data"] if d["name"] == "images")
+    assert images["hash"] == ""  # no version can name it
+
+
+def test_a_name_holding_an_escape_sequence_is_shown_escaped_in_the_steps_line(
+    repo: Workspace,
+) -> None:
+    # stderr's "mlbuild: …" line escaped it; the step's FAILED line on stdout printed it raw
+    os.mkfifo(repo.root / "data/images/x\x1b[2Jy")
+    done = repo.cli("run", timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "listing: FAILED: dataset 'images': data/images/x\\x1b[2Jy is a FIFO" in done.stdout
+    assert "\x1b" not in done.stdout + done.stderr
