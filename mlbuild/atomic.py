@@ -14,6 +14,11 @@ A flush costs 1–10 ms (more on a busy disk): state that is derived, or re-chec
 compiled graph, step records, data records, the run journal), is written with ``sync=False`` —
 a crash may lose the last write, never leave a torn file. Cache objects and entries, which other
 clones rely on, are always flushed.
+
+A repository is hostile input: a folder of mlbuild's own state (``.mlbuild/…``) may have been
+committed, or made by a step, as a symlink out of the workspace, a file or a FIFO.
+:func:`planted` says so of a folder, so that nothing is written or removed through it, and
+:func:`read_own` reads a file mlbuild wrote without following a symlink or waiting on a FIFO.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +131,34 @@ def write_json(
     """Replace ``target`` with ``data`` as JSON, atomically (and durably unless ``sync`` is
     false)."""
     write_text(target, json.dumps(data, sort_keys=sort_keys, indent=indent), sync=sync)
+
+
+def planted(folder: Path) -> bool:
+    """Whether something other than a folder stands at ``folder`` (a symlink, maybe out of the
+    workspace; a file; a FIFO): a folder of mlbuild's own state that is neither written, read nor
+    pruned then. A missing folder is not planted (a write creates it)."""
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError:  # a parent that is a file, a folder that cannot be searched
+        return True
+    return not stat.S_ISDIR(mode)
+
+
+def read_own(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of ``path``, a file mlbuild wrote: not through a symlink (``ELOOP``), nor
+    waiting on a FIFO or a device planted there; :class:`OSError` when it is not a regular file
+    or holds more than ``limit`` bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = handle.read() if limit is None else handle.read(limit + 1)
+    if limit is not None and len(data) > limit:
+        raise OSError(errno.EFBIG, f"more than {limit} bytes", str(path))
+    return data
 
 
 def fsync_dir(folder: Path) -> None:
