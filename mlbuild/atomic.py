@@ -17,7 +17,8 @@ clones rely on, are always flushed.
 
 A repository is hostile input: a folder of mlbuild's own state (``.mlbuild/…``) may have been
 committed, or made by a step, as a symlink out of the workspace, a file or a FIFO.
-:func:`planted` says so of a folder, so that nothing is written or removed through it, and
+:func:`planted` says so of a folder, so that nothing is written or removed through it (or
+:func:`own_folder` refuses it by name, where mlbuild cannot do without the folder), and
 :func:`read_own` reads a file mlbuild wrote without following a symlink or waiting on a FIFO.
 """
 
@@ -33,7 +34,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlbuild.errors import DiskFullError
+from mlbuild.errors import DiskFullError, PlantedError
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # errnos of a full disk or quota
 
@@ -144,6 +145,35 @@ def planted(folder: Path) -> bool:
     except OSError:  # a parent that is a file, a folder that cannot be searched
         return True
     return not stat.S_ISDIR(mode)
+
+
+def own_folder(folder: Path) -> Path:
+    """``folder``, a folder of mlbuild's own state that it cannot do without; raises
+    :class:`PlantedError` naming what stands there instead (see :func:`planted`)."""
+    if planted(folder):
+        raise planted_error(folder)
+    return folder
+
+
+def planted_error(path: Path) -> PlantedError:
+    """The error for ``path``, where something stands that mlbuild did not make."""
+    try:
+        what = f"a symlink to {os.readlink(path)}" if path.is_symlink() else _kind(path)
+    except OSError:
+        what = "not what mlbuild made"
+    return PlantedError(
+        f"{path} is {what}, not what mlbuild keeps there; mlbuild neither writes, reads nor "
+        "removes anything through it: remove it (mlbuild makes its own) and run again"
+    )
+
+
+def _kind(path: Path) -> str:
+    mode = os.lstat(path).st_mode
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
 
 
 def read_own(path: Path, limit: int | None = None) -> bytes:
