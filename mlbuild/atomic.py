@@ -147,9 +147,14 @@ def planted(folder: Path) -> bool:
     return not stat.S_ISDIR(mode)
 
 
-def own_folder(folder: Path) -> Path:
+def own_folder(folder: Path, below: Path | None = None) -> Path:
     """``folder``, a folder of mlbuild's own state that it cannot do without; raises
-    :class:`PlantedError` naming what stands there instead (see :func:`planted`)."""
+    :class:`PlantedError` naming what stands there instead (see :func:`planted`). With ``below``
+    (``.mlbuild``, which holds ``folder``), each folder from ``below`` down is checked too: a
+    step may have replaced any of them while the run went on."""
+    if below is not None:
+        for rel in reversed(folder.relative_to(below).parents):
+            own_folder(below / rel)
     if planted(folder):
         raise planted_error(folder)
     return folder

@@ -57,5 +57,7 @@ class StepRecords:
         return sorted(p.stem for p in self.root.glob("*.json") if not p.stem.endswith(".deps"))
 
     def _write(self, name: str, data: object) -> None:
-        # not flushed: a record lost in a crash only makes the next plan explain less
+        # not flushed: a record lost in a crash only makes the next plan explain less; not
+        # through a symlink or file a step may have put at .mlbuild or .mlbuild/steps
+        atomic.own_folder(self.root, below=self.root.parent)
         atomic.write_json(self.root / name, data, sort_keys=True, sync=False)

@@ -64,3 +64,25 @@ def test_a_planted_folder_of_state_is_refused_by_name(
         assert f"{shown} is a " in done.stderr and "remove it" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     assert listing(outside) == before
+
+
+def test_a_folder_a_step_replaces_by_a_symlink_out_is_not_written_through(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "user.txt").write_text("the user's file\n")
+    plant = f"rm -rf .mlbuild/steps .mlbuild/runs && ln -s {outside} .mlbuild/steps"
+    plant += f" && ln -s {outside} .mlbuild/runs"
+    git_repo(ws.recipe(RECIPE.replace("echo a > a.txt", f"echo a > a.txt && {plant}")))
+    ws.gen({"in.txt": "1\n"})
+    before = listing(outside)
+
+    done = ws.cli("run", timeout=60)
+    assert done.returncode == 1, done.stderr
+    steps = ws.root / ".mlbuild" / "steps"
+    said = done.stdout + done.stderr  # the step's failure, then the run's
+    assert f"a: FAILED: {steps} is a symlink to {outside}, not what mlbuild keeps" in said, said
+    assert f"{ws.root / '.mlbuild' / 'runs'} is a symlink" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    assert listing(outside) == before  # no step record, no run journal written there
