@@ -54,3 +54,20 @@ def test_a_planted_ledger_is_neither_waited_on_nor_written_through(
     assert done.returncode == 0, done.stderr
     assert outside.read_text() == "the user's file\n"
     assert statuses(ws.run_json()) == {"a": "cached", "b": "cached"}
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a symlink to a file outside"])
+def test_a_planted_step_log_is_replaced_not_written_through(
+    ws: Workspace, tmp_path: Path, kind: str
+) -> None:
+    git_repo(ws.recipe(RECIPE.replace("echo a > a.txt", "echo said && echo a > a.txt")))
+    ws.gen({"in.txt": "1\n"}).run_json()
+    log = ws.root / ".mlbuild" / "logs" / "a.log"
+    outside = tmp_path / "outside.txt"
+    plant(log, outside, kind)
+    (ws.root / "in.txt").write_text("2\n")
+
+    done = ws.cli("run", timeout=60)  # opening a FIFO with no reader to write waits for ever
+    assert done.returncode == 0, done.stderr
+    assert outside.read_text() == "the user's file\n"
+    assert not log.is_symlink() and log.read_text() == "said\n"
