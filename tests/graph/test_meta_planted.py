@@ -86,3 +86,22 @@ def test_a_folder_a_step_replaces_by_a_symlink_out_is_not_written_through(
     assert f"{ws.root / '.mlbuild' / 'runs'} is a symlink" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     assert listing(outside) == before  # no step record, no run journal written there
+
+
+def test_a_params_folder_a_step_replaces_by_a_symlink_out_is_not_written_through(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "b.json").write_text("the user's file\n")
+    plant = f"rm -rf .mlbuild/params && ln -s {outside} .mlbuild/params"
+    git_repo(ws.recipe(RECIPE.replace("echo a > a.txt", f"echo a > a.txt && {plant}")))
+    ws.gen({"in.txt": "1\n"})
+    before = listing(outside)
+
+    done = ws.cli("run", timeout=60)
+    assert done.returncode == 1, done.stderr
+    params = ws.root / ".mlbuild" / "params"
+    said = done.stdout + done.stderr
+    assert f"b: FAILED: {params} is a symlink to {outside}, not what mlbuild keeps" in said, said
+    assert listing(outside) == before  # b's params file not written there
