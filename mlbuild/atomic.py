@@ -14,6 +14,12 @@ A flush costs 1–10 ms (more on a busy disk): state that is derived, or re-chec
 compiled graph, step records, data records, the run journal), is written with ``sync=False`` —
 a crash may lose the last write, never leave a torn file. Cache objects and entries, which other
 clones rely on, are always flushed.
+
+A repository is hostile input: a folder of mlbuild's own state (``.mlbuild/…``) may have been
+committed, or made by a step, as a symlink out of the workspace, a file or a FIFO.
+:func:`planted` says so of a folder, so that nothing is written or removed through it (or
+:func:`own_folder` refuses it by name, where mlbuild cannot do without the folder), and
+:func:`read_own` reads a file mlbuild wrote without following a symlink or waiting on a FIFO.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlbuild.errors import DiskFullError
+from mlbuild.errors import DiskFullError, PlantedError
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # errnos of a full disk or quota
 
@@ -125,6 +132,68 @@ def write_json(
     """Replace ``target`` with ``data`` as JSON, atomically (and durably unless ``sync`` is
     false)."""
     write_text(target, json.dumps(data, sort_keys=sort_keys, indent=indent), sync=sync)
+
+
+def planted(folder: Path) -> bool:
+    """Whether something other than a folder stands at ``folder`` (a symlink, maybe out of the
+    workspace; a file; a FIFO): a folder of mlbuild's own state that is neither written, read nor
+    pruned then. A missing folder is not planted (a write creates it)."""
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError:  # a parent that is a file, a folder that cannot be searched
+        return True
+    return not stat.S_ISDIR(mode)
+
+
+def own_folder(folder: Path, below: Path | None = None) -> Path:
+    """``folder``, a folder of mlbuild's own state that it cannot do without; raises
+    :class:`PlantedError` naming what stands there instead (see :func:`planted`). With ``below``
+    (``.mlbuild``, which holds ``folder``), each folder from ``below`` down is checked too: a
+    step may have replaced any of them while the run went on."""
+    if below is not None:
+        for rel in reversed(folder.relative_to(below).parents):
+            own_folder(below / rel)
+    if planted(folder):
+        raise planted_error(folder)
+    return folder
+
+
+def planted_error(path: Path) -> PlantedError:
+    """The error for ``path``, where something stands that mlbuild did not make."""
+    try:
+        what = f"a symlink to {os.readlink(path)}" if path.is_symlink() else _kind(path)
+    except OSError:
+        what = "not what mlbuild made"
+    return PlantedError(
+        f"{path} is {what}, not what mlbuild keeps there; mlbuild neither writes, reads nor "
+        "removes anything through it: remove it (mlbuild makes its own) and run again"
+    )
+
+
+def _kind(path: Path) -> str:
+    mode = os.lstat(path).st_mode
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+
+
+def read_own(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of ``path``, a file mlbuild wrote: not through a symlink (``ELOOP``), nor
+    waiting on a FIFO or a device planted there; :class:`OSError` when it is not a regular file
+    or holds more than ``limit`` bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = handle.read() if limit is None else handle.read(limit + 1)
+    if limit is not None and len(data) > limit:
+        raise OSError(errno.EFBIG, f"more than {limit} bytes", str(path))
+    return data
 
 
 def fsync_dir(folder: Path) -> None:

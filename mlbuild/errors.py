@@ -93,6 +93,12 @@ class CacheError(MlbuildError):
     """The cache is unusable: unreadable, corrupt, or missing an object it claims to hold."""
 
 
+class PlantedError(MlbuildError):
+    """Something mlbuild did not make stands at a path of its own state (``.mlbuild/…``): a
+    symlink, maybe out of the workspace; a file; a FIFO. Named; nothing is written, read or
+    removed through it."""
+
+
 class DiskFullError(MlbuildError):
     """A write ran out of space (or quota); the message names the file and the bytes it needed."""
 

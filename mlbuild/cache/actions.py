@@ -155,7 +155,10 @@ class ActionCache:
         return None
 
     def put(self, fingerprint: str, result: ActionResult) -> None:
-        atomic.write_text(self.path_of(fingerprint), result.to_json())
+        path = self.path_of(fingerprint)
+        # not through a symlink or file a step put at the cache, its actions or the shard
+        atomic.own_folder(path.parent, below=self.root.parent)
+        atomic.write_text(path, result.to_json())
 
     def _read(self, path: str) -> ActionResult | str | None:
         if self.recent is None:

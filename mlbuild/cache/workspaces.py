@@ -44,7 +44,7 @@ def registrations(cache_root: Path) -> list[Registration]:
     found = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(atomic.read_own(path))  # nor a FIFO or symlink planted there
             root, store = raw["root"], raw["store"]
             if not isinstance(root, str) or not root.startswith("/"):
                 raise ValueError("root: expected an absolute path")

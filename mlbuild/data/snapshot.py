@@ -202,7 +202,7 @@ class Record:
 
 def read_record(meta: Path, name: str) -> Record | None:
     try:
-        raw = json.loads((meta / "data" / f"{name}.json").read_text(encoding="utf-8"))
+        raw = json.loads(atomic.read_own(meta / "data" / f"{name}.json"))
         md5 = raw.get("md5", {})
         if not isinstance(md5, dict) or not all(map(_is_md5, md5.values())):
             md5 = {}  # a damaged record only costs a re-read
@@ -252,7 +252,7 @@ def is_verified(meta: Path, name: str, version: str, now: Snapshot) -> bool:
     """Whether the workspace copy of dataset ``name``, whose files have the stats ``now``, was
     verified as ``version`` with exactly these stats."""
     try:
-        raw = json.loads((meta / "data" / _VERIFIED / f"{name}.json").read_text(encoding="utf-8"))
+        raw = json.loads(atomic.read_own(meta / "data" / _VERIFIED / f"{name}.json"))
     except (OSError, ValueError):
         return False
     return isinstance(raw, dict) and raw.get("version") == version and raw.get(_STATS) == now.digest

@@ -34,7 +34,7 @@ def record_run(meta: Path, versions: list[DataVersion]) -> None:
 
 def last_run(meta: Path) -> dict[str, DataVersion]:
     try:
-        raw = json.loads((meta / "data" / _LAST_RUN).read_text(encoding="utf-8"))
+        raw = json.loads(atomic.read_own(meta / "data" / _LAST_RUN))
         return {item["name"]: DataVersion(**item) for item in raw}
     except (OSError, ValueError, TypeError, KeyError):
         return {}

@@ -232,7 +232,7 @@ def _name(path: str) -> str:
 
 def _read_memo(memo: Path, path: str, stamp: list[int]) -> TrackedOut | None:
     try:
-        raw = json.loads(memo.read_text(encoding="utf-8"))
+        raw = json.loads(atomic.read_own(memo))
     except (OSError, ValueError):
         return None
     if not (isinstance(raw, dict) and raw.get("path") == path and raw.get("stamp") == stamp):

@@ -120,7 +120,10 @@ class KindContext:
             on_line=self.output,
             options=self.executor_options,
         )
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # not through a symlink or file an earlier step put at .mlbuild or .mlbuild/logs
+        atomic.own_folder(self.log_path.parent, below=self.workspace.meta).mkdir(
+            parents=True, exist_ok=True
+        )
         if self.cancelled:
             raise StepStopped()
         started = time.monotonic()
@@ -151,7 +154,9 @@ class KindContext:
         """What every process of a step gets: its env, its params file, its name."""
         spec = self.spec
         params_file = self.workspace.meta / "params" / f"{spec.name}.json"
-        params_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic.own_folder(params_file.parent, below=self.workspace.meta).mkdir(
+            parents=True, exist_ok=True
+        )
         atomic.write_text(params_file, json.dumps(nest(spec.params), indent=2), sync=False)
         self._make_hydra_output_dir()
         return {

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mlbuild import procfs
+from mlbuild import atomic, procfs
 from mlbuild.errors import LockedError
 from mlbuild.exec.executor import DEFAULT, EXECUTORS, GRACE_SECONDS, executor_class
 from mlbuild.exec.guard import Guard
@@ -28,6 +28,7 @@ from mlbuild.store import process_token
 
 RUNNING_DIR = "running"
 _EXECUTORS = "executors"  # under RUNNING_DIR: one empty file per executor a run may use
+_MAX_RECORD = 4096  # bytes of a record read at most
 _KILL_WAIT = 5.0  # after SIGKILL, how long to wait for a group to go (zombies may linger)
 
 
@@ -41,10 +42,11 @@ class Tracker:
     def started(self, step: str, pid: int) -> None:
         """``pid`` (the leader of its own group) now runs ``step``."""
         self.guard.add(pid)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic.own_folder(self.folder).mkdir(parents=True, exist_ok=True)
         record = {"step": step, "pid": pid, "process": process_token(pid)}
         path = self.folder / f"{step}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        # not through a symlink planted as the record (it would truncate what it points to)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         try:
             os.write(fd, json.dumps(record).encode())
         finally:
@@ -53,20 +55,23 @@ class Tracker:
     def ended(self, step: str, pid: int) -> None:
         """``step``'s process and its group are gone."""
         self.guard.discard(pid)
-        (self.folder / f"{step}.json").unlink(missing_ok=True)
+        if not atomic.planted(self.folder):  # nothing removed through a planted folder
+            (self.folder / f"{step}.json").unlink(missing_ok=True)
 
     def close(self) -> None:
         self.guard.close()
 
 
 def stop_leftovers(meta: Path, report: Callable[[str], None]) -> None:
-    """Stop the steps an earlier run left running, if any; call with the run lock held."""
-    folder = meta / RUNNING_DIR
+    """Stop the steps an earlier run left running, if any; call with the run lock held. Raises
+    :class:`~mlbuild.errors.PlantedError` when ``.mlbuild/running`` is a symlink (maybe out of
+    the workspace), a file or a FIFO: its records are neither trusted nor removed."""
+    folder = atomic.own_folder(meta / RUNNING_DIR)
     if not folder.is_dir():
         return
     for path in sorted(folder.glob("*.json")):
-        try:
-            record = json.loads(path.read_bytes())
+        try:  # not through a symlink, nor waiting on a FIFO planted as a record
+            record = json.loads(atomic.read_own(path, _MAX_RECORD))
             step, pid, token = str(record["step"]), int(record["pid"]), str(record["process"])
         except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)  # torn or foreign: names nothing we could safely signal
@@ -120,7 +125,7 @@ def note_executors(meta: Path, names: Iterable[str]) -> None:
     others = sorted(set(names) - {DEFAULT})
     if not others:
         return
-    folder = meta / RUNNING_DIR / _EXECUTORS
+    folder = atomic.own_folder(atomic.own_folder(meta / RUNNING_DIR) / _EXECUTORS)
     folder.mkdir(parents=True, exist_ok=True)
     for name in others:
         (folder / name).touch()
@@ -129,7 +134,7 @@ def note_executors(meta: Path, names: Iterable[str]) -> None:
 def forget_executors(meta: Path) -> None:
     """The run ended and stopped everything it started: no executor has leftovers of it."""
     folder = meta / RUNNING_DIR / _EXECUTORS
-    if folder.is_dir():
+    if not atomic.planted(meta / RUNNING_DIR) and not atomic.planted(folder) and folder.is_dir():
         for path in folder.iterdir():
             path.unlink(missing_ok=True)
 
@@ -137,7 +142,7 @@ def forget_executors(meta: Path) -> None:
 def stop_executor_leftovers(meta: Path, report: Callable[[str], None]) -> None:
     """Ask each executor a killed run noted to stop what it left running; call with the run lock
     held, after :func:`stop_leftovers`."""
-    folder = meta / RUNNING_DIR / _EXECUTORS
+    folder = atomic.own_folder(atomic.own_folder(meta / RUNNING_DIR) / _EXECUTORS)
     if not folder.is_dir():
         return
     for path in sorted(folder.iterdir()):

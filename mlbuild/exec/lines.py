@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
@@ -32,7 +34,7 @@ class Lines:
 
     def __enter__(self) -> Lines:
         # closed by __exit__: this object is the context manager
-        self._log = self._guarded(lambda: open(self._path, "w", encoding="utf-8"))  # noqa: SIM115
+        self._log = self._guarded(lambda: open(_log_fd(self._path), "w", encoding="utf-8"))  # noqa: SIM115
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
@@ -92,3 +94,22 @@ class Lines:
                 raise disk_full(self._path, None) from None
             where = os.path.relpath(self._path)
             raise MlbuildError(f"cannot write the log {where}: {exc.strerror}") from None
+
+
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _log_fd(path: Path) -> int:
+    """The log at ``path``, emptied: a new file in place of a symlink (maybe out of the
+    workspace) or a FIFO planted there, which is neither written through nor waited on."""
+    try:
+        fd = os.open(path, _LOG_FLAGS, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO with no reader
+            raise
+    else:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)  # a FIFO someone reads, a device
+    path.unlink()
+    return os.open(path, _LOG_FLAGS | os.O_EXCL, 0o644)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from mlbuild import atomic
 from mlbuild.errors import LockedError
 from mlbuild.exec.leftovers import stop_executor_leftovers, stop_leftovers
 
@@ -24,10 +26,17 @@ def run_lock(meta: Path, *, wait: bool, on_wait: Callable[[str], None]) -> Itera
 
     ``on_wait`` is told what the caller may have to wait for: the other run, or stopping the
     steps a killed run left behind."""
-    meta.mkdir(parents=True, exist_ok=True)
+    atomic.own_folder(meta).mkdir(parents=True, exist_ok=True)
     path = meta / "run.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # not through a symlink planted there (the holder's name would overwrite its target)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError:
+        if path.is_symlink():
+            raise atomic.planted_error(path) from None
+        raise
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device
+            raise atomic.planted_error(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -50,6 +59,6 @@ def run_lock(meta: Path, *, wait: bool, on_wait: Callable[[str], None]) -> Itera
 
 def _holder(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8").strip() or "pid unknown"
-    except OSError:
+        return atomic.read_own(path, 4096).decode("utf-8").strip() or "pid unknown"
+    except (OSError, ValueError):
         return "pid unknown"

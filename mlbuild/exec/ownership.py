@@ -94,9 +94,10 @@ class Ownership:
     def _load(self) -> dict[str, str | None]:
         if self._entries is None:
             try:
-                raw = json.loads(self.path.read_text(encoding="utf-8"))
+                # not through a symlink, nor waiting on a FIFO planted as the ledger
+                raw = json.loads(atomic.read_own(self.path))
             except (OSError, ValueError):
-                raw = {}  # none yet, or damaged: then only the cache and git vouch for outputs
+                raw = {}  # none yet, damaged, planted: only the cache and git vouch for outputs
             paths = raw.get("paths") if isinstance(raw, dict) else None
             self._entries = {
                 str(k): v if isinstance(v, str) else None

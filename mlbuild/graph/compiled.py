@@ -199,9 +199,11 @@ def _read(entry_path: Path, hasher: Hasher) -> Graph | None:
 
 def _entry(entry_path: Path) -> dict[str, object] | None:
     """The entry at ``entry_path`` as JSON, or ``None`` when it cannot be read as a mapping."""
+    if atomic.planted(entry_path.parent):  # a symlink, maybe out of the workspace; a file
+        return None
     try:
         with _no_cycle_collection():  # tens of thousands of objects, none in a cycle
-            entry = json.loads(entry_path.read_bytes())
+            entry = json.loads(atomic.read_own(entry_path))  # nor a FIFO, nor a symlink
     except (OSError, ValueError, RecursionError):
         return None
     return entry if isinstance(entry, dict) else None
@@ -356,6 +358,12 @@ def _in_recipe(exc: Exception, recipe: Recipe, source: SourceMap) -> Exception:
 
 
 def _write(entry_path: Path, entry: dict[str, object]) -> None:
+    """Write ``entry`` and prune the oldest beyond :data:`_KEEP`; nothing when something other
+    than a folder stands at ``.mlbuild/compiled`` (a symlink, maybe out of the workspace; a
+    file): each run then compiles in full, and nothing there is removed (mlbuild removes only
+    what it made), as for the pointers of :mod:`mlbuild.graph.same_data`."""
+    if atomic.planted(entry_path.parent):
+        return
     atomic.write_json(entry_path, entry, sync=False)  # derived: recompiled if lost
     entries = sorted(entry_path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
     for old in entries[:-_KEEP]:

@@ -28,7 +28,8 @@ class StepRecords:
 
     def get(self, step: str) -> StepRecord | None:
         try:
-            raw = json.loads((self.root / f"{step}.json").read_text(encoding="utf-8"))
+            # not through a symlink, nor waiting on a FIFO planted as a record
+            raw = json.loads(atomic.read_own(self.root / f"{step}.json"))
             return StepRecord(**raw)
         except (OSError, ValueError, TypeError):
             return None
@@ -43,7 +44,7 @@ class StepRecords:
     def manifests(self, step: str) -> dict[str, dict[str, str]]:
         try:
             loaded: dict[str, dict[str, str]] = json.loads(
-                (self.root / f"{step}.deps.json").read_text(encoding="utf-8")
+                atomic.read_own(self.root / f"{step}.deps.json")
             )
             return loaded
         except (OSError, ValueError):
@@ -56,5 +57,7 @@ class StepRecords:
         return sorted(p.stem for p in self.root.glob("*.json") if not p.stem.endswith(".deps"))
 
     def _write(self, name: str, data: object) -> None:
-        # not flushed: a record lost in a crash only makes the next plan explain less
+        # not flushed: a record lost in a crash only makes the next plan explain less; not
+        # through a symlink or file a step may have put at .mlbuild or .mlbuild/steps
+        atomic.own_folder(self.root, below=self.root.parent)
         atomic.write_json(self.root / name, data, sort_keys=True, sync=False)

@@ -23,9 +23,7 @@ followed only when the two agree, so a stale, damaged or planted pointer compile
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -95,18 +93,8 @@ def find(meta_dir: Path, key: str) -> str | None:
     if folder is None:
         return None
     try:  # not through a symlink, nor blocking on a FIFO planted as a pointer
-        fd = os.open(folder / key, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            data = handle.read(_MAX + 1)
-            name = data.decode("ascii").strip()
-        except (OSError, ValueError):
-            return None
-    if len(data) > _MAX:
+        name = atomic.read_own(folder / key, _MAX).decode("ascii").strip()
+    except (OSError, ValueError):
         return None
     return name if _NAME.match(name) else None
 
@@ -132,6 +120,4 @@ def _folder(meta_dir: Path) -> Path | None:
     out of the workspace; a file): then no pointer is read or written there, and each edit
     compiles in full, as with no pointer. Not removed: mlbuild removes only what it made."""
     folder = meta_dir / "same-data"
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        return None
-    return folder
+    return None if atomic.planted(folder) else folder

@@ -33,6 +33,25 @@ if TYPE_CHECKING:
 REMOTE_VARIABLES = ("MLBUILD_REMOTE_CACHE", "MLBUILD_REMOTE_READ_ONLY", "MLBUILD_REMOTE_CACHE_PUSH")
 
 
+# the folders of ``.mlbuild/`` that must be mlbuild's own (atomic.own_folder), parents first:
+# the step records, run journal, logs, params files, data records and the cache, which answer
+# "cached" and are written through. Not the compiled graphs and their pointers, a cache that a
+# planted folder only disables (mlbuild.graph.compiled, mlbuild.graph.same_data), nor the
+# running steps' records, which only a run reads (mlbuild.exec.leftovers).
+_OWN_BUT_CACHE = (
+    ".",
+    "steps",
+    "runs",
+    "runs/journal",
+    "logs",
+    "params",
+    "data",
+    "data/verified",
+    "data/dvcfiles",
+)
+_OWN = (*_OWN_BUT_CACHE, "cache", "cache/actions", "cache/objects", "cache/workspaces")
+
+
 @dataclass
 class Workspace:
     root: Path
@@ -68,7 +87,13 @@ class Workspace:
         return cls(root, recipe, meta, Cache.open(root, meta), StepRecords(meta / "steps"))
 
     def ensure_meta(self) -> None:
-        """Create ``.mlbuild/`` with a ``.gitignore`` so git never tracks its contents."""
+        """Create ``.mlbuild/`` with a ``.gitignore`` so git never tracks its contents. Raises
+        :class:`~mlbuild.errors.PlantedError` when ``.mlbuild`` or a folder of the state a run
+        writes and trusts there is a symlink (maybe out of the workspace), a file or a FIFO: a
+        repository or a step put it there, and nothing is written or removed through it."""
+        own = _OWN if self.cache.root == self.meta / "cache" else _OWN_BUT_CACHE
+        for name in own:
+            atomic.own_folder(self.meta / name)
         ignore = self.meta / ".gitignore"
         if not ignore.exists():
             # whole or not at all: a torn one would exist, never be rewritten, and let git

@@ -101,7 +101,7 @@ def read_entry(path: Path, data: dict[str, Any], digest: str | None = None) -> A
     try:
         if digest is None:
             digest = input_digest(data)
-        entry = json.loads(path.read_bytes())
+        entry = json.loads(atomic.read_own(path))  # nor a FIFO or symlink planted there
         if not isinstance(entry, dict) or entry.get("input") != digest:
             return None
         recipe = _decode(entry.get("recipe"))

@@ -10,9 +10,11 @@ directly: CI jobs must publish their runs before they end.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -51,7 +53,9 @@ class JournalStore:
 
     def _write(self, run: RunRecord) -> None:
         # not flushed on every write, like the SQLite store (WAL, synchronous=NORMAL): a crash
-        # may lose the last state of a run, which the store then reports as interrupted
+        # may lose the last state of a run, which the store then reports as interrupted. Not
+        # through a symlink or file a step may have put at .mlbuild, runs or runs/journal.
+        atomic.own_folder(self.folder, below=_meta(self.folder))
         atomic.write_json(self.folder / f"{run.id}.json", run.to_json(), sync=False)
 
 
@@ -67,10 +71,14 @@ def ingest(folder: Path, store: RunStore, warn: Callable[[str], None]) -> int:
     ``warn`` once, by the reader that moved it.
     """
     moved = 0
+    atomic.own_folder(folder, below=_meta(folder))  # its files are read, moved and removed
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            with path.open(encoding="utf-8") as handle:
-                seen = os.fstat(handle.fileno())  # the file read, not whatever replaces it
+        try:  # not through a symlink, nor waiting on a FIFO planted as a run
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with open(fd, encoding="utf-8") as handle:
+                seen = os.fstat(fd)  # the file read, not whatever replaces it
+                if not stat.S_ISREG(seen.st_mode):
+                    raise OSError(errno.EINVAL, "not a regular file")
                 text = handle.read()
         except FileNotFoundError:
             continue  # another reader moved it in
@@ -91,6 +99,11 @@ def ingest(folder: Path, store: RunStore, warn: Callable[[str], None]) -> int:
         path.unlink(missing_ok=True)
         moved += 1
     return moved
+
+
+def _meta(folder: Path) -> Path:
+    """The ``.mlbuild`` folder that holds the journal ``folder``."""
+    return folder.parents[len(Path(JOURNAL_DIR).parts) - 1]
 
 
 def _remove_if_same(path: Path, seen: os.stat_result) -> None:
