@@ -166,9 +166,14 @@ def planted_error(path: Path) -> PlantedError:
         what = f"a symlink to {os.readlink(path)}" if path.is_symlink() else _kind(path)
     except OSError:
         what = "not what mlbuild made"
+    elsewhere = (
+        " (to keep the cache on another disk, set MLBUILD_CACHE_DIR instead of a symlink)"
+        if path.name in (".mlbuild", "cache")
+        else ""
+    )
     return PlantedError(
         f"{path} is {what}, not what mlbuild keeps there; mlbuild neither writes, reads nor "
-        "removes anything through it: remove it (mlbuild makes its own) and run again"
+        f"removes anything through it: remove it (mlbuild makes its own) and run again{elsewhere}"
     )
 
 

@@ -63,6 +63,9 @@ def test_a_planted_folder_of_state_is_refused_by_name(
         assert done.returncode == 1, (command, done.stdout, done.stderr)
         assert f"{shown} is a " in done.stderr and "remove it" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+        # the one supported way to keep the cache elsewhere is named where one would symlink
+        hinted = "set MLBUILD_CACHE_DIR instead of a symlink" in done.stderr
+        assert hinted == (folder in (".", "cache")), done.stderr
     assert listing(outside) == before
 
 
