@@ -191,11 +191,13 @@ def planted_error(path: Path) -> PlantedError:
 
 
 def _kind(path: Path) -> str:
-    mode = os.lstat(path).st_mode
+    info = os.lstat(path)
+    mode = info.st_mode
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISREG(mode):
-        return "a file"
+        links = info.st_nlink - 1
+        return "a file" if not links else f"a file with {links} other hard link(s) elsewhere"
     return "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
 
 
