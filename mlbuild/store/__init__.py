@@ -80,6 +80,7 @@ __all__ = [
     "parse_tag_condition",
     "process_token",
     "recorder_store",
+    "refuse_planted_store",
     "store_url",
 ]
 
@@ -114,14 +115,14 @@ def open_workspace_store(
     url = store_url(meta, configured)
     default = url == store_url(meta) and not os.environ.get(STORE_ENV)
     if default:
-        _refuse_planted(meta / STORE_FILE)
+        refuse_planted_store(meta / STORE_FILE)
     store = open_store(url)
     if default:
         ingest(meta / JOURNAL_DIR, store, warn or _warn)
     return store
 
 
-def _refuse_planted(path: Path) -> None:
+def refuse_planted_store(path: Path) -> None:
     """SQLite follows a symlink and writes a file in place: a symlink (maybe out of the
     workspace), a FIFO or a hardlink to a user's file planted as ``.mlbuild/runs.db`` would take
     the workspace's runs, and its runs be listed as this workspace's."""

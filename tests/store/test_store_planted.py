@@ -36,3 +36,20 @@ def test_a_planted_run_store_is_refused_by_name(ws: Workspace, tmp_path: Path, p
     store.unlink()
     done = ws.cli("runs", "list", timeout=60)  # the journal is still there to move in
     assert done.returncode == 0 and "finished" in done.stdout, (done.stdout, done.stderr)
+
+
+def test_gc_does_not_open_a_planted_run_store(ws: Workspace, tmp_path: Path) -> None:
+    # gc reads the model versions of every registered workspace's store, its own included
+    git_repo(ws.recipe(RECIPE).gen({"in.txt": "1\n"}))
+    ws.run_json()
+    store = ws.root / ".mlbuild" / "runs.db"
+    store.unlink(missing_ok=True)
+    outside = tmp_path / "users.db"
+    outside.write_bytes(b"")
+    store.symlink_to(outside)
+
+    done = ws.cli("gc", timeout=60)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"{store} is a symlink to {outside}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert outside.read_bytes() == b""
