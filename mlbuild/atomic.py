@@ -147,6 +147,19 @@ def planted(folder: Path) -> bool:
     return not stat.S_ISDIR(mode)
 
 
+def planted_file(path: Path) -> bool:
+    """Whether something other than a file of mlbuild's own stands at ``path``: a symlink (maybe
+    out of the workspace), a FIFO, a folder, or a file hardlinked elsewhere (a user's file, which
+    a write in place, as SQLite's, would change). A missing file is not planted."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return not stat.S_ISREG(info.st_mode) or info.st_nlink != 1
+
+
 def own_folder(folder: Path, below: Path | None = None) -> Path:
     """``folder``, a folder of mlbuild's own state that it cannot do without; raises
     :class:`PlantedError` naming what stands there instead (see :func:`planted`). With ``below``
@@ -178,11 +191,13 @@ def planted_error(path: Path) -> PlantedError:
 
 
 def _kind(path: Path) -> str:
-    mode = os.lstat(path).st_mode
+    info = os.lstat(path)
+    mode = info.st_mode
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISREG(mode):
-        return "a file"
+        links = info.st_nlink - 1
+        return "a file" if not links else f"a file with {links} other hard link(s) elsewhere"
     return "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
 
 

@@ -147,8 +147,12 @@ class ActionCache:
 
     def get(self, fingerprint: str) -> ActionResult | None:
         """The entry for ``fingerprint``; ``None`` when there is none or it was bad (and is now
-        in quarantine): the step re-runs and writes a good one."""
-        loaded = self._read(self._file(fingerprint))
+        in quarantine): the step re-runs and writes a good one. None read through a shard planted
+        as a symlink (maybe to another cache's): nor moved from there to quarantine."""
+        path = self._file(fingerprint)
+        if atomic.planted(Path(path).parent):
+            return None
+        loaded = self._read(path)
         if loaded is None or isinstance(loaded, ActionResult):
             return loaded
         self.discard(fingerprint)
@@ -192,7 +196,10 @@ class ActionCache:
     def entries(self) -> list[tuple[str, float, ActionResult | None]]:
         """Every entry as (fingerprint, last used, result or None if it is bad)."""
         found = []
-        for path in self.root.glob("*/*.json"):
+        # not through a shard planted as a symlink (maybe to another cache's): gc would remove
+        # what is there
+        shards = [s for s in _listing(self.root) if not atomic.planted(s)]
+        for path in (p for shard in shards for p in shard.glob("*.json")):
             try:
                 used = path.lstat().st_mtime
             except FileNotFoundError:
@@ -240,3 +247,10 @@ def _load(
         with contextlib.suppress(UnicodeDecodeError):  # JSON in UTF-16 is read, not kept
             recent.remember(str(path), info, data.decode("utf-8"))
     return result
+
+
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:  # missing, or not a folder
+        return []

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from mlbuild import atomic
 from mlbuild.errors import LockedError
 
 LOCK_FILE = "lock"
@@ -42,10 +43,19 @@ def _locked(
     root: Path, kind: int, *, wait: bool, on_wait: Callable[[str], None] | None
 ) -> Iterator[None]:
     root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    # not through a symlink planted there (O_CREAT would make its target, maybe out of the
+    # workspace), nor waiting on a FIFO
+    flags = os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
-        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    except PermissionError:  # another user's lock file in a shared cache: flock needs no write
-        fd = os.open(root / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
+        except PermissionError:  # another user's lock file in a shared cache: flock needs no write
+            fd = os.open(path, os.O_RDONLY | flags)
+    except OSError:
+        if path.is_symlink():
+            raise atomic.planted_error(path) from None
+        raise
     try:
         try:
             fcntl.flock(fd, kind | fcntl.LOCK_NB)

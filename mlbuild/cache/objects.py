@@ -225,6 +225,9 @@ class Objects:
         """Where a new copy of ``digest`` goes; a folder there (which a rename cannot replace;
         a file or a link it can) goes to quarantine first."""
         target = self.path_of(digest)
+        # not through a symlink (maybe out of the workspace) or file put at the cache, its
+        # objects or the shard
+        atomic.own_folder(target.parent, below=self.root.parent)
         if target.is_dir() and not target.is_symlink():
             move_aside(target, self.quarantine, digest)
         return target

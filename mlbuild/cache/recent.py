@@ -21,7 +21,7 @@ import stat
 import threading
 from pathlib import Path
 
-from mlbuild import racy
+from mlbuild import atomic, racy
 
 _Key = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns
 _KEEP = 50_000  # rows past which those this command did not use are dropped on save
@@ -85,6 +85,11 @@ class RecentEntries:
             self._dirty.clear()
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            if atomic.planted_file(self.db_path):  # a name removed, never written through
+                with contextlib.suppress(OSError):
+                    self.db_path.unlink()
+                if atomic.planted_file(self.db_path):  # a folder: not ours to remove
+                    return
             with sqlite3.connect(self.db_path, timeout=30) as db:
                 _create(db)
                 db.executemany(
@@ -103,7 +108,7 @@ class RecentEntries:
 
 def _read(db_path: Path) -> dict[str, tuple[_Key, str]]:
     rows: dict[str, tuple[_Key, str]] = {}
-    if not db_path.exists():
+    if atomic.planted_file(db_path) or not db_path.exists():  # SQLite would write through it
         return rows
     try:
         with sqlite3.connect(db_path, timeout=30) as db:

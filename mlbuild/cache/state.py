@@ -31,7 +31,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlbuild import racy
+from mlbuild import atomic, racy
 
 _Row = tuple[int, int, int, str]
 # (listing hash, manifest digest, total size)
@@ -57,6 +57,9 @@ class StateTable:
         self._lock = threading.Lock()
 
     def _query(self, sql: str, args: tuple[str, ...] = ()) -> list[tuple[object, ...]]:
+        if atomic.planted_file(self.db_path):  # SQLite would follow it and write in place
+            self._damaged = True  # its name removed, a table made anew, by the next save
+            return []
         if not self.db_path.exists():
             return []
         try:
@@ -182,10 +185,14 @@ class StateTable:
             if not (ready or in_dirs or memos or moved):
                 return
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            if self._damaged:  # derived data: what it held is hashed again
+            if self._damaged or atomic.planted_file(self.db_path):
+                # derived data: what it held is hashed again; a planted name (a symlink, a
+                # hardlink) is removed, never written through
                 with contextlib.suppress(OSError):
                     self.db_path.unlink()
                 self._damaged = False
+            if atomic.planted_file(self.db_path):  # a folder: not ours to remove
+                return
             try:
                 with sqlite3.connect(self.db_path, timeout=30) as db:  # one transaction
                     _create(db)

@@ -96,20 +96,23 @@ class Lines:
             raise MlbuildError(f"cannot write the log {where}: {exc.strerror}") from None
 
 
-_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _log_fd(path: Path) -> int:
     """The log at ``path``, emptied: a new file in place of a symlink (maybe out of the
-    workspace) or a FIFO planted there, which is neither written through nor waited on."""
+    workspace), a FIFO or a hardlink to another file planted there, which is neither written
+    through (nor emptied) nor waited on."""
     try:
         fd = os.open(path, _LOG_FLAGS, 0o644)
     except OSError as exc:
         if exc.errno not in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO with no reader
             raise
     else:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            os.ftruncate(fd, 0)
             return fd
-        os.close(fd)  # a FIFO someone reads, a device
+        os.close(fd)  # a FIFO someone reads, a device, a file linked elsewhere too
     path.unlink()
     return os.open(path, _LOG_FLAGS | os.O_EXCL, 0o644)

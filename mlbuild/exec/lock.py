@@ -35,7 +35,9 @@ def run_lock(meta: Path, *, wait: bool, on_wait: Callable[[str], None]) -> Itera
             raise atomic.planted_error(path) from None
         raise
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device
+        info = os.fstat(fd)
+        # a FIFO, a device; a hardlink to another file, which the holder's name would overwrite
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
             raise atomic.planted_error(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -99,6 +99,8 @@ def structure_key(data: Any, version: str, digest: str | None = None) -> str | N
 def read_entry(path: Path, data: dict[str, Any], digest: str | None = None) -> Any:
     """The recipe the entry at ``path`` holds for ``data``, or ``None`` unless it is sound."""
     try:
+        if atomic.planted(path.parent):  # a symlink, maybe out of the workspace; a file
+            return None
         if digest is None:
             digest = input_digest(data)
         entry = json.loads(atomic.read_own(path))  # nor a FIFO or symlink planted there
@@ -129,8 +131,8 @@ def write_entry(
     """Keep ``recipe`` (validated from ``data``) for the next recipe of the same structure; not
     when it would not read back exactly (a value validation changed) or cannot be written."""
     try:
-        if not _same(recipe, data):
-            return
+        if not _same(recipe, data) or atomic.planted(path.parent):
+            return  # nothing written nor pruned through a planted folder
         if digest is None:
             digest = input_digest(data)
         entry = {"input": digest, "recipe": _encode(recipe)}

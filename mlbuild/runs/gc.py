@@ -35,7 +35,7 @@ from mlbuild.exec import run_lock
 from mlbuild.graph import Workspace
 from mlbuild.masking import without_password
 from mlbuild.paths import META_DIR
-from mlbuild.store import RunQuery, open_store, store_url
+from mlbuild.store import STORE_FILE, RunQuery, open_store, refuse_planted_store, store_url
 from mlbuild.store.journal import JOURNAL_DIR, record_from_json
 
 
@@ -129,8 +129,12 @@ def _journal_artifacts(registration: Registration, cutoff: float) -> set[str]:
 def _store_artifacts(url: str, cutoff: float | None) -> set[str]:
     """Artifacts of the model versions in the run store at ``url``, and of its runs since
     ``cutoff``."""
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return set()  # that workspace has never moved a run into its store
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if path.name == STORE_FILE and path.parent.name == META_DIR:  # a workspace's own
+            refuse_planted_store(path)  # SQLite would write through a symlink planted there
+        if not path.exists():
+            return set()  # that workspace has never moved a run into its store
     try:
         store = open_store(url)
         try:

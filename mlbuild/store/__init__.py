@@ -80,6 +80,7 @@ __all__ = [
     "parse_tag_condition",
     "process_token",
     "recorder_store",
+    "refuse_planted_store",
     "store_url",
 ]
 
@@ -112,10 +113,24 @@ def open_workspace_store(
     from mlbuild.store.journal import JOURNAL_DIR, ingest
 
     url = store_url(meta, configured)
+    default = url == store_url(meta) and not os.environ.get(STORE_ENV)
+    if default:
+        refuse_planted_store(meta / STORE_FILE)
     store = open_store(url)
-    if url == store_url(meta) and not os.environ.get(STORE_ENV):
+    if default:
         ingest(meta / JOURNAL_DIR, store, warn or _warn)
     return store
+
+
+def refuse_planted_store(path: Path) -> None:
+    """SQLite follows a symlink and writes a file in place: a symlink (maybe out of the
+    workspace), a FIFO or a hardlink to a user's file planted as ``.mlbuild/runs.db`` would take
+    the workspace's runs, and its runs be listed as this workspace's."""
+    from mlbuild import atomic
+
+    for name in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-journal")):
+        if atomic.planted_file(name):
+            raise atomic.planted_error(name)
 
 
 def _warn(message: str) -> None:

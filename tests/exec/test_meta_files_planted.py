@@ -1,6 +1,7 @@
-"""A FIFO, or a symlink to a file out of the workspace, planted as one of the files a run keeps
-in ``.mlbuild/``: the run lock (mlbuild/exec/lock.py) and the ownership ledger
-(mlbuild/exec/ownership.py). A run neither waits on it for ever nor writes through it."""
+"""A FIFO, a symlink to a file out of the workspace, or a hardlink to a user's file, planted
+as one of the files a run keeps in ``.mlbuild/``: the run lock (mlbuild/exec/lock.py), the
+ownership ledger (mlbuild/exec/ownership.py), a step's log (mlbuild/exec/lines.py). A run
+neither waits on it for ever nor writes through it."""
 
 from __future__ import annotations
 
@@ -71,3 +72,41 @@ def test_a_planted_step_log_is_replaced_not_written_through(
     assert done.returncode == 0, done.stderr
     assert outside.read_text() == "the user's file\n"
     assert not log.is_symlink() and log.read_text() == "said\n"
+
+
+def test_a_run_lock_hardlinked_to_a_users_file_is_refused_by_name(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    git_repo(ws.recipe(RECIPE).gen({"in.txt": "1\n"}))
+    ws.run_json()
+    lock = ws.root / ".mlbuild" / "run.lock"
+    outside = tmp_path / "outside.txt"
+    outside.write_text("the user's file\n")
+    lock.unlink()
+    os.link(outside, lock)  # as a step could: a name of the user's file, written in place
+    (ws.root / "in.txt").write_text("2\n")
+
+    done = ws.cli("run", timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert f"{lock} is a file with 1 other hard link(s) elsewhere" in done.stderr, done.stderr
+    assert "remove it" in done.stderr and "Traceback" not in done.stderr
+    assert outside.read_text() == "the user's file\n"  # neither emptied nor the holder's pid
+
+
+def test_a_log_hardlinked_to_a_users_file_is_replaced_not_written_through(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    git_repo(ws.recipe(RECIPE.replace("echo a > a.txt", "echo a > a.txt; echo logged")))
+    ws.gen({"in.txt": "1\n"})
+    ws.run_json()
+    log = ws.root / ".mlbuild" / "logs" / "a.log"
+    outside = tmp_path / "outside.txt"
+    outside.write_text("the user's file\n")
+    log.unlink()
+    os.link(outside, log)
+    (ws.root / "in.txt").write_text("2\n")
+
+    done = ws.cli("run", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert outside.read_text() == "the user's file\n"
+    assert "logged" in log.read_text() and log.stat().st_nlink == 1
