@@ -11,13 +11,19 @@ import os
 import time
 from pathlib import Path
 
+from mlbuild.atomic import planted, planted_error
+
 
 def move_aside(path: Path, folder: Path, name: str, *, inode: int | None = None) -> Path | None:
     """Rename ``path`` (a file, link or folder) into ``folder`` as ``name.<time>.<random>``.
 
     With ``inode``, only if ``path`` is still that file: another process may have put a good copy
     in its place since it was found bad. ``None`` when there was nothing (left) to move.
+    Raises :class:`~mlbuild.errors.PlantedError` when something other than a folder stands at
+    ``folder`` (a symlink out of the workspace would have the bad file moved there).
     """
+    if planted(folder):
+        raise planted_error(folder)
     try:
         if inode is not None and os.lstat(path).st_ino != inode:
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,27 @@ def test_objects_and_restored_files_carry_no_temporary_leftovers(built: Workspac
     names = [p.name for p in built.root.rglob("*")]
     assert [n for n in names if n.endswith(".tmp")] == []
     assert file_digest(built.root / "model.bin") == target_digest(built, "file")[1]
+
+
+def test_a_quarantine_planted_as_a_symlink_out_is_refused_and_nothing_is_moved_there(
+    built: Workspace, tmp_path: Path
+) -> None:
+    _, digest = target_digest(built, "file")
+    cache = cache_root(built)
+    damage(object_path(cache, digest), "flip")
+    (built.root / "model.bin").unlink()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(cache / "quarantine", ignore_errors=True)
+    (cache / "quarantine").symlink_to(outside)
+    done = built.cli("run")
+    assert done.returncode == 1, done.stderr
+    assert f"{cache / 'quarantine'} is a symlink to {outside}, not what mlbuild keeps" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert list(outside.iterdir()) == []  # the damaged object was not moved out
+    assert object_path(cache, digest).is_file()
+    (cache / "quarantine").unlink()  # the plant removed, the next run quarantines as usual
+    assert statuses(built.run_json())["make"] == "ran"
+    assert [name.split(".")[0] for name in quarantined(cache)] == [digest.split(".")[0]]
