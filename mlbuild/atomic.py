@@ -134,6 +134,21 @@ def write_json(
     write_text(target, json.dumps(data, sort_keys=sort_keys, indent=indent), sync=sync)
 
 
+def special_kind(mode: int) -> str:
+    """What a path of ``mode`` is when it is neither a file nor a folder (a FIFO, a socket, a
+    device): the one wording of every refusal to open one (opening a FIFO waits for a writer
+    for ever, a device never ends)."""
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return f"a special file (mode {mode:o})"
+
+
 def planted(folder: Path) -> bool:
     """Whether something other than a folder stands at ``folder`` (a symlink, maybe out of the
     workspace; a file; a FIFO): a folder of mlbuild's own state that is neither written, read nor
@@ -198,7 +213,7 @@ def _kind(path: Path) -> str:
     if stat.S_ISREG(mode):
         links = info.st_nlink - 1
         return "a file" if not links else f"a file with {links} other hard link(s) elsewhere"
-    return "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+    return special_kind(mode)
 
 
 def read_own(path: Path, limit: int | None = None) -> bytes:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from blake3 import blake3
 
 from mlbuild import racy
+from mlbuild.atomic import special_kind
 from mlbuild.cache.names import DIR_SUFFIX
 from mlbuild.cache.state import StateTable
 from mlbuild.paths import GIT_DIR, LOOP, META_DIR, UnsafePathError
@@ -137,7 +138,7 @@ class Hasher:
         if stat.S_ISDIR(st.st_mode):
             return self._digest_dir(full)
         if not stat.S_ISREG(st.st_mode):  # opening a FIFO waits for a writer for ever
-            raise UnsafePathError(relpath, _NOT_A_FILE.format(kind=_special(st.st_mode)))
+            raise UnsafePathError(relpath, _NOT_A_FILE.format(kind=special_kind(st.st_mode)))
         return Digest(self._files([(relpath, full, st)])[0], st.st_size)
 
     def _digest_dir(self, top: str) -> Digest:
@@ -310,19 +311,6 @@ _NOT_A_FILE = (
     "is {kind}, neither a file nor a folder; mlbuild never opens one (it could wait for ever): "
     "make it a file"
 )
-
-
-def _special(mode: int) -> str:
-    """What a path of ``mode`` is, when it is neither a file nor a folder."""
-    for test, kind in (
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return kind
-    return f"a special file (mode {mode:o})"
 
 
 class _LoopError(Exception):

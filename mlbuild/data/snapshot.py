@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from blake3 import blake3
 
 from mlbuild import atomic
+from mlbuild.atomic import special_kind
 
 # [relpath, inode, size, ctime_ns]
 Stat = list[Any]
@@ -101,7 +102,7 @@ def snapshot(full: Path) -> Snapshot | None:
         return None
     if not stat.S_ISDIR(st.st_mode):
         if not stat.S_ISREG(st.st_mode):
-            raise NotData(str(full), _kind(st.st_mode))
+            raise NotData(str(full), special_kind(st.st_mode))
         one = (
             st.st_ino if st.st_ino < _WRAP // 2 else st.st_ino - _WRAP,
             st.st_size,
@@ -142,7 +143,7 @@ def snapshot(full: Path) -> Snapshot | None:
                             pack((est.st_ino - _WRAP, est.st_size, est.st_ctime_ns))
                     elif not stat.S_ISDIR(est.st_mode):  # (a symlinked folder is left out)
                         link = "a symlink to " if entry.is_symlink() else ""
-                        raise NotData(f"{current}/{entry.name}", link + _kind(est.st_mode))
+                        raise NotData(f"{current}/{entry.name}", link + special_kind(est.st_mode))
         finally:
             os.close(fd)
         plain = plain and DVC_SKIPS.isdisjoint(names)
@@ -159,7 +160,7 @@ def refuse_special(entry: os.DirEntry[str], path: str) -> None:
         raise
     if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
         link = "a symlink to " if entry.is_symlink() else ""
-        raise NotData(path, link + _kind(mode))
+        raise NotData(path, link + special_kind(mode))
 
 
 def _refuse_dangling(exc: OSError, path: str) -> None:
@@ -168,18 +169,6 @@ def _refuse_dangling(exc: OSError, path: str) -> None:
         raise NotData(path, "a symlink loop") from None
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         raise NotData(path, "a symlink to nothing") from None
-
-
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return name
-    return f"a special file (mode {mode:o})"
 
 
 # names DVC leaves out of a directory's manifest, or that change what it leaves out
